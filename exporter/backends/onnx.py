@@ -1,0 +1,152 @@
+"""ONNX Runtime backend: the transformer encoder alone as an ONNX graph.
+
+The graph takes ``input_ids`` and ``attention_mask`` (exactly what Flair passes to the model) with dynamic
+batch and sequence axes and returns only the hidden states the embedding's ``layers`` setting uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from exporter.config import CPU_PROVIDER, ExportConfig, RuntimeOptions
+from exporter.errors import ExportError, MissingDependencyError, ProviderError
+from exporter.settings import EmbeddingSettings
+
+__all__ = ["ENCODER_FILE", "OrtEncoder", "export_encoder"]
+
+log = logging.getLogger(__name__)
+
+ENCODER_FILE = "encoder.onnx"
+INPUT_NAMES = ("input_ids", "attention_mask")
+
+
+class _HiddenStates(torch.nn.Module):
+    """Wraps a Hugging Face encoder so that it returns only the selected hidden states."""
+
+    def __init__(self, model: torch.nn.Module, layers: tuple[int, ...]) -> None:
+        super().__init__()
+        self.model = model
+        self.layers = layers
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(input_ids, attention_mask=attention_mask, output_hidden_states=True, return_dict=True)
+        return tuple(out.hidden_states[i] for i in self.layers)
+
+
+def output_names(settings: EmbeddingSettings) -> list[str]:
+    return [f"hidden_state_{i}" for i in settings.hidden_state_layers]
+
+
+def _trace_inputs(embeddings: Any, sentences: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokenize tracing sentences into a padded batch (padding matters: the mask path must be traced)."""
+    texts = list(sentences) or ["A short one .", "A somewhat longer example sentence , with more words in it ."]
+    if len(texts) == 1:
+        texts.append(texts[0] + " " + texts[0])
+    batch = embeddings.tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+    return batch["input_ids"], batch["attention_mask"]
+
+
+def export_encoder(
+    embeddings: Any, settings: EmbeddingSettings, directory: Path, config: ExportConfig
+) -> list[str]:
+    """Export the embedding's transformer encoder to ``directory/encoder.onnx``; return the files written."""
+    try:
+        import onnx
+    except ImportError as e:
+        raise MissingDependencyError("onnx", purpose="the ONNX backend") from e
+
+    wrapper = _HiddenStates(embeddings.model, settings.hidden_state_layers).eval()
+    input_ids, attention_mask = _trace_inputs(embeddings, list(config.example_sentences))
+    names = output_names(settings)
+    dynamic_axes = {name: {0: "batch", 1: "sequence"} for name in (*INPUT_NAMES, *names)}
+    target = directory / ENCODER_FILE
+    started = time.perf_counter()
+    try:
+        with torch.no_grad():
+            torch.onnx.export(
+                wrapper,
+                (input_ids, attention_mask),
+                str(target),
+                input_names=list(INPUT_NAMES),
+                output_names=names,
+                dynamic_axes=dynamic_axes,
+                opset_version=config.onnx.opset,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+    except Exception as e:  # torch raises many unrelated types here
+        raise ExportError(
+            f"torch.onnx.export failed for {settings.model_type or 'the'} encoder of {settings.name!r}: {e}. "
+            "Try another opset (onnx.opset) or backend='torch'."
+        ) from e
+    try:
+        onnx.checker.check_model(str(target))
+    except Exception as e:
+        raise ExportError(f"The exported ONNX graph does not pass onnx.checker: {e}") from e
+    files = sorted(p.name for p in directory.iterdir() if p.is_file())
+    log.info(
+        "Exported encoder to %s in %.1f s (%d file(s), %.1f MB)",
+        target,
+        time.perf_counter() - started,
+        len(files),
+        sum((directory / f).stat().st_size for f in files) / 1e6,
+    )
+    return files
+
+
+def resolve_providers(requested: tuple[str, ...], strict: bool) -> list[str]:
+    """Keep the available providers in the requested order; warn (or fail when strict) about the rest."""
+    import onnxruntime as ort
+
+    available = set(ort.get_available_providers())
+    missing = [p for p in requested if p not in available]
+    if missing and strict:
+        raise ProviderError(
+            f"Execution provider(s) {', '.join(missing)} requested with strict providers, but this machine's "
+            f"onnxruntime offers only {', '.join(sorted(available))}. Install onnxruntime-gpu "
+            "(pip install 'flair-mlflow[gpu]') on a machine with CUDA, or load without strict providers."
+        )
+    chosen = [p for p in requested if p in available]
+    if missing:
+        log.warning(
+            "Execution provider(s) %s not available on this machine (available: %s); falling back to %s.",
+            ", ".join(missing),
+            ", ".join(sorted(available)),
+            ", ".join(chosen or [CPU_PROVIDER]),
+        )
+    if CPU_PROVIDER not in chosen:
+        chosen.append(CPU_PROVIDER)
+    return chosen
+
+
+_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+
+
+class OrtEncoder:
+    """Runs the exported encoder in an ONNX Runtime session. Thread-safe, as ``InferenceSession.run`` is."""
+
+    def __init__(self, model_path: Path, runtime: RuntimeOptions) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise MissingDependencyError("onnxruntime", purpose="the ONNX backend") from e
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = runtime.intra_op_num_threads
+        options.inter_op_num_threads = runtime.inter_op_num_threads
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[runtime.graph_optimization_level])
+        options.log_severity_level = 3
+        providers = resolve_providers(runtime.providers, runtime.strict_providers)
+        self.providers = providers
+        self.session = ort.InferenceSession(str(model_path), options, providers=providers)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[torch.Tensor]:
+        feeds = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}
+        outputs = self.session.run(self.output_names, feeds)
+        return [torch.from_numpy(o) for o in outputs]

@@ -1,0 +1,231 @@
+"""Write and read bundles: one directory holding a Flair model and its accelerated encoder.
+
+Layout::
+
+    bundle.json        manifest: schema, backend, files with size and sha256, versions, settings, parity
+    model.pt           the Flair model (for ONNX without the transformer weights, which the graph holds)
+    encoder.onnx       the encoder graph (ONNX backend), plus any external-data files
+    tokenizer/         the transformer tokenizer, as saved by ``save_pretrained`` (ONNX backend)
+
+A bundle is written into a temporary sibling directory and renamed into place only when it is complete
+and has passed the parity gate: a failed export leaves nothing behind. Loading verifies every checksum
+before ``model.pt`` (a pickle) is read, and resolves every path relative to the bundle directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from exporter.config import Backend, ExportConfig, RuntimeOptions
+from exporter.errors import BundleError, ConfigError, UnsupportedModelError
+from exporter.manifest import file_entries, library_versions, list_files, verify_bundle, write_manifest
+
+__all__ = ["BundleInfo", "load_bundle", "save_bundle", "SUPPORTED_MODELS"]
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.pt"
+TOKENIZER_DIR = "tokenizer"
+#: Flair model classes a bundle can hold, with the task name the flavor reports.
+SUPPORTED_MODELS = {"SequenceTagger": "sequence-tagging"}
+
+
+@dataclass(frozen=True)
+class BundleInfo:
+    """What :func:`save_bundle` wrote."""
+
+    path: Path
+    manifest_sha256: str
+    manifest: dict[str, Any]
+
+
+def _model_class(model: Any) -> str:
+    name = type(model).__name__
+    if name not in SUPPORTED_MODELS:
+        raise UnsupportedModelError(
+            f"Cannot bundle a {name}: flair-mlflow supports {', '.join(SUPPORTED_MODELS)}."
+        )
+    return name
+
+
+def _resolve_model_class(name: str) -> type:
+    import flair.models
+
+    if name not in SUPPORTED_MODELS:
+        raise BundleError(f"The bundle holds a {name!r}, which this flair-mlflow cannot load.")
+    return getattr(flair.models, name)
+
+
+def _labels(model: Any) -> list[str]:
+    dictionary = getattr(model, "label_dictionary", None)
+    return list(dictionary.get_items()) if dictionary is not None else []
+
+
+def _write_torch(model: Any, directory: Path) -> dict[str, Any]:
+    model.save(directory / MODEL_FILE)
+    return {}
+
+
+def _write_onnx(model: Any, directory: Path, config: ExportConfig) -> dict[str, Any]:
+    import torch
+
+    from exporter.backends import onnx as onnx_backend
+    from exporter.embeddings import AcceleratedTransformerDocumentEmbeddings, AcceleratedTransformerWordEmbeddings
+    from exporter.settings import EmbeddingSettings, find_transformer_embeddings
+
+    embeddings = find_transformer_embeddings(model)
+    if isinstance(embeddings, (AcceleratedTransformerWordEmbeddings, AcceleratedTransformerDocumentEmbeddings)):
+        raise UnsupportedModelError(
+            "This model was loaded from a flair-mlflow bundle and is already accelerated; "
+            "log the bundle directory itself instead of exporting it again."
+        )
+    settings = EmbeddingSettings.from_embeddings(embeddings)
+    encoder_dir = directory / "encoder"
+    encoder_dir.mkdir()
+    onnx_files = onnx_backend.export_encoder(embeddings, settings, encoder_dir, config)
+    for name in onnx_files:
+        os.replace(encoder_dir / name, directory / name)
+    encoder_dir.rmdir()
+    embeddings.tokenizer.save_pretrained(str(directory / TOKENIZER_DIR))
+
+    state = model._get_state_dict()
+    state["embeddings"] = None
+    state["state_dict"] = OrderedDict((k, v) for k, v in state["state_dict"].items() if not k.startswith("embeddings."))
+    torch.save(state, directory / MODEL_FILE, pickle_protocol=4)
+    return {
+        "embeddings": settings.to_dict(),
+        "onnx": {
+            "model_file": onnx_backend.ENCODER_FILE,
+            "files": onnx_files,
+            "opset": config.onnx.opset,
+            "inputs": list(onnx_backend.INPUT_NAMES),
+            "outputs": onnx_backend.output_names(settings),
+            "providers": list(config.runtime.providers),
+            "session_options": config.runtime.session_options_dict(),
+            "optimization": None,
+            "quantization": None,
+        },
+    }
+
+
+def save_bundle(model: Any, path: str | Path, config: ExportConfig | None = None) -> BundleInfo:
+    """Export ``model`` into a new bundle directory at ``path``.
+
+    Args:
+        model: a Flair ``SequenceTagger`` (on transformer embeddings for the ONNX backend).
+        path: the bundle directory; must not exist, or be empty.
+        config: how to export; defaults to ONNX fp32 with the parity gate.
+
+    Returns:
+        The bundle's path, the manifest and its sha256.
+    """
+    from exporter.corpus import generate_sentences
+    from exporter.parity import check_parity
+
+    config = config or ExportConfig()
+    if not isinstance(config, ExportConfig):
+        raise ConfigError(f"config must be an ExportConfig, got {type(config).__name__}.")
+    path = Path(path).absolute()
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise BundleError(f"{path} already exists and is not an empty directory; choose a new path.")
+    model_class = _model_class(model)
+    model.eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
+    started = time.perf_counter()
+    try:
+        log.info("Exporting %s to a %s bundle at %s", model_class, config.backend.value, path)
+        if config.backend is Backend.ONNX:
+            content = _write_onnx(model, work, config)
+        else:
+            content = _write_torch(model, work)
+        content.update(
+            {
+                "backend": config.backend.value,
+                "model_class": model_class,
+                "task": SUPPORTED_MODELS[model_class],
+                "tag_type": getattr(model, "label_type", None),
+                "labels": _labels(model),
+                "runtime": config.runtime.to_dict(),
+                "export_config": config.to_dict(),
+                "versions": library_versions(),
+                "parity": None,
+            }
+        )
+        entries = file_entries(work, list_files(work))
+        digest = write_manifest(work, content, entries)
+        if config.parity.enabled:
+            exported = load_bundle(work, expected_manifest_sha256=digest)
+            texts = list(config.parity_sentences) or generate_sentences(config.parity.num_sentences, seed=7)
+            content["parity"] = check_parity(model, exported, texts, config.parity)
+            del exported
+            digest = write_manifest(work, content, entries)
+        if path.exists():
+            path.rmdir()
+        os.replace(work, path)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    manifest = verify_bundle(path, digest)
+    log.info(
+        "Bundle written to %s in %.1f s (%d files, %.1f MB)",
+        path,
+        time.perf_counter() - started,
+        len(entries),
+        sum(e["size"] for e in entries.values()) / 1e6,
+    )
+    return BundleInfo(path=path, manifest_sha256=digest, manifest=manifest)
+
+
+def load_bundle(
+    path: str | Path,
+    runtime: RuntimeOptions | Mapping[str, Any] | None = None,
+    expected_manifest_sha256: str | None = None,
+) -> Any:
+    """Verify and load a bundle; return the Flair model, accelerated as the bundle says.
+
+    Args:
+        path: the bundle directory (any working directory, any absolute or relative path).
+        runtime: session overrides (providers, thread counts, strict providers) for the ONNX backend.
+        expected_manifest_sha256: the manifest digest recorded elsewhere (the MLmodel file); checked when given.
+    """
+    import torch
+
+    path = Path(path).absolute()
+    manifest = verify_bundle(path, expected_manifest_sha256)
+    backend = Backend.parse(manifest["backend"])
+    model_cls = _resolve_model_class(manifest["model_class"])
+    if backend is Backend.TORCH:
+        model = model_cls.load(path / MODEL_FILE)
+    else:
+        from transformers import AutoTokenizer
+
+        from exporter.backends.onnx import OrtEncoder
+        from exporter.embeddings import build_accelerated_embeddings
+        from exporter.settings import EmbeddingSettings
+
+        options = RuntimeOptions.from_dict(manifest["runtime"])
+        if isinstance(runtime, RuntimeOptions):
+            options = runtime
+        elif runtime:
+            options = options.updated(runtime)
+        settings = EmbeddingSettings.from_dict(manifest["embeddings"])
+        encoder = OrtEncoder(path / manifest["onnx"]["model_file"], options)
+        tokenizer = AutoTokenizer.from_pretrained(str(path / TOKENIZER_DIR))
+        embeddings = build_accelerated_embeddings(settings, tokenizer, encoder)
+        state = torch.load(path / MODEL_FILE, map_location="cpu", weights_only=False)
+        state.pop("__cls__", None)
+        state["embeddings"] = embeddings
+        model = model_cls._init_model_with_state_dict(state)
+    model.eval()
+    model.flair_mlflow_manifest = manifest
+    return model

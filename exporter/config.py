@@ -1,0 +1,202 @@
+"""Typed, validated configuration objects for export and loading.
+
+Every object is a frozen dataclass, validated in ``__post_init__`` and serialisable to JSON
+(``to_dict`` / ``from_dict``) so that it can be written into the bundle manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from exporter.errors import ConfigError
+
+__all__ = [
+    "Backend",
+    "ExportConfig",
+    "OnnxOptions",
+    "ParityConfig",
+    "RuntimeOptions",
+]
+
+CPU_PROVIDER = "CPUExecutionProvider"
+GRAPH_OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+
+
+class Backend(str, enum.Enum):
+    """The accelerated backends a bundle can hold."""
+
+    TORCH = "torch"
+    ONNX = "onnx"
+
+    @classmethod
+    def parse(cls, value: str | Backend) -> Backend:
+        if isinstance(value, Backend):
+            return value
+        try:
+            return cls(str(value).lower())
+        except ValueError:
+            allowed = ", ".join(b.value for b in cls)
+            raise ConfigError(f"Unknown backend {value!r}; choose one of: {allowed}.") from None
+
+
+def _positive_or_zero(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{name} must be a non-negative integer (0 = let ONNX Runtime decide), got {value!r}.")
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How an ONNX Runtime session is built when a bundle is loaded.
+
+    Attributes:
+        providers: execution providers in order of preference.
+        intra_op_num_threads: threads inside one operator; 0 lets ONNX Runtime choose.
+        inter_op_num_threads: threads across operators; 0 lets ONNX Runtime choose.
+        graph_optimization_level: one of ``disable``, ``basic``, ``extended``, ``all``.
+        strict_providers: fail instead of falling back to the CPU when a provider is missing.
+    """
+
+    providers: tuple[str, ...] = (CPU_PROVIDER,)
+    intra_op_num_threads: int = 0
+    inter_op_num_threads: int = 0
+    graph_optimization_level: str = "all"
+    strict_providers: bool = False
+
+    def __post_init__(self) -> None:
+        providers = self.providers
+        if isinstance(providers, str):
+            providers = (providers,)
+        if not providers or not all(isinstance(p, str) and p for p in providers):
+            raise ConfigError(f"providers must be a non-empty list of provider names, got {self.providers!r}.")
+        object.__setattr__(self, "providers", tuple(providers))
+        _positive_or_zero("intra_op_num_threads", self.intra_op_num_threads)
+        _positive_or_zero("inter_op_num_threads", self.inter_op_num_threads)
+        if self.graph_optimization_level not in GRAPH_OPTIMIZATION_LEVELS:
+            raise ConfigError(
+                f"graph_optimization_level must be one of {', '.join(GRAPH_OPTIMIZATION_LEVELS)}, "
+                f"got {self.graph_optimization_level!r}."
+            )
+
+    def session_options_dict(self) -> dict[str, Any]:
+        return {
+            "intra_op_num_threads": self.intra_op_num_threads,
+            "inter_op_num_threads": self.inter_op_num_threads,
+            "graph_optimization_level": self.graph_optimization_level,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "providers": list(self.providers)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RuntimeOptions:
+        return _from_dict(cls, data)
+
+    def updated(self, overrides: Mapping[str, Any] | None) -> RuntimeOptions:
+        """Return a copy with ``overrides`` (for instance a pyfunc ``model_config``) applied."""
+        if not overrides:
+            return self
+        known = {f.name for f in dataclasses.fields(self)}
+        picked = {k: v for k, v in overrides.items() if k in known}
+        if "providers" in picked and isinstance(picked["providers"], str):
+            picked["providers"] = (picked["providers"],)
+        elif "providers" in picked:
+            picked["providers"] = tuple(picked["providers"])
+        return dataclasses.replace(self, **picked)
+
+
+@dataclass(frozen=True)
+class OnnxOptions:
+    """How the encoder is converted to ONNX.
+
+    Attributes:
+        opset: the ONNX opset to export with (14 or newer).
+    """
+
+    opset: int = 17
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.opset, int) or not 14 <= self.opset <= 21:
+            raise ConfigError(f"opset must be an integer between 14 and 21, got {self.opset!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class ParityConfig:
+    """The parity gate run at the end of every export.
+
+    Attributes:
+        enabled: run the gate at all.
+        num_sentences: how many check sentences to generate when none are given.
+        min_tag_agreement: the share of sentences whose tags must be identical (1.0 for lossless backends).
+        force: record a failing report but do not raise.
+    """
+
+    enabled: bool = True
+    num_sentences: int = 64
+    min_tag_agreement: float = 1.0
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.num_sentences, int) or self.num_sentences < 1:
+            raise ConfigError(f"num_sentences must be a positive integer, got {self.num_sentences!r}.")
+        if not 0.0 <= float(self.min_tag_agreement) <= 1.0:
+            raise ConfigError(f"min_tag_agreement must lie in [0, 1], got {self.min_tag_agreement!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Everything that decides how a Flair model is exported into a bundle.
+
+    Attributes:
+        backend: which accelerated backend the bundle holds.
+        onnx: conversion options for the ONNX backend.
+        runtime: session settings recorded in the bundle and used by default on load.
+        parity: the parity gate.
+        example_sentences: sentences used to trace the encoder (not used for the parity check).
+        parity_sentences: sentences for the parity check; generated when empty.
+    """
+
+    backend: Backend = Backend.ONNX
+    onnx: OnnxOptions = field(default_factory=OnnxOptions)
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
+    parity: ParityConfig = field(default_factory=ParityConfig)
+    example_sentences: tuple[str, ...] = ()
+    parity_sentences: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "backend", Backend.parse(self.backend))
+        for name in ("example_sentences", "parity_sentences"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not isinstance(value, Sequence):
+                raise ConfigError(f"{name} must be a list of strings, got {type(value).__name__}.")
+            if not all(isinstance(s, str) and s.strip() for s in value):
+                raise ConfigError(f"{name} must hold non-empty strings only.")
+            object.__setattr__(self, name, tuple(value))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend.value,
+            "onnx": self.onnx.to_dict(),
+            "runtime": self.runtime.to_dict(),
+            "parity": self.parity.to_dict(),
+        }
+
+
+def _from_dict(cls: type, data: Mapping[str, Any]):
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"Unknown {cls.__name__} keys: {', '.join(unknown)}. Allowed: {', '.join(sorted(known))}.")
+    values = dict(data)
+    if "providers" in values:
+        values["providers"] = tuple(values["providers"])
+    return cls(**values)

@@ -1,0 +1,149 @@
+"""A small generated NER corpus (PER / LOC / ORG / MISC) and plain sentences for tracing and parity checks.
+
+Sentences come from templates filled with names, places, organisations and other names; they are
+deterministic for a given seed. The demo tagger is trained on them, and exports are checked on them when
+the user gives no sentences of their own.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["generate_sentences", "generate_tagged_sentences", "read_conll"]
+
+FIRST_NAMES = (
+    "John Mary Peter Anna Michael Sarah David Laura James Emma Robert Olivia Thomas Sophie Daniel Julia Paul "
+    "Maria Carlos Ahmed Fatima Hiroshi Yuki Ivan Olga Pierre Claire Hans Greta Luca Giulia Raj Priya Chen Wei "
+    "Kwame Amina Diego Lucia Sven Ingrid Omar Leila Tom Kate Mark Lisa George Helen"
+).split()
+LAST_NAMES = (
+    "Smith Johnson Miller Brown Davis Wilson Moore Taylor Anderson Thomas Jackson White Harris Martin Garcia "
+    "Martinez Robinson Clark Lewis Walker Hall Young King Wright Lopez Hill Scott Green Adams Baker Nelson "
+    "Carter Mitchell Perez Roberts Turner Phillips Campbell Parker Evans Edwards Collins Stewart Morris Rogers "
+    "Schmidt Müller Dubois Rossi Tanaka Kowalski Novak Ivanova Okafor Haddad Nakamura Fischer Weber Meyer"
+).split()
+CITIES = (
+    "London Paris Berlin Madrid Rome Vienna Prague Warsaw Lisbon Dublin Amsterdam Brussels Oslo Stockholm "
+    "Helsinki Athens Istanbul Cairo Nairobi Lagos Tokyo Osaka Seoul Beijing Shanghai Mumbai Delhi Sydney "
+    "Melbourne Toronto Chicago Boston Denver Seattle Houston Dallas Atlanta Miami Lima Santiago Bogota Hamburg "
+    "Munich Zurich Geneva Milan Naples Lyon Marseille Glasgow Manchester"
+).split() + ["New York", "San Francisco", "Los Angeles", "Buenos Aires", "Rio de Janeiro", "Hong Kong", "Cape Town"]
+COUNTRIES = (
+    "France Germany Spain Italy Austria Poland Portugal Ireland Norway Sweden Finland Greece Turkey Egypt Kenya "
+    "Nigeria Japan Korea China India Australia Canada Mexico Brazil Peru Chile Argentina Switzerland Belgium"
+).split() + ["the United States", "South Africa", "New Zealand", "the Netherlands"]
+ORGS = [
+    "Siemens", "Google", "Microsoft", "Apple", "Amazon", "Toyota", "Nestlé", "Reuters", "UNESCO", "NATO",
+    "Oxfam", "Volkswagen", "Airbus", "Boeing", "Samsung", "Sony", "Intel", "Nokia", "Ericsson", "Pfizer",
+    "the European Commission", "the World Bank", "the United Nations", "Deutsche Bank", "Goldman Sachs",
+    "the Red Cross", "General Electric", "Bayer", "BMW", "Shell", "the BBC", "Oxford University",
+    "Harvard University", "the Bundesbank", "Real Madrid", "Manchester United", "the Federal Reserve",
+]
+MISC = [
+    "German", "French", "Italian", "Spanish", "Japanese", "Chinese", "Brazilian", "Canadian", "British",
+    "American", "European", "Olympic", "Christmas", "Nobel Prize", "World Cup", "Champions League", "iPhone",
+    "Windows", "Euro", "Grammy", "Oscar", "Tour de France", "Wimbledon", "Super Bowl", "Android",
+]
+WORDS = (
+    "the a report said on Monday that new plan would be announced later this year after talks between "
+    "officials and partners over costs and delays in several projects while markets remained calm and "
+    "prices rose slightly during the afternoon session as investors waited for more news about growth"
+).split()
+
+# {P} person, {C} city, {N} country, {O} organisation, {M} misc.
+TEMPLATES = [
+    "{P} met {P} in {C} .",
+    "{P} , the chief executive of {O} , arrived in {C} on Tuesday .",
+    "{O} opened a new office in {C} , {N} .",
+    "The {M} team beat {O} 2-1 in {C} .",
+    "{P} said {O} would invest more in {N} next year .",
+    "Officials in {C} confirmed that {P} had resigned .",
+    "{P} won the {M} after a long match against {P} .",
+    "Shares of {O} fell after {P} warned about sales in {N} .",
+    "The {M} government and {O} signed a deal in {C} .",
+    "{P} and {P} will travel from {C} to {C} next week .",
+    "According to {O} , exports from {N} rose sharply .",
+    "{P} , who was born in {C} , joined {O} in 2010 .",
+    "A spokesman for {O} declined to comment on the {M} market .",
+    "{P} told reporters in {C} that talks with {O} had failed .",
+    "The festival in {C} attracted visitors from {N} and {N} .",
+    "{O} hired {P} as its new director of research .",
+    "Police in {C} arrested two men on Friday .",
+    "The {M} release of the product is planned for {C} .",
+    "{P} visited {N} to meet leaders of {O} .",
+    "Last year {O} moved its headquarters from {C} to {C} .",
+    "Fans of {O} celebrated in the streets of {C} .",
+    "{P} wrote a book about the history of {N} .",
+    "The meeting between {O} and {O} took place in {C} .",
+    "It rained all day in {C} , said {P} .",
+]
+_SLOT_LABEL = {"P": "PER", "C": "LOC", "N": "LOC", "O": "ORG", "M": "MISC"}
+
+
+def _fill(rng: random.Random, slot: str) -> list[str]:
+    if slot == "P":
+        name = [rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)]
+        return name if rng.random() < 0.85 else name[1:]
+    pool = {"C": CITIES, "N": COUNTRIES, "O": ORGS, "M": MISC}[slot]
+    return rng.choice(pool).split()
+
+
+def generate_tagged_sentences(count: int, seed: int = 0) -> list[list[tuple[str, str]]]:
+    """``count`` template sentences as ``[(token, BIO tag), ...]``."""
+    rng = random.Random(seed)
+    sentences = []
+    for _ in range(count):
+        template = rng.choice(TEMPLATES)
+        tagged: list[tuple[str, str]] = []
+        for piece in template.split():
+            if piece.startswith("{") and piece.endswith("}"):
+                slot = piece[1]
+                words = _fill(rng, slot)
+                # "the" in front of an organisation or country stays outside the entity
+                if words[0] == "the" and len(words) > 1:
+                    tagged.append(("the", "O"))
+                    words = words[1:]
+                label = _SLOT_LABEL[slot]
+                tagged.extend((w, ("B-" if i == 0 else "I-") + label) for i, w in enumerate(words))
+            else:
+                tagged.append((piece, "O"))
+        sentences.append(tagged)
+    return sentences
+
+
+def generate_sentences(count: int, seed: int = 1, long_every: int = 16, long_words: int = 420) -> list[str]:
+    """Plain sentences for tracing or parity checks; every ``long_every``-th one is ``long_words`` words long,
+    so that sentences beyond the transformer's maximum length are covered."""
+    rng = random.Random(seed)
+    texts = []
+    for i, tagged in enumerate(generate_tagged_sentences(count, seed)):
+        words = [w for w, _ in tagged]
+        if long_every and i % long_every == long_every - 1:
+            while len(words) < long_words:
+                words += [w for w, _ in rng.choice(generate_tagged_sentences(1, rng.randrange(1 << 30)))]
+                words += rng.sample(WORDS, 8)
+        texts.append(" ".join(words))
+    return texts
+
+
+def read_conll(path: str | Path, limit: int | None = None) -> Iterator[list[tuple[str, str]]]:
+    """Yield sentences of a two-column CoNLL file (``token TAG``, space or tab separated)."""
+    sentence: list[tuple[str, str]] = []
+    count = 0
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line.strip() or line.startswith("-DOCSTART-"):
+                if sentence:
+                    yield sentence
+                    count += 1
+                    if limit is not None and count >= limit:
+                        return
+                sentence = []
+                continue
+            parts = line.split()
+            sentence.append((parts[0], parts[-1] if len(parts) > 1 else "O"))
+    if sentence:
+        yield sentence

@@ -1,0 +1,132 @@
+"""Flair embeddings that run an exported transformer encoder and keep Flair's own code around it.
+
+Flair's ``TransformerEmbeddings.forward`` calls the Hugging Face model exactly once
+(``self.model(input_ids, attention_mask=...)[-1]``, the tuple of hidden states) and does everything else,
+layer selection, ``layer_mean``, recombining strided long sentences and subtoken pooling, in plain torch.
+We keep that code and swap only ``self.model`` for an :class:`EncoderProxy` that runs the accelerated
+encoder. The encoder returns only the hidden states Flair's ``layers`` setting asks for, and the
+embedding's ``layer_indexes`` are translated to positions in that shorter tuple.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+from flair.embeddings import DocumentEmbeddings, TokenEmbeddings, TransformerEmbeddings
+from flair.embeddings.transformer import TransformerBaseEmbeddings
+
+from exporter.errors import BundleError
+from exporter.settings import EmbeddingSettings
+
+__all__ = [
+    "AcceleratedTransformerDocumentEmbeddings",
+    "AcceleratedTransformerWordEmbeddings",
+    "EncoderFn",
+    "EncoderProxy",
+    "build_accelerated_embeddings",
+]
+
+#: ``(input_ids, attention_mask) -> hidden states`` for the layers the embedding needs.
+EncoderFn = Callable[[torch.Tensor, torch.Tensor], Sequence[torch.Tensor]]
+
+
+class EncoderProxy(torch.nn.Module):
+    """Stands where Flair expects the Hugging Face model; runs an accelerated encoder instead."""
+
+    def __init__(self, encoder: EncoderFn, settings: EmbeddingSettings) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.config = SimpleNamespace(
+            model_type=settings.model_type,
+            num_hidden_layers=settings.num_hidden_layers,
+            hidden_size=settings.hidden_size,
+        )
+        self.name_or_path = settings.base_model_name
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **unused: Any):
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        hidden_states = tuple(self.encoder(input_ids, attention_mask))
+        # Flair takes ``[-1]`` of the model output: the tuple of hidden states.
+        return (hidden_states,)
+
+
+class _AcceleratedMixin:
+    """Builds the Flair embedding state without instantiating the transformer."""
+
+    settings: EmbeddingSettings
+
+    def _init_accelerated(self, settings: EmbeddingSettings, tokenizer: Any, encoder: EncoderFn) -> None:
+        TransformerBaseEmbeddings.__init__(
+            self,
+            name=settings.name,
+            tokenizer=tokenizer,
+            embedding_length=settings.embedding_length,
+            context_length=settings.context_length,
+            context_dropout=settings.context_dropout,
+            respect_document_boundaries=settings.respect_document_boundaries,
+            stride=settings.stride,
+            allow_long_sentences=settings.allow_long_sentences,
+            fine_tune=False,
+            truncate=settings.truncate,
+            use_lang_emb=False,
+            cls_pooling=settings.cls_pooling,
+            is_document_embedding=settings.is_document_embedding,
+            is_token_embedding=settings.is_token_embedding,
+            force_device=torch.device("cpu"),
+            force_max_length=settings.force_max_length,
+            feature_extractor=None,
+            needs_manual_ocr=False,
+            use_context_separator=settings.use_context_separator,
+        )
+        if tokenizer.model_max_length != settings.model_max_length:
+            raise BundleError(
+                f"The bundled tokenizer has model_max_length={tokenizer.model_max_length}, the manifest says "
+                f"{settings.model_max_length}: the bundle is inconsistent. Export it again."
+            )
+        self.settings = settings
+        self.base_model_name = settings.base_model_name
+        self.layer_indexes = settings.layer_positions
+        self.layer_mean = settings.layer_mean
+        self.subtoken_pooling = settings.subtoken_pooling
+        self.static_embeddings = True
+        self.model = EncoderProxy(encoder, settings)
+        self.eval()
+
+    def to_params(self) -> dict[str, Any]:
+        from exporter.errors import FlairMlflowError
+
+        raise FlairMlflowError(
+            "Accelerated embeddings are saved as a flair-mlflow bundle, not as a Flair .pt: "
+            "use exporter.save_bundle(...) or mlflow_flavor.save_model(...)."
+        )
+
+    def train(self, mode: bool = True):
+        # The exported encoder is frozen; dropout and context dropout stay off.
+        return super().train(False)
+
+
+class AcceleratedTransformerWordEmbeddings(_AcceleratedMixin, TokenEmbeddings, TransformerEmbeddings):
+    """Flair word embeddings whose transformer runs on an accelerated backend."""
+
+    def __init__(self, settings: EmbeddingSettings, tokenizer: Any, encoder: EncoderFn) -> None:
+        self._init_accelerated(settings, tokenizer, encoder)
+
+
+class AcceleratedTransformerDocumentEmbeddings(_AcceleratedMixin, DocumentEmbeddings, TransformerEmbeddings):
+    """Flair document embeddings whose transformer runs on an accelerated backend."""
+
+    def __init__(self, settings: EmbeddingSettings, tokenizer: Any, encoder: EncoderFn) -> None:
+        self._init_accelerated(settings, tokenizer, encoder)
+
+
+def build_accelerated_embeddings(
+    settings: EmbeddingSettings, tokenizer: Any, encoder: EncoderFn
+) -> AcceleratedTransformerWordEmbeddings | AcceleratedTransformerDocumentEmbeddings:
+    """Return word or document embeddings, as the original embedding was."""
+    if settings.is_token_embedding:
+        return AcceleratedTransformerWordEmbeddings(settings, tokenizer, encoder)
+    return AcceleratedTransformerDocumentEmbeddings(settings, tokenizer, encoder)

@@ -1,0 +1,87 @@
+"""The errors that flair-mlflow raises.
+
+Every error a user can meet derives from :class:`FlairMlflowError`, so one ``except`` catches them all::
+
+    FlairMlflowError
+    ├── ConfigError               an option is out of range or options contradict each other
+    ├── UnsupportedModelError     the Flair model or its embeddings cannot be exported faithfully
+    ├── ExportError               conversion to the accelerated backend failed
+    ├── ParityError               the exported model does not tag like the original
+    ├── BundleError               a bundle is missing, incomplete or of an unknown schema
+    │   └── ChecksumError         a bundled file differs from its manifest entry
+    ├── ProviderError             a requested execution provider is not available (strict mode)
+    ├── InputError                prediction input of the wrong shape or type
+    └── MissingDependencyError    an optional package is not installed
+
+Messages say what failed, what was expected, and what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BundleError",
+    "ChecksumError",
+    "ConfigError",
+    "ExportError",
+    "FlairMlflowError",
+    "InputError",
+    "MissingDependencyError",
+    "ParityError",
+    "ProviderError",
+    "UnsupportedModelError",
+]
+
+
+class FlairMlflowError(Exception):
+    """Base class of every flair-mlflow error."""
+
+
+class ConfigError(FlairMlflowError, ValueError):
+    """An option is out of range, or two options contradict each other."""
+
+
+class UnsupportedModelError(FlairMlflowError, TypeError):
+    """The Flair model (or its embeddings) is of a kind we cannot export faithfully."""
+
+
+class ExportError(FlairMlflowError, RuntimeError):
+    """The conversion to the accelerated backend failed."""
+
+
+class ParityError(FlairMlflowError):
+    """The exported model does not predict like the original.
+
+    Attributes:
+        report: the parity report (a dict) that violated the thresholds.
+    """
+
+    def __init__(self, message: str, report: dict | None = None) -> None:
+        super().__init__(message)
+        self.report = report or {}
+
+
+class BundleError(FlairMlflowError):
+    """A bundle is missing, incomplete, or written by an unknown schema version."""
+
+
+class ChecksumError(BundleError):
+    """A bundled file's size or sha256 differs from what the manifest recorded."""
+
+
+class ProviderError(FlairMlflowError, RuntimeError):
+    """A requested ONNX Runtime execution provider is not available and strict providers were asked for."""
+
+
+class InputError(FlairMlflowError, ValueError):
+    """Prediction input has the wrong shape or type."""
+
+
+class MissingDependencyError(FlairMlflowError, ImportError):
+    """An optional dependency is not installed."""
+
+    def __init__(self, package: str, extra: str | None = None, purpose: str = "") -> None:
+        hint = f"pip install 'flair-mlflow[{extra}]'" if extra else f"pip install {package}"
+        what = f" for {purpose}" if purpose else ""
+        super().__init__(f"The package '{package}' is needed{what} but is not installed. Install it with: {hint}")
+        self.package = package
+        self.extra = extra

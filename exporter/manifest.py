@@ -1,0 +1,155 @@
+"""The bundle manifest (``bundle.json``): what a bundle holds and how to check it.
+
+The manifest lists every file of the bundle with its size and sha256. :func:`verify_bundle` checks all of
+them, and the manifest's own digest where the caller knows it, before anything in the bundle is
+unpickled: a Flair ``.pt`` is a pickle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from exporter.errors import BundleError, ChecksumError
+
+__all__ = [
+    "MANIFEST_FILE",
+    "SCHEMA_VERSION",
+    "file_entries",
+    "file_entry",
+    "list_files",
+    "library_versions",
+    "read_manifest",
+    "sha256_file",
+    "verify_bundle",
+    "write_manifest",
+]
+
+log = logging.getLogger(__name__)
+
+MANIFEST_FILE = "bundle.json"
+SCHEMA_VERSION = 1
+FORMAT_NAME = "flair-mlflow-bundle"
+_CHUNK = 1 << 20
+_VERSIONED_PACKAGES = ("flair", "torch", "transformers", "onnx", "onnxruntime", "onnxruntime-gpu", "mlflow", "flair-mlflow")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_entry(directory: Path, name: str) -> dict[str, Any]:
+    path = directory / name
+    return {"size": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in _VERSIONED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def list_files(directory: Path) -> list[str]:
+    """Every file under ``directory`` as a POSIX path relative to it, the manifest excluded."""
+    return sorted(
+        p.relative_to(directory).as_posix()
+        for p in directory.rglob("*")
+        if p.is_file() and p.name != MANIFEST_FILE
+    )
+
+
+def file_entries(directory: Path, files: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Size and sha256 of each of ``files`` (relative to ``directory``)."""
+    return {name: file_entry(directory, name) for name in sorted(files)}
+
+
+def write_manifest(directory: Path, content: Mapping[str, Any], entries: Mapping[str, Mapping[str, Any]]) -> str:
+    """Write ``bundle.json`` from ``content`` and the file ``entries``; return the manifest's own sha256."""
+    manifest = {
+        "format": FORMAT_NAME,
+        "schema_version": SCHEMA_VERSION,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **content,
+        "files": dict(sorted(entries.items())),
+    }
+    data = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
+    (directory / MANIFEST_FILE).write_bytes(data)
+    return sha256_bytes(data)
+
+
+def read_manifest(directory: Path) -> tuple[dict[str, Any], str]:
+    """Read ``bundle.json``; return it and its sha256. Refuses unknown formats and schema versions."""
+    path = Path(directory) / MANIFEST_FILE
+    if not path.is_file():
+        raise BundleError(
+            f"No {MANIFEST_FILE} in {directory}: this is not a flair-mlflow bundle (or it was only partly copied)."
+        )
+    data = path.read_bytes()
+    try:
+        manifest = json.loads(data)
+    except json.JSONDecodeError as e:
+        raise BundleError(f"{path} is not valid JSON ({e}); the bundle is damaged. Export it again.") from e
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise BundleError(f"{path} is not a flair-mlflow manifest (format {manifest.get('format')!r}).")
+    version = manifest.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise BundleError(
+            f"{path} has schema version {version!r}; this flair-mlflow reads version {SCHEMA_VERSION}. "
+            "Upgrade flair-mlflow, or export the model again with this version."
+        )
+    return manifest, sha256_bytes(data)
+
+
+def verify_bundle(directory: Path, expected_manifest_sha256: str | None = None) -> dict[str, Any]:
+    """Check the manifest digest (when known) and every file's size and sha256. Returns the manifest.
+
+    Raises:
+        ChecksumError: listing every file that is missing or differs.
+    """
+    directory = Path(directory)
+    manifest, digest = read_manifest(directory)
+    problems = []
+    if expected_manifest_sha256 and digest != expected_manifest_sha256:
+        problems.append(f"{MANIFEST_FILE}: sha256 {digest}, expected {expected_manifest_sha256}")
+    for name, entry in sorted(manifest.get("files", {}).items()):
+        path = directory / name
+        if ".." in Path(name).parts or Path(name).is_absolute():
+            problems.append(f"{name}: path escapes the bundle")
+            continue
+        if not path.is_file():
+            problems.append(f"{name}: missing")
+            continue
+        size = path.stat().st_size
+        if size != entry.get("size"):
+            problems.append(f"{name}: {size} bytes, expected {entry.get('size')}")
+            continue
+        actual = sha256_file(path)
+        if actual != entry.get("sha256"):
+            problems.append(f"{name}: sha256 {actual}, expected {entry.get('sha256')}")
+    if problems:
+        raise ChecksumError(
+            f"The bundle in {directory} failed verification; nothing was loaded from it:\n  "
+            + "\n  ".join(problems)
+            + "\nThe files were changed or damaged after export. Fetch the model again from its source."
+        )
+    log.debug("Verified %d file(s) in %s", len(manifest.get("files", {})), directory)
+    return manifest

@@ -1,0 +1,25 @@
+"""The ``flair_mlflow`` MLflow flavor, its pyfunc, registry helpers and command line.
+
+Heavy libraries (mlflow, torch, flair, onnxruntime) are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+from mlflow_flavor.flavor import (
+    FLAVOR_NAME,
+    _load_pyfunc,
+    get_default_pip_requirements,
+    load_model,
+    log_model,
+    save_model,
+)
+from mlflow_flavor.registry import register_model_version
+
+__all__ = [
+    "FLAVOR_NAME",
+    "get_default_pip_requirements",
+    "load_model",
+    "log_model",
+    "register_model_version",
+    "save_model",
+]

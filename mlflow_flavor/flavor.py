@@ -1,0 +1,377 @@
+"""The ``flair_mlflow`` MLflow flavor: save, log and load Flair models as verified bundles.
+
+Follows MLflow's flavor contract: ``save_model`` writes an MLflow model directory (``MLmodel``, the bundle
+under ``bundle/``, this package and ``exporter`` under ``code/``, explicit pip requirements),
+``log_model`` is a thin call to ``Model.log``, ``load_model`` returns the accelerated Flair model, and
+``_load_pyfunc`` returns the pyfunc wrapper. The ``MLmodel`` flavor section records the backend, the
+manifest's sha256 (checked before anything is unpickled), providers, session options and versions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from exporter.config import Backend, ExportConfig, OnnxOptions, ParityConfig, RuntimeOptions
+from exporter.errors import ConfigError, FlairMlflowError
+
+__all__ = [
+    "FLAVOR_NAME",
+    "get_default_pip_requirements",
+    "load_model",
+    "log_model",
+    "save_model",
+]
+
+log = logging.getLogger(__name__)
+
+FLAVOR_NAME = "flair_mlflow"
+BUNDLE_SUBPATH = "bundle"
+CODE_SUBPATH = "code"
+EXAMPLE_TEXTS = ["Angela Merkel met Tim Cook in Paris .", "George Washington went to Washington ."]
+_PACKAGES = ("exporter", "mlflow_flavor")
+_SERVING_KEYS = ("max_texts",)
+
+
+def _mlflow_error(e: FlairMlflowError) -> Exception:
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    return MlflowException(str(e), error_code=INVALID_PARAMETER_VALUE)
+
+
+def get_default_pip_requirements(backend: str | Backend = Backend.ONNX) -> list[str]:
+    """Pinned requirements for loading a bundle of ``backend`` where flair-mlflow is not installed."""
+    from mlflow.utils.requirements_utils import _get_pinned_requirement
+
+    packages = ["flair", "torch", "transformers", "pandas", "numpy"]
+    if Backend.parse(backend) is Backend.ONNX:
+        try:
+            from importlib.metadata import version
+
+            version("onnxruntime-gpu")
+            packages.append("onnxruntime-gpu")
+        except Exception:
+            packages.append("onnxruntime")
+    return [_get_pinned_requirement(p) for p in packages]
+
+
+def default_signature():
+    """Input: one string column (a DataFrame ``text`` column, a list or a single string).
+    Output: per text, a list of entities. Params: the whitelisted prediction options."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Array, ColSpec, DataType, Object, ParamSchema, ParamSpec, Property, Schema
+
+    entity = Object(
+        [
+            Property("text", DataType.string),
+            Property("label", DataType.string),
+            Property("start", DataType.long),
+            Property("end", DataType.long),
+            Property("score", DataType.double),
+        ]
+    )
+    params = ParamSchema(
+        [
+            ParamSpec("mini_batch_size", DataType.long, 32),
+            ParamSpec("return_tokens", DataType.boolean, False),
+            ParamSpec("min_score", DataType.double, 0.0),
+        ]
+    )
+    return ModelSignature(
+        inputs=Schema([ColSpec(DataType.string)]),
+        outputs=Schema([ColSpec(Array(entity), name="entities")]),
+        params=params,
+    )
+
+
+def _copy_code(path: Path, extra_code_paths: Sequence[str] | None) -> str:
+    code_dir = path / CODE_SUBPATH
+    code_dir.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for package in _PACKAGES:
+        module = __import__(package)
+        shutil.copytree(Path(module.__file__).parent, code_dir / package, ignore=ignore)
+    for extra in extra_code_paths or ():
+        src = Path(extra)
+        if src.is_dir():
+            shutil.copytree(src, code_dir / src.name, ignore=ignore)
+        else:
+            shutil.copy2(src, code_dir / src.name)
+    return CODE_SUBPATH
+
+
+def _export_config(
+    backend: str | Backend,
+    providers: Sequence[str] | None,
+    session_options: Mapping[str, Any] | None,
+    example_sentences: Sequence[str] | None,
+    parity_sentences: Sequence[str] | None,
+    opset: int | None,
+    parity: ParityConfig | None,
+) -> ExportConfig:
+    runtime_values: dict[str, Any] = dict(session_options or {})
+    allowed = {"intra_op_num_threads", "inter_op_num_threads", "graph_optimization_level"}
+    unknown = sorted(set(runtime_values) - allowed)
+    if unknown:
+        raise ConfigError(f"Unknown session option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}.")
+    if providers:
+        runtime_values["providers"] = tuple([providers] if isinstance(providers, str) else providers)
+    return ExportConfig(
+        backend=Backend.parse(backend),
+        onnx=OnnxOptions(opset=opset) if opset else OnnxOptions(),
+        runtime=RuntimeOptions(**runtime_values),
+        parity=parity or ParityConfig(),
+        example_sentences=tuple(example_sentences or ()),
+        parity_sentences=tuple(parity_sentences or ()),
+    )
+
+
+def _place_bundle(flair_model: Any, target: Path, config: ExportConfig):
+    """Export ``flair_model`` (a Flair model, a Flair ``.pt`` path, or an existing bundle directory) into ``target``."""
+    from exporter.bundle import BundleInfo, save_bundle
+    from exporter.manifest import MANIFEST_FILE, read_manifest, verify_bundle
+
+    if isinstance(flair_model, (str, os.PathLike)):
+        source = Path(flair_model)
+        if source.is_dir() and (source / MANIFEST_FILE).is_file():
+            verify_bundle(source)
+            shutil.copytree(source, target)
+            manifest, digest = read_manifest(target)
+            return BundleInfo(path=target, manifest_sha256=digest, manifest=manifest)
+        from mlflow_flavor.models import load_flair_model
+
+        flair_model = load_flair_model(source)
+    return save_bundle(flair_model, target, config)
+
+
+def save_model(
+    flair_model: Any,
+    path: str | os.PathLike,
+    *,
+    backend: str | Backend = Backend.ONNX,
+    providers: Sequence[str] | None = None,
+    session_options: Mapping[str, Any] | None = None,
+    example_sentences: Sequence[str] | None = None,
+    parity_sentences: Sequence[str] | None = None,
+    parity: ParityConfig | None = None,
+    opset: int | None = None,
+    mlflow_model: Any = None,
+    signature: Any = None,
+    input_example: Any = None,
+    pip_requirements: Sequence[str] | None = None,
+    extra_pip_requirements: Sequence[str] | None = None,
+    code_paths: Sequence[str] | None = None,
+    conda_env: Any = None,
+    metadata: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> None:
+    """Save a Flair model as an MLflow model directory at ``path``.
+
+    Args:
+        flair_model: a Flair ``SequenceTagger``, the path of a Flair ``.pt`` file, or a bundle directory.
+        path: the target directory (must not exist).
+        backend: ``"onnx"`` (default) or ``"torch"``.
+        providers: ONNX Runtime execution providers, recorded and used on load.
+        session_options: ``intra_op_num_threads``, ``inter_op_num_threads``, ``graph_optimization_level``.
+        example_sentences: sentences for tracing the encoder.
+        parity_sentences: sentences for the parity gate (generated when not given).
+        parity: parity gate settings.
+        opset: ONNX opset.
+        mlflow_model, signature, input_example, pip_requirements, extra_pip_requirements, code_paths,
+        conda_env, metadata: as in every MLflow flavor.
+    """
+    import pandas as pd
+    import yaml
+    from mlflow.models import Model
+    from mlflow.models.model import MLMODEL_FILE_NAME
+    from mlflow.models.utils import _save_example
+    from mlflow.pyfunc import add_to_model
+    from mlflow.utils.environment import (
+        _CONDA_ENV_FILE_NAME,
+        _CONSTRAINTS_FILE_NAME,
+        _PYTHON_ENV_FILE_NAME,
+        _REQUIREMENTS_FILE_NAME,
+        _process_conda_env,
+        _process_pip_requirements,
+        _PythonEnv,
+        _validate_env_arguments,
+    )
+    from mlflow.utils.file_utils import write_to
+    from mlflow.utils.model_utils import _validate_and_prepare_target_save_path
+
+    _validate_env_arguments(conda_env, pip_requirements, extra_pip_requirements)
+    path = Path(os.path.abspath(path))
+    config = _export_config(backend, providers, session_options, example_sentences, parity_sentences, opset, parity)
+    _validate_and_prepare_target_save_path(str(path))
+    try:
+        info = _place_bundle(flair_model, path / BUNDLE_SUBPATH, config)
+        manifest = info.manifest
+        code_subpath = _copy_code(path, code_paths)
+
+        if mlflow_model is None:
+            mlflow_model = Model()
+        mlflow_model.signature = signature if signature is not None else default_signature()
+        if input_example is None:
+            input_example = pd.DataFrame({"text": EXAMPLE_TEXTS})
+        _save_example(mlflow_model, input_example, str(path))
+        if metadata is not None:
+            mlflow_model.metadata = dict(metadata)
+
+        add_to_model(
+            mlflow_model,
+            loader_module="mlflow_flavor",
+            data=BUNDLE_SUBPATH,
+            code=code_subpath,
+            conda_env=_CONDA_ENV_FILE_NAME,
+            python_env=_PYTHON_ENV_FILE_NAME,
+        )
+        onnx_info = manifest.get("onnx") or {}
+        versions = manifest.get("versions", {})
+        mlflow_model.add_flavor(
+            FLAVOR_NAME,
+            bundle=BUNDLE_SUBPATH,
+            code=code_subpath,
+            backend=manifest["backend"],
+            task=manifest["task"],
+            model_class=manifest["model_class"],
+            tag_type=manifest.get("tag_type"),
+            manifest_sha256=info.manifest_sha256,
+            providers=onnx_info.get("providers"),
+            session_options=onnx_info.get("session_options"),
+            opset=onnx_info.get("opset"),
+            quantization=onnx_info.get("quantization"),
+            flair_version=versions.get("flair"),
+            torch_version=versions.get("torch"),
+            transformers_version=versions.get("transformers"),
+            onnxruntime_version=versions.get("onnxruntime"),
+        )
+        mlflow_model.save(str(path / MLMODEL_FILE_NAME))
+
+        if conda_env is None:
+            default_reqs = None if pip_requirements else get_default_pip_requirements(manifest["backend"])
+            conda_env, pip_reqs, pip_constraints = _process_pip_requirements(
+                default_reqs, pip_requirements, extra_pip_requirements
+            )
+        else:
+            conda_env, pip_reqs, pip_constraints = _process_conda_env(conda_env)
+        with open(path / _CONDA_ENV_FILE_NAME, "w") as f:
+            yaml.safe_dump(conda_env, stream=f, default_flow_style=False)
+        if pip_constraints:
+            write_to(str(path / _CONSTRAINTS_FILE_NAME), "\n".join(pip_constraints))
+        write_to(str(path / _REQUIREMENTS_FILE_NAME), "\n".join(pip_reqs))
+        _PythonEnv.current().to_yaml(str(path / _PYTHON_ENV_FILE_NAME))
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
+def log_model(
+    flair_model: Any,
+    name: str | None = None,
+    *,
+    registered_model_name: str | None = None,
+    backend: str | Backend = Backend.ONNX,
+    providers: Sequence[str] | None = None,
+    session_options: Mapping[str, Any] | None = None,
+    example_sentences: Sequence[str] | None = None,
+    parity_sentences: Sequence[str] | None = None,
+    parity: ParityConfig | None = None,
+    opset: int | None = None,
+    signature: Any = None,
+    input_example: Any = None,
+    pip_requirements: Sequence[str] | None = None,
+    extra_pip_requirements: Sequence[str] | None = None,
+    code_paths: Sequence[str] | None = None,
+    conda_env: Any = None,
+    metadata: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+):
+    """Log a Flair model as an MLflow model of this flavor (MLflow 3 ``name=`` form); returns ``ModelInfo``."""
+    import mlflow_flavor
+    from mlflow.models import Model
+
+    return Model.log(
+        artifact_path=None,
+        name=name or "model",
+        flavor=mlflow_flavor,
+        registered_model_name=registered_model_name,
+        flair_model=flair_model,
+        backend=backend,
+        providers=providers,
+        session_options=session_options,
+        example_sentences=example_sentences,
+        parity_sentences=parity_sentences,
+        parity=parity,
+        opset=opset,
+        signature=signature,
+        input_example=input_example,
+        pip_requirements=pip_requirements,
+        extra_pip_requirements=extra_pip_requirements,
+        code_paths=code_paths,
+        conda_env=conda_env,
+        metadata=metadata,
+        **kwargs,
+    )
+
+
+def _runtime_overrides(model_config: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a pyfunc ``model_config`` into session overrides and serving options; refuse unknown keys."""
+    import dataclasses
+
+    runtime_keys = {f.name for f in dataclasses.fields(RuntimeOptions)}
+    config = dict(model_config or {})
+    unknown = sorted(set(config) - runtime_keys - set(_SERVING_KEYS))
+    if unknown:
+        allowed = ", ".join(sorted(runtime_keys | set(_SERVING_KEYS)))
+        raise ConfigError(f"Unknown model_config key(s) {', '.join(unknown)}; allowed: {allowed}.")
+    runtime = {k: v for k, v in config.items() if k in runtime_keys}
+    serving = {k: v for k, v in config.items() if k in _SERVING_KEYS}
+    for key in ("intra_op_num_threads", "inter_op_num_threads"):
+        env = os.environ.get(f"FLAIR_MLFLOW_{key.upper()}")
+        if key not in runtime and env:
+            runtime[key] = int(env)
+    return runtime, serving
+
+
+def _load_from_local(local_path: Path, model_config: Mapping[str, Any] | None = None):
+    from mlflow.utils.model_utils import _get_flavor_configuration
+
+    from exporter.bundle import load_bundle
+
+    conf = _get_flavor_configuration(str(local_path), FLAVOR_NAME)
+    runtime, serving = _runtime_overrides(model_config)
+    model = load_bundle(
+        local_path / conf.get("bundle", BUNDLE_SUBPATH),
+        runtime=runtime or None,
+        expected_manifest_sha256=conf.get("manifest_sha256"),
+    )
+    return model, serving
+
+
+def load_model(model_uri: str, dst_path: str | None = None, model_config: Mapping[str, Any] | None = None):
+    """Load the Flair model (accelerated as logged) from ``model_uri`` (``models:/...``, ``runs:/...``, a path)."""
+    from mlflow.tracking.artifact_utils import _download_artifact_from_uri
+
+    local_path = Path(_download_artifact_from_uri(artifact_uri=model_uri, output_path=dst_path))
+    try:
+        model, _ = _load_from_local(local_path, model_config)
+    except FlairMlflowError as e:
+        raise _mlflow_error(e) from e
+    return model
+
+
+def _load_pyfunc(path: str, model_config: Mapping[str, Any] | None = None):
+    """MLflow's pyfunc loader: ``path`` is the bundle directory inside the model directory."""
+    from mlflow_flavor.pyfunc import FlairPyfuncModel, ServingOptions
+
+    local_path = Path(path).parent
+    try:
+        model, serving = _load_from_local(local_path, model_config)
+        return FlairPyfuncModel(model, model.flair_mlflow_manifest, ServingOptions(**serving))
+    except FlairMlflowError as e:
+        raise _mlflow_error(e) from e

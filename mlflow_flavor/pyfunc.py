@@ -1,0 +1,186 @@
+"""The pyfunc face of a bundle: raw texts in, entities with character offsets out.
+
+Accepted inputs (see the README's input contract): a pandas DataFrame with a string column ``text`` (or a
+single string column), a list of strings, a single string, or a pandas Series / numpy array of strings.
+Output: one list per input text of ``{"text", "label", "start", "end", "score"}`` where
+``text == input[start:end]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from exporter.errors import InputError
+
+__all__ = ["ALLOWED_PARAMS", "FlairPyfuncModel", "ServingOptions", "normalize_texts", "parse_params"]
+
+log = logging.getLogger(__name__)
+
+TEXT_COLUMN = "text"
+DEFAULT_MAX_TEXTS = 10_000
+DEFAULT_BATCH = 32
+
+#: The ``params`` a caller may pass to ``predict``, with their types and defaults.
+ALLOWED_PARAMS: dict[str, tuple[type, Any]] = {
+    "mini_batch_size": (int, DEFAULT_BATCH),
+    "return_tokens": (bool, False),
+    "min_score": (float, 0.0),
+}
+
+
+@dataclass(frozen=True)
+class ServingOptions:
+    """Limits applied by the pyfunc wrapper (from ``model_config``)."""
+
+    max_texts: int = DEFAULT_MAX_TEXTS
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_text(index: int, value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        raise InputError(f"Text {index} is missing (None/NaN): every input row must be a string (use '' for no text).")
+    raise InputError(
+        f"Text {index} is a {type(value).__name__} ({_describe(value)}), expected a string. "
+        f"Send a DataFrame with a string column '{TEXT_COLUMN}', a list of strings, or a single string."
+    )
+
+
+def normalize_texts(model_input: Any) -> list[str]:
+    """Turn any accepted input shape into a list of strings, or raise :class:`InputError`."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(model_input, str):
+        return [model_input]
+    if isinstance(model_input, pd.DataFrame):
+        if TEXT_COLUMN in model_input.columns:
+            column = model_input[TEXT_COLUMN]
+        elif len(model_input.columns) == 1:
+            column = model_input.iloc[:, 0]
+        else:
+            names = ", ".join(map(str, model_input.columns[:10]))
+            raise InputError(
+                f"The input DataFrame has columns [{names}] but no '{TEXT_COLUMN}' column. "
+                f"Send a DataFrame with a string column '{TEXT_COLUMN}' (or exactly one string column)."
+            )
+        values = column.tolist()
+    elif isinstance(model_input, (pd.Series, np.ndarray)):
+        if isinstance(model_input, np.ndarray) and model_input.ndim != 1:
+            raise InputError(f"Expected a one-dimensional array of strings, got shape {model_input.shape}.")
+        values = list(model_input)
+    elif isinstance(model_input, (list, tuple)):
+        values = list(model_input)
+    elif isinstance(model_input, Mapping) and TEXT_COLUMN in model_input:
+        return normalize_texts(model_input[TEXT_COLUMN])
+    else:
+        raise InputError(
+            f"Unsupported input of type {type(model_input).__name__}. Send a DataFrame with a string column "
+            f"'{TEXT_COLUMN}', a list of strings, or a single string."
+        )
+    return [_check_text(i, v) for i, v in enumerate(values)]
+
+
+def parse_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Check ``params`` against :data:`ALLOWED_PARAMS`; return them with defaults filled in."""
+    result = {name: default for name, (_, default) in ALLOWED_PARAMS.items()}
+    allowed = ", ".join(sorted(ALLOWED_PARAMS))
+    for name, value in (params or {}).items():
+        if name not in ALLOWED_PARAMS:
+            raise InputError(f"Unknown parameter {name!r}; allowed parameters: {allowed}.")
+        kind, _ = ALLOWED_PARAMS[name]
+        if kind is bool:
+            if not isinstance(value, (bool, int)) or value not in (0, 1):
+                raise InputError(f"Parameter {name!r} must be true or false, got {_describe(value)}.")
+            value = bool(value)
+        elif kind is int:
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
+                raise InputError(f"Parameter {name!r} must be an integer between 1 and 1024, got {_describe(value)}.")
+        elif kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise InputError(f"Parameter {name!r} must be a number between 0 and 1, got {_describe(value)}.")
+            value = float(value)
+        result[name] = value
+    return result
+
+
+def _entities(sentence: Any, text: str, tag_type: str, min_score: float) -> list[dict[str, Any]]:
+    entities = []
+    for span in sentence.get_spans(tag_type):
+        label = span.get_label(tag_type)
+        if label.score < min_score:
+            continue
+        start, end = span.start_position, span.end_position
+        entities.append(
+            {"text": text[start:end], "label": label.value, "start": start, "end": end, "score": float(label.score)}
+        )
+    return entities
+
+
+def _tokens(sentence: Any, text: str, tag_type: str) -> list[dict[str, Any]]:
+    tags: dict[int, str] = {}
+    for span in sentence.get_spans(tag_type):
+        label = span.get_label(tag_type).value
+        for i, token in enumerate(span.tokens):
+            prefix = "S" if len(span.tokens) == 1 else "B" if i == 0 else "E" if i == len(span.tokens) - 1 else "I"
+            tags[token.idx] = f"{prefix}-{label}"
+    return [
+        {
+            "text": text[t.start_position : t.end_position],
+            "start": t.start_position,
+            "end": t.end_position,
+            "tag": tags.get(t.idx, "O"),
+        }
+        for t in sentence.tokens
+    ]
+
+
+class FlairPyfuncModel:
+    """Wraps a loaded Flair model (accelerated or not) behind MLflow's pyfunc ``predict``."""
+
+    def __init__(self, model: Any, manifest: Mapping[str, Any], options: ServingOptions | None = None) -> None:
+        self.model = model
+        self.manifest = dict(manifest)
+        self.options = options or ServingOptions()
+        self.tag_type = manifest.get("tag_type") or model.label_type
+        # Flair's predict is not documented as re-entrant; one prediction at a time per model keeps
+        # results identical to sequential calls. Tokenization and input checks run outside the lock.
+        self._lock = threading.Lock()
+
+    def predict(self, model_input: Any, params: Mapping[str, Any] | None = None) -> list[list[dict[str, Any]]]:
+        from flair.data import Sentence
+
+        options = parse_params(params)
+        texts = normalize_texts(model_input)
+        if len(texts) > self.options.max_texts:
+            raise InputError(
+                f"The request holds {len(texts)} texts; the limit is {self.options.max_texts}. "
+                "Split it into smaller requests, or raise max_texts in the model_config."
+            )
+        sentences = {i: Sentence(t) for i, t in enumerate(texts) if t.strip()}
+        todo = [s for s in sentences.values() if len(s) > 0]
+        if todo:
+            with self._lock:
+                self.model.predict(todo, mini_batch_size=options["mini_batch_size"])
+        results = []
+        for i, text in enumerate(texts):
+            sentence = sentences.get(i)
+            if sentence is None or len(sentence) == 0:
+                results.append({"entities": [], "tokens": []} if options["return_tokens"] else [])
+                continue
+            entities = _entities(sentence, text, self.tag_type, options["min_score"])
+            if options["return_tokens"]:
+                results.append({"entities": entities, "tokens": _tokens(sentence, text, self.tag_type)})
+            else:
+                results.append(entities)
+        return results

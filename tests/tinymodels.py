@@ -1,0 +1,93 @@
+"""Tiny random transformers and Flair taggers built offline, for fast tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from exporter.corpus import CITIES, COUNTRIES, FIRST_NAMES, LAST_NAMES, MISC, ORGS, TEMPLATES, WORDS
+
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def build_tiny_bert(directory: Path, *, max_length: int = 64, layers: int = 3, hidden: int = 32, seed: int = 0) -> Path:
+    """A random BERT with its own word-piece vocabulary: common words whole, names in pieces."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    directory.mkdir(parents=True, exist_ok=True)
+    whole = set()
+    for text in TEMPLATES + WORDS + MISC + ORGS[:10]:
+        whole.update(w.lower() for w in text.replace("{", " ").replace("}", " ").split())
+    pieces = set()
+    for name in FIRST_NAMES + LAST_NAMES + CITIES + COUNTRIES + ORGS:
+        for word in name.lower().split():
+            if word in whole:
+                continue
+            pieces.add(word[:3])
+            pieces.update("##" + word[i : i + 2] for i in range(3, len(word), 2))
+    chars = set("abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'\"-()")
+    vocab = SPECIAL + sorted(whole) + sorted(pieces) + sorted(chars) + sorted("##" + c for c in chars)
+    vocab = list(dict.fromkeys(vocab))
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True, model_max_length=max_length)
+    tokenizer.save_pretrained(str(directory))
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=max_length,
+    )
+    BertModel(config).save_pretrained(str(directory))
+    return directory
+
+
+def build_tiny_tagger(
+    bert_dir: Path,
+    *,
+    subtoken_pooling: str = "first",
+    layers: str = "-1",
+    layer_mean: bool = True,
+    use_crf: bool = True,
+    use_rnn: bool = False,
+    allow_long_sentences: bool = True,
+    seed: int = 0,
+):
+    """A random SequenceTagger (PER/LOC/ORG/MISC, BIOES) over the tiny BERT."""
+    import flair
+    import torch
+    from flair.data import Dictionary
+    from flair.embeddings import TransformerWordEmbeddings
+    from flair.models import SequenceTagger
+
+    flair.set_seed(seed)
+    embeddings = TransformerWordEmbeddings(
+        str(bert_dir),
+        layers=layers,
+        layer_mean=layer_mean,
+        subtoken_pooling=subtoken_pooling,
+        allow_long_sentences=allow_long_sentences,
+        fine_tune=False,
+    )
+    tags = Dictionary(add_unk=False)
+    tags.add_item("O")
+    for label in ("PER", "LOC", "ORG", "MISC"):
+        for prefix in "SBIE":
+            tags.add_item(f"{prefix}-{label}")
+    tagger = SequenceTagger(
+        embeddings=embeddings,
+        tag_dictionary=tags,
+        tag_type="ner",
+        tag_format="BIOES",
+        use_crf=use_crf,
+        use_rnn=use_rnn,
+        hidden_size=16,
+        reproject_embeddings=True,
+    )
+    # Scale the head up so that a random model still predicts entities.
+    with torch.no_grad():
+        for p in tagger.linear.parameters():
+            p.mul_(8.0)
+    return tagger.eval()
