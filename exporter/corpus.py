@@ -16,13 +16,24 @@ __all__ = ["generate_sentences", "generate_tagged_sentences", "read_conll"]
 FIRST_NAMES = (
     "John Mary Peter Anna Michael Sarah David Laura James Emma Robert Olivia Thomas Sophie Daniel Julia Paul "
     "Maria Carlos Ahmed Fatima Hiroshi Yuki Ivan Olga Pierre Claire Hans Greta Luca Giulia Raj Priya Chen Wei "
-    "Kwame Amina Diego Lucia Sven Ingrid Omar Leila Tom Kate Mark Lisa George Helen"
+    "Kwame Amina Diego Lucia Sven Ingrid Omar Leila Tom Kate Mark Lisa George Helen Barbara Klaus Jürgen "
+    "Heinrich Ursula Wolfgang Monika Francois Amelie Giovanni Francesca Alejandro Camila Mateo Valentina Noah "
+    "Liam Ava Mia Ethan Chloe Lucas Zoe Samuel Nora Elena Viktor Natasha Dmitri Svetlana Kenji Akiko Min Jin "
+    "Arjun Ananya Tariq Yasmin Kofi Abena Thabo Zanele Hamid Soraya Ruth Walter Edith Frank Irene Bernard "
+    "Agnes Rupert Tessa Declan Siobhan Boris Angelika Timothy Jacinta Emmanuel Narendra Recep Justin Shinzo"
 ).split()
 LAST_NAMES = (
     "Smith Johnson Miller Brown Davis Wilson Moore Taylor Anderson Thomas Jackson White Harris Martin Garcia "
     "Martinez Robinson Clark Lewis Walker Hall Young King Wright Lopez Hill Scott Green Adams Baker Nelson "
     "Carter Mitchell Perez Roberts Turner Phillips Campbell Parker Evans Edwards Collins Stewart Morris Rogers "
-    "Schmidt Müller Dubois Rossi Tanaka Kowalski Novak Ivanova Okafor Haddad Nakamura Fischer Weber Meyer"
+    "Schmidt Müller Dubois Rossi Tanaka Kowalski Novak Ivanova Okafor Haddad Nakamura Fischer Weber Meyer "
+    "Wagner Becker Hoffmann Schulz Koch Richter Klein Wolf Schröder Neumann Schwarz Zimmermann Braun Hartmann "
+    "Lange Krause Lehmann Moreau Laurent Lefebvre Fontaine Bianchi Romano Ricci Colombo Fernandez Gonzalez "
+    "Rodriguez Sanchez Ramirez Torres Flores Rivera Gomez Diaz Suzuki Takahashi Watanabe Yamamoto Kim Lee "
+    "Park Choi Wang Zhang Liu Chen Yang Huang Zhao Patel Sharma Singh Gupta Khan Ali Hassan Mensah Mbeki "
+    "Kenyatta Abiodun Olsen Hansen Johansson Lindqvist Virtanen Korhonen Papadopoulos Yilmaz Kaya Petrov "
+    "Smirnov Popescu Horvat Kovacs Nagy Dvorak Byrne Murphy Kelly Walsh O'Brien Fraser Macdonald Thornton "
+    "Blackwood Ashford Merriweather Castellano Villanueva Oyelaran Achterberg Grünwald Halvorsen Takeda"
 ).split()
 CITIES = (
     "London Paris Berlin Madrid Rome Vienna Prague Warsaw Lisbon Dublin Amsterdam Brussels Oslo Stockholm "
@@ -78,6 +89,16 @@ TEMPLATES = [
     "{P} wrote a book about the history of {N} .",
     "The meeting between {O} and {O} took place in {C} .",
     "It rained all day in {C} , said {P} .",
+    "{P} met with {P} and {P} on Friday .",
+    "Yesterday {P} spoke with {P} about {O} .",
+    "In {C} , {P} greeted {P} at the airport .",
+    "{P} thanked {P} for the help .",
+    "{P} and {P} discussed the {M} economy in {C} .",
+    "{O} and {O} agreed to merge , {P} said .",
+    "{P} is a professor at {O} in {C} .",
+    "The {M} president {P} flew to {N} .",
+    "{P} lives in {C} with his family .",
+    "She met {P} in {C} last summer .",
 ]
 _SLOT_LABEL = {"P": "PER", "C": "LOC", "N": "LOC", "O": "ORG", "M": "MISC"}
 

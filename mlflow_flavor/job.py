@@ -1,0 +1,94 @@
+"""The main job: export a Flair model, log it, register a version, stage it and alias it.
+
+This is what ``mlflow run . -P backend=onnx`` runs (through the ``flair-mlflow log`` command).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from exporter.config import Backend
+from exporter.errors import ConfigError
+
+__all__ = ["JobResult", "resolve_model_path", "run_log_job"]
+
+log = logging.getLogger(__name__)
+
+DEMO = "demo"
+
+
+@dataclass(frozen=True)
+class JobResult:
+    model_uri: str
+    run_id: str
+    registered_model_name: str | None
+    version: str | None
+    stage: str | None
+    alias: str | None
+    parity: dict[str, Any] | None
+
+
+def resolve_model_path(model: str) -> Path:
+    """``demo`` means the built-in demo tagger (trained and cached on first use); anything else is a path."""
+    if model == DEMO:
+        from exporter.demo import demo_model_path
+
+        return demo_model_path()
+    path = Path(model).expanduser()
+    if not path.exists():
+        raise ConfigError(f"Model {model!r} not found: give the path of a Flair .pt file or a bundle, or 'demo'.")
+    return path
+
+
+def run_log_job(
+    model: str = DEMO,
+    *,
+    backend: str = "onnx",
+    name: str = "model",
+    registered_model_name: str | None = "ner",
+    stage: str | None = "Production",
+    alias: str | None = "production",
+    experiment_name: str | None = None,
+    **save_kwargs: Any,
+) -> JobResult:
+    """Export ``model`` with ``backend``, log it to the active (or a new) run, register, stage and alias it."""
+    import mlflow
+
+    from mlflow_flavor.flavor import FLAVOR_NAME, log_model
+    from mlflow_flavor.registry import stage_and_alias
+
+    backend_value = Backend.parse(backend).value
+    source = resolve_model_path(model)
+    if experiment_name and not mlflow.active_run():
+        mlflow.set_experiment(experiment_name)
+    with mlflow.start_run(nested=bool(mlflow.active_run())) as run:
+        mlflow.log_params({"backend": backend_value, "model": model if model == DEMO else source.name})
+        info = log_model(
+            str(source), name=name, backend=backend_value, registered_model_name=registered_model_name, **save_kwargs
+        )
+        parity = info.flavors.get(FLAVOR_NAME, {}).get("parity")
+        if parity:
+            mlflow.log_metrics(
+                {
+                    f"parity_{k}": float(v)
+                    for k, v in parity.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool)
+                }
+            )
+        version = str(info.registered_model_version) if registered_model_name else None
+        if registered_model_name:
+            stage_and_alias(registered_model_name, version, stage or None, alias or None)
+    result = JobResult(
+        model_uri=info.model_uri,
+        run_id=run.info.run_id,
+        registered_model_name=registered_model_name,
+        version=version,
+        stage=stage if registered_model_name else None,
+        alias=alias if registered_model_name else None,
+        parity=parity,
+    )
+    log.info("Logged %s (run %s)%s", result.model_uri, result.run_id, f" as {registered_model_name} v{version}" if version else "")
+    return result
