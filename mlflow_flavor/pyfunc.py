@@ -64,15 +64,16 @@ def normalize_texts(model_input: Any) -> list[str]:
     if isinstance(model_input, str):
         return [model_input]
     if isinstance(model_input, pd.DataFrame):
+        # MLflow's schema enforcement passes the first column on; a list arrives as column 0.
         if TEXT_COLUMN in model_input.columns:
             column = model_input[TEXT_COLUMN]
-        elif len(model_input.columns) == 1:
+        elif len(model_input.columns) == 1 and isinstance(model_input.columns[0], (int, np.integer)):
             column = model_input.iloc[:, 0]
         else:
-            names = ", ".join(map(str, model_input.columns[:10]))
+            names = ", ".join(map(repr, model_input.columns[:10]))
             raise InputError(
-                f"The input DataFrame has columns [{names}] but no '{TEXT_COLUMN}' column. "
-                f"Send a DataFrame with a string column '{TEXT_COLUMN}' (or exactly one string column)."
+                f"The input has column(s) [{names}] but no '{TEXT_COLUMN}' column. "
+                f"Send a DataFrame with a single string column '{TEXT_COLUMN}', a list of strings, or a string."
             )
         values = column.tolist()
     elif isinstance(model_input, (pd.Series, np.ndarray)):
@@ -157,7 +158,17 @@ class FlairPyfuncModel:
         # results identical to sequential calls. Tokenization and input checks run outside the lock.
         self._lock = threading.Lock()
 
-    def predict(self, model_input: Any, params: Mapping[str, Any] | None = None) -> list[list[dict[str, Any]]]:
+    def predict(self, model_input: Any, params: Mapping[str, Any] | None = None) -> list[Any]:
+        """Entities for each input text; bad input raises ``MlflowException`` (HTTP 400 when served)."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+        try:
+            return self._predict(model_input, params)
+        except InputError as e:
+            raise MlflowException(str(e), error_code=INVALID_PARAMETER_VALUE) from e
+
+    def _predict(self, model_input: Any, params: Mapping[str, Any] | None) -> list[Any]:
         from flair.data import Sentence
 
         options = parse_params(params)

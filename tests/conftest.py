@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tinymodels import build_tiny_bert, build_tiny_tagger  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def tracking(tmp_path, monkeypatch):
+    """Every test gets its own SQLite tracking store and artifact root."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    while mlflow.active_run():
+        mlflow.end_run()
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_tagger(tiny_bert):
+    return build_tiny_tagger(tiny_bert)
+
+
+@pytest.fixture(scope="session")
+def tiny_tagger_file(tiny_tagger, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("tiny-tagger") / "tagger.pt"
+    tiny_tagger.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_tagger, tmp_path_factory) -> Path:
+    from exporter import save_bundle
+
+    return save_bundle(tiny_tagger, tmp_path_factory.mktemp("bundles") / "tiny").path
+
+
+def entities_of(model, texts: list[str]) -> list[list[tuple[int, int, str]]]:
+    """Entities of a Flair model on fresh sentences, as (start, end, label)."""
+    from flair.data import Sentence
+
+    from exporter.parity import entity_spans
+
+    sentences = [Sentence(t) for t in texts]
+    model.predict(sentences, mini_batch_size=16)
+    return [entity_spans(s, model.label_type) for s in sentences]

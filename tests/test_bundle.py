@@ -1,0 +1,144 @@
+"""Bundles are verified before anything is unpickled, load from anywhere, and are never half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+
+import pytest
+
+from exporter import BundleError, ChecksumError, ExportConfig, ExportError, UnsupportedModelError, load_bundle, save_bundle
+from exporter.manifest import MANIFEST_FILE, read_manifest
+
+from conftest import entities_of
+
+TEXTS = ["Angela Merkel met Tim Cook in Paris .", "Siemens opened an office in Munich , Germany ."]
+
+
+def test_manifest_records_files_versions_and_settings(tiny_bundle):
+    manifest, _ = read_manifest(tiny_bundle)
+    assert manifest["schema_version"] == 1
+    assert manifest["backend"] == "onnx"
+    assert {"model.pt", "encoder.onnx"} <= set(manifest["files"])
+    assert any(name.startswith("tokenizer/") for name in manifest["files"])
+    for name, entry in manifest["files"].items():
+        assert (tiny_bundle / name).stat().st_size == entry["size"]
+        assert len(entry["sha256"]) == 64
+    assert {"flair", "torch", "transformers", "onnx", "onnxruntime"} <= set(manifest["versions"])
+    assert manifest["onnx"]["opset"] == 17
+    assert manifest["onnx"]["providers"] == ["CPUExecutionProvider"]
+    assert "intra_op_num_threads" in manifest["onnx"]["session_options"]
+    assert "B-PER" in manifest["labels"] and manifest["tag_type"] == "ner"
+    assert manifest["embeddings"]["subtoken_pooling"] == "first"
+    assert manifest["parity"]["passed"] is True
+
+
+def test_moved_bundle_loads_from_another_working_directory(tiny_bundle, tiny_tagger, tmp_path, monkeypatch):
+    moved = tmp_path / "elsewhere" / "deeper" / "bundle"
+    shutil.copytree(tiny_bundle, moved)
+    other = tmp_path / "cwd"
+    other.mkdir()
+    monkeypatch.chdir(other)
+    model = load_bundle(os.path.relpath(moved, other))
+    assert entities_of(model, TEXTS) == entities_of(tiny_tagger, TEXTS)
+
+
+def _all_files(directory):
+    return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file())
+
+
+def test_changing_one_byte_of_any_file_fails_before_unpickling(tiny_bundle, tmp_path):
+    for name in _all_files(tiny_bundle):
+        if name == MANIFEST_FILE:
+            continue
+        copy = tmp_path / name.replace("/", "_")
+        shutil.copytree(tiny_bundle, copy)
+        path = copy / name
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+        with pytest.raises(ChecksumError, match=name):
+            load_bundle(copy)
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_swapped_pickle_is_never_unpickled(tiny_bundle, tmp_path):
+    copy = tmp_path / "b"
+    shutil.copytree(tiny_bundle, copy)
+    marker = tmp_path / "pwned"
+    with open(copy / "model.pt", "wb") as f:
+        pickle.dump(_Exploit(marker), f)
+    with pytest.raises(ChecksumError):
+        load_bundle(copy)
+    assert not marker.exists()
+
+
+def test_tampered_manifest_is_caught_by_its_recorded_digest(tiny_bundle, tmp_path):
+    _, digest = read_manifest(tiny_bundle)
+    copy = tmp_path / "b"
+    shutil.copytree(tiny_bundle, copy)
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    manifest["labels"].append("EVIL")
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ChecksumError, match=MANIFEST_FILE):
+        load_bundle(copy, expected_manifest_sha256=digest)
+
+
+def test_unknown_schema_and_missing_manifest_are_refused(tiny_bundle, tmp_path):
+    copy = tmp_path / "b"
+    shutil.copytree(tiny_bundle, copy)
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    manifest["schema_version"] = 99
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="schema version 99"):
+        load_bundle(copy)
+    (copy / MANIFEST_FILE).unlink()
+    with pytest.raises(BundleError, match="not a flair-mlflow bundle"):
+        load_bundle(copy)
+
+
+def test_failed_export_leaves_no_partial_bundle(tiny_tagger, tmp_path, monkeypatch):
+    from exporter.backends import onnx as onnx_backend
+
+    def broken(embeddings, settings, directory, config):
+        (directory / "encoder.onnx").write_bytes(b"half")
+        raise ExportError("simulated converter crash")
+
+    monkeypatch.setattr(onnx_backend, "export_encoder", broken)
+    with pytest.raises(ExportError, match="simulated"):
+        save_bundle(tiny_tagger, tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_target_is_not_overwritten(tiny_tagger, tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "keep.txt").write_text("precious")
+    with pytest.raises(BundleError, match="already exists"):
+        save_bundle(tiny_tagger, target)
+    assert (target / "keep.txt").read_text() == "precious"
+
+
+def test_models_we_cannot_accelerate_are_refused_with_their_classes(tiny_bert, tmp_path):
+    from flair.data import Dictionary
+    from flair.embeddings import StackedEmbeddings, TransformerWordEmbeddings
+    from flair.models import SequenceTagger
+
+    tags = Dictionary(add_unk=False)
+    for t in ("O", "S-PER", "B-PER", "E-PER", "I-PER"):
+        tags.add_item(t)
+    stacked = StackedEmbeddings([TransformerWordEmbeddings(str(tiny_bert), fine_tune=False)])
+    tagger = SequenceTagger(stacked, tags, "ner", use_rnn=False)
+    with pytest.raises(UnsupportedModelError, match="StackedEmbeddings.*TransformerWordEmbeddings"):
+        save_bundle(tagger, tmp_path / "never")
+    with pytest.raises(UnsupportedModelError, match="Cannot bundle a str"):
+        save_bundle("not a model", tmp_path / "never")

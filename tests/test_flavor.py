@@ -1,0 +1,143 @@
+"""The MLflow flavor: log, register, stage, alias, load by models:/ URI, predict from raw text."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
+
+import mlflow_flavor
+from mlflow_flavor.registry import stage_and_alias
+
+from conftest import entities_of
+
+TEXTS = [
+    "Angela Merkel met Tim Cook in Paris .",
+    "Siemens opened a new office in Munich , Germany , on Tuesday .",
+    "  Shares of   Google fell after   John Smith warned about sales in Japan .  ",
+]
+
+
+def _as_tuples(predictions):
+    return [[(e["start"], e["end"], e["label"]) for e in entities] for entities in predictions]
+
+
+@pytest.fixture()
+def registered(tiny_tagger):
+    with mlflow.start_run():
+        info = mlflow_flavor.log_model(tiny_tagger, name="ner", registered_model_name="ner")
+    stage_and_alias("ner", info.registered_model_version, "Production", "production")
+    return info
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_log_register_stage_load_predict_round_trip(tiny_tagger, backend):
+    with mlflow.start_run():
+        info = mlflow_flavor.log_model(tiny_tagger, name="ner", backend=backend, registered_model_name="ner")
+    stage_and_alias("ner", info.registered_model_version, "Production", "production")
+    expected = entities_of(tiny_tagger, TEXTS)
+    assert any(expected), "the tiny tagger should predict some entities"
+    for uri in ("models:/ner/Production", "models:/ner@production", info.model_uri):
+        pyfunc = mlflow.pyfunc.load_model(uri)
+        predictions = pyfunc.predict(pd.DataFrame({"text": TEXTS}))
+        assert _as_tuples(predictions) == [sorted(e, key=lambda x: x[0]) for e in expected]
+        for text, entities in zip(TEXTS, predictions):
+            for e in entities:
+                assert e["text"] == text[e["start"] : e["end"]]
+                assert 0.0 <= e["score"] <= 1.0
+    native = mlflow_flavor.load_model("models:/ner/Production")
+    assert entities_of(native, TEXTS) == expected
+    conf = mlflow.models.Model.load(info.model_uri).flavors["flair_mlflow"]
+    assert conf["backend"] == backend and len(conf["manifest_sha256"]) == 64
+
+
+def test_second_version_archives_the_first(tiny_tagger, registered):
+    with mlflow.start_run():
+        info = mlflow_flavor.log_model(tiny_tagger, name="ner", registered_model_name="ner")
+    stage_and_alias("ner", info.registered_model_version, "Production", "production")
+    client = mlflow.MlflowClient()
+    assert client.get_model_version("ner", "1").current_stage == "Archived"
+    assert client.get_model_version("ner", "2").current_stage == "Production"
+    assert str(client.get_model_version_by_alias("ner", "production").version) == "2"
+
+
+def test_input_shapes(registered):
+    pyfunc = mlflow.pyfunc.load_model("models:/ner/Production")
+    by_frame = pyfunc.predict(pd.DataFrame({"text": TEXTS}))
+    assert pyfunc.predict(TEXTS) == by_frame
+    assert pyfunc.predict(TEXTS[0]) == by_frame[:1]
+    assert pyfunc.predict(pd.DataFrame({"text": ["", "   ", TEXTS[0]]})) == [[], [], by_frame[0]]
+    with_tokens = pyfunc.predict([TEXTS[0]], params={"return_tokens": True})
+    tokens = with_tokens[0]["tokens"]
+    assert [t["text"] for t in tokens] == TEXTS[0].split()
+    assert pyfunc.predict([TEXTS[0]], params={"min_score": 1.0}) == [[e for e in by_frame[0] if e["score"] >= 1.0]]
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (pd.DataFrame({"x": ["a"], "y": ["b"]}), "no 'text' column"),
+        (pd.DataFrame({"text": ["fine", None]}), "missing"),
+        ([1, 2], "string"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(registered, bad, message):
+    pyfunc = mlflow.pyfunc.load_model("models:/ner/Production")
+    with pytest.raises(MlflowException, match=message):
+        pyfunc.predict(bad)
+
+
+def test_unknown_params_and_model_config_are_named(registered):
+    pyfunc = mlflow.pyfunc.load_model("models:/ner/Production")
+    with pytest.raises(MlflowException, match="mini_batch_size"):
+        pyfunc.predict(TEXTS, params={"mini_batch_size": 0})
+    with pytest.raises(MlflowException, match="allowed"):
+        mlflow.pyfunc.load_model("models:/ner/Production", model_config={"threads": 4})
+    limited = mlflow.pyfunc.load_model("models:/ner/Production", model_config={"max_texts": 2})
+    with pytest.raises(MlflowException, match="limit is 2"):
+        limited.predict(TEXTS)
+
+
+def test_model_carries_code_signature_example_and_requirements(registered):
+    local = Path(mlflow.artifacts.download_artifacts(registered.model_uri))
+    assert (local / "code" / "exporter" / "bundle.py").is_file()
+    assert (local / "code" / "mlflow_flavor" / "flavor.py").is_file()
+    requirements = (local / "requirements.txt").read_text()
+    for package in ("flair==", "torch==", "transformers==", "onnxruntime=="):
+        assert package in requirements
+    model = mlflow.models.Model.load(str(local))
+    assert model.signature is not None and model.signature.params is not None
+    assert model.saved_input_example_info is not None
+
+
+def test_loads_where_the_project_is_not_installed(registered, tracking, tmp_path):
+    """A fresh interpreter that refuses to import our packages from anywhere but the model's code/ dir."""
+    script = textwrap.dedent(
+        f"""
+        import sys, importlib.abc
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("exporter", "mlflow_flavor"):
+                    for entry in sys.path:
+                        if entry.endswith("/code"):
+                            return None
+                    raise ImportError("project blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        sys.path = [p for p in sys.path if "work/main" not in p and p not in ("", ".")]
+        import mlflow
+        mlflow.set_tracking_uri({tracking!r})
+        model = mlflow.pyfunc.load_model("models:/ner/Production")
+        import mlflow_flavor
+        assert "/code/mlflow_flavor" in mlflow_flavor.__file__, mlflow_flavor.__file__
+        print(model.predict(["Angela Merkel met Tim Cook in Paris ."]))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "'start': 0" in out.stdout or "[[]]" in out.stdout

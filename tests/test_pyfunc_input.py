@@ -1,0 +1,62 @@
+"""The pyfunc input contract, checked without MLflow's own schema enforcement in front."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from exporter.errors import InputError
+from mlflow_flavor.pyfunc import normalize_texts, parse_params
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("one text", ["one text"]),
+        (["a", "b"], ["a", "b"]),
+        (("a",), ["a"]),
+        (pd.DataFrame({"text": ["a", "b"]}), ["a", "b"]),
+        (pd.DataFrame({0: ["a"]}), ["a"]),
+        (pd.Series(["a"]), ["a"]),
+        (np.array(["a", "b"]), ["a", "b"]),
+        ({"text": ["a"]}, ["a"]),
+        ([], []),
+    ],
+)
+def test_accepted_shapes(value, expected):
+    assert normalize_texts(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (["a", None], "Text 1 is missing"),
+        (["a", math.nan], "Text 1 is missing"),
+        ([3], "Text 0 is a int"),
+        ([{"text": "a"}], "Text 0 is a dict"),
+        ([["nested"]], "Text 0 is a list"),
+        (pd.DataFrame({"body": ["a"]}), "no 'text' column"),
+        (pd.DataFrame({"a": ["x"], "b": ["y"]}), "no 'text' column"),
+        (np.array([["a"], ["b"]]), "one-dimensional"),
+        (42, "Unsupported input of type int"),
+    ],
+)
+def test_refused_shapes_say_what_is_expected(value, message):
+    with pytest.raises(InputError, match=message):
+        normalize_texts(value)
+
+
+def test_params_whitelist():
+    assert parse_params(None) == {"mini_batch_size": 32, "return_tokens": False, "min_score": 0.0}
+    assert parse_params({"mini_batch_size": 8, "min_score": 0.5})["mini_batch_size"] == 8
+    with pytest.raises(InputError, match="allowed parameters: mini_batch_size, min_score, return_tokens"):
+        parse_params({"batch": 8})
+    with pytest.raises(InputError, match="between 1 and 1024"):
+        parse_params({"mini_batch_size": 0})
+    with pytest.raises(InputError, match="between 0 and 1"):
+        parse_params({"min_score": 2})
+    with pytest.raises(InputError, match="true or false"):
+        parse_params({"return_tokens": "yes"})
