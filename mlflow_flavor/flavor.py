@@ -131,6 +131,13 @@ def _export_config(
     )
 
 
+def _default_model_config(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    from mlflow_flavor.pyfunc import ServingOptions
+
+    runtime = RuntimeOptions.from_dict(manifest["runtime"]).to_dict()
+    return {**runtime, "max_texts": ServingOptions().max_texts}
+
+
 def _parity_summary(report: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not report:
         return None
@@ -236,6 +243,8 @@ def save_model(
             code=code_subpath,
             conda_env=_CONDA_ENV_FILE_NAME,
             python_env=_PYTHON_ENV_FILE_NAME,
+            # MLflow passes on only the model_config keys declared here: declare every one we accept.
+            model_config=_default_model_config(manifest),
         )
         onnx_info = manifest.get("onnx") or {}
         versions = manifest.get("versions", {})

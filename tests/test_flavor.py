@@ -97,8 +97,10 @@ def test_unknown_params_and_model_config_are_named(registered):
     pyfunc = mlflow.pyfunc.load_model("models:/ner/Production")
     with pytest.raises(MlflowException, match="mini_batch_size"):
         pyfunc.predict(TEXTS, params={"mini_batch_size": 0})
-    with pytest.raises(MlflowException, match="allowed"):
-        mlflow.pyfunc.load_model("models:/ner/Production", model_config={"threads": 4})
+    with pytest.raises(MlflowException, match="Unknown model_config key.*threads.*allowed"):
+        mlflow_flavor.load_model("models:/ner/Production", model_config={"threads": 4})
+    with pytest.raises(MlflowException, match="intra_op_num_threads must be a non-negative integer"):
+        mlflow.pyfunc.load_model("models:/ner/Production", model_config={"intra_op_num_threads": -1})
     limited = mlflow.pyfunc.load_model("models:/ner/Production", model_config={"max_texts": 2})
     with pytest.raises(MlflowException, match="limit is 2"):
         limited.predict(TEXTS)
