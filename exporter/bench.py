@@ -64,7 +64,10 @@ def load_sentences(config: BenchConfig) -> tuple[list[str], str]:
                 texts.append(" ".join(w for w, _ in sentence))
             if len(texts) >= config.num_sentences:
                 break
-        return texts, f"the first {len(texts)} sentences of at least {config.min_words} words of `{config.conll.name}` ({config.conll.parent.name})"
+        return (
+            texts,
+            f"the first {len(texts)} sentences of at least {config.min_words} words of `{config.conll.name}` ({config.conll.parent.name})",
+        )
     from exporter.corpus import generate_sentences
 
     texts = generate_sentences(config.num_sentences, seed=11, long_every=0)
@@ -199,21 +202,31 @@ def _log_to_mlflow(config: BenchConfig, result: BenchResult) -> None:
 
     with mlflow.start_run(run_name="benchmark", nested=bool(mlflow.active_run())):
         mlflow.log_params(
-            {"batch_size": config.batch_size, "threads": config.threads, "sentences": config.num_sentences,
-             "repeats": config.repeats, "model": config.model_path.name}
+            {
+                "batch_size": config.batch_size,
+                "threads": config.threads,
+                "sentences": config.num_sentences,
+                "repeats": config.repeats,
+                "model": config.model_path.name,
+            }
         )
         for r in result.rows:
             key = r["backend"].replace("-", "_")
             mlflow.log_metrics(
-                {f"{key}_sentences_per_s": r["sentences_per_s"], f"{key}_ratio": r["ratio"],
-                 f"{key}_identical_share": r["identical"] / r["sentences"]}
+                {
+                    f"{key}_sentences_per_s": r["sentences_per_s"],
+                    f"{key}_ratio": r["ratio"],
+                    f"{key}_identical_share": r["identical"] / r["sentences"],
+                }
             )
         fig, ax = plt.subplots(figsize=(6, 3.5))
         names = [r["backend"] for r in result.rows]
         values = [r["sentences_per_s"] for r in result.rows]
         bars = ax.bar(names, values, color=["#888888"] + ["#1f77b4"] * (len(names) - 1))
         for bar, r in zip(bars, result.rows):
-            ax.annotate(f"{r['ratio']:.2f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom")
+            ax.annotate(
+                f"{r['ratio']:.2f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom"
+            )
         ax.set_ylabel("sentences / s")
         ax.set_title(f"predict throughput, batch {config.batch_size}, {config.threads} threads")
         fig.tight_layout()

@@ -51,9 +51,7 @@ class BundleInfo:
 def _model_class(model: Any) -> str:
     name = type(model).__name__
     if name not in SUPPORTED_MODELS:
-        raise UnsupportedModelError(
-            f"Cannot bundle a {name}: flair-mlflow supports {', '.join(SUPPORTED_MODELS)}."
-        )
+        raise UnsupportedModelError(f"Cannot bundle a {name}: flair-mlflow supports {', '.join(SUPPORTED_MODELS)}.")
     return name
 
 

@@ -38,7 +38,16 @@ MANIFEST_FILE = "bundle.json"
 SCHEMA_VERSION = 1
 FORMAT_NAME = "flair-mlflow-bundle"
 _CHUNK = 1 << 20
-_VERSIONED_PACKAGES = ("flair", "torch", "transformers", "onnx", "onnxruntime", "onnxruntime-gpu", "mlflow", "flair-mlflow")
+_VERSIONED_PACKAGES = (
+    "flair",
+    "torch",
+    "transformers",
+    "onnx",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "mlflow",
+    "flair-mlflow",
+)
 
 
 def sha256_file(path: Path) -> str:
@@ -71,9 +80,7 @@ def library_versions() -> dict[str, str]:
 def list_files(directory: Path) -> list[str]:
     """Every file under ``directory`` as a POSIX path relative to it, the manifest excluded."""
     return sorted(
-        p.relative_to(directory).as_posix()
-        for p in directory.rglob("*")
-        if p.is_file() and p.name != MANIFEST_FILE
+        p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST_FILE
     )
 
 

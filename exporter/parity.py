@@ -85,7 +85,7 @@ def check_parity(
     spans_b = [set(entity_spans(s, tag_type)) for s in b]
     worst = []
     identical = 0
-    for text, sa, sb, ea, eb in zip(texts, a, b, spans_a, spans_b):
+    for text, ea, eb in zip(texts, spans_a, spans_b):
         if ea == eb:
             identical += 1
             continue

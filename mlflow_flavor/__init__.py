@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from mlflow_flavor.flavor import (
     FLAVOR_NAME,
-    _load_pyfunc,
+    _load_pyfunc,  # noqa: F401  (MLflow's pyfunc loader entry point)
     get_default_pip_requirements,
     load_model,
     log_model,

@@ -27,9 +27,11 @@ def _setup_logging(verbose: bool) -> None:
 
 class _Group(click.Group):
     def invoke(self, ctx):
+        from mlflow.exceptions import MlflowException
+
         try:
             return super().invoke(ctx)
-        except FlairMlflowError as e:
+        except (FlairMlflowError, MlflowException) as e:
             click.echo(f"Error: {e}", err=True)
             ctx.exit(2)
 
@@ -79,7 +81,9 @@ def export(model, output, backend, opset, providers, intra_op_threads, parity_se
     from mlflow_flavor.job import resolve_model_path
     from mlflow_flavor.models import load_flair_model
 
-    runtime = RuntimeOptions(intra_op_num_threads=intra_op_threads, **({"providers": tuple(providers)} if providers else {}))
+    runtime = RuntimeOptions(
+        intra_op_num_threads=intra_op_threads, **({"providers": tuple(providers)} if providers else {})
+    )
     config = ExportConfig(
         backend=backend,
         onnx=OnnxOptions(opset=opset) if opset else OnnxOptions(),
@@ -88,7 +92,16 @@ def export(model, output, backend, opset, providers, intra_op_threads, parity_se
         parity_sentences=tuple(_read_lines(parity_sentences)),
     )
     info = save_bundle(load_flair_model(resolve_model_path(model)), output, config)
-    click.echo(json.dumps({"bundle": str(info.path), "manifest_sha256": info.manifest_sha256, "parity": _short(info.manifest.get("parity"))}, indent=2))
+    click.echo(
+        json.dumps(
+            {
+                "bundle": str(info.path),
+                "manifest_sha256": info.manifest_sha256,
+                "parity": _short(info.manifest.get("parity")),
+            },
+            indent=2,
+        )
+    )
 
 
 def _short(report):
@@ -106,8 +119,22 @@ def _short(report):
 @click.option("--alias", default="production", show_default=True, help="Empty string: no alias.")
 @click.option("--experiment-name", default=None, help="Experiment to log into (when no run is active).")
 @click.option("--tracking-uri", default=None, help="Defaults to MLFLOW_TRACKING_URI, else sqlite:///mlflow.db.")
-def log_cmd(model, backend, opset, providers, intra_op_threads, parity_sentences, min_agreement, force, name,
-            registered_model_name, stage, alias, experiment_name, tracking_uri):
+def log_cmd(
+    model,
+    backend,
+    opset,
+    providers,
+    intra_op_threads,
+    parity_sentences,
+    min_agreement,
+    force,
+    name,
+    registered_model_name,
+    stage,
+    alias,
+    experiment_name,
+    tracking_uri,
+):
     """Export a model, log it, register a new version, move it to a stage and set an alias."""
     import mlflow
 

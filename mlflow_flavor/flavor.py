@@ -141,7 +141,14 @@ def _default_model_config(manifest: Mapping[str, Any]) -> dict[str, Any]:
 def _parity_summary(report: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not report:
         return None
-    keys = ("sentences", "identical_sentences", "tag_agreement", "entity_f1_vs_original", "max_abs_embedding_diff", "passed")
+    keys = (
+        "sentences",
+        "identical_sentences",
+        "tag_agreement",
+        "entity_f1_vs_original",
+        "max_abs_embedding_diff",
+        "passed",
+    )
     return {k: report.get(k) for k in keys}
 
 
@@ -309,8 +316,9 @@ def log_model(
     **kwargs: Any,
 ):
     """Log a Flair model as an MLflow model of this flavor (MLflow 3 ``name=`` form); returns ``ModelInfo``."""
-    import mlflow_flavor
     from mlflow.models import Model
+
+    import mlflow_flavor
 
     return Model.log(
         artifact_path=None,

@@ -65,7 +65,8 @@ def run_log_job(
     if experiment_name and not mlflow.active_run():
         mlflow.set_experiment(experiment_name)
     with mlflow.start_run(nested=bool(mlflow.active_run())) as run:
-        mlflow.log_params({"backend": backend_value, "model": model if model == DEMO else source.name})
+        # the same values `mlflow run` logs for its parameters (MLflow refuses to change a logged param)
+        mlflow.log_params({"backend": backend, "model": model})
         info = log_model(
             str(source), name=name, backend=backend_value, registered_model_name=registered_model_name, **save_kwargs
         )
@@ -90,5 +91,10 @@ def run_log_job(
         alias=alias if registered_model_name else None,
         parity=parity,
     )
-    log.info("Logged %s (run %s)%s", result.model_uri, result.run_id, f" as {registered_model_name} v{version}" if version else "")
+    log.info(
+        "Logged %s (run %s)%s",
+        result.model_uri,
+        result.run_id,
+        f" as {registered_model_name} v{version}" if version else "",
+    )
     return result

@@ -8,11 +8,17 @@ import pickle
 import shutil
 
 import pytest
-
-from exporter import BundleError, ChecksumError, ExportConfig, ExportError, UnsupportedModelError, load_bundle, save_bundle
-from exporter.manifest import MANIFEST_FILE, read_manifest
-
 from conftest import entities_of
+
+from exporter import (
+    BundleError,
+    ChecksumError,
+    ExportError,
+    UnsupportedModelError,
+    load_bundle,
+    save_bundle,
+)
+from exporter.manifest import MANIFEST_FILE, read_manifest
 
 TEXTS = ["Angela Merkel met Tim Cook in Paris .", "Siemens opened an office in Munich , Germany ."]
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from conftest import entities_of
+from tinymodels import build_tiny_tagger
 
 from exporter import ExportConfig, ParityConfig, load_bundle, save_bundle
 from exporter.corpus import generate_sentences
-from tinymodels import build_tiny_tagger
-
-from conftest import entities_of
 
 # 200 check sentences; every 16th is ~420 words, far beyond the tiny BERT's 64-token maximum length.
 PARITY_TEXTS = generate_sentences(200, seed=3)
@@ -44,7 +43,9 @@ def test_layer_settings_and_heads(tiny_bert, tmp_path, layers, layer_mean, use_c
     assert info.manifest["parity"]["identical_sentences"] == 64
     # only the hidden states Flair uses are graph outputs
     settings = info.manifest["embeddings"]
-    assert len(info.manifest["onnx"]["outputs"]) == len({i % (settings["num_hidden_layers"] + 1) for i in settings["layer_indexes"]})
+    assert len(info.manifest["onnx"]["outputs"]) == len(
+        {i % (settings["num_hidden_layers"] + 1) for i in settings["layer_indexes"]}
+    )
 
 
 def test_without_long_sentence_support_truncation_matches(tiny_bert, tmp_path):
@@ -63,7 +64,9 @@ def test_bundle_holds_no_second_copy_of_the_transformer(tiny_tagger, tmp_path, t
 
 
 def test_torch_backend_is_flair_itself(tiny_tagger, tmp_path):
-    info = save_bundle(tiny_tagger, tmp_path / "b", ExportConfig(backend="torch", parity_sentences=tuple(PARITY_TEXTS[:16])))
+    info = save_bundle(
+        tiny_tagger, tmp_path / "b", ExportConfig(backend="torch", parity_sentences=tuple(PARITY_TEXTS[:16]))
+    )
     assert info.manifest["backend"] == "torch"
     assert info.manifest["parity"]["identical_sentences"] == 16
     model = load_bundle(info.path)

@@ -10,12 +10,11 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+from conftest import entities_of
 from mlflow.exceptions import MlflowException
 
 import mlflow_flavor
 from mlflow_flavor.registry import stage_and_alias
-
-from conftest import entities_of
 
 TEXTS = [
     "Angela Merkel met Tim Cook in Paris .",

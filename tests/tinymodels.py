@@ -29,7 +29,9 @@ def build_tiny_bert(directory: Path, *, max_length: int = 64, layers: int = 3, h
     vocab = SPECIAL + sorted(whole) + sorted(pieces) + sorted(chars) + sorted("##" + c for c in chars)
     vocab = list(dict.fromkeys(vocab))
     (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True, model_max_length=max_length)
+    tokenizer = BertTokenizerFast(
+        vocab_file=str(directory / "vocab.txt"), do_lower_case=True, model_max_length=max_length
+    )
     tokenizer.save_pretrained(str(directory))
     torch.manual_seed(seed)
     config = BertConfig(

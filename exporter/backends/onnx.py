@@ -51,9 +51,7 @@ def _trace_inputs(embeddings: Any, sentences: list[str]) -> tuple[torch.Tensor, 
     return batch["input_ids"], batch["attention_mask"]
 
 
-def export_encoder(
-    embeddings: Any, settings: EmbeddingSettings, directory: Path, config: ExportConfig
-) -> list[str]:
+def export_encoder(embeddings: Any, settings: EmbeddingSettings, directory: Path, config: ExportConfig) -> list[str]:
     """Export the embedding's transformer encoder to ``directory/encoder.onnx``; return the files written."""
     try:
         import onnx
@@ -124,7 +122,12 @@ def resolve_providers(requested: tuple[str, ...], strict: bool) -> list[str]:
     return chosen
 
 
-_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+_LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
 
 
 class OrtEncoder:
@@ -138,7 +141,9 @@ class OrtEncoder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = runtime.intra_op_num_threads
         options.inter_op_num_threads = runtime.inter_op_num_threads
-        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[runtime.graph_optimization_level])
+        options.graph_optimization_level = getattr(
+            ort.GraphOptimizationLevel, _LEVELS[runtime.graph_optimization_level]
+        )
         options.log_severity_level = 3
         providers = resolve_providers(runtime.providers, runtime.strict_providers)
         self.providers = providers

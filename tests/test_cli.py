@@ -1,0 +1,49 @@
+"""The command line, through click's CliRunner: exit codes and output."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+from click.testing import CliRunner
+
+from mlflow_flavor.cli import main
+
+
+def test_export_then_verify(tiny_tagger_file, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["export", str(tiny_tagger_file), str(tmp_path / "bundle")])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["parity"]["passed"] is True and report["parity"]["tag_agreement"] == 1.0
+    result = runner.invoke(main, ["verify", str(tmp_path / "bundle")])
+    assert result.exit_code == 0 and "OK:" in result.stdout
+    (tmp_path / "bundle" / "encoder.onnx").write_bytes(b"tampered")
+    result = runner.invoke(main, ["verify", str(tmp_path / "bundle")])
+    assert result.exit_code == 2
+    assert "encoder.onnx" in result.stderr and "failed verification" in result.stderr
+
+
+def test_clear_errors_without_tracebacks(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["export", str(tmp_path / "missing.pt"), str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "not found" in result.stderr and "Traceback" not in result.output
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a pickle")
+    result = runner.invoke(main, ["export", str(garbage), str(tmp_path / "out")])
+    assert result.exit_code == 2 and "not a Flair model file" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_log_registers_stages_and_aliases(tiny_tagger_file, tracking):
+    runner = CliRunner()
+    result = runner.invoke(main, ["log", "--model", str(tiny_tagger_file), "--backend", "torch"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["version"] == "1" and out["stage"] == "Production"
+    client = mlflow.MlflowClient()
+    assert str(client.get_model_version_by_alias("ner", "production").version) == "1"
+    run = client.get_run(out["run_id"])
+    assert run.data.params["backend"] == "torch"
+    assert run.data.metrics["parity_tag_agreement"] == 1.0

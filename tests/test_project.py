@@ -1,0 +1,54 @@
+"""`mlflow run .`: the MLflow project exports, logs, registers, stages and aliases a model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import mlflow
+import pytest
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def demo_cache(tmp_path_factory):
+    """One demo-model cache for the session (the demo tagger trains once, in about a minute)."""
+    path = os.environ.get("FLAIR_MLFLOW_TEST_CACHE") or str(tmp_path_factory.mktemp("demo-cache"))
+    return path
+
+
+def _mlflow_run(tracking, *args, env=None, timeout=1500):
+    command = [sys.executable, "-m", "mlflow", "run", str(REPO), *args]
+    full_env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, **(env or {})}
+    out = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=REPO)
+    assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-5000:])
+    return out
+
+
+def test_project_with_a_user_model_archives_the_previous_version(tiny_tagger_file, tracking, demo_cache):
+    env = {"FLAIR_MLFLOW_CACHE": demo_cache}
+    _mlflow_run(tracking, "-P", "backend=torch", "-P", f"model={tiny_tagger_file}", "--env-manager", "local", env=env)
+    _mlflow_run(tracking, "-P", "backend=onnx", "-P", f"model={tiny_tagger_file}", "--env-manager", "local", env=env)
+    client = mlflow.MlflowClient()
+    assert client.get_model_version("ner", "1").current_stage == "Archived"
+    latest = client.get_model_version("ner", "2")
+    assert latest.current_stage == "Production"
+    assert str(client.get_model_version_by_alias("ner", "production").version) == "2"
+    conf = mlflow.models.Model.load("models:/ner/Production").flavors["flair_mlflow"]
+    assert conf["backend"] == "onnx"
+
+
+@pytest.mark.parametrize("env_manager", ["local", "virtualenv"])
+def test_main_job_on_the_demo_model(tracking, demo_cache, env_manager):
+    """The README's first command, `mlflow run . -P backend=onnx`, on the built-in demo tagger."""
+    args = ["-P", "backend=onnx"] + (["--env-manager", "local"] if env_manager == "local" else [])
+    _mlflow_run(tracking, *args, env={"FLAIR_MLFLOW_CACHE": demo_cache})
+    for uri in ("models:/ner/Production", "models:/ner@production"):
+        model = mlflow.pyfunc.load_model(uri)
+        (entities,) = model.predict(["Angela Merkel met Tim Cook in Paris ."])
+        found = {(e["text"], e["label"]) for e in entities}
+        assert ("Tim Cook", "PER") in found and ("Paris", "LOC") in found, entities
+        assert any(label == "PER" and "Merkel" in text for text, label in found), entities

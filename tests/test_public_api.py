@@ -1,0 +1,95 @@
+"""The public names are the ones we mean, and importing the packages stays light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import exporter
+import mlflow_flavor
+
+
+def test_exporter_public_names():
+    assert sorted(exporter.__all__) == sorted(
+        [
+            "Backend",
+            "BundleError",
+            "ChecksumError",
+            "ConfigError",
+            "ExportConfig",
+            "ExportError",
+            "FlairMlflowError",
+            "InputError",
+            "MissingDependencyError",
+            "OnnxOptions",
+            "ParityConfig",
+            "ParityError",
+            "ProviderError",
+            "RuntimeOptions",
+            "UnsupportedModelError",
+            "load_bundle",
+            "save_bundle",
+        ]
+    )
+    for name in exporter.__all__:
+        assert getattr(exporter, name) is not None
+
+
+def test_flavor_public_names_follow_mlflow_contract():
+    assert sorted(mlflow_flavor.__all__) == sorted(
+        [
+            "FLAVOR_NAME",
+            "get_default_pip_requirements",
+            "load_model",
+            "log_model",
+            "register_model_version",
+            "save_model",
+        ]
+    )
+    assert mlflow_flavor.FLAVOR_NAME == "flair_mlflow"
+    assert callable(mlflow_flavor._load_pyfunc)
+
+
+def test_importing_does_not_pull_heavy_libraries():
+    code = "import sys, exporter, mlflow_flavor; print(sorted(m for m in ('torch','flair','onnxruntime','mlflow','onnx') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_error_hierarchy():
+    for name in (
+        "ConfigError",
+        "UnsupportedModelError",
+        "ExportError",
+        "ParityError",
+        "BundleError",
+        "ProviderError",
+        "InputError",
+        "MissingDependencyError",
+    ):
+        assert issubclass(getattr(exporter, name), exporter.FlairMlflowError)
+    assert issubclass(exporter.ChecksumError, exporter.BundleError)
+    error = exporter.MissingDependencyError("onnxruntime-gpu", extra="gpu", purpose="CUDA")
+    assert "pip install 'flair-mlflow[gpu]'" in str(error)
+
+
+def test_config_validation_messages():
+    import pytest
+
+    from exporter import ConfigError, ExportConfig, OnnxOptions, ParityConfig, RuntimeOptions
+
+    with pytest.raises(ConfigError, match="Unknown backend 'tensorrt'; choose one of: torch, onnx"):
+        ExportConfig(backend="tensorrt")
+    with pytest.raises(ConfigError, match="opset must be an integer between 14 and 21"):
+        OnnxOptions(opset=9)
+    with pytest.raises(ConfigError, match="min_tag_agreement must lie in"):
+        ParityConfig(min_tag_agreement=1.5)
+    with pytest.raises(ConfigError, match="providers must be a non-empty list"):
+        RuntimeOptions(providers=())
+    with pytest.raises(ConfigError, match="graph_optimization_level must be one of"):
+        RuntimeOptions(graph_optimization_level="max")
+    with pytest.raises(ConfigError, match="parity_sentences must be a list of strings"):
+        ExportConfig(parity_sentences="one sentence")
+    options = RuntimeOptions().updated({"providers": "CUDAExecutionProvider", "intra_op_num_threads": 2})
+    assert options.providers == ("CUDAExecutionProvider",) and options.intra_op_num_threads == 2
+    assert RuntimeOptions.from_dict(options.to_dict()) == options

@@ -1,0 +1,43 @@
+"""A real `mlflow models serve` process answers /invocations with entities."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+from servers import model_server, post_json
+
+import mlflow_flavor
+from mlflow_flavor.registry import stage_and_alias
+
+pytestmark = pytest.mark.slow
+
+TEXTS = ["Angela Merkel met Tim Cook in Paris .", "Siemens opened a new office in Munich , Germany ."]
+
+
+def test_models_serve_answers_every_payload_format(tiny_tagger, tracking, tmp_path):
+    with mlflow.start_run():
+        info = mlflow_flavor.log_model(tiny_tagger, name="ner", registered_model_name="ner")
+    stage_and_alias("ner", info.registered_model_version, "Production", "production")
+    expected = mlflow.pyfunc.load_model("models:/ner/Production").predict(TEXTS)
+    assert any(expected)
+
+    with model_server("models:/ner/Production", tmp_path / "serve.log", env={"MLFLOW_TRACKING_URI": tracking}) as url:
+        payloads = {
+            "dataframe_split": {"dataframe_split": {"columns": ["text"], "data": [[t] for t in TEXTS]}},
+            "dataframe_records": {"dataframe_records": [{"text": t} for t in TEXTS]},
+            "inputs": {"inputs": TEXTS},
+            "instances": {"instances": TEXTS},
+        }
+        for name, payload in payloads.items():
+            status, body = post_json(f"{url}/invocations", payload)
+            assert status == 200, (name, body)
+            assert body["predictions"] == expected, name
+        status, body = post_json(f"{url}/invocations", {"inputs": TEXTS, "params": {"min_score": 0.99}})
+        assert status == 200
+        assert all(e["score"] >= 0.99 for entities in body["predictions"] for e in entities)
+        status, body = post_json(f"{url}/invocations", {"dataframe_records": [{"text": None}]})
+        assert 400 <= status < 500, body
+        assert "string" in body.get("message", "")
+        # still answers correctly afterwards
+        status, body = post_json(f"{url}/invocations", payloads["inputs"])
+        assert status == 200 and body["predictions"] == expected
