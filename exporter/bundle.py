@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +73,10 @@ def _write_torch(model: Any, directory: Path) -> dict[str, Any]:
     return {}
 
 
-def _write_onnx(model: Any, directory: Path, config: ExportConfig) -> dict[str, Any]:
+def _write_accelerated(model: Any, directory: Path, config: ExportConfig) -> dict[str, Any]:
+    """Export the encoder with the configured backend; write the tokenizer and the slimmed Flair model."""
     import torch
 
-    from exporter.backends import onnx as onnx_backend
     from exporter.embeddings import AcceleratedTransformerDocumentEmbeddings, AcceleratedTransformerWordEmbeddings
     from exporter.settings import EmbeddingSettings, find_transformer_embeddings
 
@@ -89,8 +89,32 @@ def _write_onnx(model: Any, directory: Path, config: ExportConfig) -> dict[str, 
     settings = EmbeddingSettings.from_embeddings(embeddings)
     encoder_dir = directory / "encoder"
     encoder_dir.mkdir()
-    onnx_files = onnx_backend.export_encoder(embeddings, settings, encoder_dir, config)
-    for name in onnx_files:
+    if config.backend is Backend.ONNX:
+        from exporter.backends import onnx as onnx_backend
+
+        exported = onnx_backend.export_encoder(embeddings, settings, encoder_dir, config)
+        backend_info = {
+            "onnx": {
+                "model_file": onnx_backend.ENCODER_FILE,
+                "files": exported["files"],
+                "opset": config.onnx.opset,
+                "inputs": list(onnx_backend.INPUT_NAMES),
+                "outputs": onnx_backend.output_names(settings),
+                "providers": list(config.runtime.providers),
+                "session_options": config.runtime.session_options_dict(),
+                "precision": exported["precision"],
+                "optimization": exported["optimization"],
+                "quantization": exported["quantization"],
+            }
+        }
+    else:
+        from exporter.backends import torchscript
+
+        exported = torchscript.export_encoder(embeddings, settings, encoder_dir, config)
+        if config.torchscript.force_max_length:
+            settings = replace(settings, force_max_length=True)
+        backend_info = {"torchscript": {"model_file": torchscript.ENCODER_FILE, **exported}}
+    for name in exported["files"]:
         os.replace(encoder_dir / name, directory / name)
     encoder_dir.rmdir()
     embeddings.tokenizer.save_pretrained(str(directory / TOKENIZER_DIR))
@@ -99,20 +123,35 @@ def _write_onnx(model: Any, directory: Path, config: ExportConfig) -> dict[str, 
     state["embeddings"] = None
     state["state_dict"] = OrderedDict((k, v) for k, v in state["state_dict"].items() if not k.startswith("embeddings."))
     torch.save(state, directory / MODEL_FILE, pickle_protocol=4)
-    return {
-        "embeddings": settings.to_dict(),
-        "onnx": {
-            "model_file": onnx_backend.ENCODER_FILE,
-            "files": onnx_files,
-            "opset": config.onnx.opset,
-            "inputs": list(onnx_backend.INPUT_NAMES),
-            "outputs": onnx_backend.output_names(settings),
-            "providers": list(config.runtime.providers),
-            "session_options": config.runtime.session_options_dict(),
-            "optimization": None,
-            "quantization": None,
-        },
-    }
+    return {"embeddings": settings.to_dict(), **backend_info}
+
+
+def _load_encoder(path: Path, manifest: Mapping[str, Any], backend: Backend, runtime: RuntimeOptions | Mapping[str, Any] | None):
+    if backend is Backend.ONNX:
+        from exporter.backends.onnx import OrtEncoder
+
+        options = RuntimeOptions.from_dict(manifest["runtime"])
+        if isinstance(runtime, RuntimeOptions):
+            options = runtime
+        elif runtime:
+            options = options.updated(runtime)
+        return OrtEncoder(path / manifest["onnx"]["model_file"], options)
+    from exporter.backends.torchscript import TorchScriptEncoder
+
+    return TorchScriptEncoder(path / manifest["torchscript"]["model_file"])
+
+
+def _parity_sentences(config: ExportConfig) -> tuple[list, list | None]:
+    """Check sentences: the labeled set, the user's sentences, or generated ones (long ones included)."""
+    from exporter.corpus import generate_sentences, read_conll
+    from exporter.parity import gold_spans
+
+    if config.parity.gold_conll:
+        labeled = list(read_conll(config.parity.gold_conll, limit=config.parity.gold_limit))
+        return [[w for w, _ in s] for s in labeled], [gold_spans([t for _, t in s]) for s in labeled]
+    if config.parity_sentences:
+        return list(config.parity_sentences), None
+    return generate_sentences(config.parity.num_sentences, seed=7), None
 
 
 def save_bundle(model: Any, path: str | Path, config: ExportConfig | None = None) -> BundleInfo:
@@ -126,7 +165,6 @@ def save_bundle(model: Any, path: str | Path, config: ExportConfig | None = None
     Returns:
         The bundle's path, the manifest and its sha256.
     """
-    from exporter.corpus import generate_sentences
     from exporter.parity import check_parity
 
     config = config or ExportConfig()
@@ -142,10 +180,10 @@ def save_bundle(model: Any, path: str | Path, config: ExportConfig | None = None
     started = time.perf_counter()
     try:
         log.info("Exporting %s to a %s bundle at %s", model_class, config.backend.value, path)
-        if config.backend is Backend.ONNX:
-            content = _write_onnx(model, work, config)
-        else:
+        if config.backend is Backend.TORCH:
             content = _write_torch(model, work)
+        else:
+            content = _write_accelerated(model, work, config)
         content.update(
             {
                 "backend": config.backend.value,
@@ -163,8 +201,8 @@ def save_bundle(model: Any, path: str | Path, config: ExportConfig | None = None
         digest = write_manifest(work, content, entries)
         if config.parity.enabled:
             exported = load_bundle(work, expected_manifest_sha256=digest)
-            texts = list(config.parity_sentences) or generate_sentences(config.parity.num_sentences, seed=7)
-            content["parity"] = check_parity(model, exported, texts, config.parity)
+            texts, gold = _parity_sentences(config)
+            content["parity"] = check_parity(model, exported, texts, config.parity, lossy=config.lossy, gold=gold)
             del exported
             digest = write_manifest(work, content, entries)
         if path.exists():
@@ -207,17 +245,11 @@ def load_bundle(
     else:
         from transformers import AutoTokenizer
 
-        from exporter.backends.onnx import OrtEncoder
         from exporter.embeddings import build_accelerated_embeddings
         from exporter.settings import EmbeddingSettings
 
-        options = RuntimeOptions.from_dict(manifest["runtime"])
-        if isinstance(runtime, RuntimeOptions):
-            options = runtime
-        elif runtime:
-            options = options.updated(runtime)
         settings = EmbeddingSettings.from_dict(manifest["embeddings"])
-        encoder = OrtEncoder(path / manifest["onnx"]["model_file"], options)
+        encoder = _load_encoder(path, manifest, backend, runtime)
         tokenizer = AutoTokenizer.from_pretrained(str(path / TOKENIZER_DIR))
         embeddings = build_accelerated_embeddings(settings, tokenizer, encoder)
         state = torch.load(path / MODEL_FILE, map_location="cpu", weights_only=False)

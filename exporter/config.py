@@ -20,6 +20,7 @@ __all__ = [
     "OnnxOptions",
     "ParityConfig",
     "RuntimeOptions",
+    "TorchScriptOptions",
 ]
 
 CPU_PROVIDER = "CPUExecutionProvider"
@@ -31,6 +32,7 @@ class Backend(str, enum.Enum):
 
     TORCH = "torch"
     ONNX = "onnx"
+    TORCHSCRIPT = "torchscript"
 
     @classmethod
     def parse(cls, value: str | Backend) -> Backend:
@@ -108,19 +110,76 @@ class RuntimeOptions:
         return dataclasses.replace(self, **picked)
 
 
+#: ONNX Runtime transformer-optimizer levels, by ORT's names: ``fusion`` runs only the transformer
+#: fusions (attention, LayerNorm, GELU, ...), the others add ORT's graph optimizations of that level.
+OPTIMIZATION_LEVELS = {"fusion": 0, "basic": 1, "extended": 2, "all": 99}
+QUANTIZATIONS = ("int8",)
+PRECISIONS = ("fp32", "fp16")
+
+
 @dataclass(frozen=True)
 class OnnxOptions:
     """How the encoder is converted to ONNX.
 
     Attributes:
         opset: the ONNX opset to export with (14 or newer).
+        optimize: run ONNX Runtime's transformer optimizer at this level (``fusion``, ``basic``,
+            ``extended``, ``all``), or not at all (None).
+        quantize: ``int8`` for dynamic int8 quantization of the weights (CPU), or None.
+        per_channel: quantize weights per output channel (more faithful) rather than per tensor.
+        precision: ``fp32``, or ``fp16`` for the CUDA execution provider.
+        fp16_fallback: when fp16 is asked for on a machine without CUDA, export fp32 with a warning
+            instead of refusing.
+        external_data: always store the weights in an external-data file (automatic above 2 GB).
     """
 
     opset: int = 17
+    optimize: str | None = None
+    quantize: str | None = None
+    per_channel: bool = True
+    precision: str = "fp32"
+    fp16_fallback: bool = False
+    external_data: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.opset, int) or not 14 <= self.opset <= 21:
             raise ConfigError(f"opset must be an integer between 14 and 21, got {self.opset!r}.")
+        if self.optimize in ("", "none"):
+            object.__setattr__(self, "optimize", None)
+        if self.optimize is not None and self.optimize not in OPTIMIZATION_LEVELS:
+            raise ConfigError(
+                f"optimize must be one of {', '.join(OPTIMIZATION_LEVELS)} (or none), got {self.optimize!r}."
+            )
+        if self.quantize in ("", "none"):
+            object.__setattr__(self, "quantize", None)
+        if self.quantize is not None and self.quantize not in QUANTIZATIONS:
+            raise ConfigError(f"quantize must be one of {', '.join(QUANTIZATIONS)} (or none), got {self.quantize!r}.")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}.")
+        if self.precision == "fp16" and self.quantize:
+            raise ConfigError("precision='fp16' and quantize='int8' exclude each other: choose fp16 for CUDA or int8 for CPUs.")
+
+    @property
+    def lossy(self) -> bool:
+        """True when the graph computes with less precision than the original (int8, fp16)."""
+        return self.quantize is not None or self.precision == "fp16"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class TorchScriptOptions:
+    """How the encoder is traced for the TorchScript backend.
+
+    Attributes:
+        force_max_length: pad every batch to the tokenizer's maximum length, for compilers that need
+            static shapes (AWS Neuron, for instance). Slower on CPUs.
+        freeze: ``torch.jit.freeze`` the traced module (inlines weights, folds constants).
+    """
+
+    force_max_length: bool = False
+    freeze: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -130,23 +189,51 @@ class OnnxOptions:
 class ParityConfig:
     """The parity gate run at the end of every export.
 
+    Lossless backends (torch, TorchScript, ONNX fp32 with or without optimization) must give identical
+    entities by default; lossy ones (int8, fp16) must agree with the original's own output at an entity
+    F1 of at least 0.93 and, when a labeled set is given, lose at most half a point of gold F1.
+
     Attributes:
         enabled: run the gate at all.
         num_sentences: how many check sentences to generate when none are given.
-        min_tag_agreement: the share of sentences whose tags must be identical (1.0 for lossless backends).
+        min_tag_agreement: share of sentences with identical entities required (default: 1.0 for
+            lossless backends, no requirement for lossy ones).
+        min_entity_f1: entity F1 of the exported model against the original's output (default: 1.0
+            lossless, 0.93 lossy).
+        max_gold_f1_drop: largest allowed loss of entity F1 against gold labels (0.005 = half a point).
+        gold_conll: a labeled two-column CoNLL file; its sentences become the check sentences.
+        gold_limit: how many sentences of ``gold_conll`` to use.
         force: record a failing report but do not raise.
     """
 
     enabled: bool = True
     num_sentences: int = 64
-    min_tag_agreement: float = 1.0
+    min_tag_agreement: float | None = None
+    min_entity_f1: float | None = None
+    max_gold_f1_drop: float = 0.005
+    gold_conll: str | None = None
+    gold_limit: int = 1500
     force: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_sentences, int) or self.num_sentences < 1:
             raise ConfigError(f"num_sentences must be a positive integer, got {self.num_sentences!r}.")
-        if not 0.0 <= float(self.min_tag_agreement) <= 1.0:
-            raise ConfigError(f"min_tag_agreement must lie in [0, 1], got {self.min_tag_agreement!r}.")
+        for name in ("min_tag_agreement", "min_entity_f1", "max_gold_f1_drop"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= float(value) <= 1.0:
+                raise ConfigError(f"{name} must lie in [0, 1], got {value!r}.")
+        if self.gold_conll is not None:
+            from pathlib import Path
+
+            if not Path(self.gold_conll).is_file():
+                raise ConfigError(f"gold_conll {self.gold_conll!r} is not a file: give a two-column CoNLL file.")
+            object.__setattr__(self, "gold_conll", str(self.gold_conll))
+
+    def thresholds(self, lossy: bool) -> dict[str, float]:
+        """The thresholds in force for a lossless or a lossy export."""
+        agreement = self.min_tag_agreement if self.min_tag_agreement is not None else (0.0 if lossy else 1.0)
+        f1 = self.min_entity_f1 if self.min_entity_f1 is not None else (0.93 if lossy else 1.0)
+        return {"min_tag_agreement": agreement, "min_entity_f1": f1, "max_gold_f1_drop": self.max_gold_f1_drop}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -167,6 +254,7 @@ class ExportConfig:
 
     backend: Backend = Backend.ONNX
     onnx: OnnxOptions = field(default_factory=OnnxOptions)
+    torchscript: TorchScriptOptions = field(default_factory=TorchScriptOptions)
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
     parity: ParityConfig = field(default_factory=ParityConfig)
     example_sentences: tuple[str, ...] = ()
@@ -182,10 +270,15 @@ class ExportConfig:
                 raise ConfigError(f"{name} must hold non-empty strings only.")
             object.__setattr__(self, name, tuple(value))
 
+    @property
+    def lossy(self) -> bool:
+        return self.backend is Backend.ONNX and self.onnx.lossy
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "backend": self.backend.value,
             "onnx": self.onnx.to_dict(),
+            "torchscript": self.torchscript.to_dict(),
             "runtime": self.runtime.to_dict(),
             "parity": self.parity.to_dict(),
         }

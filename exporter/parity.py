@@ -15,7 +15,7 @@ from typing import Any
 from exporter.config import ParityConfig
 from exporter.errors import ParityError
 
-__all__ = ["check_parity", "entity_spans", "span_f1"]
+__all__ = ["check_parity", "entity_spans", "gold_spans", "span_f1", "token_spans"]
 
 log = logging.getLogger(__name__)
 
@@ -43,22 +43,50 @@ def span_f1(gold: Sequence[set], predicted: Sequence[set]) -> float:
     return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
 
 
-def _predict(model: Any, texts: Sequence[str], batch_size: int) -> list[Any]:
+def _sentence(text: str | Sequence[str]) -> Any:
     from flair.data import Sentence
 
-    sentences = [Sentence(t) for t in texts]
+    return Sentence(text if isinstance(text, str) else list(text))
+
+
+def _predict(model: Any, texts: Sequence[str | Sequence[str]], batch_size: int) -> list[Any]:
+    sentences = [_sentence(t) for t in texts]
     model.predict(sentences, mini_batch_size=batch_size)
     return sentences
 
 
+def token_spans(sentence: Any, tag_type: str) -> set[tuple[int, int, str]]:
+    """Predicted entities as ``(first token, last token + 1, label)``, comparable with gold BIO spans."""
+    return {
+        (span.tokens[0].idx - 1, span.tokens[-1].idx, span.get_label(tag_type).value)
+        for span in sentence.get_spans(tag_type)
+    }
+
+
+def gold_spans(tags: Sequence[str]) -> set[tuple[int, int, str]]:
+    """Entities of a BIO (or BIOES) tag sequence as ``(first token, last token + 1, label)``."""
+    spans, start, label = set(), None, None
+    for i, tag in enumerate([*tags, "O"]):
+        prefix, _, kind = tag.partition("-")
+        continues = prefix in ("I", "E") and kind == label and start is not None
+        if start is not None and not continues:
+            spans.add((start, i, label))
+            start, label = None, None
+        if prefix in ("B", "S") or (prefix in ("I", "E") and start is None):
+            start, label = i, kind
+        if prefix in ("E", "S") and start is not None:
+            spans.add((start, i + 1, label))
+            start, label = None, None
+    return spans
+
+
 def _max_embedding_diff(original: Any, exported: Any, texts: Sequence[str]) -> float:
     import torch
-    from flair.data import Sentence
 
     if not texts:
         return 0.0
-    a = [Sentence(t) for t in texts]
-    b = [Sentence(t) for t in texts]
+    a = [_sentence(t) for t in texts]
+    b = [_sentence(t) for t in texts]
     with torch.no_grad():
         original.embeddings.embed(a)
         exported.embeddings.embed(b)
@@ -75,10 +103,18 @@ def _max_embedding_diff(original: Any, exported: Any, texts: Sequence[str]) -> f
 
 
 def check_parity(
-    original: Any, exported: Any, texts: Sequence[str], config: ParityConfig, batch_size: int = 32
+    original: Any,
+    exported: Any,
+    texts: Sequence[str | Sequence[str]],
+    config: ParityConfig,
+    lossy: bool = False,
+    gold: Sequence[set[tuple[int, int, str]]] | None = None,
+    batch_size: int = 32,
 ) -> dict[str, Any]:
-    """Compare ``exported`` with ``original`` on ``texts``; return the report, raise :class:`ParityError` on failure."""
+    """Compare ``exported`` with ``original`` on ``texts`` (strings, or token lists when ``gold`` labels
+    them); return the report, raise :class:`ParityError` when it violates the thresholds."""
     tag_type = original.label_type
+    thresholds = config.thresholds(lossy)
     a = _predict(original, texts, batch_size)
     b = _predict(exported, texts, batch_size)
     spans_a = [set(entity_spans(s, tag_type)) for s in a]
@@ -89,9 +125,10 @@ def check_parity(
         if ea == eb:
             identical += 1
             continue
+        shown = text if isinstance(text, str) else " ".join(text)
         worst.append(
             {
-                "text": text if len(text) <= 300 else text[:300] + " ...",
+                "text": shown if len(shown) <= 300 else shown[:300] + " ...",
                 "original": sorted(ea),
                 "exported": sorted(eb),
                 "differences": len(ea ^ eb),
@@ -99,33 +136,47 @@ def check_parity(
         )
     worst.sort(key=lambda w: -w["differences"])
     n = len(texts)
-    report = {
+    report: dict[str, Any] = {
         "sentences": n,
+        "lossy": lossy,
         "identical_sentences": identical,
         "tag_agreement": identical / n if n else 1.0,
         "entity_f1_vs_original": span_f1(spans_a, spans_b),
         "entities_original": sum(len(s) for s in spans_a),
         "entities_exported": sum(len(s) for s in spans_b),
         "max_abs_embedding_diff": _max_embedding_diff(original, exported, texts[:_EMBEDDING_SAMPLE]),
-        "thresholds": {"min_tag_agreement": config.min_tag_agreement},
+        "thresholds": thresholds,
         "worst": worst[:_WORST_LISTED],
     }
-    report["passed"] = report["tag_agreement"] >= config.min_tag_agreement
+    failures = []
+    if report["tag_agreement"] < thresholds["min_tag_agreement"]:
+        failures.append(f"tag agreement {report['tag_agreement']:.4f} < {thresholds['min_tag_agreement']}")
+    if report["entity_f1_vs_original"] < thresholds["min_entity_f1"]:
+        failures.append(f"entity F1 vs original {report['entity_f1_vs_original']:.4f} < {thresholds['min_entity_f1']}")
+    if gold is not None:
+        report["gold_f1_original"] = span_f1(gold, [token_spans(s, tag_type) for s in a])
+        report["gold_f1_exported"] = span_f1(gold, [token_spans(s, tag_type) for s in b])
+        report["gold_f1_drop"] = report["gold_f1_original"] - report["gold_f1_exported"]
+        if report["gold_f1_drop"] > thresholds["max_gold_f1_drop"]:
+            failures.append(f"gold F1 drop {report['gold_f1_drop']:.4f} > {thresholds['max_gold_f1_drop']}")
+    report["passed"] = not failures
+    report["failures"] = failures
     log.info(
-        "Parity on %d sentences: %d identical (%.4f), entity F1 vs original %.4f, max embedding diff %.2e",
+        "Parity on %d sentences: %d identical (%.4f), entity F1 vs original %.4f, max embedding diff %.2e%s",
         n,
         identical,
         report["tag_agreement"],
         report["entity_f1_vs_original"],
         report["max_abs_embedding_diff"],
+        f", gold F1 {report['gold_f1_original']:.4f} -> {report['gold_f1_exported']:.4f}" if gold is not None else "",
     )
-    if not report["passed"] and not config.force:
+    if failures and not config.force:
         lines = [f"  {w['text'][:120]!r}: original {w['original']} exported {w['exported']}" for w in report["worst"]]
         raise ParityError(
-            f"The exported model tags {n - identical} of {n} check sentences differently from the original "
-            f"(agreement {report['tag_agreement']:.4f} < required {config.min_tag_agreement}). Worst sentences:\n"
+            f"The exported model fails the parity gate on {n} check sentences: {'; '.join(failures)}. "
+            f"{n - identical} sentences differ; the worst:\n"
             + "\n".join(lines)
-            + "\nChoose a lossless backend, relax parity.min_tag_agreement, or force the export.",
+            + "\nChoose a more faithful backend (fp32, per-channel int8), relax the thresholds, or force the export.",
             report,
         )
     return report

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,22 +43,27 @@ def output_names(settings: EmbeddingSettings) -> list[str]:
     return [f"hidden_state_{i}" for i in settings.hidden_state_layers]
 
 
-def _trace_inputs(embeddings: Any, sentences: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+def _trace_inputs(embeddings: Any, sentences: list[str], pad_to: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Tokenize tracing sentences into a padded batch (padding matters: the mask path must be traced)."""
     texts = list(sentences) or ["A short one .", "A somewhat longer example sentence , with more words in it ."]
     if len(texts) == 1:
         texts.append(texts[0] + " " + texts[0])
-    batch = embeddings.tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+    padding = "max_length" if pad_to else True
+    batch = embeddings.tokenizer(texts, padding=padding, max_length=pad_to, truncation=True, return_tensors="pt")
     return batch["input_ids"], batch["attention_mask"]
 
 
-def export_encoder(embeddings: Any, settings: EmbeddingSettings, directory: Path, config: ExportConfig) -> list[str]:
-    """Export the embedding's transformer encoder to ``directory/encoder.onnx``; return the files written."""
+def export_encoder(embeddings: Any, settings: EmbeddingSettings, directory: Path, config: ExportConfig) -> dict[str, Any]:
+    """Export the embedding's transformer encoder to ``directory/encoder.onnx``, then optimize, convert
+    or quantize it as ``config.onnx`` says. Returns the files written and what was done to the graph."""
     try:
         import onnx
     except ImportError as e:
         raise MissingDependencyError("onnx", purpose="the ONNX backend") from e
+    from exporter.backends import onnx_optimize
 
+    options = config.onnx
+    precision = _check_precision(config)
     wrapper = _HiddenStates(embeddings.model, settings.hidden_state_layers).eval()
     input_ids, attention_mask = _trace_inputs(embeddings, list(config.example_sentences))
     names = output_names(settings)
@@ -73,28 +79,67 @@ def export_encoder(embeddings: Any, settings: EmbeddingSettings, directory: Path
                 input_names=list(INPUT_NAMES),
                 output_names=names,
                 dynamic_axes=dynamic_axes,
-                opset_version=config.onnx.opset,
+                opset_version=options.opset,
                 do_constant_folding=True,
                 dynamo=False,
             )
     except Exception as e:  # torch raises many unrelated types here
         raise ExportError(
-            f"torch.onnx.export failed for {settings.model_type or 'the'} encoder of {settings.name!r}: {e}. "
-            "Try another opset (onnx.opset) or backend='torch'."
+            f"torch.onnx.export failed for the {settings.model_type or 'transformer'} encoder of {settings.name!r}: "
+            f"{e}. Try another opset, or backend='torch'."
         ) from e
+    log.info("Exported the encoder graph in %.1f s", time.perf_counter() - started)
     try:
         onnx.checker.check_model(str(target))
     except Exception as e:
         raise ExportError(f"The exported ONNX graph does not pass onnx.checker: {e}") from e
+    if len(list(directory.iterdir())) > 1 or options.external_data:
+        # torch writes one external-data file per large tensor: consolidate them into one
+        onnx_optimize.save_graph(onnx.load(str(target)), target, external=True)
+
+    details: dict[str, Any] = {"precision": precision, "optimization": None, "quantization": None}
+    if options.optimize:
+        details["optimization"] = onnx_optimize.optimize_graph(
+            target, settings, replace(options, precision=precision), use_gpu=precision == "fp16"
+        )
+    elif precision == "fp16":
+        onnx_optimize.convert_fp16(target, options)
+    if options.quantize:
+        details["quantization"] = onnx_optimize.quantize_graph(target, options)
+
     files = sorted(p.name for p in directory.iterdir() if p.is_file())
     log.info(
-        "Exported encoder to %s in %.1f s (%d file(s), %.1f MB)",
-        target,
+        "Encoder ready in %.1f s: %s (%.1f MB)",
         time.perf_counter() - started,
-        len(files),
+        ", ".join(files),
         sum((directory / f).stat().st_size for f in files) / 1e6,
     )
-    return files
+    return {"files": files, **details}
+
+
+def _check_precision(config: ExportConfig) -> str:
+    """fp16 needs the CUDA execution provider, here and in the recorded providers."""
+    if config.onnx.precision != "fp16":
+        return "fp32"
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers() and "CUDAExecutionProvider" in config.runtime.providers:
+        return "fp16"
+    why = (
+        "precision='fp16' runs on ONNX Runtime's CUDAExecutionProvider, which "
+        + (
+            "is not among the bundle's providers"
+            if "CUDAExecutionProvider" not in config.runtime.providers
+            else "this machine's onnxruntime does not offer (install onnxruntime-gpu on a CUDA machine)"
+        )
+    )
+    if config.onnx.fp16_fallback:
+        log.warning("%s; exporting fp32 instead, as fp16_fallback asks.", why)
+        return "fp32"
+    raise ProviderError(
+        f"{why}. Export fp16 on a machine with CUDA and providers=['CUDAExecutionProvider', "
+        "'CPUExecutionProvider'], or set fp16_fallback to export fp32 instead."
+    )
 
 
 def resolve_providers(requested: tuple[str, ...], strict: bool) -> list[str]:

@@ -1,0 +1,55 @@
+"""TorchScript backend: the transformer encoder traced with ``torch.jit.trace``, stored as its own file.
+
+The traced module is a TorchScript archive (``encoder.ts``) in the bundle, not bytes inside the Flair
+pickle, and is rebuilt with ``torch.jit.load`` on load.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from exporter.config import ExportConfig
+from exporter.errors import ExportError
+from exporter.settings import EmbeddingSettings
+
+__all__ = ["ENCODER_FILE", "TorchScriptEncoder", "export_encoder"]
+
+log = logging.getLogger(__name__)
+
+ENCODER_FILE = "encoder.ts"
+
+
+def export_encoder(embeddings: Any, settings: EmbeddingSettings, directory: Path, config: ExportConfig) -> dict[str, Any]:
+    """Trace the encoder into ``directory/encoder.ts``."""
+    from exporter.backends.onnx import _HiddenStates, _trace_inputs
+
+    wrapper = _HiddenStates(embeddings.model, settings.hidden_state_layers).eval()
+    input_ids, attention_mask = _trace_inputs(
+        embeddings, list(config.example_sentences), pad_to=settings.model_max_length if config.torchscript.force_max_length else None
+    )
+    started = time.perf_counter()
+    try:
+        with torch.no_grad():
+            traced = torch.jit.trace(wrapper, (input_ids, attention_mask), strict=False, check_trace=False)
+            traced = torch.jit.freeze(traced.eval()) if config.torchscript.freeze else traced
+        torch.jit.save(traced, str(directory / ENCODER_FILE))
+    except Exception as e:  # tracing raises assorted errors on untraceable models
+        raise ExportError(f"torch.jit.trace failed for the encoder of {settings.name!r}: {e}. Use backend='onnx' or 'torch'.") from e
+    log.info("Traced the encoder to TorchScript in %.1f s", time.perf_counter() - started)
+    return {"files": [ENCODER_FILE], "force_max_length": config.torchscript.force_max_length, "frozen": config.torchscript.freeze}
+
+
+class TorchScriptEncoder:
+    """Runs the traced encoder; thread-safe."""
+
+    def __init__(self, path: Path, threads: int = 0) -> None:
+        self.module = torch.jit.load(str(path), map_location="cpu").eval()
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[torch.Tensor]:
+        with torch.inference_mode():
+            return list(self.module(input_ids, attention_mask))
