@@ -17,12 +17,23 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from exporter.config import Backend, ExportConfig, ParityConfig, RuntimeOptions
+from exporter.config import Backend, ExportConfig, OnnxOptions, ParityConfig, RuntimeOptions, TorchScriptOptions
 from exporter.errors import ConfigError
 
 __all__ = ["BenchConfig", "BenchResult", "load_sentences", "run_benchmark"]
 
 log = logging.getLogger(__name__)
+
+
+#: The exported variants the benchmark knows, by name.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "onnx": {"backend": Backend.ONNX},
+    "onnx-optimized": {"backend": Backend.ONNX, "onnx": OnnxOptions(optimize="all")},
+    "onnx-int8": {"backend": Backend.ONNX, "onnx": OnnxOptions(quantize="int8", per_channel=True)},
+    "onnx-int8-per-tensor": {"backend": Backend.ONNX, "onnx": OnnxOptions(quantize="int8", per_channel=False)},
+    "onnx-optimized-int8": {"backend": Backend.ONNX, "onnx": OnnxOptions(optimize="all", quantize="int8")},
+    "torchscript": {"backend": Backend.TORCHSCRIPT, "torchscript": TorchScriptOptions()},
+}
 
 
 @dataclass(frozen=True)
@@ -36,7 +47,7 @@ class BenchConfig:
     batch_size: int = 32
     threads: int = 2
     repeats: int = 3
-    backends: tuple[str, ...] = ("onnx",)
+    backends: tuple[str, ...] = ("onnx", "onnx-optimized", "onnx-int8", "torchscript")
     command: str = ""
 
     def __post_init__(self) -> None:
@@ -44,7 +55,8 @@ class BenchConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}.")
         for backend in self.backends:
-            Backend.parse(backend)
+            if backend not in VARIANTS:
+                raise ConfigError(f"Unknown benchmark backend {backend!r}; choose from {', '.join(VARIANTS)}.")
 
 
 @dataclass
@@ -120,7 +132,7 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
     runtime = RuntimeOptions(intra_op_num_threads=config.threads, inter_op_num_threads=1)
     with tempfile.TemporaryDirectory(prefix="flair-mlflow-bench-") as work:
         for backend in config.backends:
-            export_config = ExportConfig(backend=backend, runtime=runtime, parity=ParityConfig(enabled=False))
+            export_config = ExportConfig(**VARIANTS[backend], runtime=runtime, parity=ParityConfig(enabled=False))
             info = save_bundle(models["flair-pytorch"], Path(work) / backend, export_config)
             started = time.perf_counter()
             models[backend] = load_bundle(info.path)

@@ -126,7 +126,9 @@ def _write_accelerated(model: Any, directory: Path, config: ExportConfig) -> dic
     return {"embeddings": settings.to_dict(), **backend_info}
 
 
-def _load_encoder(path: Path, manifest: Mapping[str, Any], backend: Backend, runtime: RuntimeOptions | Mapping[str, Any] | None):
+def _load_encoder(
+    path: Path, manifest: Mapping[str, Any], backend: Backend, runtime: RuntimeOptions | Mapping[str, Any] | None
+):
     if backend is Backend.ONNX:
         from exporter.backends.onnx import OrtEncoder
 
@@ -256,6 +258,10 @@ def load_bundle(
         state.pop("__cls__", None)
         state["embeddings"] = embeddings
         model = model_cls._init_model_with_state_dict(state)
+        if getattr(model, "use_crf", False) and hasattr(model, "viterbi_decoder"):
+            from exporter.fastpath import FastViterbiDecoder
+
+            model.viterbi_decoder = FastViterbiDecoder.replacing(model.viterbi_decoder)
     model.eval()
     model.flair_mlflow_manifest = manifest
     return model

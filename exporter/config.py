@@ -157,7 +157,9 @@ class OnnxOptions:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}.")
         if self.precision == "fp16" and self.quantize:
-            raise ConfigError("precision='fp16' and quantize='int8' exclude each other: choose fp16 for CUDA or int8 for CPUs.")
+            raise ConfigError(
+                "precision='fp16' and quantize='int8' exclude each other: choose fp16 for CUDA or int8 for CPUs."
+            )
 
     @property
     def lossy(self) -> bool:

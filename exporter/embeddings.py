@@ -96,6 +96,35 @@ class _AcceleratedMixin:
         self.model = EncoderProxy(encoder, settings)
         self.eval()
 
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        sub_token_lengths: torch.LongTensor | None = None,
+        token_lengths: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        overflow_to_sample_mapping: torch.Tensor | None = None,
+        word_ids: torch.Tensor | None = None,
+        **unused: Any,
+    ):
+        """Flair's forward; for word-only embeddings the lean pooling of :mod:`exporter.fastpath`."""
+        if self.document_embedding or not self.token_embedding or word_ids is None:
+            return TransformerEmbeddings.forward(
+                self, input_ids, sub_token_lengths, token_lengths, attention_mask, overflow_to_sample_mapping, word_ids
+            )
+        from exporter.fastpath import pool_token_embeddings
+
+        hidden = self.model(input_ids, attention_mask=attention_mask)[-1]
+        if len(hidden) == 1 and len(self.layer_indexes) == 1:
+            hidden_states = hidden[0][:, : input_ids.size(1)]
+        else:  # Flair's layer selection, unchanged
+            hidden_states = torch.stack(hidden)[:, :, : input_ids.size(1)][self.layer_indexes, :, :]
+            if self.layer_mean:
+                hidden_states = hidden_states.mean(dim=0)
+            else:
+                hidden_states = torch.flatten(hidden_states.permute((0, 3, 1, 2)), 0, 1).permute((1, 2, 0))
+        embeddings = pool_token_embeddings(self, hidden_states, overflow_to_sample_mapping, word_ids, token_lengths)
+        return {"token_embeddings": embeddings}
+
     def to_params(self) -> dict[str, Any]:
         from exporter.errors import FlairMlflowError
 

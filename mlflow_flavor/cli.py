@@ -201,9 +201,10 @@ def predict(model_uri, texts):
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--threads", type=int, default=2, show_default=True)
 @click.option("--repeats", type=int, default=3, show_default=True, help="Timed passes per backend (best is kept).")
+@click.option("--backend", "backends", multiple=True, help="Variant to compare (repeatable); default: all main ones.")
 @click.option("--output", type=click.Path(dir_okay=False), default="docs/BENCHMARKS.md", show_default=True)
 @click.option("--log-to-mlflow/--no-log-to-mlflow", default=True, show_default=True)
-def bench(model, conll, num_sentences, min_words, batch_size, threads, repeats, output, log_to_mlflow):
+def bench(model, conll, num_sentences, min_words, batch_size, threads, repeats, backends, output, log_to_mlflow):
     """Measure predict throughput of Flair PyTorch and each backend side by side, in one run."""
     from exporter.bench import BenchConfig, run_benchmark
     from mlflow_flavor.job import resolve_model_path
@@ -216,6 +217,7 @@ def bench(model, conll, num_sentences, min_words, batch_size, threads, repeats, 
         batch_size=batch_size,
         threads=threads,
         repeats=repeats,
+        **({"backends": tuple(backends)} if backends else {}),
         command="flair-mlflow " + " ".join(sys.argv[1:]),
     )
     result = run_benchmark(config, output=Path(output) if output else None, log_to_mlflow=log_to_mlflow)

@@ -43,7 +43,9 @@ def output_names(settings: EmbeddingSettings) -> list[str]:
     return [f"hidden_state_{i}" for i in settings.hidden_state_layers]
 
 
-def _trace_inputs(embeddings: Any, sentences: list[str], pad_to: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def _trace_inputs(
+    embeddings: Any, sentences: list[str], pad_to: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Tokenize tracing sentences into a padded batch (padding matters: the mask path must be traced)."""
     texts = list(sentences) or ["A short one .", "A somewhat longer example sentence , with more words in it ."]
     if len(texts) == 1:
@@ -53,7 +55,9 @@ def _trace_inputs(embeddings: Any, sentences: list[str], pad_to: int | None = No
     return batch["input_ids"], batch["attention_mask"]
 
 
-def export_encoder(embeddings: Any, settings: EmbeddingSettings, directory: Path, config: ExportConfig) -> dict[str, Any]:
+def export_encoder(
+    embeddings: Any, settings: EmbeddingSettings, directory: Path, config: ExportConfig
+) -> dict[str, Any]:
     """Export the embedding's transformer encoder to ``directory/encoder.onnx``, then optimize, convert
     or quantize it as ``config.onnx`` says. Returns the files written and what was done to the graph."""
     try:
@@ -125,13 +129,10 @@ def _check_precision(config: ExportConfig) -> str:
 
     if "CUDAExecutionProvider" in ort.get_available_providers() and "CUDAExecutionProvider" in config.runtime.providers:
         return "fp16"
-    why = (
-        "precision='fp16' runs on ONNX Runtime's CUDAExecutionProvider, which "
-        + (
-            "is not among the bundle's providers"
-            if "CUDAExecutionProvider" not in config.runtime.providers
-            else "this machine's onnxruntime does not offer (install onnxruntime-gpu on a CUDA machine)"
-        )
+    why = "precision='fp16' runs on ONNX Runtime's CUDAExecutionProvider, which " + (
+        "is not among the bundle's providers"
+        if "CUDAExecutionProvider" not in config.runtime.providers
+        else "this machine's onnxruntime does not offer (install onnxruntime-gpu on a CUDA machine)"
     )
     if config.onnx.fp16_fallback:
         log.warning("%s; exporting fp32 instead, as fp16_fallback asks.", why)

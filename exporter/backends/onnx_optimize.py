@@ -49,7 +49,14 @@ def save_graph(model: Any, target: Path, external: bool) -> None:
     tmp = directory / (target.name + ".tmp")
     if external or size >= PROTOBUF_LIMIT:
         data_tmp = EXTERNAL_DATA_FILE + ".tmp"
-        onnx.save_model(model, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True, location=data_tmp, size_threshold=1024)
+        onnx.save_model(
+            model,
+            str(tmp),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=data_tmp,
+            size_threshold=1024,
+        )
         # the graph refers to its data file by name: rewrite the reference before the rename
         reloaded = onnx.load(str(tmp), load_external_data=False)
         for tensor in _external_tensors(reloaded):
@@ -73,7 +80,9 @@ def _external_tensors(model: Any):
     return [t for t in _get_all_tensors(model) if uses_external_data(t)]
 
 
-def optimize_graph(target: Path, settings: EmbeddingSettings, options: OnnxOptions, use_gpu: bool = False) -> dict[str, Any]:
+def optimize_graph(
+    target: Path, settings: EmbeddingSettings, options: OnnxOptions, use_gpu: bool = False
+) -> dict[str, Any]:
     """Fuse attention, LayerNorm, GELU and friends with ONNX Runtime's transformer optimizer."""
     try:
         from onnxruntime.transformers.optimizer import optimize_model
@@ -104,7 +113,12 @@ def optimize_graph(target: Path, settings: EmbeddingSettings, options: OnnxOptio
     fused = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
     save_graph(optimized.model, target, options.external_data)
     log.info("Optimized the encoder (level %s) in %.1f s: %s", options.optimize, time.perf_counter() - started, fused)
-    return {"level": options.optimize, "opt_level": level, "fused_operators": fused, "fp16": options.precision == "fp16"}
+    return {
+        "level": options.optimize,
+        "opt_level": level,
+        "fused_operators": fused,
+        "fp16": options.precision == "fp16",
+    }
 
 
 def convert_fp16(target: Path, options: OnnxOptions) -> dict[str, Any]:
@@ -125,6 +139,9 @@ def quantize_graph(target: Path, options: OnnxOptions) -> dict[str, Any]:
 
     started = time.perf_counter()
     output = target.parent / "quantized.onnx.tmp"
+    root = logging.getLogger()
+    root_level = root.level
+    root.setLevel(max(root_level, logging.WARNING))  # the quantizer logs every tensor at INFO on the root logger
     external = options.external_data or sum(p.stat().st_size for p in _graph_files(target.parent)) >= PROTOBUF_LIMIT
     try:
         quantize_dynamic(
@@ -138,6 +155,8 @@ def quantize_graph(target: Path, options: OnnxOptions) -> dict[str, Any]:
         )
     except Exception as e:
         raise ExportError(f"Dynamic int8 quantization failed: {e}") from e
+    finally:
+        root.setLevel(root_level)
     model = onnx.load(str(output))
     for path in output.parent.iterdir():
         if path.name.startswith("quantized.onnx"):

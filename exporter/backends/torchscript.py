@@ -24,13 +24,17 @@ log = logging.getLogger(__name__)
 ENCODER_FILE = "encoder.ts"
 
 
-def export_encoder(embeddings: Any, settings: EmbeddingSettings, directory: Path, config: ExportConfig) -> dict[str, Any]:
+def export_encoder(
+    embeddings: Any, settings: EmbeddingSettings, directory: Path, config: ExportConfig
+) -> dict[str, Any]:
     """Trace the encoder into ``directory/encoder.ts``."""
     from exporter.backends.onnx import _HiddenStates, _trace_inputs
 
     wrapper = _HiddenStates(embeddings.model, settings.hidden_state_layers).eval()
     input_ids, attention_mask = _trace_inputs(
-        embeddings, list(config.example_sentences), pad_to=settings.model_max_length if config.torchscript.force_max_length else None
+        embeddings,
+        list(config.example_sentences),
+        pad_to=settings.model_max_length if config.torchscript.force_max_length else None,
     )
     started = time.perf_counter()
     try:
@@ -39,9 +43,15 @@ def export_encoder(embeddings: Any, settings: EmbeddingSettings, directory: Path
             traced = torch.jit.freeze(traced.eval()) if config.torchscript.freeze else traced
         torch.jit.save(traced, str(directory / ENCODER_FILE))
     except Exception as e:  # tracing raises assorted errors on untraceable models
-        raise ExportError(f"torch.jit.trace failed for the encoder of {settings.name!r}: {e}. Use backend='onnx' or 'torch'.") from e
+        raise ExportError(
+            f"torch.jit.trace failed for the encoder of {settings.name!r}: {e}. Use backend='onnx' or 'torch'."
+        ) from e
     log.info("Traced the encoder to TorchScript in %.1f s", time.perf_counter() - started)
-    return {"files": [ENCODER_FILE], "force_max_length": config.torchscript.force_max_length, "frozen": config.torchscript.freeze}
+    return {
+        "files": [ENCODER_FILE],
+        "force_max_length": config.torchscript.force_max_length,
+        "frozen": config.torchscript.freeze,
+    }
 
 
 class TorchScriptEncoder:

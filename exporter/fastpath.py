@@ -1,0 +1,119 @@
+"""A leaner path around the accelerated encoder: the same arithmetic as Flair, less Python.
+
+Once the encoder is fast, Flair's code around it decides the speed-up. Two places dominate:
+
+- ``TransformerEmbeddings.forward`` recombines strided windows into a tensor padded to the model's
+  maximum length (512 for most models) for every batch, even when no sentence was split, and pools
+  subtokens with a Python loop per sentence. :func:`pool_token_embeddings` skips the recombination when
+  no sentence overflowed and scatters first/last subtokens to their words in one indexing operation.
+- ``ViterbiDecoder.decode`` turns every tag and confidence into Python values one tensor element at a
+  time. :class:`FastViterbiDecoder` runs the identical dynamic programme and converts with ``tolist``.
+
+Both produce bit-identical results to Flair's code (the parity tests compare them on every pooling mode
+and on sentences beyond the maximum length); anything else falls back to Flair's own implementation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from flair.embeddings.transformer import combine_strided_tensors, fill_mean_token_embeddings
+from flair.models.sequence_tagger_utils.viterbi import ViterbiDecoder
+
+__all__ = ["FastViterbiDecoder", "pool_token_embeddings"]
+
+
+def _scatter_words(out: torch.Tensor, hidden: torch.Tensor, mask: torch.Tensor, word_ids: torch.Tensor) -> None:
+    rows, cols = mask.nonzero(as_tuple=True)
+    out[rows, word_ids[rows, cols]] = hidden[rows, cols]
+
+
+def pool_token_embeddings(
+    embedding: Any, hidden_states: torch.Tensor, overflow_to_sample_mapping, word_ids, token_lengths
+):
+    """Flair's long-sentence recombination and subtoken pooling for token embeddings, without the waste."""
+    overflowed = (
+        embedding.allow_long_sentences
+        and overflow_to_sample_mapping is not None
+        and overflow_to_sample_mapping.numel() > 0
+        and int(overflow_to_sample_mapping[-1]) + 1 != overflow_to_sample_mapping.numel()
+    )
+    if overflowed:
+        max_length = embedding.tokenizer.model_max_length
+        hidden_states = combine_strided_tensors(
+            hidden_states, overflow_to_sample_mapping, embedding.stride // 2, max_length, 0
+        )
+        word_ids = combine_strided_tensors(
+            word_ids, overflow_to_sample_mapping, embedding.stride // 2, max_length, -100
+        )
+    out = torch.zeros(
+        word_ids.shape[0],
+        int(token_lengths.max()),
+        embedding.embedding_length_internal,
+        dtype=hidden_states.dtype,
+    )
+    pooling = embedding.subtoken_pooling
+    if pooling == "mean":
+        return fill_mean_token_embeddings(out, hidden_states, word_ids, token_lengths)
+    valid = word_ids >= 0
+    true_column = torch.ones_like(word_ids[:, :1], dtype=torch.bool)
+    gain = word_ids[:, 1:] != word_ids[:, :-1]
+    first = torch.cat([true_column, gain], dim=1) & valid
+    last = torch.cat([gain, true_column], dim=1) & valid
+    width = hidden_states.shape[2]
+    if pooling == "first":
+        _scatter_words(out, hidden_states, first, word_ids)
+    elif pooling == "last":
+        _scatter_words(out, hidden_states, last, word_ids)
+    else:  # first_last
+        _scatter_words(out[:, :, :width], hidden_states, first, word_ids)
+        _scatter_words(out[:, :, width:], hidden_states, last, word_ids)
+    return out
+
+
+class FastViterbiDecoder(ViterbiDecoder):
+    """Flair's Viterbi decoding, with the per-element Python conversions done in bulk."""
+
+    @classmethod
+    def replacing(cls, decoder: ViterbiDecoder) -> FastViterbiDecoder:
+        return cls(decoder.tag_dictionary)
+
+    def decode(self, features_tuple: tuple, probabilities_for_all_classes: bool, sentences: list) -> tuple:
+        if probabilities_for_all_classes:
+            return super().decode(features_tuple, probabilities_for_all_classes, sentences)
+        features, lengths, transitions = features_tuple
+        lengths_list = [int(n) for n in lengths]
+        batch_size = features.size(0)
+        seq_len = features.size(1)
+        scores_upto_t = torch.zeros(batch_size, seq_len + 1, self.tagset_size, dtype=features.dtype)
+        backpointers = torch.full((batch_size, seq_len + 1, self.tagset_size), self.stop_tag, dtype=torch.long)
+        stop_transitions = transitions[self.stop_tag].unsqueeze(0)
+        for t in range(seq_len):
+            batch_size_t = sum(n > t for n in lengths_list)
+            terminates = [i for i, n in enumerate(lengths_list) if n == t + 1]
+            if t == 0:
+                scores_upto_t[:batch_size_t, t] = features[:batch_size_t, t, :, self.start_tag]
+                backpointers[:batch_size_t, t, :] = self.start_tag
+            else:
+                scores_upto_t[:batch_size_t, t], backpointers[:batch_size_t, t, :] = torch.max(
+                    features[:batch_size_t, t, :, :] + scores_upto_t[:batch_size_t, t - 1].unsqueeze(1), dim=2
+                )
+            if terminates:
+                scores_upto_t[terminates, t + 1], backpointers[terminates, t + 1, :] = torch.max(
+                    scores_upto_t[terminates, t].unsqueeze(1) + stop_transitions, dim=2
+                )
+        decoded = torch.zeros((batch_size, backpointers.size(1)), dtype=torch.long)
+        pointer = torch.full((batch_size, 1), self.stop_tag, dtype=torch.long)
+        for t in reversed(range(backpointers.size(1))):
+            decoded[:, t] = torch.gather(backpointers[:, t, :], 1, pointer).squeeze(1)
+            pointer = decoded[:, t].unsqueeze(1)
+        scores_upto_t = scores_upto_t[:, :-1, :]
+        decoded = decoded[:, 1:]
+        confidences = torch.max(torch.softmax(scores_upto_t, dim=2), dim=2).values
+        items = [self.tag_dictionary.get_item_for_index(i) for i in range(self.tagset_size)]
+        tags = [
+            [(items[tag], conf) for tag, conf in zip(tag_seq[:n], conf_seq[:n])]
+            for tag_seq, conf_seq, n in zip(decoded.tolist(), confidences.tolist(), lengths_list)
+        ]
+        return tags, []
