@@ -120,6 +120,7 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
 
     from exporter.bundle import load_bundle, save_bundle
     from exporter.manifest import library_versions
+    from exporter.parity import span_f1
     from mlflow_flavor.models import load_flair_model
 
     torch.set_num_threads(config.threads)
@@ -157,6 +158,7 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
     for name in models:
         median = statistics.median(times[name])
         identical = sum(a == b for a, b in zip(spans[name], spans["flair-pytorch"]))
+        f1 = span_f1([set(x) for x in spans["flair-pytorch"]], [set(x) for x in spans[name]])
         rows.append(
             {
                 "backend": name,
@@ -165,6 +167,7 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
                 "median_s": median,
                 "passes_s": [round(t, 3) for t in times[name]],
                 "identical": identical,
+                "entity_f1": f1,
                 "sentences": len(texts),
                 "load_s": load_times[name],
                 "size_mb": sizes[name] / 1e6,
@@ -172,8 +175,6 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
         )
     versions = library_versions()
     lines = [
-        "# Benchmarks",
-        "",
         "Measured by `flair-mlflow bench`; every ratio compares backends measured "
         "side by side in one run, passes interleaved, median of the passes.",
         "",
@@ -187,22 +188,39 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
         f"- Sentences: {source}; batch size {config.batch_size}; {config.repeats} timed passes per backend",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
         "",
-        "| backend | sentences/s | vs Flair PyTorch | identical entities | load (s) | size (MB) | passes (s) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| backend | sentences/s | vs Flair PyTorch | identical entities | entity F1 vs PyTorch | load (s) | size (MB) | passes (s) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in rows:
         lines.append(
-            f"| {r['backend']} | {r['sentences_per_s']:.1f} | {r['ratio']:.2f}x | {r['identical']}/{r['sentences']} "
+            f"| {r['backend']} | {r['sentences_per_s']:.1f} | {r['ratio']:.2f}x | {r['identical']}/{r['sentences']} | {r['entity_f1']:.4f} "
             f"| {r['load_s']:.2f} | {r['size_mb']:.1f} | {', '.join(map(str, r['passes_s']))} |"
         )
     result = BenchResult(rows=rows, markdown="\n".join(lines) + "\n")
     if output:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(result.markdown, encoding="utf-8")
+        write_report(output, result.markdown)
         log.info("Benchmark written to %s", output)
     if log_to_mlflow:
         _log_to_mlflow(config, result)
     return result
+
+
+START_MARK = "<!-- flair-mlflow bench: start -->"
+END_MARK = "<!-- flair-mlflow bench: end -->"
+
+
+def write_report(output: Path, markdown: str) -> None:
+    """Replace the generated block of ``output`` (between the bench markers), keeping everything else."""
+    block = f"{START_MARK}\n{markdown}{END_MARK}\n"
+    text = output.read_text(encoding="utf-8") if output.exists() else "# Benchmarks\n\n"
+    if START_MARK in text and END_MARK in text:
+        head, rest = text.split(START_MARK, 1)
+        tail = rest.split(END_MARK, 1)[1].lstrip("\n")
+        text = head + block + ("\n" + tail if tail else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
 
 
 def _log_to_mlflow(config: BenchConfig, result: BenchResult) -> None:
