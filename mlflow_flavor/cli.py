@@ -13,7 +13,7 @@ from exporter.errors import FlairMlflowError
 
 log = logging.getLogger("flair_mlflow")
 
-BACKENDS = ["onnx", "torch"]
+BACKENDS = ["onnx", "torchscript", "torch"]
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -52,11 +52,35 @@ def _read_lines(path: str | None) -> list[str]:
 def _export_options(f):
     options = [
         click.option("--backend", type=click.Choice(BACKENDS), default="onnx", show_default=True),
-        click.option("--opset", type=int, default=None, help="ONNX opset (default 17)."),
+        click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset."),
+        click.option(
+            "--optimize",
+            type=click.Choice(["none", "fusion", "basic", "extended", "all"]),
+            default="none",
+            show_default=True,
+            help="ONNX Runtime transformer optimizer level.",
+        ),
+        click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", show_default=True),
+        click.option("--per-channel/--per-tensor", default=True, show_default=True, help="int8 weight granularity."),
+        click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True),
+        click.option("--fp16-fallback", is_flag=True, help="Export fp32 with a warning where CUDA is missing."),
+        click.option("--external-data", is_flag=True, help="Store ONNX weights in an external-data file."),
+        click.option(
+            "--force-max-length", is_flag=True, help="TorchScript: pad to the maximum length (static shapes)."
+        ),
+        click.option("--strict-providers", is_flag=True, help="Refuse to load where a provider is missing."),
+        click.option(
+            "--gold-conll", type=click.Path(exists=True, dir_okay=False), help="Labeled set for the parity gate."
+        ),
         click.option("--provider", "providers", multiple=True, help="ONNX Runtime execution provider (repeatable)."),
         click.option("--intra-op-threads", type=int, default=0, show_default=True, help="0 = ONNX Runtime decides."),
         click.option("--parity-sentences", type=click.Path(exists=True, dir_okay=False), help="One sentence per line."),
-        click.option("--min-agreement", type=float, default=1.0, show_default=True, help="Parity gate threshold."),
+        click.option(
+            "--min-agreement",
+            type=float,
+            default=None,
+            help="Share of sentences with identical entities required (default 1.0 lossless, none lossy).",
+        ),
         click.option("--force", is_flag=True, help="Record a failing parity report instead of stopping."),
     ]
     for option in reversed(options):
@@ -64,44 +88,73 @@ def _export_options(f):
     return f
 
 
-def _parity(min_agreement: float, force: bool):
+def _parity(min_agreement: float | None, force: bool, gold_conll: str | None):
     from exporter.config import ParityConfig
 
-    return ParityConfig(min_tag_agreement=min_agreement, force=force)
+    return ParityConfig(min_tag_agreement=min_agreement, force=force, gold_conll=gold_conll)
+
+
+def _export_config(
+    backend,
+    opset,
+    optimize,
+    quantize,
+    per_channel,
+    precision,
+    fp16_fallback,
+    external_data,
+    force_max_length,
+    strict_providers,
+    providers,
+    intra_op_threads,
+    parity_sentences,
+    min_agreement,
+    force,
+    gold_conll,
+):
+    from exporter.config import ExportConfig, OnnxOptions, RuntimeOptions, TorchScriptOptions
+
+    runtime = RuntimeOptions(
+        intra_op_num_threads=intra_op_threads,
+        strict_providers=strict_providers,
+        **({"providers": tuple(providers)} if providers else {}),
+    )
+    return ExportConfig(
+        backend=backend,
+        onnx=OnnxOptions(
+            opset=opset,
+            optimize=optimize,
+            quantize=quantize,
+            per_channel=per_channel,
+            precision=precision,
+            fp16_fallback=fp16_fallback,
+            external_data=external_data,
+        ),
+        torchscript=TorchScriptOptions(force_max_length=force_max_length),
+        runtime=runtime,
+        parity=_parity(min_agreement, force, gold_conll),
+        parity_sentences=tuple(_read_lines(parity_sentences)),
+    )
 
 
 @main.command()
 @click.argument("model")
 @click.argument("output", type=click.Path(file_okay=False))
 @_export_options
-def export(model, output, backend, opset, providers, intra_op_threads, parity_sentences, min_agreement, force):
+def export(model, output, **options):
     """Export MODEL (a Flair .pt path, or 'demo') into a bundle directory OUTPUT."""
     from exporter.bundle import save_bundle
-    from exporter.config import ExportConfig, OnnxOptions, RuntimeOptions
     from mlflow_flavor.job import resolve_model_path
     from mlflow_flavor.models import load_flair_model
 
-    runtime = RuntimeOptions(
-        intra_op_num_threads=intra_op_threads, **({"providers": tuple(providers)} if providers else {})
-    )
-    config = ExportConfig(
-        backend=backend,
-        onnx=OnnxOptions(opset=opset) if opset else OnnxOptions(),
-        runtime=runtime,
-        parity=_parity(min_agreement, force),
-        parity_sentences=tuple(_read_lines(parity_sentences)),
-    )
+    config = _export_config(**options)
     info = save_bundle(load_flair_model(resolve_model_path(model)), output, config)
-    click.echo(
-        json.dumps(
-            {
-                "bundle": str(info.path),
-                "manifest_sha256": info.manifest_sha256,
-                "parity": _short(info.manifest.get("parity")),
-            },
-            indent=2,
-        )
-    )
+    summary = {
+        "bundle": str(info.path),
+        "manifest_sha256": info.manifest_sha256,
+        "parity": _short(info.manifest.get("parity")),
+    }
+    click.echo(json.dumps(summary, indent=2))
 
 
 def _short(report):
@@ -119,22 +172,7 @@ def _short(report):
 @click.option("--alias", default="production", show_default=True, help="Empty string: no alias.")
 @click.option("--experiment-name", default=None, help="Experiment to log into (when no run is active).")
 @click.option("--tracking-uri", default=None, help="Defaults to MLFLOW_TRACKING_URI, else sqlite:///mlflow.db.")
-def log_cmd(
-    model,
-    backend,
-    opset,
-    providers,
-    intra_op_threads,
-    parity_sentences,
-    min_agreement,
-    force,
-    name,
-    registered_model_name,
-    stage,
-    alias,
-    experiment_name,
-    tracking_uri,
-):
+def log_cmd(model, name, registered_model_name, stage, alias, experiment_name, tracking_uri, **options):
     """Export a model, log it, register a new version, move it to a stage and set an alias."""
     import mlflow
 
@@ -142,20 +180,16 @@ def log_cmd(
 
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
-    session_options = {"intra_op_num_threads": intra_op_threads} if intra_op_threads else None
+    config = _export_config(**options)
     result = run_log_job(
         model,
-        backend=backend,
+        backend=options["backend"],
         name=name,
         registered_model_name=registered_model_name or None,
         stage=stage or None,
         alias=alias or None,
         experiment_name=experiment_name,
-        opset=opset,
-        providers=list(providers) or None,
-        session_options=session_options,
-        parity_sentences=_read_lines(parity_sentences) or None,
-        parity=_parity(min_agreement, force),
+        export_config=config,
     )
     click.echo(json.dumps(result.__dict__, indent=2, default=str))
 

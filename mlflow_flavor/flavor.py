@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from exporter.config import Backend, ExportConfig, OnnxOptions, ParityConfig, RuntimeOptions
+from exporter.config import Backend, ExportConfig, OnnxOptions, ParityConfig, RuntimeOptions, TorchScriptOptions
 from exporter.errors import ConfigError, FlairMlflowError
 
 __all__ = [
@@ -106,14 +106,21 @@ def _copy_code(path: Path, extra_code_paths: Sequence[str] | None) -> str:
 
 
 def _export_config(
+    export_config: ExportConfig | None,
     backend: str | Backend,
     providers: Sequence[str] | None,
     session_options: Mapping[str, Any] | None,
     example_sentences: Sequence[str] | None,
     parity_sentences: Sequence[str] | None,
-    opset: int | None,
     parity: ParityConfig | None,
+    onnx: OnnxOptions | None,
+    torchscript: TorchScriptOptions | None,
+    strict_providers: bool,
 ) -> ExportConfig:
+    if export_config is not None:
+        if not isinstance(export_config, ExportConfig):
+            raise ConfigError(f"export_config must be an ExportConfig, got {type(export_config).__name__}.")
+        return export_config
     runtime_values: dict[str, Any] = dict(session_options or {})
     allowed = {"intra_op_num_threads", "inter_op_num_threads", "graph_optimization_level"}
     unknown = sorted(set(runtime_values) - allowed)
@@ -123,8 +130,9 @@ def _export_config(
         runtime_values["providers"] = tuple([providers] if isinstance(providers, str) else providers)
     return ExportConfig(
         backend=Backend.parse(backend),
-        onnx=OnnxOptions(opset=opset) if opset else OnnxOptions(),
-        runtime=RuntimeOptions(**runtime_values),
+        onnx=onnx or OnnxOptions(),
+        torchscript=torchscript or TorchScriptOptions(),
+        runtime=RuntimeOptions(**runtime_values, strict_providers=strict_providers),
         parity=parity or ParityConfig(),
         example_sentences=tuple(example_sentences or ()),
         parity_sentences=tuple(parity_sentences or ()),
@@ -180,7 +188,10 @@ def save_model(
     example_sentences: Sequence[str] | None = None,
     parity_sentences: Sequence[str] | None = None,
     parity: ParityConfig | None = None,
-    opset: int | None = None,
+    onnx: OnnxOptions | None = None,
+    torchscript: TorchScriptOptions | None = None,
+    strict_providers: bool = False,
+    export_config: ExportConfig | None = None,
     mlflow_model: Any = None,
     signature: Any = None,
     input_example: Any = None,
@@ -196,13 +207,16 @@ def save_model(
     Args:
         flair_model: a Flair ``SequenceTagger``, the path of a Flair ``.pt`` file, or a bundle directory.
         path: the target directory (must not exist).
-        backend: ``"onnx"`` (default) or ``"torch"``.
+        backend: ``"onnx"`` (default), ``"torchscript"`` or ``"torch"``.
         providers: ONNX Runtime execution providers, recorded and used on load.
         session_options: ``intra_op_num_threads``, ``inter_op_num_threads``, ``graph_optimization_level``.
         example_sentences: sentences for tracing the encoder.
         parity_sentences: sentences for the parity gate (generated when not given).
-        parity: parity gate settings.
-        opset: ONNX opset.
+        parity: parity gate settings (thresholds, a labeled CoNLL set, force).
+        onnx: ONNX options: opset, optimize level, int8 quantization, fp16, external data.
+        torchscript: TorchScript options: force_max_length, freeze.
+        strict_providers: fail on load when a recorded execution provider is missing.
+        export_config: a complete :class:`ExportConfig`; replaces all the export arguments above.
         mlflow_model, signature, input_example, pip_requirements, extra_pip_requirements, code_paths,
         conda_env, metadata: as in every MLflow flavor.
     """
@@ -227,7 +241,18 @@ def save_model(
 
     _validate_env_arguments(conda_env, pip_requirements, extra_pip_requirements)
     path = Path(os.path.abspath(path))
-    config = _export_config(backend, providers, session_options, example_sentences, parity_sentences, opset, parity)
+    config = _export_config(
+        export_config,
+        backend,
+        providers,
+        session_options,
+        example_sentences,
+        parity_sentences,
+        parity,
+        onnx,
+        torchscript,
+        strict_providers,
+    )
     _validate_and_prepare_target_save_path(str(path))
     try:
         info = _place_bundle(flair_model, path / BUNDLE_SUBPATH, config)
@@ -267,6 +292,8 @@ def save_model(
             providers=onnx_info.get("providers"),
             session_options=onnx_info.get("session_options"),
             opset=onnx_info.get("opset"),
+            precision=onnx_info.get("precision"),
+            optimization=(onnx_info.get("optimization") or {}).get("level"),
             quantization=onnx_info.get("quantization"),
             flair_version=versions.get("flair"),
             torch_version=versions.get("torch"),
@@ -305,7 +332,10 @@ def log_model(
     example_sentences: Sequence[str] | None = None,
     parity_sentences: Sequence[str] | None = None,
     parity: ParityConfig | None = None,
-    opset: int | None = None,
+    onnx: OnnxOptions | None = None,
+    torchscript: TorchScriptOptions | None = None,
+    strict_providers: bool = False,
+    export_config: ExportConfig | None = None,
     signature: Any = None,
     input_example: Any = None,
     pip_requirements: Sequence[str] | None = None,
@@ -332,7 +362,10 @@ def log_model(
         example_sentences=example_sentences,
         parity_sentences=parity_sentences,
         parity=parity,
-        opset=opset,
+        onnx=onnx,
+        torchscript=torchscript,
+        strict_providers=strict_providers,
+        export_config=export_config,
         signature=signature,
         input_example=input_example,
         pip_requirements=pip_requirements,

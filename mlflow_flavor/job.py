@@ -43,6 +43,25 @@ def resolve_model_path(model: str) -> Path:
     return path
 
 
+def _option_params(config: Any) -> dict[str, Any]:
+    """The export options worth seeing next to the run (no paths, nothing secret)."""
+    params = {}
+    if config.backend.value == "onnx":
+        params.update(
+            {
+                "opset": config.onnx.opset,
+                "optimize": config.onnx.optimize or "none",
+                "quantize": config.onnx.quantize or "none",
+                "precision": config.onnx.precision,
+                "per_channel": config.onnx.per_channel,
+                "providers": ",".join(config.runtime.providers),
+            }
+        )
+    elif config.backend.value == "torchscript":
+        params["force_max_length"] = config.torchscript.force_max_length
+    return params
+
+
 def run_log_job(
     model: str = DEMO,
     *,
@@ -60,13 +79,16 @@ def run_log_job(
     from mlflow_flavor.flavor import FLAVOR_NAME, log_model
     from mlflow_flavor.registry import stage_and_alias
 
-    backend_value = Backend.parse(backend).value
+    export_config = save_kwargs.get("export_config")
+    backend_value = export_config.backend.value if export_config is not None else Backend.parse(backend).value
     source = resolve_model_path(model)
     if experiment_name and not mlflow.active_run():
         mlflow.set_experiment(experiment_name)
     with mlflow.start_run(nested=bool(mlflow.active_run())) as run:
         # the same values `mlflow run` logs for its parameters (MLflow refuses to change a logged param)
         mlflow.log_params({"backend": backend, "model": model})
+        if export_config is not None:
+            mlflow.log_params(_option_params(export_config))
         info = log_model(
             str(source), name=name, backend=backend_value, registered_model_name=registered_model_name, **save_kwargs
         )
