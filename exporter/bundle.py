@@ -167,11 +167,15 @@ def save_bundle(model: Any, path: str | Path, config: ExportConfig | None = None
     Returns:
         The bundle's path, the manifest and its sha256.
     """
+    from exporter.flair_onnx import is_flair_onnx
     from exporter.parity import check_parity
 
     config = config or ExportConfig()
     if not isinstance(config, ExportConfig):
         raise ConfigError(f"config must be an ExportConfig, got {type(config).__name__}.")
+    if is_flair_onnx(model) and config.backend is not Backend.FLAIR_ONNX:
+        log.info("The model's embeddings were exported with Flair's export_onnx: bundling that graph as it is")
+        config = replace(config, backend=Backend.FLAIR_ONNX)
     path = Path(path).absolute()
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise BundleError(f"{path} already exists and is not an empty directory; choose a new path.")
@@ -184,6 +188,14 @@ def save_bundle(model: Any, path: str | Path, config: ExportConfig | None = None
         log.info("Exporting %s to a %s bundle at %s", model_class, config.backend.value, path)
         if config.backend is Backend.TORCH:
             content = _write_torch(model, work)
+        elif config.backend is Backend.FLAIR_ONNX:
+            from exporter.flair_onnx import write_flair_onnx
+
+            if not is_flair_onnx(model):
+                raise UnsupportedModelError(
+                    "backend='flair-onnx' is for models whose embeddings Flair's export_onnx made."
+                )
+            content = write_flair_onnx(model, work)
         else:
             content = _write_accelerated(model, work, config)
         content.update(
@@ -244,6 +256,10 @@ def load_bundle(
     model_cls = _resolve_model_class(manifest["model_class"])
     if backend is Backend.TORCH:
         model = model_cls.load(path / MODEL_FILE)
+    elif backend is Backend.FLAIR_ONNX:
+        from exporter.flair_onnx import load_flair_onnx
+
+        model = load_flair_onnx(path, manifest, model_cls, runtime)
     else:
         from transformers import AutoTokenizer
 

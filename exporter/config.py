@@ -33,6 +33,8 @@ class Backend(str, enum.Enum):
     TORCH = "torch"
     ONNX = "onnx"
     TORCHSCRIPT = "torchscript"
+    #: a model already exported with Flair's own ``export_onnx``, bundled as it is
+    FLAIR_ONNX = "flair-onnx"
 
     @classmethod
     def parse(cls, value: str | Backend) -> Backend:

@@ -49,7 +49,7 @@ def get_default_pip_requirements(backend: str | Backend = Backend.ONNX) -> list[
     from mlflow.utils.requirements_utils import _get_pinned_requirement
 
     packages = ["flair", "torch", "transformers", "pandas", "numpy"]
-    if Backend.parse(backend) is Backend.ONNX:
+    if Backend.parse(backend) in (Backend.ONNX, Backend.FLAIR_ONNX):
         try:
             from importlib.metadata import version
 
@@ -278,7 +278,7 @@ def save_model(
             # MLflow passes on only the model_config keys declared here: declare every one we accept.
             model_config=_default_model_config(manifest),
         )
-        onnx_info = manifest.get("onnx") or {}
+        onnx_info = manifest.get("onnx") or manifest.get("flair_onnx") or {}
         versions = manifest.get("versions", {})
         mlflow_model.add_flavor(
             FLAVOR_NAME,

@@ -78,7 +78,9 @@ def test_config_validation_messages():
 
     from exporter import ConfigError, ExportConfig, OnnxOptions, ParityConfig, RuntimeOptions
 
-    with pytest.raises(ConfigError, match="Unknown backend 'tensorrt'; choose one of: torch, onnx, torchscript"):
+    with pytest.raises(
+        ConfigError, match="Unknown backend 'tensorrt'; choose one of: torch, onnx, torchscript, flair-onnx"
+    ):
         ExportConfig(backend="tensorrt")
     with pytest.raises(ConfigError, match="opset must be an integer between 14 and 21"):
         OnnxOptions(opset=9)

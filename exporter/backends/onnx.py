@@ -148,6 +148,7 @@ def resolve_providers(requested: tuple[str, ...], strict: bool) -> list[str]:
     import onnxruntime as ort
 
     available = set(ort.get_available_providers())
+    requested = tuple(p[0] if isinstance(p, (list, tuple)) else p for p in requested)
     missing = [p for p in requested if p not in available]
     if missing and strict:
         raise ProviderError(

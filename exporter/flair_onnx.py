@@ -1,0 +1,138 @@
+"""Models exported with Flair's own ``export_onnx`` (the workflow of Flair's production tutorial).
+
+Such a model's embeddings are ``TransformerOnnxWordEmbeddings`` whose ``.pt`` only stores the *path* of the
+``.onnx`` file (and the graph may have external-data files beside it, after ``optimize_model`` or
+``quantize_model`` with ``use_external_data_format=True``). Loading that ``.pt`` from another directory
+crashes. A ``flair-onnx`` bundle holds the graph and every external-data file under ``flair_onnx/`` and
+rewrites the path to the bundle's location on load.
+
+Flair 0.15's ``export_onnx`` calls ``torch.onnx.export`` without ``dynamo=False``; on torch 2.9 and newer
+that selects the dynamo exporter, which fails on Flair's embeddings. :func:`legacy_onnx_export` makes
+Flair's call use the TorchScript-based exporter::
+
+    from exporter.flair_onnx import legacy_onnx_export
+
+    with legacy_onnx_export():
+        onnx_embeddings = tagger.embeddings.export_onnx("flair.onnx", sentences, providers=["CPUExecutionProvider"])
+    tagger.embeddings = onnx_embeddings
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import shutil
+from collections.abc import Iterator, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from exporter.config import RuntimeOptions
+from exporter.errors import BundleError, UnsupportedModelError
+
+__all__ = ["FLAIR_ONNX_DIR", "is_flair_onnx", "legacy_onnx_export", "load_flair_onnx", "write_flair_onnx"]
+
+log = logging.getLogger(__name__)
+
+FLAIR_ONNX_DIR = "flair_onnx"
+
+
+@contextlib.contextmanager
+def legacy_onnx_export() -> Iterator[None]:
+    """Within the block, ``torch.onnx.export`` defaults to ``dynamo=False`` (as Flair's export needs)."""
+    import torch.onnx
+
+    original = torch.onnx.export
+    torch.onnx.export = functools.partial(original, dynamo=False)
+    try:
+        yield
+    finally:
+        torch.onnx.export = original
+
+
+def is_flair_onnx(model: Any) -> bool:
+    from flair.embeddings.transformer import TransformerOnnxEmbeddings
+
+    return isinstance(getattr(model, "embeddings", None), TransformerOnnxEmbeddings)
+
+
+def _provider_name(entry: Any) -> str:
+    return entry[0] if isinstance(entry, (list, tuple)) else str(entry)
+
+
+def _graph_files(onnx_path: Path) -> list[str]:
+    """The graph and every external-data file it references, relative to the graph's folder."""
+    import onnx
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+    graph = onnx.load(str(onnx_path), load_external_data=False)
+    files = {onnx_path.name}
+    for tensor in _get_all_tensors(graph):
+        if uses_external_data(tensor):
+            location = next(e.value for e in tensor.external_data if e.key == "location")
+            relative = PurePosixPath(location)
+            if relative.is_absolute() or ".." in relative.parts:
+                raise UnsupportedModelError(f"{onnx_path} refers to external data outside its folder: {location!r}.")
+            files.add(str(relative))
+    return sorted(files)
+
+
+def write_flair_onnx(model: Any, directory: Path) -> dict[str, Any]:
+    """Copy the model's ONNX graph and external data into ``directory/flair_onnx``; save the ``.pt`` with a relative path."""
+    import torch
+
+    embeddings = model.embeddings
+    onnx_path = Path(embeddings.onnx_model)
+    if not onnx_path.is_file():
+        raise UnsupportedModelError(
+            f"The model's TransformerOnnxEmbeddings point to {embeddings.onnx_model!r}, which does not exist "
+            "(relative paths resolve against the current directory). Run from the directory the model was "
+            "exported in, or set model.embeddings.onnx_model to the .onnx file's absolute path."
+        )
+    files = _graph_files(onnx_path)
+    target = directory / FLAIR_ONNX_DIR
+    for name in files:
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        source = onnx_path.parent / name
+        if not source.is_file():
+            raise UnsupportedModelError(f"{onnx_path} refers to external data {name!r}, which is missing.")
+        shutil.copy2(source, target / name)
+    state = model._get_state_dict()
+    state["embeddings"]["onnx_model"] = f"{FLAIR_ONNX_DIR}/{onnx_path.name}"
+    state["embeddings"]["__bundle_relative__"] = True
+    torch.save(state, directory / "model.pt", pickle_protocol=4)
+    providers = [_provider_name(p) for p in (embeddings.providers or ["CPUExecutionProvider"])]
+    log.info("Bundled Flair's own ONNX model %s with %d file(s)", onnx_path, len(files))
+    return {
+        "flair_onnx": {
+            "model_file": f"{FLAIR_ONNX_DIR}/{onnx_path.name}",
+            "files": [f"{FLAIR_ONNX_DIR}/{f}" for f in files],
+            "embeddings_class": type(embeddings).__name__,
+            "providers": providers,
+            "session_options": dict(embeddings.session_options or {}),
+        }
+    }
+
+
+def load_flair_onnx(
+    path: Path, manifest: Mapping[str, Any], model_cls: type, runtime: RuntimeOptions | Mapping[str, Any] | None
+) -> Any:
+    """Load a ``flair-onnx`` bundle (already verified) with the graph path pointing into the bundle."""
+    import torch
+
+    from exporter.backends.onnx import resolve_providers
+
+    state = torch.load(path / "model.pt", map_location="cpu", weights_only=False)
+    params = state.get("embeddings")
+    if not isinstance(params, dict) or not params.pop("__bundle_relative__", False):
+        raise BundleError(f"{path}/model.pt is not a flair-onnx bundle model.")
+    params["onnx_model"] = str(path / manifest["flair_onnx"]["model_file"])
+    recorded = tuple(manifest["flair_onnx"]["providers"])
+    options = RuntimeOptions(providers=recorded)
+    if isinstance(runtime, RuntimeOptions):
+        options = runtime
+    elif runtime:
+        options = options.updated(runtime)
+    params["providers"] = resolve_providers(options.providers, options.strict_providers)
+    state.pop("__cls__", None)
+    return model_cls.load(state)

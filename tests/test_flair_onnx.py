@@ -1,0 +1,90 @@
+"""The seed's own workflow: a tagger exported with Flair's export_onnx + optimize_model + quantize_model."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import mlflow
+import onnx
+import pytest
+from conftest import entities_of
+from servers import model_server, post_json
+from tinymodels import build_tiny_tagger
+
+import mlflow_flavor
+from exporter import load_bundle, save_bundle
+from exporter.corpus import generate_sentences
+from exporter.flair_onnx import legacy_onnx_export
+from mlflow_flavor.registry import stage_and_alias
+
+TEXTS = generate_sentences(24, seed=13, long_every=0)
+
+
+@pytest.fixture()
+def flair_onnx_tagger(tiny_bert, tmp_path, monkeypatch):
+    """Flair's tutorial, with relative paths as users write them, in a working directory of its own."""
+    from flair.data import Sentence
+
+    workdir = tmp_path / "export-here"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    tagger = build_tiny_tagger(tiny_bert, allow_long_sentences=False)
+    expected = entities_of(tagger, TEXTS)
+    with legacy_onnx_export():
+        onnx_embeddings = tagger.embeddings.export_onnx(
+            "flair.onnx", [Sentence(t) for t in TEXTS[:4]], providers=["CPUExecutionProvider"]
+        )
+    tagger.embeddings = onnx_embeddings
+    onnx_embeddings.optimize_model("flair-opt.onnx", use_external_data_format=True, model_type="bert")
+    onnx_embeddings.quantize_model(
+        "flair-q.onnx", use_external_data_format=True, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT}
+    )
+    return tagger, expected, workdir
+
+
+def test_flair_export_without_the_helper_fails_on_this_torch(tiny_bert, tmp_path):
+    from flair.data import Sentence
+
+    tagger = build_tiny_tagger(tiny_bert)
+    with pytest.raises(Exception):  # noqa: B017 - torch raises assorted types from the dynamo exporter
+        tagger.embeddings.export_onnx(str(tmp_path / "x.onnx"), [Sentence("A test .")])
+
+
+def test_quantized_flair_onnx_model_is_bundled_with_external_data(flair_onnx_tagger, tmp_path):
+    tagger, _, workdir = flair_onnx_tagger
+    external = [p for p in os.listdir(workdir) if p.startswith("flair-q") and p != "flair-q.onnx"]
+    assert external, "quantize_model(use_external_data_format=True) writes external data"
+    info = save_bundle(tagger, tmp_path / "bundle")
+    assert info.manifest["backend"] == "flair-onnx"
+    assert "flair_onnx/flair-q.onnx" in info.manifest["files"]
+    assert all(f"flair_onnx/{name}" in info.manifest["files"] for name in external)
+    assert info.manifest["parity"]["identical_sentences"] == info.manifest["parity"]["sentences"]
+    reference = entities_of(tagger, TEXTS)
+    assert any(reference)
+    moved = tmp_path / "moved" / "bundle"
+    shutil.copytree(info.path, moved)
+    shutil.rmtree(workdir)  # the original files are gone: the bundle must stand alone
+    os.chdir(tmp_path)
+    model = load_bundle(moved)
+    assert entities_of(model, TEXTS) == reference
+
+
+@pytest.mark.slow
+def test_flair_onnx_model_is_logged_and_served_from_another_directory(flair_onnx_tagger, tracking, tmp_path):
+    tagger, _, workdir = flair_onnx_tagger
+    reference = entities_of(tagger, TEXTS)
+    with mlflow.start_run():
+        info = mlflow_flavor.log_model(tagger, name="ner", registered_model_name="ner")
+    stage_and_alias("ner", info.registered_model_version, "Production", "production")
+    shutil.rmtree(workdir)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.chdir(elsewhere)
+    pyfunc = mlflow.pyfunc.load_model("models:/ner/Production")
+    predicted = [[(e["start"], e["end"], e["label"]) for e in ents] for ents in pyfunc.predict(TEXTS)]
+    assert predicted == [sorted(e) for e in reference]
+    with model_server("models:/ner/Production", tmp_path / "serve.log", env={"MLFLOW_TRACKING_URI": tracking}) as url:
+        status, body = post_json(f"{url}/invocations", {"inputs": TEXTS})
+    assert status == 200
+    assert [[(e["start"], e["end"], e["label"]) for e in ents] for ents in body["predictions"]] == predicted
