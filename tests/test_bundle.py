@@ -120,9 +120,10 @@ def test_failed_export_leaves_no_partial_bundle(tiny_tagger, tmp_path, monkeypat
         raise ExportError("simulated converter crash")
 
     monkeypatch.setattr(onnx_backend, "export_encoder", broken)
+    target = tmp_path / "exports" / "out"
     with pytest.raises(ExportError, match="simulated"):
-        save_bundle(tiny_tagger, tmp_path / "out")
-    assert list(tmp_path.iterdir()) == []
+        save_bundle(tiny_tagger, target)
+    assert list(target.parent.iterdir()) == []
 
 
 def test_existing_target_is_not_overwritten(tiny_tagger, tmp_path):
