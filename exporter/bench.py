@@ -1,15 +1,20 @@
-"""Side-by-side throughput benchmark: Flair's PyTorch ``predict`` against each exported backend.
+"""Side-by-side benchmark: Flair's PyTorch ``predict``, Flair's own ``export_onnx``, and our backends.
 
-All backends run in one process on the same sentences, passes interleaved (PyTorch, ONNX, PyTorch,
-ONNX, ...) so that the machine's noise hits each alike; the median pass is reported. Tags of every
-backend are compared with PyTorch's on all benchmark sentences.
+All variants run in one process on the same sentences, timed passes interleaved (variant A, B, C, A, B,
+C, ...) so that the machine's noise hits each alike; the median pass is reported. For each variant and
+batch size: sentences/s, the ratio to Flair PyTorch, p50/p95 latency of one batch; plus load time,
+bundle size, peak memory (each variant loaded and run in a subprocess of its own), agreement of the
+entities with PyTorch's, and the encoder's effective GFLOP/s against a measured large matrix product.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -20,10 +25,12 @@ from typing import Any
 from exporter.config import Backend, ExportConfig, OnnxOptions, ParityConfig, RuntimeOptions, TorchScriptOptions
 from exporter.errors import ConfigError
 
-__all__ = ["BenchConfig", "BenchResult", "load_sentences", "run_benchmark"]
+__all__ = ["VARIANTS", "BenchConfig", "BenchResult", "load_sentences", "run_benchmark", "write_report"]
 
 log = logging.getLogger(__name__)
 
+BASELINE = "flair-pytorch"
+ANCHOR = "flair-export-onnx"
 
 #: The exported variants the benchmark knows, by name.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -34,6 +41,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "onnx-optimized-int8": {"backend": Backend.ONNX, "onnx": OnnxOptions(optimize="all", quantize="int8")},
     "torchscript": {"backend": Backend.TORCHSCRIPT, "torchscript": TorchScriptOptions()},
 }
+DEFAULT_VARIANTS = ("onnx", "onnx-optimized", "onnx-int8", "torchscript")
 
 
 @dataclass(frozen=True)
@@ -44,16 +52,21 @@ class BenchConfig:
     conll: Path | None = None
     num_sentences: int = 384
     min_words: int = 8
-    batch_size: int = 32
+    batch_sizes: tuple[int, ...] = (1, 8, 32)
+    small_batch_sentences: int = 96
     threads: int = 2
     repeats: int = 3
-    backends: tuple[str, ...] = ("onnx", "onnx-optimized", "onnx-int8", "torchscript")
+    backends: tuple[str, ...] = DEFAULT_VARIANTS
+    include_flair_onnx: bool = True
+    measure_memory: bool = True
     command: str = ""
 
     def __post_init__(self) -> None:
-        for name in ("num_sentences", "batch_size", "threads", "repeats"):
+        for name in ("num_sentences", "threads", "repeats", "small_batch_sentences"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
+            raise ConfigError(f"batch_sizes must be positive integers, got {self.batch_sizes}.")
         for backend in self.backends:
             if backend not in VARIANTS:
                 raise ConfigError(f"Unknown benchmark backend {backend!r}; choose from {', '.join(VARIANTS)}.")
@@ -76,29 +89,38 @@ def load_sentences(config: BenchConfig) -> tuple[list[str], str]:
                 texts.append(" ".join(w for w, _ in sentence))
             if len(texts) >= config.num_sentences:
                 break
-        return (
-            texts,
-            f"the first {len(texts)} sentences of at least {config.min_words} words of `{config.conll.name}` ({config.conll.parent.name})",
-        )
+        where = f"`{config.conll.name}` ({config.conll.parent.name})"
+        return texts, f"the first {len(texts)} sentences of at least {config.min_words} words of {where}"
     from exporter.corpus import generate_sentences
 
     texts = generate_sentences(config.num_sentences, seed=11, long_every=0)
     return texts, f"{len(texts)} generated sentences"
 
 
-def _spans(model: Any, sentences: list[Any]) -> list[list[tuple]]:
-    from exporter.parity import entity_spans
-
-    return [entity_spans(s, model.label_type) for s in sentences]
-
-
-def _timed_pass(model: Any, texts: list[str], batch_size: int) -> tuple[float, list[Any]]:
+def _batches(texts: list[str], batch_size: int) -> list[list[str]]:
+    """Batches as Flair's ``predict`` forms them: sentences sorted by length, longest first."""
     from flair.data import Sentence
 
-    sentences = [Sentence(t) for t in texts]
-    started = time.perf_counter()
-    model.predict(sentences, mini_batch_size=batch_size)
-    return time.perf_counter() - started, sentences
+    ordered = sorted(texts, key=lambda t: len(Sentence(t)), reverse=True)
+    return [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
+
+
+def _timed_pass(model: Any, batches: list[list[str]], batch_size: int) -> tuple[list[float], list[Any]]:
+    from flair.data import Sentence
+
+    latencies, done = [], []
+    for batch in batches:
+        sentences = [Sentence(t) for t in batch]
+        started = time.perf_counter()
+        model.predict(sentences, mini_batch_size=batch_size)
+        latencies.append(time.perf_counter() - started)
+        done.extend(sentences)
+    return latencies, done
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def _machine() -> str:
@@ -106,103 +128,243 @@ def _machine() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return cpu
 
 
+def _matmul_gflops(threads: int) -> float:
+    """The machine's practical fp32 ceiling: a 2048³ matrix product."""
+    import torch
+
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    best = min(_time(lambda: a @ b) for _ in range(5))
+    return 2 * 2048**3 / best / 1e9
+
+
+def _time(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def _encoder_flops(model: Any, batches: list[list[str]]) -> float:
+    """Multiply-adds of a BERT-style encoder over the padded batches, counted as 2 FLOPs each."""
+    from transformers import AutoConfig
+
+    embeddings = model.embeddings
+    tokenizer = embeddings.tokenizer
+    config = getattr(getattr(embeddings, "model", None), "config", None)
+    hidden = getattr(config, "hidden_size", None)
+    layers = getattr(config, "num_hidden_layers", None)
+    intermediate = getattr(config, "intermediate_size", None)
+    if intermediate is None and hasattr(config, "model_type"):
+        intermediate = getattr(AutoConfig.for_model(config.model_type), "intermediate_size", 4 * (hidden or 0))
+    if not (hidden and layers and intermediate):
+        return 0.0
+    total = 0.0
+    for batch in batches:
+        encoded = tokenizer([t.split() for t in batch], is_split_into_words=True, padding=True, truncation=True)
+        b, t = len(encoded["input_ids"]), len(encoded["input_ids"][0])
+        total += (
+            2 * b * t * layers * (4 * hidden * hidden + 2 * hidden * intermediate) + 2 * b * layers * 2 * t * t * hidden
+        )
+    return total
+
+
+_MEMORY_PROBE = """
+import json, resource, sys, time, torch
+torch.set_num_threads({threads})
+from flair.data import Sentence
+kind, path, texts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if kind == "flair":
+    from mlflow_flavor.models import load_flair_model
+    model = load_flair_model(path)
+else:
+    from exporter.bundle import load_bundle
+    model = load_bundle(path)
+model.predict([Sentence(t) for t in texts], mini_batch_size=32)
+print(json.dumps({{"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def _peak_memory(kind: str, path: Path, texts: list[str], threads: int) -> float | None:
+    """Peak resident memory (MB) of a fresh process that loads the model and tags ``texts``."""
+    code = _MEMORY_PROBE.format(threads=threads)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", code, kind, str(path), json.dumps(texts)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
+        return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+    except (subprocess.SubprocessError, ValueError, IndexError, KeyError) as e:
+        log.warning("Peak memory probe failed for %s: %s", path, e)
+        return None
+
+
+def _flair_export_onnx(model_path: Path, work: Path, texts: list[str]) -> tuple[Any, int]:
+    """The anchor: Flair's own ``export_onnx`` of the whole embedding forward (with ``dynamo=False``)."""
+    from flair.data import Sentence
+
+    from exporter.flair_onnx import legacy_onnx_export
+    from mlflow_flavor.models import load_flair_model
+
+    model = load_flair_model(model_path)
+    with legacy_onnx_export():
+        model.embeddings = model.embeddings.export_onnx(
+            str(work / "flair-export.onnx"),
+            [Sentence(t) for t in texts[:4]],
+            providers=["CPUExecutionProvider"],
+            session_options={"intra_op_num_threads": 2, "inter_op_num_threads": 1},
+        )
+    return model, sum(p.stat().st_size for p in work.glob("flair-export.onnx*"))
+
+
 def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow: bool = True) -> BenchResult:
-    """Run the benchmark; write the Markdown report to ``output``; log metrics and a chart to MLflow."""
+    """Run the benchmark; write the Markdown report into ``output``; log metrics and a chart to MLflow."""
     import torch
     from tqdm import tqdm
 
     from exporter.bundle import load_bundle, save_bundle
-    from exporter.manifest import library_versions
-    from exporter.parity import span_f1
+    from exporter.parity import entity_spans, span_f1
     from mlflow_flavor.models import load_flair_model
 
     torch.set_num_threads(config.threads)
     texts, source = load_sentences(config)
     if not texts:
         raise ConfigError("No benchmark sentences: the CoNLL file has none of the minimum length.")
-    models: dict[str, Any] = {"flair-pytorch": load_flair_model(config.model_path)}
-    load_times: dict[str, float] = {"flair-pytorch": 0.0}
-    sizes: dict[str, int] = {"flair-pytorch": config.model_path.stat().st_size}
+    models: dict[str, Any] = {BASELINE: load_flair_model(config.model_path)}
+    load_times: dict[str, float] = {BASELINE: 0.0}
+    sizes: dict[str, int] = {BASELINE: config.model_path.stat().st_size}
+    paths: dict[str, tuple[str, Path]] = {BASELINE: ("flair", config.model_path)}
     runtime = RuntimeOptions(intra_op_num_threads=config.threads, inter_op_num_threads=1)
-    with tempfile.TemporaryDirectory(prefix="flair-mlflow-bench-") as work:
-        for backend in config.backends:
+    with tempfile.TemporaryDirectory(prefix="flair-mlflow-bench-") as work_dir:
+        work = Path(work_dir)
+        if config.include_flair_onnx:
+            started = time.perf_counter()
+            models[ANCHOR], sizes[ANCHOR] = _flair_export_onnx(config.model_path, work, texts)
+            load_times[ANCHOR] = time.perf_counter() - started
+        for backend in tqdm(config.backends, desc="exporting", unit="variant"):
             export_config = ExportConfig(**VARIANTS[backend], runtime=runtime, parity=ParityConfig(enabled=False))
-            info = save_bundle(models["flair-pytorch"], Path(work) / backend, export_config)
+            info = save_bundle(models[BASELINE], work / backend, export_config)
             started = time.perf_counter()
             models[backend] = load_bundle(info.path)
             load_times[backend] = time.perf_counter() - started
             sizes[backend] = sum(e["size"] for e in info.manifest["files"].values())
+            paths[backend] = ("bundle", info.path)
 
-        # warm-up on a slice, then interleaved timed passes
-        for model in models.values():
-            _timed_pass(model, texts[: config.batch_size * 2], config.batch_size)
-        times: dict[str, list[float]] = {name: [] for name in models}
+        plans = {
+            b: _batches(texts if b >= 32 else texts[: config.small_batch_sentences], b) for b in config.batch_sizes
+        }
+        for model in models.values():  # warm-up
+            _timed_pass(model, plans[max(config.batch_sizes)][:2], max(config.batch_sizes))
+        latencies: dict[tuple[str, int], list[list[float]]] = {(n, b): [] for n in models for b in config.batch_sizes}
         spans: dict[str, list] = {}
-        with tqdm(total=config.repeats * len(models), desc="benchmark passes", unit="pass") as bar:
+        total = config.repeats * len(models) * len(config.batch_sizes)
+        with tqdm(total=total, desc="benchmark passes", unit="pass") as bar:
             for _ in range(config.repeats):
-                for name, model in models.items():
-                    elapsed, sentences = _timed_pass(model, texts, config.batch_size)
-                    times[name].append(elapsed)
-                    spans.setdefault(name, _spans(model, sentences))
-                    bar.update()
+                for batch_size in config.batch_sizes:
+                    for name, model in models.items():
+                        batch_latencies, sentences = _timed_pass(model, plans[batch_size], batch_size)
+                        latencies[(name, batch_size)].append(batch_latencies)
+                        if batch_size == max(config.batch_sizes):
+                            spans.setdefault(name, [set(entity_spans(s, model.label_type)) for s in sentences])
+                        bar.update()
+        memory = {}
+        if config.measure_memory:
+            for name, (kind, path) in tqdm(paths.items(), desc="peak memory", unit="variant"):
+                memory[name] = _peak_memory(kind, path, texts[:64], config.threads)
+        flops = _encoder_flops(models[BASELINE], plans[max(config.batch_sizes)])
+        ceiling = _matmul_gflops(config.threads)
 
-    base = statistics.median(times["flair-pytorch"])
     rows = []
+    largest = max(config.batch_sizes)
     for name in models:
-        median = statistics.median(times[name])
-        identical = sum(a == b for a, b in zip(spans[name], spans["flair-pytorch"]))
-        f1 = span_f1([set(x) for x in spans["flair-pytorch"]], [set(x) for x in spans[name]])
-        rows.append(
-            {
-                "backend": name,
-                "sentences_per_s": len(texts) / median,
-                "ratio": base / median,
-                "median_s": median,
-                "passes_s": [round(t, 3) for t in times[name]],
-                "identical": identical,
-                "entity_f1": f1,
-                "sentences": len(texts),
-                "load_s": load_times[name],
-                "size_mb": sizes[name] / 1e6,
-            }
-        )
-    versions = library_versions()
-    lines = [
-        "Measured by `flair-mlflow bench`; every ratio compares backends measured "
-        "side by side in one run, passes interleaved, median of the passes.",
-        "",
-        f"Command: `{config.command or 'flair-mlflow bench'}`",
-        "",
-        "## End-to-end `predict` throughput",
-        "",
-        f"- Date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- Machine: {_machine()}, {config.threads} threads (torch and ONNX Runtime intra-op)",
-        f"- Model: `{config.model_path.name}`",
-        f"- Sentences: {source}; batch size {config.batch_size}; {config.repeats} timed passes per backend",
-        "- Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
-        "",
-        "| backend | sentences/s | vs Flair PyTorch | identical entities | entity F1 vs PyTorch | load (s) | size (MB) | passes (s) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['backend']} | {r['sentences_per_s']:.1f} | {r['ratio']:.2f}x | {r['identical']}/{r['sentences']} | {r['entity_f1']:.4f} "
-            f"| {r['load_s']:.2f} | {r['size_mb']:.1f} | {', '.join(map(str, r['passes_s']))} |"
-        )
-    result = BenchResult(rows=rows, markdown="\n".join(lines) + "\n")
+        row: dict[str, Any] = {"backend": name}
+        for b in config.batch_sizes:
+            passes = latencies[(name, b)]
+            median_pass = statistics.median(sum(p) for p in passes)
+            base_pass = statistics.median(sum(p) for p in latencies[(BASELINE, b)])
+            all_batches = [x for p in passes for x in p]
+            row[f"sps_{b}"] = sum(len(x) for x in plans[b]) / median_pass
+            row[f"ratio_{b}"] = base_pass / median_pass
+            row[f"p50_ms_{b}"] = 1000 * _percentile(all_batches, 0.5)
+            row[f"p95_ms_{b}"] = 1000 * _percentile(all_batches, 0.95)
+        row["passes_s"] = [round(sum(p), 3) for p in latencies[(name, largest)]]
+        row["identical"] = sum(a == b for a, b in zip(spans[name], spans[BASELINE]))
+        row["entity_f1"] = span_f1(spans[BASELINE], spans[name])
+        row["sentences"] = len(texts)
+        row["load_s"] = load_times[name]
+        row["size_mb"] = sizes[name] / 1e6
+        row["peak_rss_mb"] = memory.get(name)
+        pass_time = statistics.median(sum(p) for p in latencies[(name, largest)])
+        row["gflops"] = flops / pass_time / 1e9 if flops else None
+        rows.append(row)
+    result = BenchResult(rows=rows)
+    result.markdown = _markdown(config, rows, source, ceiling)
     if output:
         write_report(output, result.markdown)
         log.info("Benchmark written to %s", output)
     if log_to_mlflow:
         _log_to_mlflow(config, result)
     return result
+
+
+def _markdown(config: BenchConfig, rows: list[dict[str, Any]], source: str, ceiling: float) -> str:
+    from exporter.manifest import library_versions
+
+    sizes = config.batch_sizes
+    largest = max(sizes)
+    versions = library_versions()
+    lines = [
+        "Measured by `flair-mlflow bench`; ratios compare variants measured side by side in one run, passes "
+        "interleaved, median of the passes.",
+        "",
+        f"Command: `{config.command or 'flair-mlflow bench'}`",
+        "",
+        f"- Date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- Machine: {_machine()}, {config.threads} threads (torch and ONNX Runtime intra-op); "
+        f"2048³ fp32 matrix product: {ceiling:.0f} GFLOP/s",
+        f"- Model: `{config.model_path.name}`",
+        f"- Sentences: {source}; batch {largest} over all of them, smaller batches over the first "
+        f"{config.small_batch_sentences}; {config.repeats} timed passes per variant and batch size",
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
+        "",
+        "### Throughput (sentences/s, and ratio to Flair PyTorch)",
+        "",
+        "| variant | "
+        + " | ".join(f"batch {b}" for b in sizes)
+        + f" | p50 / p95 ms per batch of {largest} | encoder GFLOP/s |",
+        "| --- | " + " | ".join("---:" for _ in sizes) + " | ---: | ---: |",
+    ]
+    for r in rows:
+        cells = [f"{r[f'sps_{b}']:.1f} ({r[f'ratio_{b}']:.2f}x)" for b in sizes]
+        gflops = f"{r['gflops']:.1f}" if r["gflops"] else "n/a"
+        lines.append(
+            f"| {r['backend']} | "
+            + " | ".join(cells)
+            + f" | {r[f'p50_ms_{largest}']:.0f} / {r[f'p95_ms_{largest}']:.0f} | {gflops} |"
+        )
+    lines += [
+        "",
+        f"### Fidelity and cost (batch {largest})",
+        "",
+        "| variant | identical entities | entity F1 vs PyTorch | load (s) | size (MB) | peak RSS (MB) | passes (s) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in rows:
+        rss = f"{r['peak_rss_mb']:.0f}" if r["peak_rss_mb"] else "n/a"
+        lines.append(
+            f"| {r['backend']} | {r['identical']}/{r['sentences']} | {r['entity_f1']:.4f} | {r['load_s']:.2f} "
+            f"| {r['size_mb']:.1f} | {rss} | {', '.join(map(str, r['passes_s']))} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 START_MARK = "<!-- flair-mlflow bench: start -->"
@@ -233,7 +395,7 @@ def _log_to_mlflow(config: BenchConfig, result: BenchResult) -> None:
     with mlflow.start_run(run_name="benchmark", nested=bool(mlflow.active_run())):
         mlflow.log_params(
             {
-                "batch_size": config.batch_size,
+                "batch_sizes": ",".join(map(str, config.batch_sizes)),
                 "threads": config.threads,
                 "sentences": config.num_sentences,
                 "repeats": config.repeats,
@@ -242,23 +404,42 @@ def _log_to_mlflow(config: BenchConfig, result: BenchResult) -> None:
         )
         for r in result.rows:
             key = r["backend"].replace("-", "_")
-            mlflow.log_metrics(
-                {
-                    f"{key}_sentences_per_s": r["sentences_per_s"],
-                    f"{key}_ratio": r["ratio"],
-                    f"{key}_identical_share": r["identical"] / r["sentences"],
-                }
-            )
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        names = [r["backend"] for r in result.rows]
-        values = [r["sentences_per_s"] for r in result.rows]
-        bars = ax.bar(names, values, color=["#888888"] + ["#1f77b4"] * (len(names) - 1))
-        for bar, r in zip(bars, result.rows):
-            ax.annotate(
-                f"{r['ratio']:.2f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom"
-            )
-        ax.set_ylabel("sentences / s")
-        ax.set_title(f"predict throughput, batch {config.batch_size}, {config.threads} threads")
+            metrics = {
+                f"{key}_identical_share": r["identical"] / r["sentences"],
+                f"{key}_entity_f1": r["entity_f1"],
+                f"{key}_load_s": r["load_s"],
+                f"{key}_size_mb": r["size_mb"],
+            }
+            for b in config.batch_sizes:
+                metrics.update(
+                    {
+                        f"{key}_sps_b{b}": r[f"sps_{b}"],
+                        f"{key}_ratio_b{b}": r[f"ratio_{b}"],
+                        f"{key}_p95_ms_b{b}": r[f"p95_ms_{b}"],
+                    }
+                )
+            if r["peak_rss_mb"]:
+                metrics[f"{key}_peak_rss_mb"] = r["peak_rss_mb"]
+            mlflow.log_metrics(metrics)
+        fig, ax = plt.subplots(figsize=(8, 4))
+        width = 0.8 / len(config.batch_sizes)
+        for i, b in enumerate(config.batch_sizes):
+            xs = [j + i * width for j in range(len(result.rows))]
+            bars = ax.bar(xs, [r[f"ratio_{b}"] for r in result.rows], width, label=f"batch {b}")
+            for bar, r in zip(bars, result.rows):
+                ax.annotate(
+                    f"{r[f'ratio_{b}']:.2f}",
+                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
+        ax.axhline(1.0, color="grey", linewidth=0.8)
+        ax.set_xticks([j + width * (len(config.batch_sizes) - 1) / 2 for j in range(len(result.rows))])
+        ax.set_xticklabels([r["backend"] for r in result.rows], rotation=20, ha="right")
+        ax.set_ylabel("throughput vs Flair PyTorch")
+        ax.set_title(f"predict throughput, {config.threads} threads")
+        ax.legend()
         fig.tight_layout()
         mlflow.log_figure(fig, "benchmark.png")
         plt.close(fig)

@@ -232,13 +232,32 @@ def predict(model_uri, texts):
 @click.option("--conll", type=click.Path(exists=True, dir_okay=False), help="Sentences from a CoNLL file.")
 @click.option("--sentences", "num_sentences", type=int, default=384, show_default=True)
 @click.option("--min-words", type=int, default=8, show_default=True, help="Skip shorter CoNLL sentences.")
-@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--batch-size", "batch_sizes", type=int, multiple=True, help="Repeatable; default 1, 8 and 32.")
+@click.option(
+    "--small-batch-sentences", type=int, default=96, show_default=True, help="Sentences for batches under 32."
+)
+@click.option("--no-flair-onnx", is_flag=True, help="Skip the anchor: Flair's own export_onnx.")
+@click.option("--no-memory", is_flag=True, help="Skip the peak-memory subprocesses.")
 @click.option("--threads", type=int, default=2, show_default=True)
 @click.option("--repeats", type=int, default=3, show_default=True, help="Timed passes per backend (best is kept).")
 @click.option("--backend", "backends", multiple=True, help="Variant to compare (repeatable); default: all main ones.")
 @click.option("--output", type=click.Path(dir_okay=False), default="docs/BENCHMARKS.md", show_default=True)
 @click.option("--log-to-mlflow/--no-log-to-mlflow", default=True, show_default=True)
-def bench(model, conll, num_sentences, min_words, batch_size, threads, repeats, backends, output, log_to_mlflow):
+def bench(
+    model,
+    conll,
+    num_sentences,
+    min_words,
+    batch_sizes,
+    small_batch_sentences,
+    no_flair_onnx,
+    no_memory,
+    threads,
+    repeats,
+    backends,
+    output,
+    log_to_mlflow,
+):
     """Measure predict throughput of Flair PyTorch and each backend side by side, in one run."""
     from exporter.bench import BenchConfig, run_benchmark
     from mlflow_flavor.job import resolve_model_path
@@ -248,7 +267,10 @@ def bench(model, conll, num_sentences, min_words, batch_size, threads, repeats, 
         conll=Path(conll) if conll else None,
         num_sentences=num_sentences,
         min_words=min_words,
-        batch_size=batch_size,
+        **({"batch_sizes": tuple(batch_sizes)} if batch_sizes else {}),
+        small_batch_sentences=small_batch_sentences,
+        include_flair_onnx=not no_flair_onnx,
+        measure_memory=not no_memory,
         threads=threads,
         repeats=repeats,
         **({"backends": tuple(backends)} if backends else {}),
