@@ -1,15 +1,14 @@
 """The benchmark command runs end to end on a tiny model and writes its report and MLflow run."""
 
-import pytest
-
-pytestmark = pytest.mark.slow
-
 from __future__ import annotations
 
 import mlflow
+import pytest
 from click.testing import CliRunner
 
 from mlflow_flavor.cli import main
+
+pytestmark = pytest.mark.slow
 
 
 def test_bench_writes_report_keeps_preamble_and_logs_chart(tiny_tagger_file, tmp_path):
