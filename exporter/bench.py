@@ -175,11 +175,10 @@ def _encoder_flops(model: Any, batches: list[list[str]]) -> float:
 
 
 _MEMORY_PROBE = """
-import json, resource, sys, time, torch
+import json, sys, torch
 torch.set_num_threads({threads})
 from flair.data import Sentence
 kind, path, texts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 if kind == "flair":
     from mlflow_flavor.models import load_flair_model
     model = load_flair_model(path)
@@ -187,7 +186,9 @@ else:
     from exporter.bundle import load_bundle
     model = load_bundle(path)
 model.predict([Sentence(t) for t in texts], mini_batch_size=32)
-print(json.dumps({{"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+# VmHWM belongs to this process's own address space (ru_maxrss would carry the parent's peak over exec)
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({{"peak_rss_mb": hwm / 1024}}))
 """
 
 
@@ -226,6 +227,17 @@ def _flair_export_onnx(model_path: Path, work: Path, texts: list[str]) -> tuple[
     return model, sum(p.stat().st_size for p in work.glob("flair-export.onnx*"))
 
 
+def _flair_onnx_bundle(model: Any, work: Path) -> Path | None:
+    """The anchor as a bundle, so that its memory can be probed like the others."""
+    from exporter.bundle import save_bundle
+
+    try:
+        return save_bundle(model, work / "flair-export-bundle", ExportConfig(parity=ParityConfig(enabled=False))).path
+    except Exception as e:  # the anchor is informative; never let it stop the benchmark
+        log.warning("Could not bundle the flair-export-onnx anchor for the memory probe: %s", e)
+        return None
+
+
 def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow: bool = True) -> BenchResult:
     """Run the benchmark; write the Markdown report into ``output``; log metrics and a chart to MLflow."""
     import torch
@@ -250,6 +262,9 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
             started = time.perf_counter()
             models[ANCHOR], sizes[ANCHOR] = _flair_export_onnx(config.model_path, work, texts)
             load_times[ANCHOR] = time.perf_counter() - started
+            anchor_bundle = _flair_onnx_bundle(models[ANCHOR], work)
+            if anchor_bundle:
+                paths[ANCHOR] = ("bundle", anchor_bundle)
         for backend in tqdm(config.backends, desc="exporting", unit="variant"):
             export_config = ExportConfig(**VARIANTS[backend], runtime=runtime, parity=ParityConfig(enabled=False))
             info = save_bundle(models[BASELINE], work / backend, export_config)

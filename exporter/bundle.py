@@ -167,7 +167,7 @@ def save_bundle(model: Any, path: str | Path, config: ExportConfig | None = None
     Returns:
         The bundle's path, the manifest and its sha256.
     """
-    from exporter.flair_onnx import is_flair_onnx
+    from exporter.flair_onnx import is_flair_jit, is_flair_onnx
     from exporter.parity import check_parity
 
     config = config or ExportConfig()
@@ -176,6 +176,9 @@ def save_bundle(model: Any, path: str | Path, config: ExportConfig | None = None
     if is_flair_onnx(model) and config.backend is not Backend.FLAIR_ONNX:
         log.info("The model's embeddings were exported with Flair's export_onnx: bundling that graph as it is")
         config = replace(config, backend=Backend.FLAIR_ONNX)
+    elif is_flair_jit(model) and config.backend is not Backend.TORCH:
+        log.info("The model's embeddings are Flair's TorchScript embeddings (self-contained): bundling the .pt as it is")
+        config = replace(config, backend=Backend.TORCH)
     path = Path(path).absolute()
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise BundleError(f"{path} already exists and is not an empty directory; choose a new path.")

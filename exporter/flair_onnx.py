@@ -30,7 +30,7 @@ from typing import Any
 from exporter.config import RuntimeOptions
 from exporter.errors import BundleError, UnsupportedModelError
 
-__all__ = ["FLAIR_ONNX_DIR", "is_flair_onnx", "legacy_onnx_export", "load_flair_onnx", "write_flair_onnx"]
+__all__ = ["FLAIR_ONNX_DIR", "is_flair_jit", "is_flair_onnx", "legacy_onnx_export", "load_flair_onnx", "write_flair_onnx"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,13 @@ def is_flair_onnx(model: Any) -> bool:
     from flair.embeddings.transformer import TransformerOnnxEmbeddings
 
     return isinstance(getattr(model, "embeddings", None), TransformerOnnxEmbeddings)
+
+
+def is_flair_jit(model: Any) -> bool:
+    """Flair's ``TransformerJit*Embeddings`` keep the traced module inside the pickle: Flair's .pt is complete."""
+    from flair.embeddings.transformer import TransformerJitEmbeddings
+
+    return isinstance(getattr(model, "embeddings", None), TransformerJitEmbeddings)
 
 
 def _provider_name(entry: Any) -> str:

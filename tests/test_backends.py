@@ -130,3 +130,28 @@ def test_gate_reports_gold_f1_and_stops_a_lossy_export_that_violates_it(tiny_tag
     lossless = save_bundle(tiny_tagger, tmp_path / "fp32", ExportConfig(parity=ParityConfig(gold_conll=gold_conll)))
     assert lossless.manifest["parity"]["gold_f1_drop"] == 0.0
     assert lossless.manifest["parity"]["sentences"] == 80
+
+
+MATRIX = [
+    # backend, onnx options, tagger settings
+    ("onnx", OnnxOptions(optimize="extended"), {"use_crf": False, "use_rnn": True, "subtoken_pooling": "mean"}),
+    ("onnx", OnnxOptions(), {"layers": "-1,-2", "layer_mean": False, "subtoken_pooling": "first_last"}),
+    ("onnx", OnnxOptions(quantize="int8"), {"use_crf": True, "use_rnn": True, "subtoken_pooling": "last"}),
+    ("torchscript", OnnxOptions(), {"use_crf": False, "layers": "all", "layer_mean": True}),
+    ("torchscript", OnnxOptions(), {"use_rnn": True, "subtoken_pooling": "mean", "layers": "0,-1", "layer_mean": False}),
+]
+
+
+@pytest.mark.parametrize(("backend", "onnx_options", "settings"), MATRIX)
+def test_tagger_kinds_round_trip_through_pyfunc(tiny_bert, backend, onnx_options, settings):
+    tagger = build_tiny_tagger(tiny_bert, **settings)
+    texts = generate_sentences(32, seed=17)  # every 16th sentence is far beyond the maximum length
+    with mlflow.start_run():
+        info = mlflow_flavor.log_model(tagger, name="ner", backend=backend, onnx=onnx_options, parity_sentences=texts)
+    pyfunc = mlflow.pyfunc.load_model(info.model_uri)
+    predicted = [[(e["start"], e["end"], e["label"]) for e in ents] for ents in pyfunc.predict(texts)]
+    original = [sorted(e) for e in entities_of(tagger, texts)]
+    if onnx_options.lossy:
+        assert info.flavors["flair_mlflow"]["parity"]["entity_f1_vs_original"] >= 0.93
+    else:
+        assert predicted == original

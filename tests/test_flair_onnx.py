@@ -88,3 +88,36 @@ def test_flair_onnx_model_is_logged_and_served_from_another_directory(flair_onnx
         status, body = post_json(f"{url}/invocations", {"inputs": TEXTS})
     assert status == 200
     assert [[(e["start"], e["end"], e["label"]) for e in ents] for ents in body["predictions"]] == predicted
+
+
+def test_flair_jit_embeddings_are_logged_as_they_are(tiny_bert):
+    """Flair's TorchScript workflow: the traced module lives inside the .pt, so the torch bundle serves it."""
+    import torch
+    from flair.data import Sentence
+    from flair.embeddings import TransformerJitWordEmbeddings
+
+    tagger = build_tiny_tagger(tiny_bert, allow_long_sentences=False)
+    embedding = tagger.embeddings
+
+    class JitWrapper(torch.nn.Module):
+        def __init__(self, embedding):
+            super().__init__()
+            self.embedding = embedding
+
+        def forward(self, input_ids, attention_mask, word_ids, token_lengths):
+            return self.embedding.forward(
+                input_ids=input_ids, attention_mask=attention_mask, word_ids=word_ids, token_lengths=token_lengths
+            )["token_embeddings"]
+
+    wrapper = JitWrapper(embedding)
+    names, params = TransformerJitWordEmbeddings.parameter_to_list(embedding, wrapper, [Sentence(t) for t in TEXTS[:4]])
+    script = torch.jit.trace(wrapper, params)
+    expected = entities_of(tagger, TEXTS)
+    tagger.embeddings = TransformerJitWordEmbeddings.create_from_embedding(script, embedding, names)
+    assert entities_of(tagger, TEXTS) == expected
+    with mlflow.start_run():
+        info = mlflow_flavor.log_model(tagger, name="ner")
+    assert info.flavors["flair_mlflow"]["backend"] == "torch"
+    pyfunc = mlflow.pyfunc.load_model(info.model_uri)
+    predicted = [[(e["start"], e["end"], e["label"]) for e in ents] for ents in pyfunc.predict(TEXTS)]
+    assert predicted == [sorted(e) for e in expected]
