@@ -177,7 +177,9 @@ def save_bundle(model: Any, path: str | Path, config: ExportConfig | None = None
         log.info("The model's embeddings were exported with Flair's export_onnx: bundling that graph as it is")
         config = replace(config, backend=Backend.FLAIR_ONNX)
     elif is_flair_jit(model) and config.backend is not Backend.TORCH:
-        log.info("The model's embeddings are Flair's TorchScript embeddings (self-contained): bundling the .pt as it is")
+        log.info(
+            "The model's embeddings are Flair's TorchScript embeddings (self-contained): bundling the .pt as it is"
+        )
         config = replace(config, backend=Backend.TORCH)
     path = Path(path).absolute()
     if path.exists() and (not path.is_dir() or any(path.iterdir())):

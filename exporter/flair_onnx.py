@@ -30,7 +30,14 @@ from typing import Any
 from exporter.config import RuntimeOptions
 from exporter.errors import BundleError, UnsupportedModelError
 
-__all__ = ["FLAIR_ONNX_DIR", "is_flair_jit", "is_flair_onnx", "legacy_onnx_export", "load_flair_onnx", "write_flair_onnx"]
+__all__ = [
+    "FLAIR_ONNX_DIR",
+    "is_flair_jit",
+    "is_flair_onnx",
+    "legacy_onnx_export",
+    "load_flair_onnx",
+    "write_flair_onnx",
+]
 
 log = logging.getLogger(__name__)
 

@@ -61,10 +61,15 @@ def get_default_pip_requirements(backend: str | Backend = Backend.ONNX) -> list[
 
 
 def default_signature():
-    """Input: one string column (a DataFrame ``text`` column, a list or a single string).
-    Output: per text, a list of entities. Params: the whitelisted prediction options."""
+    """Input: one column of texts (a DataFrame ``text`` column, a list or a single string).
+    Output: per text, a list of entities. Params: the whitelisted prediction options.
+
+    The input column is declared as ``AnyType``: with a ``string`` column MLflow's scoring server casts
+    numbers to strings before the model sees them, so ``[1, 2]`` would be tagged as the texts "1" and "2".
+    The pyfunc checks every value itself and answers 400 for anything that is not a string.
+    """
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import Array, ColSpec, DataType, Object, ParamSchema, ParamSpec, Property, Schema
+    from mlflow.types.schema import AnyType, Array, ColSpec, DataType, Object, ParamSchema, ParamSpec, Property, Schema
 
     entity = Object(
         [
@@ -83,7 +88,7 @@ def default_signature():
         ]
     )
     return ModelSignature(
-        inputs=Schema([ColSpec(DataType.string)]),
+        inputs=Schema([ColSpec(AnyType())]),
         outputs=Schema([ColSpec(Array(entity), name="entities")]),
         params=params,
     )

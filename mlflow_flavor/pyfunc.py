@@ -22,7 +22,7 @@ __all__ = ["ALLOWED_PARAMS", "FlairPyfuncModel", "ServingOptions", "normalize_te
 log = logging.getLogger(__name__)
 
 TEXT_COLUMN = "text"
-DEFAULT_MAX_TEXTS = 10_000
+DEFAULT_MAX_TEXTS = 1_000
 DEFAULT_BATCH = 32
 
 #: The ``params`` a caller may pass to ``predict``, with their types and defaults.
@@ -115,13 +115,34 @@ def parse_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     return result
 
 
+#: Characters Flair's ``Sentence`` deletes before tokenizing (``Sentence._handle_problem_characters``);
+#: its offsets then refer to the text without them.
+_REMOVED_BY_FLAIR = frozenset("\u200c\u200b\ufe0f\ufeff\u2028\u2029")
+
+
+class _Offsets:
+    """Maps Flair's character offsets back to offsets into the caller's original text."""
+
+    def __init__(self, text: str) -> None:
+        if any(c in _REMOVED_BY_FLAIR for c in text):
+            self.kept = [i for i, c in enumerate(text) if c not in _REMOVED_BY_FLAIR]
+        else:
+            self.kept = None
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        if self.kept is None or end <= start:
+            return start, end
+        return self.kept[start], self.kept[end - 1] + 1
+
+
 def _entities(sentence: Any, text: str, tag_type: str, min_score: float) -> list[dict[str, Any]]:
     entities = []
+    offsets = _Offsets(text)
     for span in sentence.get_spans(tag_type):
         label = span.get_label(tag_type)
         if label.score < min_score:
             continue
-        start, end = span.start_position, span.end_position
+        start, end = offsets.span(span.start_position, span.end_position)
         entities.append(
             {"text": text[start:end], "label": label.value, "start": start, "end": end, "score": float(label.score)}
         )
@@ -135,15 +156,12 @@ def _tokens(sentence: Any, text: str, tag_type: str) -> list[dict[str, Any]]:
         for i, token in enumerate(span.tokens):
             prefix = "S" if len(span.tokens) == 1 else "B" if i == 0 else "E" if i == len(span.tokens) - 1 else "I"
             tags[token.idx] = f"{prefix}-{label}"
-    return [
-        {
-            "text": text[t.start_position : t.end_position],
-            "start": t.start_position,
-            "end": t.end_position,
-            "tag": tags.get(t.idx, "O"),
-        }
-        for t in sentence.tokens
-    ]
+    offsets = _Offsets(text)
+    result = []
+    for t in sentence.tokens:
+        start, end = offsets.span(t.start_position, t.end_position)
+        result.append({"text": text[start:end], "start": start, "end": end, "tag": tags.get(t.idx, "O")})
+    return result
 
 
 class FlairPyfuncModel:

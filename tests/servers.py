@@ -36,34 +36,45 @@ def wait_for_http(url: str, process: subprocess.Popen, timeout: float, log: Path
     raise RuntimeError(f"{url} not ready after {timeout} s:\n{log.read_text()[-4000:]}")
 
 
+class Server(str):
+    """The base URL of a running server (a ``str``), with its process group id."""
+
+    pid: int
+
+    def rss_mb(self) -> float:
+        """Resident memory of every process in the server's process group, in MB."""
+        total = 0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if os.getpgid(int(entry.name)) != self.pid:
+                    continue
+                for line in (entry / "status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            except (OSError, ProcessLookupError):
+                continue
+        return total / 1024
+
+
 @contextlib.contextmanager
-def model_server(model_uri: str, log: Path, env: dict[str, str] | None = None, timeout: float = 180) -> Iterator[str]:
-    """``mlflow models serve --env-manager local`` on a free loopback port; yields the base URL."""
+def model_server(
+    model_uri: str, log: Path, env: dict[str, str] | None = None, timeout: float = 180, env_manager: str = "local"
+) -> Iterator[Server]:
+    """``mlflow models serve`` on a free loopback port; yields the base URL (with ``.pid``)."""
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "models",
-        "serve",
-        "-m",
-        model_uri,
-        "--env-manager",
-        "local",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", env_manager]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     with open(log, "w") as out:
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True
         )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/ping", process, timeout, log)
-        yield f"http://127.0.0.1:{port}"
+        server = Server(f"http://127.0.0.1:{port}")
+        server.pid = process.pid
+        yield server
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
@@ -74,14 +85,17 @@ def model_server(model_uri: str, log: Path, env: dict[str, str] | None = None, t
             process.wait()
 
 
-def post_json(url: str, payload: dict, timeout: float = 60) -> tuple[int, dict]:
+def post_json(url: str, payload: dict | bytes, timeout: float = 60) -> tuple[int, dict]:
     import json
 
-    request = urllib.request.Request(
-        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"}, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
+        body = e.read() or b"{}"
+        try:
+            return e.code, json.loads(body)
+        except ValueError:
+            return e.code, {"message": body.decode(errors="replace")}

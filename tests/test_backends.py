@@ -138,7 +138,11 @@ MATRIX = [
     ("onnx", OnnxOptions(), {"layers": "-1,-2", "layer_mean": False, "subtoken_pooling": "first_last"}),
     ("onnx", OnnxOptions(quantize="int8"), {"use_crf": True, "use_rnn": True, "subtoken_pooling": "last"}),
     ("torchscript", OnnxOptions(), {"use_crf": False, "layers": "all", "layer_mean": True}),
-    ("torchscript", OnnxOptions(), {"use_rnn": True, "subtoken_pooling": "mean", "layers": "0,-1", "layer_mean": False}),
+    (
+        "torchscript",
+        OnnxOptions(),
+        {"use_rnn": True, "subtoken_pooling": "mean", "layers": "0,-1", "layer_mean": False},
+    ),
 ]
 
 
