@@ -382,17 +382,14 @@ def _markdown(config: BenchConfig, rows: list[dict[str, Any]], source: str, ceil
     return "\n".join(lines) + "\n"
 
 
-START_MARK = "<!-- flair-mlflow bench: start -->"
-END_MARK = "<!-- flair-mlflow bench: end -->"
-
-
-def write_report(output: Path, markdown: str) -> None:
-    """Replace the generated block of ``output`` (between the bench markers), keeping everything else."""
-    block = f"{START_MARK}\n{markdown}{END_MARK}\n"
+def write_report(output: Path, markdown: str, section: str = "bench") -> None:
+    """Replace the generated block ``section`` of ``output`` (between its markers), keeping everything else."""
+    start_mark, end_mark = f"<!-- flair-mlflow {section}: start -->", f"<!-- flair-mlflow {section}: end -->"
+    block = f"{start_mark}\n{markdown}{end_mark}\n"
     text = output.read_text(encoding="utf-8") if output.exists() else "# Benchmarks\n\n"
-    if START_MARK in text and END_MARK in text:
-        head, rest = text.split(START_MARK, 1)
-        tail = rest.split(END_MARK, 1)[1].lstrip("\n")
+    if start_mark in text and end_mark in text:
+        head, rest = text.split(start_mark, 1)
+        tail = rest.split(end_mark, 1)[1].lstrip("\n")
         text = head + block + ("\n" + tail if tail else "")
     else:
         text = text.rstrip("\n") + "\n\n" + block

@@ -280,5 +280,31 @@ def bench(
     click.echo(result.markdown)
 
 
+@main.command()
+@click.option("--model", default="demo", show_default=True, help="A Flair .pt path or 'demo'.")
+@click.option("--backend", "backends", multiple=True, help="Backends to compare (repeatable); default torch and onnx.")
+@click.option("--clients", type=int, default=8, show_default=True)
+@click.option("--requests", "num_requests", type=int, default=200, show_default=True, help="Requests per client.")
+@click.option("--texts-per-request", type=int, default=4, show_default=True)
+@click.option("--rounds", type=int, default=1, show_default=True, help="Alternating rounds per backend.")
+@click.option("--output", type=click.Path(dir_okay=False), default="docs/BENCHMARKS.md", show_default=True)
+def loadtest(model, backends, clients, num_requests, texts_per_request, rounds, output):
+    """Concurrent clients against `mlflow models serve`, backends side by side."""
+    from mlflow_flavor.job import resolve_model_path
+    from mlflow_flavor.loadtest import LoadTestConfig, run_load_test
+
+    config = LoadTestConfig(
+        model_path=resolve_model_path(model),
+        clients=clients,
+        requests=num_requests,
+        texts_per_request=texts_per_request,
+        rounds=rounds,
+        command="flair-mlflow " + " ".join(sys.argv[1:]),
+        **({"backends": tuple(backends)} if backends else {}),
+    )
+    rows = run_load_test(config, output=Path(output) if output else None)
+    click.echo(json.dumps(rows, indent=2))
+
+
 if __name__ == "__main__":
     main()

@@ -85,6 +85,7 @@ def default_signature():
             ParamSpec("mini_batch_size", DataType.long, 32),
             ParamSpec("return_tokens", DataType.boolean, False),
             ParamSpec("min_score", DataType.double, 0.0),
+            ParamSpec("output", DataType.string, "entities"),
         ]
     )
     return ModelSignature(

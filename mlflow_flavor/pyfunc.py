@@ -17,7 +17,14 @@ from typing import Any
 
 from exporter.errors import InputError
 
-__all__ = ["ALLOWED_PARAMS", "FlairPyfuncModel", "ServingOptions", "normalize_texts", "parse_params"]
+__all__ = [
+    "ALLOWED_PARAMS",
+    "SPARK_RESULT_TYPE",
+    "FlairPyfuncModel",
+    "ServingOptions",
+    "normalize_texts",
+    "parse_params",
+]
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +37,13 @@ ALLOWED_PARAMS: dict[str, tuple[type, Any]] = {
     "mini_batch_size": (int, DEFAULT_BATCH),
     "return_tokens": (bool, False),
     "min_score": (float, 0.0),
+    "output": (str, "entities"),
 }
+OUTPUTS = ("entities", "records")
+
+#: ``result_type`` for ``mlflow.pyfunc.spark_udf`` with ``params={"output": "records"}``: one struct per
+#: text whose field ``entities`` is the array of entity structs.
+SPARK_RESULT_TYPE = "entities array<struct<text: string, label: string, start: bigint, end: bigint, score: double>>"
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,9 @@ def parse_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
         elif kind is int:
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
                 raise InputError(f"Parameter {name!r} must be an integer between 1 and 1024, got {_describe(value)}.")
+        elif kind is str:
+            if value not in OUTPUTS:
+                raise InputError(f"Parameter {name!r} must be one of {', '.join(OUTPUTS)}, got {_describe(value)}.")
         elif kind is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise InputError(f"Parameter {name!r} must be a number between 0 and 1, got {_describe(value)}.")
@@ -205,11 +221,16 @@ class FlairPyfuncModel:
         for i, text in enumerate(texts):
             sentence = sentences.get(i)
             if sentence is None or len(sentence) == 0:
-                results.append({"entities": [], "tokens": []} if options["return_tokens"] else [])
+                if options["return_tokens"]:
+                    results.append({"entities": [], "tokens": []})
+                else:
+                    results.append({"entities": []} if options["output"] == "records" else [])
                 continue
             entities = _entities(sentence, text, self.tag_type, options["min_score"])
             if options["return_tokens"]:
                 results.append({"entities": entities, "tokens": _tokens(sentence, text, self.tag_type)})
+            elif options["output"] == "records":
+                results.append({"entities": entities})
             else:
                 results.append(entities)
         return results
