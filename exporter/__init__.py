@@ -16,6 +16,7 @@ from exporter.errors import (
     MissingDependencyError,
     ParityError,
     ProviderError,
+    ServerError,
     UnsupportedModelError,
 )
 
@@ -34,6 +35,7 @@ __all__ = [
     "ParityError",
     "ProviderError",
     "RuntimeOptions",
+    "ServerError",
     "UnsupportedModelError",
     "load_bundle",
     "save_bundle",

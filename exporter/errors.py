@@ -11,6 +11,7 @@ Every error a user can meet derives from :class:`FlairMlflowError`, so one ``exc
     │   └── ChecksumError         a bundled file differs from its manifest entry
     ├── ProviderError             a requested execution provider is not available (strict mode)
     ├── InputError                prediction input of the wrong shape or type
+    ├── ServerError               a model server did not start or stopped answering
     └── MissingDependencyError    an optional package is not installed
 
 Messages say what failed, what was expected, and what to do about it.
@@ -28,6 +29,7 @@ __all__ = [
     "MissingDependencyError",
     "ParityError",
     "ProviderError",
+    "ServerError",
     "UnsupportedModelError",
 ]
 
@@ -74,6 +76,10 @@ class ProviderError(FlairMlflowError, RuntimeError):
 
 class InputError(FlairMlflowError, ValueError):
     """Prediction input has the wrong shape or type."""
+
+
+class ServerError(FlairMlflowError, RuntimeError):
+    """A model server (``mlflow models serve``) did not start or stopped answering."""
 
 
 class MissingDependencyError(FlairMlflowError, ImportError):

@@ -9,27 +9,22 @@ machine's drift hits both alike.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from exporter.errors import ConfigError
+from mlflow_flavor.serving import group_rss_mb
 
 __all__ = ["LoadTestConfig", "run_load_test"]
 
@@ -53,12 +48,6 @@ class LoadTestConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}.")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _post(url: str, payload: dict, timeout: float = 120) -> tuple[int, Any]:
     request = urllib.request.Request(
         url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
@@ -72,48 +61,6 @@ def _post(url: str, payload: dict, timeout: float = 120) -> tuple[int, Any]:
         return 0, None
 
 
-def _group_rss_mb(pgid: int) -> float:
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.getpgid(int(entry.name)) == pgid:
-                    for line in (entry / "status").read_text().splitlines():
-                        if line.startswith("VmRSS:"):
-                            total += int(line.split()[1])
-            except (OSError, ProcessLookupError):
-                continue
-    return total / 1024
-
-
-@contextlib.contextmanager
-def _serve(model_dir: Path, log_file: Path) -> Iterator[tuple[str, int]]:
-    port = _free_port()
-    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model_dir), "--env-manager", "local"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    with open(log_file, "w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise ConfigError(f"mlflow models serve exited with {process.returncode}; see {log_file}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
-                    break
-            time.sleep(0.5)
-        else:
-            raise ConfigError(f"mlflow models serve did not answer within 180 s; see {log_file}")
-        yield f"http://127.0.0.1:{port}", process.pid
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-
-
 def _one_round(url: str, pgid: int, config: LoadTestConfig, payloads: list[list[str]]) -> dict[str, Any]:
     for texts in payloads[:10]:  # warm-up
         _post(f"{url}/invocations", {"inputs": texts})
@@ -123,7 +70,7 @@ def _one_round(url: str, pgid: int, config: LoadTestConfig, payloads: list[list[
 
     def sample() -> None:
         while not stop.is_set():
-            memory.append((time.perf_counter() - started, _group_rss_mb(pgid)))
+            memory.append((time.perf_counter() - started, group_rss_mb(pgid)))
             stop.wait(0.5)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -175,6 +122,7 @@ def run_load_test(config: LoadTestConfig, output: Path | None = None) -> list[di
     from exporter.bench import write_report
     from exporter.corpus import generate_sentences
     from mlflow_flavor.flavor import save_model
+    from mlflow_flavor.serving import serve_model
 
     texts = list(config.texts) or generate_sentences(256, seed=23, long_every=0)
     rng = random.Random(0)
@@ -186,8 +134,8 @@ def run_load_test(config: LoadTestConfig, output: Path | None = None) -> list[di
         for _ in range(config.rounds):
             for backend in config.backends:
                 log.info("Load test: %s, %d clients x %d requests", backend, config.clients, config.requests)
-                with _serve(Path(work) / backend, Path(work) / f"{backend}.log") as (url, pgid):
-                    results[backend].append(_one_round(url, pgid, config, payloads))
+                with serve_model(str(Path(work) / backend), Path(work) / f"{backend}.log") as url:
+                    results[backend].append(_one_round(url, url.pid, config, payloads))
     rows = []
     for backend, rounds in results.items():
         rows.append(

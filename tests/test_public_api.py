@@ -26,6 +26,7 @@ def test_exporter_public_names():
             "ParityError",
             "ProviderError",
             "RuntimeOptions",
+            "ServerError",
             "UnsupportedModelError",
             "load_bundle",
             "save_bundle",
@@ -66,6 +67,7 @@ def test_error_hierarchy():
         "ProviderError",
         "InputError",
         "MissingDependencyError",
+        "ServerError",
     ):
         assert issubclass(getattr(exporter, name), exporter.FlairMlflowError)
     assert issubclass(exporter.ChecksumError, exporter.BundleError)

@@ -12,7 +12,7 @@ import pytest
 from servers import model_server, post_json
 
 import mlflow_flavor
-from exporter import RuntimeOptions
+from exporter import RuntimeOptions, ServerError
 from mlflow_flavor.registry import stage_and_alias
 
 pytestmark = pytest.mark.slow
@@ -97,7 +97,7 @@ def test_cuda_exported_bundle_serves_on_cpu_with_a_warning_and_strict_refuses(ti
     assert "CUDAExecutionProvider" in log.read_text() and "falling back" in log.read_text()
     strict_log = tmp_path / "strict.log"
     env = {"MLFLOW_TRACKING_URI": tracking, "MLFLOW_PYFUNC_INFERENCE_CONFIG": json.dumps({"strict_providers": True})}
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ServerError):
         with model_server(info.model_uri, strict_log, env=env, timeout=120):
             pass
     assert "strict" in strict_log.read_text() and "CUDAExecutionProvider" in strict_log.read_text()
