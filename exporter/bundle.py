@@ -143,6 +143,14 @@ def _load_encoder(
     return TorchScriptEncoder(path / manifest["torchscript"]["model_file"])
 
 
+def _recorded_runtime(config: ExportConfig, content: Mapping[str, Any]) -> RuntimeOptions:
+    """The session settings a bundle loads with: the user's, or for Flair's own ONNX model its providers."""
+    flair_onnx = content.get("flair_onnx")
+    if flair_onnx and config.runtime.providers == RuntimeOptions().providers:
+        return replace(config.runtime, providers=tuple(flair_onnx["providers"]))
+    return config.runtime
+
+
 def _parity_sentences(config: ExportConfig) -> tuple[list, list | None]:
     """Check sentences: the labeled set, the user's sentences, or generated ones (long ones included)."""
     from exporter.corpus import generate_sentences, read_conll
@@ -210,7 +218,7 @@ def save_bundle(model: Any, path: str | Path, config: ExportConfig | None = None
                 "task": SUPPORTED_MODELS[model_class],
                 "tag_type": getattr(model, "label_type", None),
                 "labels": _labels(model),
-                "runtime": config.runtime.to_dict(),
+                "runtime": _recorded_runtime(config, content).to_dict(),
                 "export_config": config.to_dict(),
                 "versions": library_versions(),
                 "parity": None,

@@ -240,7 +240,15 @@ class ParityConfig:
         return {"min_tag_agreement": agreement, "min_entity_f1": f1, "max_gold_f1_drop": self.max_gold_f1_drop}
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """As recorded in manifests: the gold set by file name and sha256, not by its local path."""
+        data = dataclasses.asdict(self)
+        if self.gold_conll:
+            from pathlib import Path
+
+            from exporter.manifest import sha256_file
+
+            data["gold_conll"] = {"name": Path(self.gold_conll).name, "sha256": sha256_file(Path(self.gold_conll))}
+        return data
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FLAIR_ONNX_DIR = "flair_onnx"
+MODEL_FILE = "model.pt"
 
 
 @contextlib.contextmanager
@@ -114,7 +115,7 @@ def write_flair_onnx(model: Any, directory: Path) -> dict[str, Any]:
     state = model._get_state_dict()
     state["embeddings"]["onnx_model"] = f"{FLAIR_ONNX_DIR}/{onnx_path.name}"
     state["embeddings"]["__bundle_relative__"] = True
-    torch.save(state, directory / "model.pt", pickle_protocol=4)
+    torch.save(state, directory / MODEL_FILE, pickle_protocol=4)
     providers = [_provider_name(p) for p in (embeddings.providers or ["CPUExecutionProvider"])]
     log.info("Bundled Flair's own ONNX model %s with %d file(s)", onnx_path, len(files))
     return {
@@ -136,7 +137,7 @@ def load_flair_onnx(
 
     from exporter.backends.onnx import resolve_providers
 
-    state = torch.load(path / "model.pt", map_location="cpu", weights_only=False)
+    state = torch.load(path / MODEL_FILE, map_location="cpu", weights_only=False)
     params = state.get("embeddings")
     if not isinstance(params, dict) or not params.pop("__bundle_relative__", False):
         raise BundleError(f"{path}/model.pt is not a flair-onnx bundle model.")

@@ -137,7 +137,17 @@ def verify_bundle(directory: Path, expected_manifest_sha256: str | None = None) 
     problems = []
     if expected_manifest_sha256 and digest != expected_manifest_sha256:
         problems.append(f"{MANIFEST_FILE}: sha256 {digest}, expected {expected_manifest_sha256}")
-    for name, entry in sorted(manifest.get("files", {}).items()):
+    files = manifest.get("files")
+    if not isinstance(files, dict) or "model.pt" not in files:
+        problems.append(f"{MANIFEST_FILE}: lists no model.pt")
+        files = files if isinstance(files, dict) else {}
+    for section in ("onnx", "torchscript", "flair_onnx"):
+        model_file = (manifest.get(section) or {}).get("model_file")
+        if model_file and model_file not in files:
+            problems.append(f"{MANIFEST_FILE}: does not list its {section} model file {model_file}")
+    for name in sorted(set(list_files(directory)) - set(files)):
+        problems.append(f"{name}: not listed in the manifest")
+    for name, entry in sorted(files.items()):
         path = directory / name
         if ".." in Path(name).parts or Path(name).is_absolute():
             problems.append(f"{name}: path escapes the bundle")
@@ -158,5 +168,5 @@ def verify_bundle(directory: Path, expected_manifest_sha256: str | None = None) 
             + "\n  ".join(problems)
             + "\nThe files were changed or damaged after export. Fetch the model again from its source."
         )
-    log.debug("Verified %d file(s) in %s", len(manifest.get("files", {})), directory)
+    log.debug("Verified %d file(s) in %s", len(files), directory)
     return manifest

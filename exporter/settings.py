@@ -78,8 +78,8 @@ class EmbeddingSettings:
         config = embeddings.model.config
         return cls(
             embeddings_class=type(embeddings).__name__,
-            name=embeddings.name,
-            base_model_name=str(getattr(embeddings, "base_model_name", "")),
+            name=_without_local_paths(embeddings.name),
+            base_model_name=_without_local_paths(str(getattr(embeddings, "base_model_name", ""))),
             model_type=str(getattr(config, "model_type", "")),
             num_hidden_layers=int(config.num_hidden_layers),
             hidden_size=int(config.hidden_size),
@@ -101,6 +101,13 @@ class EmbeddingSettings:
             embedding_length=int(embeddings.embedding_length),
             fine_tune=bool(embeddings.fine_tune),
         )
+
+
+def _without_local_paths(name: str) -> str:
+    """A model loaded from a local directory is named after its path; keep only the folder's name."""
+    import re
+
+    return re.sub(r"(/[^/\s]+)+/([^/\s]+)/?", r"\2", name)
 
 
 def find_transformer_embeddings(model: Any) -> Any:

@@ -210,9 +210,16 @@ def verify(bundle):
     from exporter.manifest import MANIFEST_FILE, verify_bundle
 
     path = Path(bundle)
-    if not (path / MANIFEST_FILE).exists() and (path / "bundle" / MANIFEST_FILE).exists():
-        path = path / "bundle"
-    manifest = verify_bundle(path)
+    expected = None
+    if not (path / MANIFEST_FILE).exists() and (path / "MLmodel").exists():
+        from mlflow.utils.model_utils import _get_flavor_configuration
+
+        from mlflow_flavor.flavor import FLAVOR_NAME
+
+        conf = _get_flavor_configuration(str(path), FLAVOR_NAME)
+        expected = conf.get("manifest_sha256")
+        path = path / conf.get("bundle", "bundle")
+    manifest = verify_bundle(path, expected)
     click.echo(f"OK: {len(manifest['files'])} files verified in {path}")
 
 

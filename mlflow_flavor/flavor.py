@@ -34,7 +34,7 @@ BUNDLE_SUBPATH = "bundle"
 CODE_SUBPATH = "code"
 EXAMPLE_TEXTS = ["Angela Merkel met Tim Cook in Paris .", "George Washington went to Washington ."]
 _PACKAGES = ("exporter", "mlflow_flavor")
-_SERVING_KEYS = ("max_texts",)
+_SERVING_KEYS = ("max_texts", "torch_num_threads")
 
 
 def _mlflow_error(e: FlairMlflowError) -> Exception:
@@ -149,7 +149,8 @@ def _default_model_config(manifest: Mapping[str, Any]) -> dict[str, Any]:
     from mlflow_flavor.pyfunc import ServingOptions
 
     runtime = RuntimeOptions.from_dict(manifest["runtime"]).to_dict()
-    return {**runtime, "max_texts": ServingOptions().max_texts}
+    defaults = ServingOptions()
+    return {**runtime, "max_texts": defaults.max_texts, "torch_num_threads": defaults.torch_num_threads}
 
 
 def _parity_summary(report: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -176,7 +177,15 @@ def _place_bundle(flair_model: Any, target: Path, config: ExportConfig):
         if source.is_dir() and (source / MANIFEST_FILE).is_file():
             verify_bundle(source)
             shutil.copytree(source, target)
-            manifest, digest = read_manifest(target)
+            manifest = verify_bundle(target)
+            _, digest = read_manifest(target)
+            if manifest["backend"] != config.backend.value:
+                log.warning(
+                    "Logging the bundle %s as it is (backend %s); the export options given here (backend %s) do not apply.",
+                    source,
+                    manifest["backend"],
+                    config.backend.value,
+                )
             return BundleInfo(path=target, manifest_sha256=digest, manifest=manifest)
         from mlflow_flavor.models import load_flair_model
 
@@ -395,10 +404,18 @@ def _runtime_overrides(model_config: Mapping[str, Any] | None) -> tuple[dict[str
         raise ConfigError(f"Unknown model_config key(s) {', '.join(unknown)}; allowed: {allowed}.")
     runtime = {k: v for k, v in config.items() if k in runtime_keys}
     serving = {k: v for k, v in config.items() if k in _SERVING_KEYS}
-    for key in ("intra_op_num_threads", "inter_op_num_threads"):
+    # environment variables fill in thread counts left at 0 ("let the library decide")
+    for key, target in (
+        ("intra_op_num_threads", runtime),
+        ("inter_op_num_threads", runtime),
+        ("torch_num_threads", serving),
+    ):
         env = os.environ.get(f"FLAIR_MLFLOW_{key.upper()}")
-        if key not in runtime and env:
-            runtime[key] = int(env)
+        if env and not target.get(key):
+            try:
+                target[key] = int(env)
+            except ValueError:
+                raise ConfigError(f"FLAIR_MLFLOW_{key.upper()} must be an integer, got {env!r}.") from None
     return runtime, serving
 
 
@@ -436,6 +453,11 @@ def _load_pyfunc(path: str, model_config: Mapping[str, Any] | None = None):
     local_path = Path(path).parent
     try:
         model, serving = _load_from_local(local_path, model_config)
-        return FlairPyfuncModel(model, model.flair_mlflow_manifest, ServingOptions(**serving))
+        options = ServingOptions(**serving)
+        if options.torch_num_threads:
+            import torch
+
+            torch.set_num_threads(options.torch_num_threads)
+        return FlairPyfuncModel(model, model.flair_mlflow_manifest, options)
     except FlairMlflowError as e:
         raise _mlflow_error(e) from e

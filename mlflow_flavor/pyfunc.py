@@ -48,9 +48,27 @@ SPARK_RESULT_TYPE = "entities array<struct<text: string, label: string, start: b
 
 @dataclass(frozen=True)
 class ServingOptions:
-    """Limits applied by the pyfunc wrapper (from ``model_config``)."""
+    """Limits and threads applied by the pyfunc wrapper (from ``model_config``).
+
+    Attributes:
+        max_texts: the most texts one ``predict`` call (one HTTP request) may hold.
+        torch_num_threads: torch's intra-op threads for Flair's code around the encoder (0: torch's default).
+    """
 
     max_texts: int = DEFAULT_MAX_TEXTS
+    torch_num_threads: int = 0
+
+    def __post_init__(self) -> None:
+        from exporter.errors import ConfigError
+
+        if isinstance(self.max_texts, bool) or not isinstance(self.max_texts, int) or self.max_texts < 1:
+            raise ConfigError(f"max_texts must be a positive integer, got {self.max_texts!r}.")
+        if (
+            isinstance(self.torch_num_threads, bool)
+            or not isinstance(self.torch_num_threads, int)
+            or self.torch_num_threads < 0
+        ):
+            raise ConfigError(f"torch_num_threads must be a non-negative integer, got {self.torch_num_threads!r}.")
 
 
 def _describe(value: Any) -> str:
@@ -131,9 +149,10 @@ def parse_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     return result
 
 
-#: Characters Flair's ``Sentence`` deletes before tokenizing (``Sentence._handle_problem_characters``);
-#: its offsets then refer to the text without them.
-_REMOVED_BY_FLAIR = frozenset("\u200c\u200b\ufe0f\ufeff\u2028\u2029")
+#: Characters Flair's ``Sentence`` deletes before tokenizing (``Sentence._handle_problem_characters``:
+#: zero-width characters, and the C1 controls that have no windows-1252 meaning); its offsets then refer
+#: to the text without them.
+_REMOVED_BY_FLAIR = frozenset("\u200c\u200b\ufe0f\ufeff\u2028\u2029\x81\x8d\x8f\x90")
 
 
 class _Offsets:

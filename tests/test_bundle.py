@@ -149,3 +149,23 @@ def test_models_we_cannot_accelerate_are_refused_with_their_classes(tiny_bert, t
         save_bundle(tagger, tmp_path / "never")
     with pytest.raises(UnsupportedModelError, match="Cannot bundle a str"):
         save_bundle("not a model", tmp_path / "never")
+
+
+def test_unlisted_files_and_manifests_without_the_model_are_refused(tiny_bundle, tmp_path):
+    copy = tmp_path / "extra"
+    shutil.copytree(tiny_bundle, copy)
+    (copy / "tokenizer" / "special_tokens_map.json.bak").write_text("{}")
+    with pytest.raises(ChecksumError, match="not listed in the manifest"):
+        load_bundle(copy)
+    copy = tmp_path / "nomodel"
+    shutil.copytree(tiny_bundle, copy)
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    del manifest["files"]["model.pt"]
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ChecksumError, match="lists no model.pt"):
+        load_bundle(copy)
+
+
+def test_manifest_holds_no_local_paths(tiny_bundle):
+    text = (tiny_bundle / MANIFEST_FILE).read_text()
+    assert "/tmp/" not in text and "pytest-of" not in text

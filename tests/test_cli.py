@@ -24,6 +24,23 @@ def test_export_then_verify(tiny_tagger_file, tmp_path):
     assert "encoder.onnx" in result.stderr and "failed verification" in result.stderr
 
 
+def test_verify_an_mlflow_model_directory_checks_the_recorded_manifest_digest(tiny_tagger, tmp_path):
+    import json as _json
+
+    import mlflow_flavor
+
+    model_dir = tmp_path / "model"
+    mlflow_flavor.save_model(tiny_tagger, model_dir)
+    runner = CliRunner()
+    assert runner.invoke(main, ["verify", str(model_dir)]).exit_code == 0
+    manifest_path = model_dir / "bundle" / "bundle.json"
+    manifest = _json.loads(manifest_path.read_text())
+    manifest["labels"].append("EVIL")  # consistent with the files, but not with MLmodel
+    manifest_path.write_text(_json.dumps(manifest))
+    result = runner.invoke(main, ["verify", str(model_dir)])
+    assert result.exit_code == 2 and "bundle.json: sha256" in result.stderr
+
+
 def test_clear_errors_without_tracebacks(tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["export", str(tmp_path / "missing.pt"), str(tmp_path / "out")])

@@ -100,7 +100,9 @@ def test_unknown_params_and_model_config_are_named(registered):
         mlflow_flavor.load_model("models:/ner/Production", model_config={"threads": 4})
     with pytest.raises(MlflowException, match="intra_op_num_threads must be a non-negative integer"):
         mlflow.pyfunc.load_model("models:/ner/Production", model_config={"intra_op_num_threads": -1})
-    limited = mlflow.pyfunc.load_model("models:/ner/Production", model_config={"max_texts": 2})
+    with pytest.raises(MlflowException, match="max_texts must be a positive integer"):
+        mlflow.pyfunc.load_model("models:/ner/Production", model_config={"max_texts": 0})
+    limited = mlflow.pyfunc.load_model("models:/ner/Production", model_config={"max_texts": 2, "torch_num_threads": 1})
     with pytest.raises(MlflowException, match="limit is 2"):
         limited.predict(TEXTS)
 

@@ -70,6 +70,8 @@ def export_encoder(
     precision = _check_precision(config)
     wrapper = _HiddenStates(embeddings.model, settings.hidden_state_layers).eval()
     input_ids, attention_mask = _trace_inputs(embeddings, list(config.example_sentences))
+    device = next(embeddings.model.parameters()).device  # Flair puts models on CUDA when it can
+    input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
     names = output_names(settings)
     dynamic_axes = {name: {0: "batch", 1: "sequence"} for name in (*INPUT_NAMES, *names)}
     target = directory / ENCODER_FILE

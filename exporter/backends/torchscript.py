@@ -6,6 +6,7 @@ pickle, and is rebuilt with ``torch.jit.load`` on load.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from pathlib import Path
@@ -30,7 +31,11 @@ def export_encoder(
     """Trace the encoder into ``directory/encoder.ts``."""
     from exporter.backends.onnx import _HiddenStates, _trace_inputs
 
-    wrapper = _HiddenStates(embeddings.model, settings.hidden_state_layers).eval()
+    # trace a CPU copy: a graph traced on CUDA keeps device constants, and the bundle loads on the CPU
+    model = embeddings.model
+    if next(model.parameters()).device.type != "cpu":
+        model = copy.deepcopy(model).cpu()
+    wrapper = _HiddenStates(model, settings.hidden_state_layers).eval()
     input_ids, attention_mask = _trace_inputs(
         embeddings,
         list(config.example_sentences),
@@ -57,7 +62,7 @@ def export_encoder(
 class TorchScriptEncoder:
     """Runs the traced encoder; thread-safe."""
 
-    def __init__(self, path: Path, threads: int = 0) -> None:
+    def __init__(self, path: Path) -> None:
         self.module = torch.jit.load(str(path), map_location="cpu").eval()
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[torch.Tensor]:
