@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 MODEL_FILE = "model.pt"
 TOKENIZER_DIR = "tokenizer"
 #: Flair model classes a bundle can hold, with the task name the flavor reports.
-SUPPORTED_MODELS = {"SequenceTagger": "sequence-tagging"}
+SUPPORTED_MODELS = {"SequenceTagger": "sequence-tagging", "TextClassifier": "text-classification"}
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,11 @@ def _labels(model: Any) -> list[str]:
 def _write_torch(model: Any, directory: Path) -> dict[str, Any]:
     model.save(directory / MODEL_FILE)
     return {}
+
+
+def _embeddings_key(state: Mapping[str, Any]) -> str:
+    """Where a Flair model's state keeps its embeddings: taggers say ``embeddings``, classifiers ``document_embeddings``."""
+    return "document_embeddings" if "document_embeddings" in state else "embeddings"
 
 
 def _write_accelerated(model: Any, directory: Path, config: ExportConfig) -> dict[str, Any]:
@@ -120,7 +125,7 @@ def _write_accelerated(model: Any, directory: Path, config: ExportConfig) -> dic
     embeddings.tokenizer.save_pretrained(str(directory / TOKENIZER_DIR))
 
     state = model._get_state_dict()
-    state["embeddings"] = None
+    state[_embeddings_key(state)] = None
     state["state_dict"] = OrderedDict((k, v) for k, v in state["state_dict"].items() if not k.startswith("embeddings."))
     torch.save(state, directory / MODEL_FILE, pickle_protocol=4)
     return {"embeddings": settings.to_dict(), **backend_info}
@@ -285,7 +290,7 @@ def load_bundle(
         embeddings = build_accelerated_embeddings(settings, tokenizer, encoder)
         state = torch.load(path / MODEL_FILE, map_location="cpu", weights_only=False)
         state.pop("__cls__", None)
-        state["embeddings"] = embeddings
+        state[_embeddings_key(state)] = embeddings
         model = model_cls._init_model_with_state_dict(state)
         if getattr(model, "use_crf", False) and hasattr(model, "viterbi_decoder"):
             from exporter.fastpath import FastViterbiDecoder

@@ -113,8 +113,9 @@ def write_flair_onnx(model: Any, directory: Path) -> dict[str, Any]:
             raise UnsupportedModelError(f"{onnx_path} refers to external data {name!r}, which is missing.")
         shutil.copy2(source, target / name)
     state = model._get_state_dict()
-    state["embeddings"]["onnx_model"] = f"{FLAIR_ONNX_DIR}/{onnx_path.name}"
-    state["embeddings"]["__bundle_relative__"] = True
+    params = state["document_embeddings" if "document_embeddings" in state else "embeddings"]
+    params["onnx_model"] = f"{FLAIR_ONNX_DIR}/{onnx_path.name}"
+    params["__bundle_relative__"] = True
     torch.save(state, directory / MODEL_FILE, pickle_protocol=4)
     providers = [_provider_name(p) for p in (embeddings.providers or ["CPUExecutionProvider"])]
     log.info("Bundled Flair's own ONNX model %s with %d file(s)", onnx_path, len(files))
@@ -138,7 +139,7 @@ def load_flair_onnx(
     from exporter.backends.onnx import resolve_providers
 
     state = torch.load(path / MODEL_FILE, map_location="cpu", weights_only=False)
-    params = state.get("embeddings")
+    params = state.get("document_embeddings" if "document_embeddings" in state else "embeddings")
     if not isinstance(params, dict) or not params.pop("__bundle_relative__", False):
         raise BundleError(f"{path}/model.pt is not a flair-onnx bundle model.")
     params["onnx_model"] = str(path / manifest["flair_onnx"]["model_file"])

@@ -15,12 +15,20 @@ from typing import Any
 from exporter.config import ParityConfig
 from exporter.errors import ParityError
 
-__all__ = ["check_parity", "entity_spans", "gold_spans", "span_f1", "token_spans"]
+__all__ = ["check_parity", "entity_spans", "gold_spans", "predictions", "span_f1", "token_spans"]
 
 log = logging.getLogger(__name__)
 
 _EMBEDDING_SAMPLE = 16
 _WORST_LISTED = 10
+
+
+def predictions(sentence: Any, label_type: str) -> list[tuple]:
+    """What a model predicted for a sentence: entity spans for taggers, labels for text classifiers."""
+    spans = entity_spans(sentence, label_type)
+    if spans:
+        return spans
+    return [(label.value,) for label in sentence.get_labels(label_type) if label.data_point is sentence]
 
 
 def entity_spans(sentence: Any, tag_type: str) -> list[tuple[int, int, str]]:
@@ -117,8 +125,8 @@ def check_parity(
     thresholds = config.thresholds(lossy)
     a = _predict(original, texts, batch_size)
     b = _predict(exported, texts, batch_size)
-    spans_a = [set(entity_spans(s, tag_type)) for s in a]
-    spans_b = [set(entity_spans(s, tag_type)) for s in b]
+    spans_a = [set(predictions(s, tag_type)) for s in a]
+    spans_b = [set(predictions(s, tag_type)) for s in b]
     worst = []
     identical = 0
     for text, ea, eb in zip(texts, spans_a, spans_b):

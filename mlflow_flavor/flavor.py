@@ -60,7 +60,7 @@ def get_default_pip_requirements(backend: str | Backend = Backend.ONNX) -> list[
     return [_get_pinned_requirement(p) for p in packages]
 
 
-def default_signature():
+def default_signature(task: str = "sequence-tagging"):
     """Input: one column of texts (a DataFrame ``text`` column, a list or a single string).
     Output: per text, a list of entities. Params: the whitelisted prediction options.
 
@@ -80,6 +80,19 @@ def default_signature():
             Property("score", DataType.double),
         ]
     )
+    if task == "text-classification":
+        label = Object([Property("label", DataType.string), Property("score", DataType.double)])
+        return ModelSignature(
+            inputs=Schema([ColSpec(AnyType())]),
+            outputs=Schema([ColSpec(Array(label), name="labels")]),
+            params=ParamSchema(
+                [
+                    ParamSpec("mini_batch_size", DataType.long, 32),
+                    ParamSpec("min_score", DataType.double, 0.0),
+                    ParamSpec("top_k", DataType.long, 0),
+                ]
+            ),
+        )
     params = ParamSchema(
         [
             ParamSpec("mini_batch_size", DataType.long, 32),
@@ -276,7 +289,7 @@ def save_model(
 
         if mlflow_model is None:
             mlflow_model = Model()
-        mlflow_model.signature = signature if signature is not None else default_signature()
+        mlflow_model.signature = signature if signature is not None else default_signature(manifest["task"])
         if input_example is None:
             input_example = pd.DataFrame({"text": EXAMPLE_TEXTS})
         _save_example(mlflow_model, input_example, str(path))

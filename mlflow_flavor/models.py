@@ -9,7 +9,7 @@ from exporter.errors import ConfigError, UnsupportedModelError
 
 __all__ = ["load_flair_model"]
 
-_LOADABLE = ("SequenceTagger",)  # the model classes a bundle can hold (exporter.bundle.SUPPORTED_MODELS)
+_LOADABLE = ("SequenceTagger", "TextClassifier")  # the classes a bundle can hold (exporter.bundle.SUPPORTED_MODELS)
 
 
 def load_flair_model(path: str | Path) -> Any:

@@ -38,6 +38,7 @@ ALLOWED_PARAMS: dict[str, tuple[type, Any]] = {
     "return_tokens": (bool, False),
     "min_score": (float, 0.0),
     "output": (str, "entities"),
+    "top_k": (int, 0),
 }
 OUTPUTS = ("entities", "records")
 
@@ -136,8 +137,11 @@ def parse_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
                 raise InputError(f"Parameter {name!r} must be true or false, got {_describe(value)}.")
             value = bool(value)
         elif kind is int:
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
-                raise InputError(f"Parameter {name!r} must be an integer between 1 and 1024, got {_describe(value)}.")
+            low = 0 if name == "top_k" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 1024:
+                raise InputError(
+                    f"Parameter {name!r} must be an integer between {low} and 1024, got {_describe(value)}."
+                )
         elif kind is str:
             if value not in OUTPUTS:
                 raise InputError(f"Parameter {name!r} must be one of {', '.join(OUTPUTS)}, got {_describe(value)}.")
@@ -199,6 +203,11 @@ def _tokens(sentence: Any, text: str, tag_type: str) -> list[dict[str, Any]]:
     return result
 
 
+def _sorted_labels(sentence: Any, label_type: str) -> list[dict[str, Any]]:
+    labels = [{"label": label.value, "score": float(label.score)} for label in sentence.get_labels(label_type)]
+    return sorted(labels, key=lambda x: -x["score"])
+
+
 class FlairPyfuncModel:
     """Wraps a loaded Flair model (accelerated or not) behind MLflow's pyfunc ``predict``."""
 
@@ -207,6 +216,7 @@ class FlairPyfuncModel:
         self.manifest = dict(manifest)
         self.options = options or ServingOptions()
         self.tag_type = manifest.get("tag_type") or model.label_type
+        self.classifier = manifest.get("task") == "text-classification"
         # Flair's predict is not documented as re-entrant; one prediction at a time per model keeps
         # results identical to sequential calls. Tokenization and input checks run outside the lock.
         self._lock = threading.Lock()
@@ -220,6 +230,13 @@ class FlairPyfuncModel:
             return self._predict(model_input, params)
         except InputError as e:
             raise MlflowException(str(e), error_code=INVALID_PARAMETER_VALUE) from e
+
+    def _labels(self, sentence: Any, options: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """A text classifier's answer for one text: labels sorted by score, cut by ``top_k`` and ``min_score``."""
+        if sentence is None or len(sentence) == 0:
+            return []
+        labels = [x for x in _sorted_labels(sentence, self.tag_type) if x["score"] >= options["min_score"]]
+        return labels[: options["top_k"]] if options["top_k"] else labels
 
     def _predict(self, model_input: Any, params: Mapping[str, Any] | None) -> list[Any]:
         from flair.data import Sentence
@@ -235,7 +252,13 @@ class FlairPyfuncModel:
         todo = [s for s in sentences.values() if len(s) > 0]
         if todo:
             with self._lock:
-                self.model.predict(todo, mini_batch_size=options["mini_batch_size"])
+                self.model.predict(
+                    todo,
+                    mini_batch_size=options["mini_batch_size"],
+                    **({"return_probabilities_for_all_classes": True} if self.classifier and options["top_k"] else {}),
+                )
+        if self.classifier:
+            return [self._labels(sentences.get(i), options) for i in range(len(texts))]
         results = []
         for i, text in enumerate(texts):
             sentence = sentences.get(i)

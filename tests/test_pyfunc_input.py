@@ -50,11 +50,21 @@ def test_refused_shapes_say_what_is_expected(value, message):
 
 
 def test_params_whitelist():
-    assert parse_params(None) == {"mini_batch_size": 32, "return_tokens": False, "min_score": 0.0, "output": "entities"}
+    assert parse_params(None) == {
+        "mini_batch_size": 32,
+        "return_tokens": False,
+        "min_score": 0.0,
+        "output": "entities",
+        "top_k": 0,
+    }
+    with pytest.raises(InputError, match="'top_k' must be an integer between 0 and 1024"):
+        parse_params({"top_k": -1})
     with pytest.raises(InputError, match="must be one of entities, records"):
         parse_params({"output": "table"})
     assert parse_params({"mini_batch_size": 8, "min_score": 0.5})["mini_batch_size"] == 8
-    with pytest.raises(InputError, match="allowed parameters: min_score, mini_batch_size, output, return_tokens"):
+    with pytest.raises(
+        InputError, match="allowed parameters: min_score, mini_batch_size, output, return_tokens, top_k"
+    ):
         parse_params({"batch": 8})
     with pytest.raises(InputError, match="between 1 and 1024"):
         parse_params({"mini_batch_size": 0})

@@ -93,3 +93,45 @@ def build_tiny_tagger(
         for p in tagger.linear.parameters():
             p.mul_(8.0)
     return tagger.eval()
+
+
+def build_tiny_classifier(
+    bert_dir: Path,
+    *,
+    cls_pooling: str = "cls",
+    layers: str = "-1",
+    layer_mean: bool = True,
+    multi_label: bool = False,
+    seed: int = 0,
+):
+    """A random TextClassifier (topics) over the tiny BERT's document embeddings."""
+    import flair
+    import torch
+    from flair.data import Dictionary
+    from flair.embeddings import TransformerDocumentEmbeddings
+    from flair.models import TextClassifier
+
+    flair.set_seed(seed)
+    embeddings = TransformerDocumentEmbeddings(
+        str(bert_dir), layers=layers, layer_mean=layer_mean, cls_pooling=cls_pooling, fine_tune=False
+    )
+    labels = Dictionary(add_unk=False)
+    for label in ("business", "sports", "politics", "travel"):
+        labels.add_item(label)
+    classifier = TextClassifier(embeddings, label_type="topic", label_dictionary=labels, multi_label=multi_label)
+    # Random document vectors differ little from text to text: centre and scale the head on sample texts
+    # so that the random classifier still gives different texts different labels.
+    from flair.data import Sentence
+
+    from exporter.corpus import generate_sentences
+
+    samples = [Sentence(t) for t in generate_sentences(32, seed=99, long_every=0)]
+    embeddings.embed(samples)
+    vectors = torch.stack([s.get_embedding() for s in samples]).detach()
+    for s in samples:
+        s.clear_embeddings()
+    with torch.no_grad():
+        weight = torch.randn_like(classifier.decoder.weight) / (vectors.std(0) + 1e-6)
+        classifier.decoder.weight.copy_(weight / vectors.shape[1] ** 0.5)
+        classifier.decoder.bias.copy_(-(classifier.decoder.weight @ vectors.mean(0)))
+    return classifier.eval()
