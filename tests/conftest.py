@@ -58,6 +58,19 @@ def tiny_bundle(tiny_tagger, tmp_path_factory) -> Path:
     return save_bundle(tiny_tagger, tmp_path_factory.mktemp("bundles") / "tiny").path
 
 
+def log_and_stage(model, name: str = "ner", **log_kwargs):
+    """Log ``model`` with the flavor, register it as ``name`` and move it to Production / @production."""
+    import mlflow
+
+    import mlflow_flavor
+    from mlflow_flavor.registry import stage_and_alias
+
+    with mlflow.start_run():
+        info = mlflow_flavor.log_model(model, name=name, registered_model_name=name, **log_kwargs)
+    stage_and_alias(name, info.registered_model_version, "Production", "production")
+    return info
+
+
 def entities_of(model, texts: list[str]) -> list[list[tuple[int, int, str]]]:
     """Entities of a Flair model on fresh sentences, as (start, end, label)."""
     from flair.data import Sentence

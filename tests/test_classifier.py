@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import mlflow
 import pytest
+from conftest import log_and_stage
 from servers import model_server, post_json
 from tinymodels import build_tiny_classifier
 
-import mlflow_flavor
 from exporter import ExportConfig, load_bundle, save_bundle
 from exporter.corpus import generate_sentences
 from exporter.parity import predictions
-from mlflow_flavor.registry import stage_and_alias
 
 TEXTS = generate_sentences(64, seed=31)  # every 16th text is far beyond the tiny BERT's 64 tokens
 
@@ -45,11 +44,7 @@ def test_classifier_exports_with_identical_labels(tiny_bert, tmp_path, backend, 
 
 def test_classifier_through_registry_pyfunc_and_http(tiny_bert, tracking, tmp_path):
     classifier = build_tiny_classifier(tiny_bert)
-    with mlflow.start_run():
-        info = mlflow_flavor.log_model(
-            classifier, name="topic", registered_model_name="topic", parity_sentences=TEXTS[:16]
-        )
-    stage_and_alias("topic", info.registered_model_version, "Production", "production")
+    log_and_stage(classifier, name="topic", parity_sentences=TEXTS[:16])
     pyfunc = mlflow.pyfunc.load_model("models:/topic/Production")
     answers = pyfunc.predict(TEXTS[:8])
     assert [[(x["label"],) for x in a] for a in answers] == labels_of(classifier, TEXTS[:8])

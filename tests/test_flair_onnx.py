@@ -8,7 +8,7 @@ import shutil
 import mlflow
 import onnx
 import pytest
-from conftest import entities_of
+from conftest import entities_of, log_and_stage
 from servers import model_server, post_json
 from tinymodels import build_tiny_tagger
 
@@ -16,7 +16,6 @@ import mlflow_flavor
 from exporter import load_bundle, save_bundle
 from exporter.corpus import generate_sentences
 from exporter.flair_onnx import legacy_onnx_export
-from mlflow_flavor.registry import stage_and_alias
 
 TEXTS = generate_sentences(24, seed=13, long_every=0)
 
@@ -74,9 +73,7 @@ def test_quantized_flair_onnx_model_is_bundled_with_external_data(flair_onnx_tag
 def test_flair_onnx_model_is_logged_and_served_from_another_directory(flair_onnx_tagger, tracking, tmp_path):
     tagger, _, workdir = flair_onnx_tagger
     reference = entities_of(tagger, TEXTS)
-    with mlflow.start_run():
-        info = mlflow_flavor.log_model(tagger, name="ner", registered_model_name="ner")
-    stage_and_alias("ner", info.registered_model_version, "Production", "production")
+    log_and_stage(tagger)
     shutil.rmtree(workdir)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -10,11 +10,10 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from conftest import entities_of
+from conftest import entities_of, log_and_stage
 from mlflow.exceptions import MlflowException
 
 import mlflow_flavor
-from mlflow_flavor.registry import stage_and_alias
 
 TEXTS = [
     "Angela Merkel met Tim Cook in Paris .",
@@ -29,17 +28,13 @@ def _as_tuples(predictions):
 
 @pytest.fixture()
 def registered(tiny_tagger):
-    with mlflow.start_run():
-        info = mlflow_flavor.log_model(tiny_tagger, name="ner", registered_model_name="ner")
-    stage_and_alias("ner", info.registered_model_version, "Production", "production")
+    info = log_and_stage(tiny_tagger)
     return info
 
 
 @pytest.mark.parametrize("backend", ["onnx", "torch"])
 def test_log_register_stage_load_predict_round_trip(tiny_tagger, backend):
-    with mlflow.start_run():
-        info = mlflow_flavor.log_model(tiny_tagger, name="ner", backend=backend, registered_model_name="ner")
-    stage_and_alias("ner", info.registered_model_version, "Production", "production")
+    info = log_and_stage(tiny_tagger, backend=backend)
     expected = entities_of(tiny_tagger, TEXTS)
     assert any(expected), "the tiny tagger should predict some entities"
     for uri in ("models:/ner/Production", "models:/ner@production", info.model_uri):
@@ -57,9 +52,7 @@ def test_log_register_stage_load_predict_round_trip(tiny_tagger, backend):
 
 
 def test_second_version_archives_the_first(tiny_tagger, registered):
-    with mlflow.start_run():
-        info = mlflow_flavor.log_model(tiny_tagger, name="ner", registered_model_name="ner")
-    stage_and_alias("ner", info.registered_model_version, "Production", "production")
+    log_and_stage(tiny_tagger)
     client = mlflow.MlflowClient()
     assert client.get_model_version("ner", "1").current_stage == "Archived"
     assert client.get_model_version("ner", "2").current_stage == "Production"

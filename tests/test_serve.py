@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import mlflow
 import pytest
+from conftest import log_and_stage
 from servers import model_server, post_json
-
-import mlflow_flavor
-from mlflow_flavor.registry import stage_and_alias
 
 pytestmark = pytest.mark.slow
 
@@ -15,9 +13,7 @@ TEXTS = ["Angela Merkel met Tim Cook in Paris .", "Siemens opened a new office i
 
 
 def test_models_serve_answers_every_payload_format(tiny_tagger, tracking, tmp_path):
-    with mlflow.start_run():
-        info = mlflow_flavor.log_model(tiny_tagger, name="ner", registered_model_name="ner")
-    stage_and_alias("ner", info.registered_model_version, "Production", "production")
+    log_and_stage(tiny_tagger)
     expected = mlflow.pyfunc.load_model("models:/ner/Production").predict(TEXTS)
     assert any(expected)
 

@@ -9,11 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import mlflow
 import pytest
+from conftest import log_and_stage
 from servers import model_server, post_json
 
 import mlflow_flavor
 from exporter import RuntimeOptions, ServerError
-from mlflow_flavor.registry import stage_and_alias
 
 pytestmark = pytest.mark.slow
 
@@ -38,9 +38,7 @@ BAD = {
 
 @pytest.fixture()
 def served(tiny_tagger, tracking, tmp_path):
-    with mlflow.start_run():
-        info = mlflow_flavor.log_model(tiny_tagger, name="ner", registered_model_name="ner")
-    stage_and_alias("ner", info.registered_model_version, "Production", "production")
+    log_and_stage(tiny_tagger)
     with model_server("models:/ner/Production", tmp_path / "serve.log", env={"MLFLOW_TRACKING_URI": tracking}) as url:
         yield url
 

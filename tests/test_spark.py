@@ -7,10 +7,9 @@ import sys
 
 import mlflow
 import pytest
+from conftest import log_and_stage
 
-import mlflow_flavor
 from mlflow_flavor.pyfunc import SPARK_RESULT_TYPE
-from mlflow_flavor.registry import stage_and_alias
 
 pytestmark = pytest.mark.slow
 pyspark = pytest.importorskip("pyspark", reason="install the extra: pip install -e '.[spark]'")
@@ -42,9 +41,7 @@ def spark():
 
 
 def test_spark_udf_scores_texts_into_entity_structs(spark, tiny_tagger, tracking):
-    with mlflow.start_run():
-        info = mlflow_flavor.log_model(tiny_tagger, name="ner", registered_model_name="ner")
-    stage_and_alias("ner", info.registered_model_version, "Production", "production")
+    log_and_stage(tiny_tagger)
     expected = mlflow.pyfunc.load_model("models:/ner/Production").predict(TEXTS)
     assert any(expected)
     udf = mlflow.pyfunc.spark_udf(
