@@ -137,12 +137,9 @@ def _load_encoder(
     if backend is Backend.ONNX:
         from exporter.backends.onnx import OrtEncoder
 
-        options = RuntimeOptions.from_dict(manifest["runtime"])
-        if isinstance(runtime, RuntimeOptions):
-            options = runtime
-        elif runtime:
-            options = options.updated(runtime)
-        return OrtEncoder(path / manifest["onnx"]["model_file"], options)
+        return OrtEncoder(
+            path / manifest["onnx"]["model_file"], RuntimeOptions.for_loading(manifest["runtime"], runtime)
+        )
     from exporter.backends.torchscript import TorchScriptEncoder
 
     return TorchScriptEncoder(path / manifest["torchscript"]["model_file"])

@@ -99,6 +99,15 @@ class RuntimeOptions:
     def from_dict(cls, data: Mapping[str, Any]) -> RuntimeOptions:
         return _from_dict(cls, data)
 
+    @classmethod
+    def for_loading(
+        cls, recorded: Mapping[str, Any], runtime: RuntimeOptions | Mapping[str, Any] | None
+    ) -> RuntimeOptions:
+        """The options a bundle loads with: the recorded ones, replaced by ``runtime`` or updated with its keys."""
+        if isinstance(runtime, RuntimeOptions):
+            return runtime
+        return cls.from_dict(recorded).updated(runtime)
+
     def updated(self, overrides: Mapping[str, Any] | None) -> RuntimeOptions:
         """Return a copy with ``overrides`` (for instance a pyfunc ``model_config``) applied."""
         if not overrides:

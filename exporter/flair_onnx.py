@@ -78,17 +78,17 @@ def _provider_name(entry: Any) -> str:
 def _graph_files(onnx_path: Path) -> list[str]:
     """The graph and every external-data file it references, relative to the graph's folder."""
     import onnx
-    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+    from exporter.backends.onnx_optimize import external_tensors
 
     graph = onnx.load(str(onnx_path), load_external_data=False)
     files = {onnx_path.name}
-    for tensor in _get_all_tensors(graph):
-        if uses_external_data(tensor):
-            location = next(e.value for e in tensor.external_data if e.key == "location")
-            relative = PurePosixPath(location)
-            if relative.is_absolute() or ".." in relative.parts:
-                raise UnsupportedModelError(f"{onnx_path} refers to external data outside its folder: {location!r}.")
-            files.add(str(relative))
+    for tensor in external_tensors(graph):
+        location = next(e.value for e in tensor.external_data if e.key == "location")
+        relative = PurePosixPath(location)
+        if relative.is_absolute() or ".." in relative.parts:
+            raise UnsupportedModelError(f"{onnx_path} refers to external data outside its folder: {location!r}.")
+        files.add(str(relative))
     return sorted(files)
 
 
@@ -143,12 +143,8 @@ def load_flair_onnx(
     if not isinstance(params, dict) or not params.pop("__bundle_relative__", False):
         raise BundleError(f"{path}/model.pt is not a flair-onnx bundle model.")
     params["onnx_model"] = str(path / manifest["flair_onnx"]["model_file"])
-    recorded = tuple(manifest["flair_onnx"]["providers"])
-    options = RuntimeOptions(providers=recorded)
-    if isinstance(runtime, RuntimeOptions):
-        options = runtime
-    elif runtime:
-        options = options.updated(runtime)
+    # the manifest's runtime section records this model's own providers (see bundle._recorded_runtime)
+    options = RuntimeOptions.for_loading(manifest["runtime"], runtime)
     params["providers"] = resolve_providers(options.providers, options.strict_providers)
     state.pop("__cls__", None)
     return model_cls.load(state)

@@ -59,7 +59,7 @@ def save_graph(model: Any, target: Path, external: bool) -> None:
         )
         # the graph refers to its data file by name: rewrite the reference before the rename
         reloaded = onnx.load(str(tmp), load_external_data=False)
-        for tensor in _external_tensors(reloaded):
+        for tensor in external_tensors(reloaded):
             for entry in tensor.external_data:
                 if entry.key == "location":
                     entry.value = EXTERNAL_DATA_FILE
@@ -74,7 +74,8 @@ def save_graph(model: Any, target: Path, external: bool) -> None:
     os.replace(tmp, target)
 
 
-def _external_tensors(model: Any):
+def external_tensors(model: Any) -> list[Any]:
+    """The tensors of a graph whose data lives in external files."""
     from onnx.external_data_helper import _get_all_tensors, uses_external_data
 
     return [t for t in _get_all_tensors(model) if uses_external_data(t)]
