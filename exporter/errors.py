@@ -12,6 +12,8 @@ Every error a user can meet derives from :class:`FlairMlflowError`, so one ``exc
     ├── ProviderError             a requested execution provider is not available (strict mode)
     ├── InputError                prediction input of the wrong shape or type
     ├── ServerError               a model server did not start or stopped answering
+    ├── PromotionError            a promotion stopped; the target alias / stage was left as it was
+    │   └── SourceVerificationError   the source version's files differ from its manifest (refused)
     └── MissingDependencyError    an optional package is not installed
 
 Messages say what failed, what was expected, and what to do about it.
@@ -28,8 +30,10 @@ __all__ = [
     "InputError",
     "MissingDependencyError",
     "ParityError",
+    "PromotionError",
     "ProviderError",
     "ServerError",
+    "SourceVerificationError",
     "UnsupportedModelError",
 ]
 
@@ -91,3 +95,11 @@ class MissingDependencyError(FlairMlflowError, ImportError):
         super().__init__(f"The package '{package}' is needed{what} but is not installed. Install it with: {hint}")
         self.package = package
         self.extra = extra
+
+
+class PromotionError(FlairMlflowError, RuntimeError):
+    """A promotion stopped before moving the target alias or stage; running it again resumes it."""
+
+
+class SourceVerificationError(PromotionError):
+    """The model version to promote failed checksum verification: it is refused, nothing is copied."""

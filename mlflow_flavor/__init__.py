@@ -13,13 +13,19 @@ from mlflow_flavor.flavor import (
     log_model,
     save_model,
 )
+from mlflow_flavor.fetch import fetch_model
+from mlflow_flavor.promote import PromotionConfig, PromotionResult, promote
 from mlflow_flavor.registry import register_model_version
 
 __all__ = [
     "FLAVOR_NAME",
+    "PromotionConfig",
+    "PromotionResult",
+    "fetch_model",
     "get_default_pip_requirements",
     "load_model",
     "log_model",
+    "promote",
     "register_model_version",
     "save_model",
 ]

@@ -32,7 +32,9 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except (FlairMlflowError, MlflowException) as e:
-            click.echo(f"Error: {e}", err=True)
+            from mlflow_flavor.redact import redact
+
+            click.echo(f"Error: {redact(str(e))}", err=True)
             ctx.exit(2)
 
 
@@ -227,10 +229,12 @@ def verify(bundle):
 @click.argument("model_uri")
 @click.argument("texts", nargs=-1, required=True)
 def predict(model_uri, texts):
-    """Load MODEL_URI as a pyfunc and print the entities of TEXTS as JSON."""
+    """Load MODEL_URI as a pyfunc (verified, cached) and print the entities of TEXTS as JSON."""
     import mlflow
 
-    model = mlflow.pyfunc.load_model(model_uri)
+    from mlflow_flavor.fetch import fetch_model
+
+    model = mlflow.pyfunc.load_model(str(fetch_model(model_uri)))
     click.echo(json.dumps(model.predict(list(texts)), indent=2, ensure_ascii=False))
 
 
@@ -311,6 +315,60 @@ def loadtest(model, backends, clients, num_requests, texts_per_request, rounds, 
     )
     rows = run_load_test(config, output=Path(output) if output else None)
     click.echo(json.dumps(rows, indent=2))
+
+
+@main.command()
+@click.argument("model_uri")
+@click.option("--tracking-uri", default=None, help="Defaults to MLFLOW_TRACKING_URI.")
+@click.option("--no-cache", is_flag=True, help="Download again even when a verified copy is cached.")
+def fetch(model_uri, tracking_uri, no_cache):
+    """Download MODEL_URI once into the cache, verify every checksum, print the local path."""
+    from mlflow_flavor.fetch import fetch_model
+
+    click.echo(str(fetch_model(model_uri, tracking_uri=tracking_uri or None, use_cache=not no_cache)))
+
+
+@main.command()
+@click.option("--name", required=True, help="Registered model name in the source registry.")
+@click.option("--version", required=True, help="Version number, or @alias.")
+@click.option("--to-alias", default=None, help="Alias to point at the promoted version.")
+@click.option("--to-stage", default=None, help="Stage to move the promoted version to (Staging, Production, ...).")
+@click.option("--tracking-uri", default=None, help="Source tracking server; defaults to MLFLOW_TRACKING_URI.")
+@click.option("--target-tracking-uri", default=None, help="Another tracking server to promote into.")
+@click.option("--target-name", default=None, help="Registered model name in the target (default: --name).")
+@click.option(
+    "--target-artifact-location", default=None, help="Where the copy's files go, e.g. s3://prod-bucket/models."
+)
+@click.option("--target-experiment", default="flair-mlflow-promotions", show_default=True)
+@click.option(
+    "--archive-existing/--keep-existing", default=True, show_default=True, help="Archive versions in --to-stage."
+)
+def promote(name, version, to_alias, to_stage, tracking_uri, target_tracking_uri, target_name, **options):
+    """Verify a model version and move a stage / alias to it, in this registry or another one.
+
+    Empty values count as not given (for MLflow project parameters).
+    """
+    import mlflow
+
+    from mlflow_flavor.promote import PromotionConfig
+    from mlflow_flavor.promote import promote as run_promotion
+
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    config = PromotionConfig(
+        name=name,
+        version=version,
+        to_alias=to_alias or None,
+        to_stage=to_stage or None,
+        tracking_uri=tracking_uri or None,
+        target_tracking_uri=target_tracking_uri or None,
+        target_name=target_name or None,
+        target_artifact_location=options["target_artifact_location"] or None,
+        target_experiment=options["target_experiment"] or "flair-mlflow-promotions",
+        archive_existing=options["archive_existing"],
+    )
+    result = run_promotion(config, progress=lambda message: click.echo(message, err=True))
+    click.echo(json.dumps({**result.__dict__, "model_uri": result.model_uri}, indent=2))
 
 
 if __name__ == "__main__":

@@ -378,7 +378,7 @@ def log_model(
 
     import mlflow_flavor
 
-    return Model.log(
+    info = Model.log(
         artifact_path=None,
         name=name or "model",
         flavor=mlflow_flavor,
@@ -403,6 +403,20 @@ def log_model(
         metadata=metadata,
         **kwargs,
     )
+    if registered_model_name and info.registered_model_version:
+        _tag_bundle_digest(registered_model_name, str(info.registered_model_version), info)
+    return info
+
+
+def _tag_bundle_digest(name: str, version: str, info: Any) -> None:
+    """Record the bundle digest on the registered version: fetch and promote check the files against it."""
+    from mlflow import MlflowClient
+
+    from mlflow_flavor.fetch import BUNDLE_DIGEST_TAG
+
+    digest = (info.flavors.get(FLAVOR_NAME) or {}).get("manifest_sha256")
+    if digest:
+        MlflowClient().set_model_version_tag(name, version, BUNDLE_DIGEST_TAG, digest)
 
 
 def _runtime_overrides(model_config: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -451,8 +465,13 @@ def load_model(model_uri: str, dst_path: str | None = None, model_config: Mappin
     """Load the Flair model (accelerated as logged) from ``model_uri`` (``models:/...``, ``runs:/...``, a path)."""
     from mlflow.tracking.artifact_utils import _download_artifact_from_uri
 
-    local_path = Path(_download_artifact_from_uri(artifact_uri=model_uri, output_path=dst_path))
+    from mlflow_flavor.fetch import fetch_model
+
     try:
+        if dst_path is None:
+            local_path = fetch_model(model_uri)  # verified, cached per exact model
+        else:
+            local_path = Path(_download_artifact_from_uri(artifact_uri=model_uri, output_path=dst_path))
         model, _ = _load_from_local(local_path, model_config)
     except FlairMlflowError as e:
         raise _mlflow_error(e) from e

@@ -40,9 +40,13 @@ def test_flavor_public_names_follow_mlflow_contract():
     assert sorted(mlflow_flavor.__all__) == sorted(
         [
             "FLAVOR_NAME",
+            "PromotionConfig",
+            "PromotionResult",
+            "fetch_model",
             "get_default_pip_requirements",
             "load_model",
             "log_model",
+            "promote",
             "register_model_version",
             "save_model",
         ]

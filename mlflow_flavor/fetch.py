@@ -1,0 +1,211 @@
+"""Download a logged flair-mlflow model, verify it, and keep a local cache of verified downloads.
+
+``fetch_model("models:/ner/Production")`` resolves the URI, downloads the small ``MLmodel`` file first,
+and downloads the rest only when no verified copy of exactly that ``MLmodel`` is in the cache. Every
+download is verified (the bundle's manifest, the digest recorded in ``MLmodel`` and, for registered
+versions, the digest tag set at registration) before it is moved into the cache in one rename.
+
+S3 transfers go through MLflow's S3 artifact repository, which uses boto3's managed transfers
+(``upload_file`` / ``download_file``: multipart above 8 MB, parallel parts); a server that proxies
+artifacts (``mlflow server --artifacts-destination s3://...``) streams them over HTTP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from exporter.errors import BundleError, FlairMlflowError
+from exporter.manifest import sha256_bytes, sha256_file, verify_bundle
+
+__all__ = [
+    "BUNDLE_DIGEST_TAG",
+    "VerifiedModel",
+    "download_model",
+    "fetch_model",
+    "model_cache_dir",
+    "resolve_version",
+    "tree_digest",
+    "using_tracking_uri",
+    "verify_model_dir",
+]
+
+log = logging.getLogger(__name__)
+
+# registry tag holding the sha256 of the version's bundle.json (set at registration and promotion)
+BUNDLE_DIGEST_TAG = "flair_mlflow.bundle_sha256"
+MLMODEL = "MLmodel"
+# written by MLflow into every download of a models:/name/version URI; not part of the stored model
+DOWNLOAD_ONLY_FILES = frozenset({"registered_model_meta"})
+
+
+@dataclass(frozen=True)
+class VerifiedModel:
+    """A model directory whose bundle passed verification, with the sha256 of every file in it."""
+
+    path: Path
+    bundle_sha256: str
+    files: dict[str, str]
+
+    @property
+    def tree_sha256(self) -> str:
+        return tree_digest(self.files)
+
+
+def model_cache_dir() -> Path:
+    """``$FLAIR_MLFLOW_CACHE/models`` (default ``~/.cache/flair-mlflow/models``)."""
+    from exporter.demo import cache_dir
+
+    return cache_dir() / "models"
+
+
+def tree_digest(files: dict[str, str]) -> str:
+    """One sha256 over the relative paths and sha256 of every file of a model directory."""
+    lines = "".join(f"{name}\0{digest}\n" for name, digest in sorted(files.items()))
+    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+
+
+def _file_digests(directory: Path) -> dict[str, str]:
+    return {
+        p.relative_to(directory).as_posix(): sha256_file(p)
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.relative_to(directory).as_posix() not in DOWNLOAD_ONLY_FILES
+    }
+
+
+def verify_model_dir(directory: Path, expected_bundle_sha256: str | None = None) -> VerifiedModel:
+    """Verify the flair-mlflow bundle of an MLflow model directory; hash every file of it.
+
+    Raises:
+        BundleError: not a flair-mlflow model, or (as ChecksumError) a file differs from the manifest,
+            the manifest differs from the digest in ``MLmodel``, or from ``expected_bundle_sha256``.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.model_utils import _get_flavor_configuration
+
+    from exporter.errors import ChecksumError
+    from mlflow_flavor.flavor import BUNDLE_SUBPATH, FLAVOR_NAME
+
+    directory = Path(directory)
+    if not (directory / MLMODEL).is_file():
+        raise BundleError(
+            f"{directory} holds no MLmodel file: it is not an MLflow model (or it was only partly copied)."
+        )
+    try:
+        conf = _get_flavor_configuration(str(directory), FLAVOR_NAME)
+    except MlflowException as e:
+        raise BundleError(f"{directory} is not a flair-mlflow model: {e.message}") from None
+    recorded = conf.get("manifest_sha256")
+    if expected_bundle_sha256 and recorded != expected_bundle_sha256:
+        raise ChecksumError(
+            f"MLmodel in {directory} records bundle digest {recorded}, but the registry recorded "
+            f"{expected_bundle_sha256} for this version: the model files were replaced after registration."
+        )
+    verify_bundle(directory / conf.get("bundle", BUNDLE_SUBPATH), recorded)
+    return VerifiedModel(path=directory, bundle_sha256=recorded, files=_file_digests(directory))
+
+
+@contextlib.contextmanager
+def using_tracking_uri(uri: str | None) -> Iterator[None]:
+    """Use ``uri`` as tracking and registry URI inside the block (no change when ``None``)."""
+    import mlflow
+
+    if not uri:
+        yield
+        return
+    old_tracking, old_registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(old_tracking)
+        mlflow.set_registry_uri(old_registry)
+
+
+def resolve_version(model_uri: str):
+    """The registry's ModelVersion behind a ``models:/name/version|stage|@alias`` URI (None for other URIs)."""
+    from mlflow import MlflowClient
+    from mlflow.store.artifact.utils.models import get_model_name_and_version, is_models_uri
+
+    if not is_models_uri(model_uri) or model_uri.startswith("models:/m-"):
+        return None
+    client = MlflowClient()
+    name, version = get_model_name_and_version(client, model_uri)
+    return client.get_model_version(name, version)
+
+
+def download_model(model_uri: str, destination: Path) -> Path:
+    """Download every artifact of ``model_uri`` into ``destination`` (a new directory); return it."""
+    import mlflow
+
+    destination.mkdir(parents=True, exist_ok=True)
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(destination)))
+
+
+def _download_mlmodel(model_uri: str, destination: Path) -> bytes:
+    import mlflow
+    from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+
+    uri = ModelsArtifactRepository.get_underlying_uri(model_uri) if model_uri.startswith("models:/") else model_uri
+    path = mlflow.artifacts.download_artifacts(artifact_uri=f"{uri.rstrip('/')}/{MLMODEL}", dst_path=str(destination))
+    return Path(path).read_bytes()
+
+
+def fetch_model(
+    model_uri: str, *, tracking_uri: str | None = None, cache_dir: Path | None = None, use_cache: bool = True
+) -> Path:
+    """A verified local copy of ``model_uri``: from the cache when it holds this exact model, else downloaded.
+
+    A local directory is verified in place and returned as it is.
+
+    Raises:
+        BundleError: the model is not a flair-mlflow model or failed verification (ChecksumError).
+    """
+    from mlflow.exceptions import MlflowException
+
+    if os.path.isdir(model_uri):
+        return verify_model_dir(Path(model_uri)).path
+    with using_tracking_uri(tracking_uri):
+        try:
+            version = resolve_version(model_uri)
+            expected = (version.tags or {}).get(BUNDLE_DIGEST_TAG) if version is not None else None
+            root = Path(cache_dir) if cache_dir else model_cache_dir()
+            root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as tmp:
+                key = sha256_bytes(_download_mlmodel(model_uri, Path(tmp) / "head"))[:32]
+                cached = root / key
+                if use_cache and cached.is_dir():
+                    try:
+                        verified = verify_model_dir(cached, expected)
+                        log.info("Using the verified cached copy of %s in %s", model_uri, cached)
+                        return verified.path
+                    except BundleError as e:
+                        log.warning("Cached copy %s failed verification (%s); downloading again", cached, e)
+                        shutil.rmtree(cached, ignore_errors=True)
+                log.info("Downloading %s", model_uri)
+                local = download_model(model_uri, Path(tmp) / "model")
+                verify_model_dir(local, expected)
+                if not use_cache:
+                    target = Path(tempfile.mkdtemp(prefix="flair-mlflow-model-"))
+                    shutil.rmtree(target)
+                    shutil.move(str(local), target)
+                    return target
+                try:
+                    os.rename(local, cached)
+                except OSError:
+                    if not cached.is_dir():  # another process won the race when the entry exists now
+                        raise
+                log.info("Cached %s in %s", model_uri, cached)
+                return cached
+        except MlflowException as e:
+            from mlflow_flavor.redact import redact
+
+            raise FlairMlflowError(f"Could not fetch {model_uri}: {redact(e.message)}") from None

@@ -1,0 +1,373 @@
+"""Promote a registered model version: to a stage or alias, or into another bucket and tracking server.
+
+Within one registry, :func:`promote` downloads the version, verifies every checksum of its bundle and then
+moves the stage and/or alias. Across environments (another tracking server, another registered model
+name or another artifact location), it::
+
+    download source ─► verify ─► (find an earlier copy by its source tags) ─► upload + register
+        ─► download from the target ─► compare every byte with the source ─► tag verified ─► move alias/stage
+
+Each step either completes or raises :class:`PromotionError` before the alias or stage is touched, so a
+failure midway leaves the target pointing where it pointed before. Running the same promotion again finds
+the copy it made (by its source tags), repairs it if its files do not match, and finishes without a second
+version. Credentials never reach tags, logs or messages: URIs are stored without user info.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from exporter.errors import BundleError, ConfigError, FlairMlflowError, PromotionError, SourceVerificationError
+from mlflow_flavor.fetch import (
+    BUNDLE_DIGEST_TAG,
+    VerifiedModel,
+    download_model,
+    using_tracking_uri,
+    verify_model_dir,
+)
+from mlflow_flavor.redact import public_uri, redact
+
+__all__ = [
+    "PromotionConfig",
+    "PromotionResult",
+    "SOURCE_TAGS",
+    "promote",
+]
+
+log = logging.getLogger(__name__)
+
+TAG_PREFIX = "flair_mlflow."
+SOURCE_TAGS = {
+    "tracking_uri": TAG_PREFIX + "source.tracking_uri",
+    "name": TAG_PREFIX + "source.name",
+    "version": TAG_PREFIX + "source.version",
+}
+TREE_TAG = TAG_PREFIX + "files_sha256"
+VERIFIED_TAG = TAG_PREFIX + "verified"
+MODEL_ARTIFACT_PATH = "model"
+DEFAULT_EXPERIMENT = "flair-mlflow-promotions"
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PromotionConfig:
+    """What to promote and where.
+
+    Args:
+        name: registered model name in the source registry.
+        version: the version number, or ``@alias`` to promote what an alias points at.
+        to_alias / to_stage: what to move in the target (at least one).
+        tracking_uri: the source tracking server (``None``: the current tracking URI).
+        target_tracking_uri: another tracking server; ``None`` keeps the source one.
+        target_name: the registered model name in the target (default: ``name``).
+        target_artifact_location: where the copy's files go (``s3://bucket/prefix``); the artifact location
+            of the target experiment ``target_experiment``, created when missing.
+        archive_existing: archive the versions that were in ``to_stage`` before.
+    """
+
+    name: str
+    version: str
+    to_alias: str | None = None
+    to_stage: str | None = None
+    tracking_uri: str | None = None
+    target_tracking_uri: str | None = None
+    target_name: str | None = None
+    target_artifact_location: str | None = None
+    target_experiment: str = DEFAULT_EXPERIMENT
+    archive_existing: bool = True
+
+    def __post_init__(self):
+        if not self.name:
+            raise ConfigError("Name the registered model to promote (--name).")
+        version = str(self.version or "")
+        if not (version.isdigit() or (version.startswith("@") and len(version) > 1)):
+            raise ConfigError(f"version must be a version number or @alias, got {self.version!r}.")
+        object.__setattr__(self, "version", version)
+        if not self.to_alias and not self.to_stage:
+            raise ConfigError("Say where to promote to: --to-alias and/or --to-stage.")
+        if self.to_stage and self.to_stage.lower() not in {"staging", "production", "archived", "none"}:
+            raise ConfigError(f"to_stage must be Staging, Production, Archived or None, got {self.to_stage!r}.")
+        if self.target_artifact_location and "://" not in self.target_artifact_location:
+            raise ConfigError(
+                f"target_artifact_location must be a URI such as s3://bucket/prefix, got {self.target_artifact_location!r}."
+            )
+
+    @property
+    def copies(self) -> bool:
+        """Whether the version is copied (another server, name or artifact location) or promoted in place."""
+        return bool(
+            (self.target_tracking_uri and self.target_tracking_uri != self.tracking_uri)
+            or (self.target_name and self.target_name != self.name)
+            or self.target_artifact_location
+        )
+
+
+@dataclass(frozen=True)
+class PromotionResult:
+    name: str
+    version: str
+    source_name: str
+    source_version: str
+    bundle_sha256: str
+    files_sha256: str
+    created: bool
+    alias: str | None
+    stage: str | None
+    tracking_uri: str | None = field(default=None)
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+def _client(uri: str | None):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _failed(step: str, error: BaseException) -> PromotionError:
+    message = getattr(error, "message", None) or str(error)
+    return PromotionError(
+        f"Promotion stopped while {step}: {redact(message)}\n"
+        "The target alias and stage were not changed. Fix the cause and run the same promotion again: "
+        "it resumes without creating a second version."
+    )
+
+
+def _resolve_source(config: PromotionConfig):
+    from mlflow.exceptions import MlflowException
+
+    client = _client(config.tracking_uri)
+    try:
+        if config.version.startswith("@"):
+            return client.get_model_version_by_alias(config.name, config.version[1:])
+        return client.get_model_version(config.name, config.version)
+    except MlflowException as e:
+        raise PromotionError(
+            f"Model {config.name!r} version {config.version} was not found in "
+            f"{public_uri(config.tracking_uri) or 'the current registry'}: {redact(e.message)}"
+        ) from None
+
+
+def _download_verified(uri: str, model_uri: str, directory: Path, expected: str | None) -> VerifiedModel:
+    with using_tracking_uri(uri):
+        local = download_model(model_uri, directory)
+    return verify_model_dir(local, expected)
+
+
+def _copies_of(client, name: str, source_tags: dict[str, str], bundle_sha256: str) -> list:
+    """Earlier copies of the same source version (same bundle) in the target registry."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = client.search_model_versions(f"name='{name}'")
+    except MlflowException as e:
+        if e.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return []
+        raise
+    return sorted(
+        (
+            v
+            for v in versions
+            if all((v.tags or {}).get(k) == value for k, value in source_tags.items())
+            and (v.tags or {}).get(BUNDLE_DIGEST_TAG) == bundle_sha256
+        ),
+        key=lambda v: int(v.version),
+    )
+
+
+def _target_experiment(client, config: PromotionConfig) -> str:
+    experiment = client.get_experiment_by_name(config.target_experiment)
+    if experiment is None:
+        return client.create_experiment(config.target_experiment, artifact_location=config.target_artifact_location)
+    if config.target_artifact_location and not experiment.artifact_location.startswith(
+        config.target_artifact_location.rstrip("/")
+    ):
+        raise ConfigError(
+            f"The target experiment {config.target_experiment!r} keeps its artifacts in "
+            f"{public_uri(experiment.artifact_location)}, not {public_uri(config.target_artifact_location)}. "
+            "Choose another --target-experiment for this location."
+        )
+    return experiment.experiment_id
+
+
+def _upload(client, run_id: str, source: VerifiedModel, progress: Progress) -> None:
+    """Upload every file of the verified source directory under the run's ``model/`` path."""
+    from tqdm.auto import tqdm
+
+    files = sorted(source.files)
+    total = sum((source.path / f).stat().st_size for f in files)
+    with tqdm(total=total, unit="B", unit_scale=True, desc="upload", disable=None) as bar:
+        for name in files:
+            parent = Path(name).parent.as_posix()
+            artifact_path = MODEL_ARTIFACT_PATH if parent == "." else f"{MODEL_ARTIFACT_PATH}/{parent}"
+            client.log_artifact(run_id, str(source.path / name), artifact_path)
+            bar.update((source.path / name).stat().st_size)
+            progress(f"uploaded {name}")
+
+
+def _register_copy(client, config: PromotionConfig, source: VerifiedModel, tags: dict[str, str], progress: Progress):
+    from mlflow.entities import RunStatus
+    from mlflow.exceptions import MlflowException
+
+    name = config.target_name or config.name
+    experiment_id = _target_experiment(client, config)
+    run = client.create_run(
+        experiment_id, tags={**tags, "mlflow.runName": f"promote-{config.name}-v{tags[SOURCE_TAGS['version']]}"}
+    )
+    try:
+        _upload(client, run.info.run_id, source, progress)
+    except Exception:
+        client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
+        raise
+    client.set_terminated(run.info.run_id)
+    try:
+        client.create_registered_model(name)
+    except MlflowException as e:
+        if e.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    version = client.create_model_version(
+        name, f"{run.info.artifact_uri}/{MODEL_ARTIFACT_PATH}", run_id=run.info.run_id, tags=tags
+    )
+    progress(f"registered {name} version {version.version}")
+    return version
+
+
+def _repair(client, version, source: VerifiedModel, progress: Progress) -> None:
+    """Upload the source files again into an earlier copy whose files do not match."""
+    log.warning("Version %s of %s does not match its source; uploading its files again", version.version, version.name)
+    _upload(client, version.run_id, source, progress)
+
+
+def _check_same(copy: VerifiedModel, source: VerifiedModel) -> None:
+    if copy.files != source.files:
+        differ = sorted(n for n in set(copy.files) | set(source.files) if copy.files.get(n) != source.files.get(n))
+        raise BundleError("The copy differs from the source in: " + ", ".join(differ[:20]))
+
+
+def _move(client, name: str, version: str, config: PromotionConfig) -> None:
+    if config.to_stage:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=FutureWarning)
+            client.transition_model_version_stage(
+                name, version, config.to_stage, archive_existing_versions=config.archive_existing
+            )
+        log.info("%s version %s is now in stage %s", name, version, config.to_stage)
+    if config.to_alias:
+        client.set_registered_model_alias(name, config.to_alias, version)
+        log.info("Alias @%s of %s now points to version %s", config.to_alias, name, version)
+
+
+def promote(config: PromotionConfig, progress: Progress | None = None) -> PromotionResult:
+    """Verify ``config.name`` version ``config.version`` and promote it as configured.
+
+    ``progress`` is called with a short description after each step (the CLI prints them).
+
+    Raises:
+        SourceVerificationError: the source's files differ from its manifest (tampered or damaged): refused.
+        PromotionError: a step failed; the target alias and stage are unchanged, re-run to resume.
+    """
+
+    say = progress or (lambda message: None)
+    source_version = _resolve_source(config)
+    source_uri = f"models:/{config.name}/{source_version.version}"
+    expected = (source_version.tags or {}).get(BUNDLE_DIGEST_TAG)
+    work = Path(tempfile.mkdtemp(prefix="flair-mlflow-promote-"))
+    try:
+        try:
+            source = _download_verified(config.tracking_uri, source_uri, work / "source", expected)
+        except BundleError as e:
+            raise SourceVerificationError(
+                f"Refused to promote {config.name} version {source_version.version}: {redact(str(e))}"
+            ) from None
+        except Exception as e:
+            raise _failed(f"downloading {source_uri} from the source", e) from None
+        say(f"verified source {config.name} v{source_version.version} ({len(source.files)} files)")
+
+        target_uri = config.target_tracking_uri or config.tracking_uri
+        name = config.target_name or config.name
+        client = _client(target_uri)
+        created = False
+        if not config.copies:
+            version = str(source_version.version)
+        else:
+            tags = {
+                SOURCE_TAGS["tracking_uri"]: public_uri(config.tracking_uri) or public_uri(_current_uri()),
+                SOURCE_TAGS["name"]: config.name,
+                SOURCE_TAGS["version"]: str(source_version.version),
+                BUNDLE_DIGEST_TAG: source.bundle_sha256,
+                TREE_TAG: source.tree_sha256,
+            }
+            try:
+                copies = _copies_of(client, name, {k: tags[k] for k in SOURCE_TAGS.values()}, source.bundle_sha256)
+                if copies:
+                    copy = copies[0]
+                    say(f"found earlier copy {name} v{copy.version}")
+                else:
+                    copy = _register_copy(client, config, source, tags, say)
+                    created = True
+                version = str(copy.version)
+            except FlairMlflowError:
+                raise
+            except Exception as e:  # S3, HTTP and registry errors alike: wrapped, redacted, alias untouched
+                raise _failed(f"copying to {public_uri(target_uri)}", e) from None
+            try:
+                _verify_copy(target_uri, name, copy, source, work, client, say)
+            except FlairMlflowError:
+                raise
+            except Exception as e:
+                raise _failed(f"verifying the copy {name} v{version} in the target", e) from None
+        try:
+            _move(client, name, version, config)
+        except Exception as e:
+            raise _failed(f"moving the alias / stage of {name} v{version}", e) from None
+        say(f"promoted {name} v{version}")
+        return PromotionResult(
+            name=name,
+            version=version,
+            source_name=config.name,
+            source_version=str(source_version.version),
+            bundle_sha256=source.bundle_sha256,
+            files_sha256=source.tree_sha256,
+            created=created,
+            alias=config.to_alias,
+            stage=config.to_stage,
+            tracking_uri=public_uri(target_uri),
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _current_uri() -> str:
+    import mlflow
+
+    return mlflow.get_tracking_uri()
+
+
+def _verify_copy(target_uri, name, copy, source: VerifiedModel, work: Path, client, say: Progress) -> None:
+    """Download the copy from the target and compare every file; repair once if it differs."""
+    for attempt in (1, 2):
+        destination = work / f"target-{attempt}"
+        try:
+            landed = _download_verified(target_uri, f"models:/{name}/{copy.version}", destination, source.bundle_sha256)
+            _check_same(landed, source)
+        except BundleError as e:
+            if attempt == 2:
+                raise PromotionError(
+                    f"The copy {name} v{copy.version} still differs from the source after uploading it again: "
+                    f"{redact(str(e))}. The target alias and stage were not changed."
+                ) from None
+            say(f"copy {name} v{copy.version} incomplete ({e}); uploading again")
+            _repair(client, copy, source, say)
+            continue
+        client.set_model_version_tag(name, copy.version, VERIFIED_TAG, "true")
+        say(f"verified copy {name} v{copy.version} in the target ({len(landed.files)} files, byte for byte)")
+        return
