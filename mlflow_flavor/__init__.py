@@ -5,6 +5,7 @@ Heavy libraries (mlflow, torch, flair, onnxruntime) are imported inside the func
 
 from __future__ import annotations
 
+from mlflow_flavor.fetch import fetch_model
 from mlflow_flavor.flavor import (
     FLAVOR_NAME,
     _load_pyfunc,  # noqa: F401  (MLflow's pyfunc loader entry point)
@@ -13,7 +14,6 @@ from mlflow_flavor.flavor import (
     log_model,
     save_model,
 )
-from mlflow_flavor.fetch import fetch_model
 from mlflow_flavor.promote import PromotionConfig, PromotionResult, promote
 from mlflow_flavor.registry import register_model_version
 

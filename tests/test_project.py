@@ -41,7 +41,19 @@ def test_project_with_a_user_model_archives_the_previous_version(tiny_tagger_fil
     assert conf["backend"] == "onnx"
 
     # the `promote` entry point: verify version 1 and point an alias and a stage at it
-    _mlflow_run(tracking, "-e", "promote", "-P", "version=1", "-P", "to_alias=rollback", "-P", "to_stage=Staging", "--env-manager", "local")
+    _mlflow_run(
+        tracking,
+        "-e",
+        "promote",
+        "-P",
+        "version=1",
+        "-P",
+        "to_alias=rollback",
+        "-P",
+        "to_stage=Staging",
+        "--env-manager",
+        "local",
+    )
     assert str(client.get_model_version_by_alias("ner", "rollback").version) == "1"
     assert client.get_model_version("ner", "1").current_stage == "Staging"
     assert client.get_model_version("ner", "2").current_stage == "Production"
