@@ -244,7 +244,7 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
     from tqdm import tqdm
 
     from exporter.bundle import load_bundle, save_bundle
-    from exporter.parity import entity_spans, span_f1
+    from exporter.parity import predictions, span_f1
     from mlflow_flavor.models import load_flair_model
 
     torch.set_num_threads(config.threads)
@@ -252,6 +252,7 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
     if not texts:
         raise ConfigError("No benchmark sentences: the CoNLL file has none of the minimum length.")
     models: dict[str, Any] = {BASELINE: load_flair_model(config.model_path)}
+    classifier = type(models[BASELINE]).__name__ == "TextClassifier"
     load_times: dict[str, float] = {BASELINE: 0.0}
     sizes: dict[str, int] = {BASELINE: config.model_path.stat().st_size}
     paths: dict[str, tuple[str, Path]] = {BASELINE: ("flair", config.model_path)}
@@ -281,6 +282,7 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
             _timed_pass(model, plans[max(config.batch_sizes)][:2], max(config.batch_sizes))
         latencies: dict[tuple[str, int], list[list[float]]] = {(n, b): [] for n in models for b in config.batch_sizes}
         spans: dict[str, list] = {}
+        scores: dict[str, list] = {}
         total = config.repeats * len(models) * len(config.batch_sizes)
         with tqdm(total=total, desc="benchmark passes", unit="pass") as bar:
             for _ in range(config.repeats):
@@ -288,8 +290,9 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
                     for name, model in models.items():
                         batch_latencies, sentences = _timed_pass(model, plans[batch_size], batch_size)
                         latencies[(name, batch_size)].append(batch_latencies)
-                        if batch_size == max(config.batch_sizes):
-                            spans.setdefault(name, [set(entity_spans(s, model.label_type)) for s in sentences])
+                        if batch_size == max(config.batch_sizes) and name not in spans:
+                            spans[name] = [set(predictions(s, model.label_type)) for s in sentences]
+                            scores[name] = [_label_scores(s, model.label_type) for s in sentences]
                         bar.update()
         memory = {}
         if config.measure_memory:
@@ -314,6 +317,7 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
         row["passes_s"] = [round(sum(p), 3) for p in latencies[(name, largest)]]
         row["identical"] = sum(a == b for a, b in zip(spans[name], spans[BASELINE]))
         row["entity_f1"] = span_f1(spans[BASELINE], spans[name])
+        row["max_score_diff"] = _max_score_diff(scores[BASELINE], scores[name]) if classifier else None
         row["sentences"] = len(texts)
         row["load_s"] = load_times[name]
         row["size_mb"] = sizes[name] / 1e6
@@ -322,17 +326,32 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
         row["gflops"] = flops / pass_time / 1e9 if flops else None
         rows.append(row)
     result = BenchResult(rows=rows)
-    result.markdown = _markdown(config, rows, source, ceiling)
+    result.markdown = _markdown(config, rows, source, ceiling, classifier)
     if output:
-        write_report(output, result.markdown)
+        write_report(output, result.markdown, section="bench-classifier" if classifier else "bench")
         log.info("Benchmark written to %s", output)
     if log_to_mlflow:
         _log_to_mlflow(config, result)
     return result
 
 
-def _markdown(config: BenchConfig, rows: list[dict[str, Any]], source: str, ceiling: float) -> str:
+def _label_scores(sentence: Any, label_type: str) -> dict[str, float]:
+    """A classifier's label scores for one text (empty for taggers)."""
+    return {label.value: label.score for label in sentence.get_labels(label_type) if label.data_point is sentence}
+
+
+def _max_score_diff(reference: list[dict[str, float]], other: list[dict[str, float]]) -> float:
+    """Largest score difference of a label both models predicted for the same text."""
+    diffs = [abs(a[k] - b[k]) for a, b in zip(reference, other) for k in a.keys() & b.keys()]
+    return max(diffs, default=0.0)
+
+
+def _markdown(
+    config: BenchConfig, rows: list[dict[str, Any]], source: str, ceiling: float, classifier: bool = False
+) -> str:
     from exporter.manifest import library_versions
+
+    unit, agree, f1 = ("texts", "labels", "label") if classifier else ("sentences", "entities", "entity")
 
     sizes = config.batch_sizes
     largest = max(sizes)
@@ -351,7 +370,7 @@ def _markdown(config: BenchConfig, rows: list[dict[str, Any]], source: str, ceil
         f"{config.small_batch_sentences}; {config.repeats} timed passes per variant and batch size",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
         "",
-        "### Throughput (sentences/s, and ratio to Flair PyTorch)",
+        f"### Throughput ({unit}/s, and ratio to Flair PyTorch)",
         "",
         "| variant | "
         + " | ".join(f"batch {b}" for b in sizes)
@@ -370,13 +389,17 @@ def _markdown(config: BenchConfig, rows: list[dict[str, Any]], source: str, ceil
         "",
         f"### Fidelity and cost (batch {largest})",
         "",
-        "| variant | identical entities | entity F1 vs PyTorch | load (s) | size (MB) | peak RSS (MB) | passes (s) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        f"| variant | identical {agree} | {f1} F1 vs PyTorch | "
+        + ("max score diff | " if classifier else "")
+        + "load (s) | size (MB) | peak RSS (MB) | passes (s) |",
+        "| --- | ---: | ---: | " + ("---: | " if classifier else "") + "---: | ---: | ---: | --- |",
     ]
     for r in rows:
         rss = f"{r['peak_rss_mb']:.0f}" if r["peak_rss_mb"] else "n/a"
         lines.append(
-            f"| {r['backend']} | {r['identical']}/{r['sentences']} | {r['entity_f1']:.4f} | {r['load_s']:.2f} "
+            f"| {r['backend']} | {r['identical']}/{r['sentences']} | {r['entity_f1']:.4f} | "
+            + (f"{r['max_score_diff']:.1e} | " if classifier else "")
+            + f"{r['load_s']:.2f} "
             f"| {r['size_mb']:.1f} | {rss} | {', '.join(map(str, r['passes_s']))} |"
         )
     return "\n".join(lines) + "\n"

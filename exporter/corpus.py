@@ -11,7 +11,7 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["generate_sentences", "generate_tagged_sentences", "read_conll"]
+__all__ = ["TOPICS", "generate_sentences", "generate_tagged_sentences", "generate_topic_texts", "read_conll"]
 
 FIRST_NAMES = (
     "John Mary Peter Anna Michael Sarah David Laura James Emma Robert Olivia Thomas Sophie Daniel Julia Paul "
@@ -156,6 +156,51 @@ TEMPLATES = [
 ]
 _SLOT_LABEL = {"P": "PER", "C": "LOC", "N": "LOC", "O": "ORG", "M": "MISC"}
 
+# Topic templates for the demo text classifier (same slots as above).
+TOPIC_TEMPLATES = {
+    "sports": [
+        "{P} scored twice as {O} beat the champions in {C} .",
+        "The final in {C} ended in a draw after extra time .",
+        "{P} won the marathon in {C} in record time .",
+        "Fans in {C} cheered as the team lifted the cup .",
+        "The coach of {O} praised the defence after the match .",
+        "{P} signed a three-year contract with the club from {C} .",
+        "The tennis star {P} reached the semi-final in {N} .",
+        "{N} qualified for the World Cup after a late goal .",
+    ],
+    "business": [
+        "Shares of {O} rose after strong quarterly profits .",
+        "{O} agreed to buy a rival for two billion dollars .",
+        "{P} , chief executive of {O} , announced job cuts .",
+        "Investors in {C} worried about rising interest rates .",
+        "{O} opened a new factory in {N} to cut costs .",
+        "The central bank of {N} kept its rates unchanged .",
+        "Sales at {O} fell for the third quarter in a row .",
+        "The merger of {O} and {O} was approved by regulators .",
+    ],
+    "politics": [
+        "The parliament of {N} passed the new budget on Friday .",
+        "{P} won the election in {C} by a wide margin .",
+        "The minister {P} resigned after the scandal .",
+        "Leaders of {N} and {N} met in {C} for peace talks .",
+        "The opposition in {N} called for new elections .",
+        "{P} promised lower taxes during the campaign in {C} .",
+        "The government of {N} announced a new law on migration .",
+        "Voters in {C} rejected the proposal in a referendum .",
+    ],
+    "science": [
+        "Researchers at {O} discovered a new species in {N} .",
+        "{P} published a study on climate change and sea levels .",
+        "The telescope in {N} captured images of a distant galaxy .",
+        "Scientists in {C} developed a faster vaccine test .",
+        "{P} received a prize for work on quantum computing .",
+        "A team from {O} sequenced the genome of the plant .",
+        "The space agency of {N} launched a new satellite .",
+        "Physicists in {C} measured the particle with new precision .",
+    ],
+}
+TOPICS = tuple(TOPIC_TEMPLATES)
+
 
 def _fill(rng: random.Random, slot: str) -> list[str]:
     if slot == "P":
@@ -186,6 +231,20 @@ def generate_tagged_sentences(count: int, seed: int = 0) -> list[list[tuple[str,
                 tagged.append((piece, "O"))
         sentences.append(tagged)
     return sentences
+
+
+def generate_topic_texts(count: int, seed: int = 0) -> list[tuple[str, str]]:
+    """``count`` generated ``(text, topic)`` pairs over :data:`TOPICS`, balanced, deterministic per seed."""
+    rng = random.Random(seed)
+    pairs = []
+    for i in range(count):
+        topic = TOPICS[i % len(TOPICS)]
+        words = []
+        for piece in rng.choice(TOPIC_TEMPLATES[topic]).split():
+            words += _fill(rng, piece[1]) if piece.startswith("{") and piece.endswith("}") else [piece]
+        pairs.append((" ".join(words), topic))
+    rng.shuffle(pairs)
+    return pairs
 
 
 def generate_sentences(count: int, seed: int = 1, long_every: int = 16, long_words: int = 420) -> list[str]:

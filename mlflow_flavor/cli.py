@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -166,7 +167,12 @@ def _short(report):
 
 
 @main.command("log")
-@click.option("--model", default="demo", show_default=True, help="A Flair .pt path, a bundle directory, or 'demo'.")
+@click.option(
+    "--model",
+    default="demo",
+    show_default=True,
+    help="A Flair .pt path, a bundle directory, 'demo' or 'demo-classifier'.",
+)
 @_export_options
 @click.option("--name", default="model", show_default=True, help="The logged model's name.")
 @click.option("--registered-model-name", default="ner", show_default=True, help="Empty string: do not register.")
@@ -197,12 +203,13 @@ def log_cmd(model, name, registered_model_name, stage, alias, experiment_name, t
 
 
 @main.command()
-@click.option("--rebuild", is_flag=True, help="Train the demo tagger again even if it is cached.")
-def demo(rebuild):
-    """Build (or find in the cache) the demo tagger and print its path."""
-    from exporter.demo import demo_model_path
+@click.option("--rebuild", is_flag=True, help="Train the demo model again even if it is cached.")
+@click.option("--classifier", is_flag=True, help="The demo topic classifier instead of the demo tagger.")
+def demo(rebuild, classifier):
+    """Build (or find in the cache) the demo tagger or classifier and print its path."""
+    from exporter.demo import demo_classifier_path, demo_model_path
 
-    click.echo(str(demo_model_path(rebuild=rebuild)))
+    click.echo(str((demo_classifier_path if classifier else demo_model_path)(rebuild=rebuild)))
 
 
 @main.command()
@@ -343,6 +350,7 @@ def fetch(model_uri, tracking_uri, no_cache):
 @click.option(
     "--archive-existing/--keep-existing", default=True, show_default=True, help="Archive versions in --to-stage."
 )
+@click.option("--allow-untagged", is_flag=True, help="Promote a version registered without flair-mlflow's digests.")
 def promote(name, version, to_alias, to_stage, tracking_uri, target_tracking_uri, target_name, **options):
     """Verify a model version and move a stage / alias to it, in this registry or another one.
 
@@ -366,8 +374,10 @@ def promote(name, version, to_alias, to_stage, tracking_uri, target_tracking_uri
         target_artifact_location=options["target_artifact_location"] or None,
         target_experiment=options["target_experiment"] or "flair-mlflow-promotions",
         archive_existing=options["archive_existing"],
+        allow_untagged=options["allow_untagged"],
     )
-    result = run_promotion(config, progress=lambda message: click.echo(message, err=True))
+    with contextlib.redirect_stdout(sys.stderr):  # MLflow prints run links; stdout stays one JSON document
+        result = run_promotion(config, progress=lambda message: click.echo(message, err=True))
     click.echo(json.dumps({**result.__dict__, "model_uri": result.model_uri}, indent=2))
 
 

@@ -21,12 +21,16 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from exporter.errors import BundleError, FlairMlflowError
 from exporter.manifest import sha256_bytes, sha256_file, verify_bundle
 
 __all__ = [
     "BUNDLE_DIGEST_TAG",
+    "FILES_DIGEST_TAG",
+    "check_registered_digests",
+    "seal_version",
     "VerifiedModel",
     "download_model",
     "fetch_model",
@@ -39,8 +43,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# registry tag holding the sha256 of the version's bundle.json (set at registration and promotion)
+# registry tags set when a version is registered (sealed) or promoted: the sha256 of its bundle.json and one
+# sha256 over every file of the model directory (MLmodel, code/, requirements, the bundle). They live in the
+# registry's database, apart from the artifact store, so files replaced in a bucket cannot match them.
 BUNDLE_DIGEST_TAG = "flair_mlflow.bundle_sha256"
+FILES_DIGEST_TAG = "flair_mlflow.files_sha256"
 MLMODEL = "MLmodel"
 # written by MLflow into every download of a models:/name/version URI; not part of the stored model
 DOWNLOAD_ONLY_FILES = frozenset({"registered_model_meta"})
@@ -112,6 +119,42 @@ def verify_model_dir(directory: Path, expected_bundle_sha256: str | None = None)
     return VerifiedModel(path=directory, bundle_sha256=recorded, files=_file_digests(directory))
 
 
+def check_registered_digests(verified: VerifiedModel, tags: dict[str, str] | None, what: str) -> None:
+    """Compare a verified download with the digests the registry recorded for it (when it recorded them).
+
+    Raises:
+        ChecksumError: the files differ from what was registered.
+    """
+    from exporter.errors import ChecksumError
+
+    tags = tags or {}
+    problems = []
+    if tags.get(BUNDLE_DIGEST_TAG) and tags[BUNDLE_DIGEST_TAG] != verified.bundle_sha256:
+        problems.append(f"bundle sha256 {verified.bundle_sha256}, registered {tags[BUNDLE_DIGEST_TAG]}")
+    if tags.get(FILES_DIGEST_TAG) and tags[FILES_DIGEST_TAG] != verified.tree_sha256:
+        problems.append(f"files sha256 {verified.tree_sha256}, registered {tags[FILES_DIGEST_TAG]}")
+    if problems:
+        raise ChecksumError(
+            f"{what} differs from what was registered ({'; '.join(problems)}): its files (MLmodel, code/, "
+            "requirements or the bundle) were changed in the artifact store after registration."
+        )
+
+
+def seal_version(name: str, version: str, client: Any = None) -> VerifiedModel:
+    """Download a newly registered version, verify it, and tag it with its bundle and files digests."""
+    from mlflow import MlflowClient
+
+    client = client or MlflowClient()
+    with tempfile.TemporaryDirectory(prefix="flair-mlflow-seal-") as tmp:
+        verified = verify_model_dir(download_model(f"models:/{name}/{version}", Path(tmp) / "model"))
+    client.set_model_version_tag(name, version, BUNDLE_DIGEST_TAG, verified.bundle_sha256)
+    client.set_model_version_tag(name, version, FILES_DIGEST_TAG, verified.tree_sha256)
+    log.info(
+        "Sealed %s version %s: %d files, files sha256 %s", name, version, len(verified.files), verified.tree_sha256
+    )
+    return verified
+
+
 @contextlib.contextmanager
 def using_tracking_uri(uri: str | None) -> Iterator[None]:
     """Use ``uri`` as tracking and registry URI inside the block (no change when ``None``)."""
@@ -164,35 +207,48 @@ def fetch_model(
 ) -> Path:
     """A verified local copy of ``model_uri``: from the cache when it holds this exact model, else downloaded.
 
-    A local directory is verified in place and returned as it is.
+    A ``models:/name/stage|@alias`` URI is resolved once to its version number, so that a stage moving
+    during the download cannot mix two versions. A local directory is verified in place and returned.
 
     Raises:
         BundleError: the model is not a flair-mlflow model or failed verification (ChecksumError).
     """
     from mlflow.exceptions import MlflowException
 
+    from exporter.errors import ChecksumError
+    from mlflow_flavor.redact import redact
+
     if os.path.isdir(model_uri):
         return verify_model_dir(Path(model_uri)).path
     with using_tracking_uri(tracking_uri):
         try:
             version = resolve_version(model_uri)
-            expected = (version.tags or {}).get(BUNDLE_DIGEST_TAG) if version is not None else None
+            tags = dict(version.tags or {}) if version is not None else {}
+            if version is not None:
+                model_uri = f"models:/{version.name}/{version.version}"
             root = Path(cache_dir) if cache_dir else model_cache_dir()
             root.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as tmp:
-                key = sha256_bytes(_download_mlmodel(model_uri, Path(tmp) / "head"))[:32]
-                cached = root / key
+                head = sha256_bytes(_download_mlmodel(model_uri, Path(tmp) / "head"))
+                cached = root / head[:32]
                 if use_cache and cached.is_dir():
                     try:
-                        verified = verify_model_dir(cached, expected)
-                        log.info("Using the verified cached copy of %s in %s", model_uri, cached)
-                        return verified.path
+                        verified = verify_model_dir(cached, tags.get(BUNDLE_DIGEST_TAG))
+                        check_registered_digests(verified, tags, f"The cached copy of {model_uri}")
+                        if verified.files.get(MLMODEL) == head:
+                            log.info("Using the verified cached copy of %s in %s", model_uri, cached)
+                            return verified.path
                     except BundleError as e:
-                        log.warning("Cached copy %s failed verification (%s); downloading again", cached, e)
-                        shutil.rmtree(cached, ignore_errors=True)
+                        log.warning(
+                            "Cached copy %s failed verification (%s); downloading again", cached, redact(str(e))
+                        )
+                    shutil.rmtree(cached, ignore_errors=True)
                 log.info("Downloading %s", model_uri)
                 local = download_model(model_uri, Path(tmp) / "model")
-                verify_model_dir(local, expected)
+                verified = verify_model_dir(local, tags.get(BUNDLE_DIGEST_TAG))
+                check_registered_digests(verified, tags, model_uri)
+                if verified.files.get(MLMODEL) != head:
+                    raise ChecksumError(f"{model_uri} changed while it was being downloaded; fetch it again.")
                 if not use_cache:
                     target = Path(tempfile.mkdtemp(prefix="flair-mlflow-model-"))
                     shutil.rmtree(target)
@@ -206,6 +262,4 @@ def fetch_model(
                 log.info("Cached %s in %s", model_uri, cached)
                 return cached
         except MlflowException as e:
-            from mlflow_flavor.redact import redact
-
-            raise FlairMlflowError(f"Could not fetch {model_uri}: {redact(e.message)}") from None
+            raise FlairMlflowError(f"Could not fetch {redact(model_uri)}: {redact(e.message)}") from None

@@ -90,6 +90,7 @@ def default_signature(task: str = "sequence-tagging"):
                     ParamSpec("mini_batch_size", DataType.long, 32),
                     ParamSpec("min_score", DataType.double, 0.0),
                     ParamSpec("top_k", DataType.long, 0),
+                    ParamSpec("output", DataType.string, "labels"),
                 ]
             ),
         )
@@ -404,19 +405,11 @@ def log_model(
         **kwargs,
     )
     if registered_model_name and info.registered_model_version:
-        _tag_bundle_digest(registered_model_name, str(info.registered_model_version), info)
+        from mlflow_flavor.fetch import seal_version
+
+        # verify what landed in the artifact store and record its digests in the registry
+        seal_version(registered_model_name, str(info.registered_model_version))
     return info
-
-
-def _tag_bundle_digest(name: str, version: str, info: Any) -> None:
-    """Record the bundle digest on the registered version: fetch and promote check the files against it."""
-    from mlflow import MlflowClient
-
-    from mlflow_flavor.fetch import BUNDLE_DIGEST_TAG
-
-    digest = (info.flavors.get(FLAVOR_NAME) or {}).get("manifest_sha256")
-    if digest:
-        MlflowClient().set_model_version_tag(name, version, BUNDLE_DIGEST_TAG, digest)
 
 
 def _runtime_overrides(model_config: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -18,6 +18,7 @@ __all__ = ["JobResult", "resolve_model_path", "run_log_job"]
 log = logging.getLogger(__name__)
 
 DEMO = "demo"
+DEMO_CLASSIFIER = "demo-classifier"
 
 
 @dataclass(frozen=True)
@@ -32,14 +33,21 @@ class JobResult:
 
 
 def resolve_model_path(model: str) -> Path:
-    """``demo`` means the built-in demo tagger (trained and cached on first use); anything else is a path."""
+    """``demo`` / ``demo-classifier``: the built-in demo tagger / topic classifier (trained and cached on first
+    use); anything else is a path."""
     if model == DEMO:
         from exporter.demo import demo_model_path
 
         return demo_model_path()
+    if model == DEMO_CLASSIFIER:
+        from exporter.demo import demo_classifier_path
+
+        return demo_classifier_path()
     path = Path(model).expanduser()
     if not path.exists():
-        raise ConfigError(f"Model {model!r} not found: give the path of a Flair .pt file or a bundle, or 'demo'.")
+        raise ConfigError(
+            f"Model {model!r} not found: give the path of a Flair .pt file or a bundle, 'demo' or 'demo-classifier'."
+        )
     return path
 
 

@@ -15,6 +15,7 @@ version. Credentials never reach tags, logs or messages: URIs are stored without
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import tempfile
@@ -26,7 +27,9 @@ from pathlib import Path
 from exporter.errors import BundleError, ConfigError, FlairMlflowError, PromotionError, SourceVerificationError
 from mlflow_flavor.fetch import (
     BUNDLE_DIGEST_TAG,
+    FILES_DIGEST_TAG,
     VerifiedModel,
+    check_registered_digests,
     download_model,
     using_tracking_uri,
     verify_model_dir,
@@ -48,7 +51,7 @@ SOURCE_TAGS = {
     "name": TAG_PREFIX + "source.name",
     "version": TAG_PREFIX + "source.version",
 }
-TREE_TAG = TAG_PREFIX + "files_sha256"
+TARGET_LOCATION_TAG = TAG_PREFIX + "target_artifact_location"
 VERIFIED_TAG = TAG_PREFIX + "verified"
 MODEL_ARTIFACT_PATH = "model"
 DEFAULT_EXPERIMENT = "flair-mlflow-promotions"
@@ -70,6 +73,8 @@ class PromotionConfig:
         target_artifact_location: where the copy's files go (``s3://bucket/prefix``); the artifact location
             of the target experiment ``target_experiment``, created when missing.
         archive_existing: archive the versions that were in ``to_stage`` before.
+        allow_untagged: promote a version registered without flair-mlflow's digest tags (registered by
+            plain MLflow calls); its files are then checked against its own manifest only.
     """
 
     name: str
@@ -82,6 +87,7 @@ class PromotionConfig:
     target_artifact_location: str | None = None
     target_experiment: str = DEFAULT_EXPERIMENT
     archive_existing: bool = True
+    allow_untagged: bool = False
 
     def __post_init__(self):
         if not self.name:
@@ -100,13 +106,26 @@ class PromotionConfig:
             )
 
     @property
+    def source_uri(self) -> str:
+        """The source tracking URI, explicit or current, without credentials (as tags record it)."""
+        return _normalized(self.tracking_uri or _current_uri())
+
+    @property
+    def target_uri(self) -> str:
+        return _normalized(self.target_tracking_uri) if self.target_tracking_uri else self.source_uri
+
+    @property
     def copies(self) -> bool:
         """Whether the version is copied (another server, name or artifact location) or promoted in place."""
         return bool(
-            (self.target_tracking_uri and self.target_tracking_uri != self.tracking_uri)
+            self.target_uri != self.source_uri
             or (self.target_name and self.target_name != self.name)
             or self.target_artifact_location
         )
+
+
+def _normalized(uri: str) -> str:
+    return (public_uri(uri) or "").rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -134,6 +153,7 @@ def _client(uri: str | None):
 
 
 def _failed(step: str, error: BaseException) -> PromotionError:
+    """For failures before the alias / stage move (which has its own message and rollback)."""
     message = getattr(error, "message", None) or str(error)
     return PromotionError(
         f"Promotion stopped while {step}: {redact(message)}\n"
@@ -151,10 +171,14 @@ def _resolve_source(config: PromotionConfig):
             return client.get_model_version_by_alias(config.name, config.version[1:])
         return client.get_model_version(config.name, config.version)
     except MlflowException as e:
-        raise PromotionError(
-            f"Model {config.name!r} version {config.version} was not found in "
-            f"{public_uri(config.tracking_uri) or 'the current registry'}: {redact(e.message)}"
-        ) from None
+        if e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise PromotionError(
+                f"Model {config.name!r} version {config.version} was not found in {config.source_uri}: "
+                f"{redact(e.message)}"
+            ) from None
+        raise _failed(f"looking up {config.name!r} version {config.version} in {config.source_uri}", e) from None
+    except Exception as e:
+        raise _failed(f"looking up {config.name!r} version {config.version} in {config.source_uri}", e) from None
 
 
 def _download_verified(uri: str, model_uri: str, directory: Path, expected: str | None) -> VerifiedModel:
@@ -164,7 +188,7 @@ def _download_verified(uri: str, model_uri: str, directory: Path, expected: str 
 
 
 def _copies_of(client, name: str, source_tags: dict[str, str], bundle_sha256: str) -> list:
-    """Earlier copies of the same source version (same bundle) in the target registry."""
+    """Earlier copies of the same source version (same bundle, same target location) in the target registry."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -188,8 +212,11 @@ def _target_experiment(client, config: PromotionConfig) -> str:
     experiment = client.get_experiment_by_name(config.target_experiment)
     if experiment is None:
         return client.create_experiment(config.target_experiment, artifact_location=config.target_artifact_location)
-    if config.target_artifact_location and not experiment.artifact_location.startswith(
-        config.target_artifact_location.rstrip("/")
+    wanted = (config.target_artifact_location or "").rstrip("/")
+    if (
+        wanted
+        and experiment.artifact_location.rstrip("/") != wanted
+        and not experiment.artifact_location.startswith(wanted + "/")
     ):
         raise ConfigError(
             f"The target experiment {config.target_experiment!r} keeps its artifacts in "
@@ -226,7 +253,8 @@ def _register_copy(client, config: PromotionConfig, source: VerifiedModel, tags:
     try:
         _upload(client, run.info.run_id, source, progress)
     except Exception:
-        client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
+        with contextlib.suppress(Exception):  # the store may be down too: keep the upload's own error
+            client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
         raise
     client.set_terminated(run.info.run_id)
     try:
@@ -253,17 +281,68 @@ def _check_same(copy: VerifiedModel, source: VerifiedModel) -> None:
         raise BundleError("The copy differs from the source in: " + ", ".join(differ[:20]))
 
 
+def _stages(client, name: str) -> dict[str, str]:
+    """Every version of ``name`` with its current stage."""
+    return {str(v.version): v.current_stage for v in client.search_model_versions(f"name='{name}'")}
+
+
+def _alias_target(client, name: str, alias: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException as e:
+        if e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
 def _move(client, name: str, version: str, config: PromotionConfig) -> None:
-    if config.to_stage:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=FutureWarning)
-            client.transition_model_version_stage(
-                name, version, config.to_stage, archive_existing_versions=config.archive_existing
-            )
-        log.info("%s version %s is now in stage %s", name, version, config.to_stage)
-    if config.to_alias:
-        client.set_registered_model_alias(name, config.to_alias, version)
-        log.info("Alias @%s of %s now points to version %s", config.to_alias, name, version)
+    """Move the stage, then the alias; if the second step fails, put the first one back as it was."""
+    previous_stages = _stages(client, name) if config.to_stage else {}
+    previous_alias = _alias_target(client, name, config.to_alias) if config.to_alias else None
+    with warnings.catch_warnings():
+        # Stages are deprecated in MLflow 3 but still resolve models:/name/Stage URIs.
+        warnings.simplefilter("ignore", category=FutureWarning)
+        try:
+            if config.to_stage:
+                client.transition_model_version_stage(
+                    name, version, config.to_stage, archive_existing_versions=config.archive_existing
+                )
+                log.info("%s version %s is now in stage %s", name, version, config.to_stage)
+            if config.to_alias:
+                client.set_registered_model_alias(name, config.to_alias, version)
+                log.info("Alias @%s of %s now points to version %s", config.to_alias, name, version)
+        except Exception as e:
+            rolled_back = _roll_back(client, name, previous_stages, previous_alias, config)
+            raise PromotionError(
+                f"Promotion stopped while moving the stage / alias of {name} v{version}: "
+                f"{redact(getattr(e, 'message', None) or str(e))}\n"
+                + (
+                    "The stages and alias were put back as they were before. "
+                    if rolled_back
+                    else "Putting the stages and alias back failed as well: check them in the registry. "
+                )
+                + "Fix the cause and run the same promotion again."
+            ) from None
+
+
+def _roll_back(client, name: str, stages: dict[str, str], alias_version: str | None, config: PromotionConfig) -> bool:
+    try:
+        now = _stages(client, name)
+        for version, stage in stages.items():
+            if now.get(version) != stage:
+                client.transition_model_version_stage(name, version, stage, archive_existing_versions=False)
+        if config.to_alias:
+            if alias_version is None:
+                with contextlib.suppress(Exception):
+                    client.delete_registered_model_alias(name, config.to_alias)
+            elif _alias_target(client, name, config.to_alias) != alias_version:
+                client.set_registered_model_alias(name, config.to_alias, alias_version)
+        return True
+    except Exception as e:
+        log.error("Could not restore the stages / alias of %s: %s", name, redact(str(e)))
+        return False
 
 
 def promote(config: PromotionConfig, progress: Progress | None = None) -> PromotionResult:
@@ -272,18 +351,25 @@ def promote(config: PromotionConfig, progress: Progress | None = None) -> Promot
     ``progress`` is called with a short description after each step (the CLI prints them).
 
     Raises:
-        SourceVerificationError: the source's files differ from its manifest (tampered or damaged): refused.
-        PromotionError: a step failed; the target alias and stage are unchanged, re-run to resume.
+        SourceVerificationError: the source's files differ from its manifest or from the digests recorded at
+            registration (tampered or damaged), or it carries no digests (unless ``allow_untagged``): refused.
+        PromotionError: a step failed; the target alias and stage are as they were, re-run to resume.
     """
-
     say = progress or (lambda message: None)
     source_version = _resolve_source(config)
+    source_tags = dict(source_version.tags or {})
     source_uri = f"models:/{config.name}/{source_version.version}"
-    expected = (source_version.tags or {}).get(BUNDLE_DIGEST_TAG)
+    if not source_tags.get(FILES_DIGEST_TAG) and not config.allow_untagged:
+        raise SourceVerificationError(
+            f"Refused to promote {config.name} version {source_version.version}: the registry holds no "
+            f"{FILES_DIGEST_TAG} for it, so its files cannot be checked against what was registered. Versions "
+            "registered through flair-mlflow carry it. Use --allow-untagged to promote it on its own manifest."
+        )
     work = Path(tempfile.mkdtemp(prefix="flair-mlflow-promote-"))
     try:
         try:
-            source = _download_verified(config.tracking_uri, source_uri, work / "source", expected)
+            source = _download_verified(config.tracking_uri, source_uri, work / "source", None)
+            check_registered_digests(source, source_tags, f"{config.name} version {source_version.version}")
         except BundleError as e:
             raise SourceVerificationError(
                 f"Refused to promote {config.name} version {source_version.version}: {redact(str(e))}"
@@ -300,14 +386,16 @@ def promote(config: PromotionConfig, progress: Progress | None = None) -> Promot
             version = str(source_version.version)
         else:
             tags = {
-                SOURCE_TAGS["tracking_uri"]: public_uri(config.tracking_uri) or public_uri(_current_uri()),
+                SOURCE_TAGS["tracking_uri"]: config.source_uri,
                 SOURCE_TAGS["name"]: config.name,
                 SOURCE_TAGS["version"]: str(source_version.version),
+                TARGET_LOCATION_TAG: _normalized(config.target_artifact_location or "") or "default",
                 BUNDLE_DIGEST_TAG: source.bundle_sha256,
-                TREE_TAG: source.tree_sha256,
+                FILES_DIGEST_TAG: source.tree_sha256,
             }
+            match = {k: tags[k] for k in (*SOURCE_TAGS.values(), TARGET_LOCATION_TAG)}
             try:
-                copies = _copies_of(client, name, {k: tags[k] for k in SOURCE_TAGS.values()}, source.bundle_sha256)
+                copies = _copies_of(client, name, match, source.bundle_sha256)
                 if copies:
                     copy = copies[0]
                     say(f"found earlier copy {name} v{copy.version}")
@@ -318,17 +406,14 @@ def promote(config: PromotionConfig, progress: Progress | None = None) -> Promot
             except FlairMlflowError:
                 raise
             except Exception as e:  # S3, HTTP and registry errors alike: wrapped, redacted, alias untouched
-                raise _failed(f"copying to {public_uri(target_uri)}", e) from None
+                raise _failed(f"copying to {config.target_uri}", e) from None
             try:
                 _verify_copy(target_uri, name, copy, source, work, client, say)
             except FlairMlflowError:
                 raise
             except Exception as e:
                 raise _failed(f"verifying the copy {name} v{version} in the target", e) from None
-        try:
-            _move(client, name, version, config)
-        except Exception as e:
-            raise _failed(f"moving the alias / stage of {name} v{version}", e) from None
+        _move(client, name, version, config)
         say(f"promoted {name} v{version}")
         return PromotionResult(
             name=name,
@@ -340,7 +425,7 @@ def promote(config: PromotionConfig, progress: Progress | None = None) -> Promot
             created=created,
             alias=config.to_alias,
             stage=config.to_stage,
-            tracking_uri=public_uri(target_uri),
+            tracking_uri=config.target_uri,
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -365,7 +450,7 @@ def _verify_copy(target_uri, name, copy, source: VerifiedModel, work: Path, clie
                     f"The copy {name} v{copy.version} still differs from the source after uploading it again: "
                     f"{redact(str(e))}. The target alias and stage were not changed."
                 ) from None
-            say(f"copy {name} v{copy.version} incomplete ({e}); uploading again")
+            say(f"copy {name} v{copy.version} differs from the source ({redact(str(e))}); uploading it again")
             _repair(client, copy, source, say)
             continue
         client.set_model_version_tag(name, copy.version, VERIFIED_TAG, "true")

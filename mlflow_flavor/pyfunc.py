@@ -19,6 +19,7 @@ from exporter.errors import InputError
 
 __all__ = [
     "ALLOWED_PARAMS",
+    "SPARK_CLASSIFIER_RESULT_TYPE",
     "SPARK_RESULT_TYPE",
     "FlairPyfuncModel",
     "ServingOptions",
@@ -40,11 +41,13 @@ ALLOWED_PARAMS: dict[str, tuple[type, Any]] = {
     "output": (str, "entities"),
     "top_k": (int, 0),
 }
-OUTPUTS = ("entities", "records")
+OUTPUTS = ("entities", "labels", "records")  # "entities" / "labels": a bare list per text
 
 #: ``result_type`` for ``mlflow.pyfunc.spark_udf`` with ``params={"output": "records"}``: one struct per
 #: text whose field ``entities`` is the array of entity structs.
 SPARK_RESULT_TYPE = "entities array<struct<text: string, label: string, start: bigint, end: bigint, score: double>>"
+#: The same for text classifiers: one struct per text whose field ``labels`` is the array of label structs.
+SPARK_CLASSIFIER_RESULT_TYPE = "labels array<struct<label: string, score: double>>"
 
 
 @dataclass(frozen=True)
@@ -258,7 +261,8 @@ class FlairPyfuncModel:
                     **({"return_probabilities_for_all_classes": True} if self.classifier and options["top_k"] else {}),
                 )
         if self.classifier:
-            return [self._labels(sentences.get(i), options) for i in range(len(texts))]
+            labels = [self._labels(sentences.get(i), options) for i in range(len(texts))]
+            return [{"labels": x} for x in labels] if options["output"] == "records" else labels
         results = []
         for i, text in enumerate(texts):
             sentence = sentences.get(i)

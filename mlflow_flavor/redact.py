@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-from urllib.parse import urlsplit, urlunsplit
 
 __all__ = ["SECRET_ENV_VARS", "public_uri", "redact"]
 
@@ -22,28 +21,46 @@ SECRET_ENV_VARS = (
     "AZURE_STORAGE_ACCESS_KEY",
     "AZURE_STORAGE_CONNECTION_STRING",
 )
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+# scheme://<anything up to the last @ of the token>: user info, even with a raw "/" or "@" in a password
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s]*@")
 _SECRET_QUERY = re.compile(
-    r"([?&](?:[^=&\s]*(?:token|secret|password|signature|credential|key)[^=&\s]*)=)[^&\s]+", re.I
+    r"((?:[?&]|\b)[\w.-]*(?:token|secret|password|signature|credential|access_?key)[\w.-]*=)[^&\s)\]'\"]+", re.I
 )
 
 
 def public_uri(uri: str | None) -> str | None:
-    """``uri`` without user, password or secret-looking query parameters (for tags and logs)."""
+    """``uri`` without user info or secret-looking query parameters, for tags and logs.
+
+    Everything between ``://`` and the last ``@`` goes, so a password holding ``/`` or ``@`` cannot survive.
+    """
     if not uri:
         return uri
-    parts = urlsplit(uri)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = "&".join(p for p in parts.query.split("&") if p and not _SECRET_QUERY.match("?" + p) and "=" in p)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    text = _USERINFO.sub(lambda m: m.group("scheme"), uri.strip())
+    return _SECRET_QUERY.sub(lambda m: m.group(1) + "***", text)
+
+
+def _profile_secrets() -> list[str]:
+    """Secret values of the shared AWS credentials file (profiles), read without contacting any service."""
+    import configparser
+
+    path = os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or os.path.expanduser("~/.aws/credentials")
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path)
+    except (configparser.Error, OSError):
+        return []
+    keys = ("aws_secret_access_key", "aws_session_token")
+    return [parser.get(section, k) for section in parser.sections() for k in keys if parser.has_option(section, k)]
 
 
 def redact(text: str) -> str:
-    """``text`` with every known secret value, URL user info and secret query value replaced by ``***``."""
+    """``text`` with URL user info, secret query values and every known secret value replaced by ``***``.
+
+    Known secrets: the values of :data:`SECRET_ENV_VARS` and of the shared AWS credentials file.
+    """
     text = _USERINFO.sub(lambda m: m.group("scheme") + "***@", text)
     text = _SECRET_QUERY.sub(lambda m: m.group(1) + "***", text)
-    for name in SECRET_ENV_VARS:
-        value = os.environ.get(name)
-        if value and len(value) >= 4:
-            text = text.replace(value, "***")
+    secrets = [os.environ.get(name) for name in SECRET_ENV_VARS] + _profile_secrets()
+    for value in sorted({v for v in secrets if v and len(v) >= 4}, key=len, reverse=True):
+        text = text.replace(value, "***")
     return text

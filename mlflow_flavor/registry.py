@@ -44,6 +44,9 @@ def register_model_version(
     """Register ``model_uri`` as a new version of ``name``, then stage and alias it."""
     import mlflow
 
+    from mlflow_flavor.fetch import seal_version
+
     result = mlflow.register_model(model_uri, name, tags=tags)
     log.info("Registered %s as %s version %s", model_uri, name, result.version)
+    seal_version(name, str(result.version))
     return stage_and_alias(name, str(result.version), stage, alias)

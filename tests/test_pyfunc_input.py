@@ -59,7 +59,7 @@ def test_params_whitelist():
     }
     with pytest.raises(InputError, match="'top_k' must be an integer between 0 and 1024"):
         parse_params({"top_k": -1})
-    with pytest.raises(InputError, match="must be one of entities, records"):
+    with pytest.raises(InputError, match="must be one of entities, labels, records"):
         parse_params({"output": "table"})
     assert parse_params({"mini_batch_size": 8, "min_score": 0.5})["mini_batch_size"] == 8
     with pytest.raises(

@@ -18,6 +18,9 @@ from conftest import entities_of
 from s3servers import SECRET_KEY, SeaweedS3, TrackingServer
 from servers import model_server, post_json
 
+# a password in a tracking URI, percent-encoded as URIs need it ("/" and "@" inside)
+URI_SECRET = "uri-pass%2Fword%40" + SECRET_KEY[-6:][::-1]
+
 pytestmark = pytest.mark.slow
 
 TEXTS = ["Angela Merkel met Tim Cook in Paris .", "Siemens opened an office in Berlin ."]
@@ -211,7 +214,7 @@ def test_promote_across_servers_and_buckets(source_server, target_server, tiny_t
     _use(source_server.uri, monkeypatch)
     version = _log(tiny_tagger, "ner")
     # the source URI as users often write it, with credentials inside: they must not travel anywhere
-    secret_uri = source_server.uri.replace("http://", f"http://ops:{SECRET_KEY}@")
+    secret_uri = source_server.uri.replace("http://", f"http://ops:{URI_SECRET}@")
     steps: list[str] = []
     options = dict(
         name="ner",
@@ -245,6 +248,16 @@ def test_promote_across_servers_and_buckets(source_server, target_server, tiny_t
     assert (again.version, again.created) == (result.version, False)
     assert len(target.search_model_versions("name='ner'")) == 1
 
+    # a damaged object in the target bucket: the re-run finds the copy, uploads it again, verifies, no new version
+    damaged = next(k for k in promoted if k.endswith("/model/bundle/model.pt"))
+    s3.client().put_object(Bucket="production", Key=damaged, Body=b"not a model")
+    steps.clear()
+    repaired = _promote(progress=steps.append, **options)
+    assert (repaired.version, repaired.created) == (result.version, False)
+    assert any("uploading it again" in step for step in steps), steps
+    assert s3.client().get_object(Bucket="production", Key=damaged)["Body"].read() == promoted[damaged]
+    assert len(target.search_model_versions("name='ner'")) == 1
+
     _use(target_server.uri, monkeypatch)
     pyfunc = mlflow.pyfunc.load_model("models:/ner/Production")
     got = [[(e["start"], e["end"], e["label"]) for e in row] for row in pyfunc.predict(TEXTS)]
@@ -267,16 +280,22 @@ def test_tampered_source_is_refused(source_server, target_server, tiny_tagger, s
     key = "mlflow/" + location.removeprefix("mlflow-artifacts:/").strip("/") + "/bundle/model.pt"
     body = s3.client().get_object(Bucket="staging", Key=key)["Body"].read()
     s3.client().put_object(Bucket="staging", Key=key, Body=body.replace(b"PER", b"LOC", 1))
+    options = dict(
+        name="ner-tampered", version=version, tracking_uri=source_server.uri, target_tracking_uri=target_server.uri
+    )
     with pytest.raises(SourceVerificationError, match="model.pt") as error:
-        _promote(
-            name="ner-tampered",
-            version=version,
-            tracking_uri=source_server.uri,
-            target_tracking_uri=target_server.uri,
-            to_alias="production",
-        )
+        _promote(to_alias="production", **options)
     OUTPUTS.append(str(error.value))
     assert "Refused" in str(error.value)
+    s3.client().put_object(Bucket="staging", Key=key, Body=body)  # restored: it would promote again
+
+    # a consistent rewrite outside the bundle (the code the pyfunc imports): only the registry's digest sees it
+    code_key = key.replace("bundle/model.pt", "code/mlflow_flavor/pyfunc.py")
+    code = s3.client().get_object(Bucket="staging", Key=code_key)["Body"].read()
+    s3.client().put_object(Bucket="staging", Key=code_key, Body=code + b"\nimport os  # injected\n")
+    with pytest.raises(SourceVerificationError, match="files sha256") as error:
+        _promote(to_alias="production", **options)
+    OUTPUTS.append(str(error.value))
     assert _client(target_server.uri).search_model_versions("name='ner-tampered'") == []
 
 
@@ -299,13 +318,16 @@ def test_s3_stopped_midway_leaves_target_alias_and_rerun_completes(
         if message.startswith(stop_after):
             s3.stop()
 
+    steps: list[str] = []
     try:
         with pytest.raises(PromotionError, match="were not changed") as error:
-            _promote(name=name, version=new, progress=stop_s3, **options)
+            _promote(name=name, version=new, progress=lambda m: (steps.append(m), stop_s3(m)), **options)
         OUTPUTS.append(str(error.value))
     finally:
         if s3.process is None:
             s3.start()
+    assert s3.process is not None and any(step.startswith(stop_after) for step in steps)
+    assert "Could not connect" in str(error.value)  # the S3 outage is what stopped it
     assert target.get_model_version_by_alias(name, "production").version == before.version
 
     after = _promote(name=name, version=new, **options)
@@ -321,13 +343,18 @@ def test_promote_cli_in_a_subprocess_and_no_secret_anywhere(source_server, targe
     completed = subprocess.run(command, env=env, capture_output=True, text=True)
     OUTPUTS.extend([completed.stdout, completed.stderr])
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert _client(target_server.uri).get_model_version_by_alias("ner", "champion").version == "1"
+    result = json.loads(completed.stdout)
+    # the target's default artifact location differs from the earlier copy's: a new copy, version 2
+    assert (result["created"], result["version"]) == (True, "2")
+    assert _client(target_server.uri).get_model_version_by_alias("ner", "champion").version == "2"
+    assert "verified copy ner v2" in completed.stderr
 
-    leaks = [i for i, text in enumerate(OUTPUTS) if SECRET_KEY in text]
-    assert not leaks, [OUTPUTS[i][:300] for i in leaks]
-    for server in (source_server, target_server):
-        assert SECRET_KEY.encode() not in server.db.read_bytes(), server.db
-        assert SECRET_KEY not in server.log.read_text(errors="replace"), server.log
-    for bucket in ("staging", "production"):
-        for key, body in s3.objects(bucket):
-            assert SECRET_KEY.encode() not in body, f"{bucket}/{key}"
+    for secret in (SECRET_KEY, URI_SECRET, URI_SECRET[-6:], "uri-pass"):
+        leaks = [i for i, text in enumerate(OUTPUTS) if secret in text]
+        assert not leaks, [OUTPUTS[i][:300] for i in leaks]
+        for server in (source_server, target_server):
+            assert secret.encode() not in server.db.read_bytes(), server.db
+            assert secret not in server.log.read_text(errors="replace"), server.log
+        for bucket in ("staging", "production"):
+            for key, body in s3.objects(bucket):
+                assert secret.encode() not in body, f"{bucket}/{key}"

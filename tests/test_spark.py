@@ -9,7 +9,7 @@ import mlflow
 import pytest
 from conftest import log_and_stage
 
-from mlflow_flavor.pyfunc import SPARK_RESULT_TYPE
+from mlflow_flavor.pyfunc import SPARK_CLASSIFIER_RESULT_TYPE, SPARK_RESULT_TYPE
 
 pytestmark = pytest.mark.slow
 pyspark = pytest.importorskip("pyspark", reason="install the extra: pip install -e '.[spark]'")
@@ -55,3 +55,27 @@ def test_spark_udf_scores_texts_into_entity_structs(spark, tiny_tagger, tracking
     rows = frame.withColumn("entities", udf("text").entities).orderBy("id").collect()
     got = [[entity.asDict() for entity in row["entities"]] for row in rows]
     assert got == expected
+
+
+def test_spark_udf_scores_texts_with_a_classifier(spark, tiny_bert, tracking):
+    from tinymodels import build_tiny_classifier
+
+    log_and_stage(build_tiny_classifier(tiny_bert), name="topic")
+    pyfunc = mlflow.pyfunc.load_model("models:/topic/Production")
+    expected = pyfunc.predict(TEXTS, params={"top_k": 2})
+    assert expected[2] == [] and all(len(x) == 2 for i, x in enumerate(expected) if i != 2)
+    assert pyfunc.predict(TEXTS[:1], params={"output": "records"}) == [{"labels": pyfunc.predict(TEXTS[:1])[0]}]
+    udf = mlflow.pyfunc.spark_udf(
+        spark,
+        "models:/topic/Production",
+        env_manager="local",
+        result_type=SPARK_CLASSIFIER_RESULT_TYPE,
+        params={"output": "records", "top_k": 2},
+    )
+    frame = spark.createDataFrame([(i, t) for i, t in enumerate(TEXTS)], ["id", "text"])
+    rows = frame.withColumn("labels", udf("text").labels).orderBy("id").collect()
+    got = [[label.asDict() for label in row["labels"]] for row in rows]
+    # same labels in the same order; scores differ in the last digits (Spark batches the texts differently)
+    assert [[x["label"] for x in row] for row in got] == [[x["label"] for x in row] for row in expected]
+    for row, reference in zip(got, expected):
+        assert all(abs(a["score"] - b["score"]) < 1e-4 for a, b in zip(row, reference))
