@@ -49,9 +49,17 @@ class BundleInfo:
 
 
 def _model_class(model: Any) -> str:
+    """The model's class name when flair-mlflow supports it exactly (subclasses change predict, so no)."""
     name = type(model).__name__
-    if name not in SUPPORTED_MODELS:
-        raise UnsupportedModelError(f"Cannot bundle a {name}: flair-mlflow supports {', '.join(SUPPORTED_MODELS)}.")
+    if name not in SUPPORTED_MODELS or type(model).__module__.split(".")[0] != "flair":
+        embeddings = getattr(model, "embeddings", None) or getattr(model, "document_embeddings", None)
+        what = type(embeddings).__name__ if embeddings is not None else "no embeddings"
+        raise UnsupportedModelError(
+            f"Cannot export a {type(model).__module__}.{name} (embeddings: {what}): flair-mlflow supports "
+            f"{' and '.join(SUPPORTED_MODELS)} from Flair itself, whose predict it reproduces. Other models "
+            "(and subclasses, which may predict differently) are refused rather than exported into something "
+            "that could tag or classify wrongly."
+        )
     return name
 
 

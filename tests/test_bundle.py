@@ -13,6 +13,7 @@ from conftest import entities_of
 from exporter import (
     BundleError,
     ChecksumError,
+    ExportConfig,
     ExportError,
     UnsupportedModelError,
     load_bundle,
@@ -147,8 +148,68 @@ def test_models_we_cannot_accelerate_are_refused_with_their_classes(tiny_bert, t
     tagger = SequenceTagger(stacked, tags, "ner", use_rnn=False)
     with pytest.raises(UnsupportedModelError, match="StackedEmbeddings.*TransformerWordEmbeddings"):
         save_bundle(tagger, tmp_path / "never")
-    with pytest.raises(UnsupportedModelError, match="Cannot bundle a str"):
+    with pytest.raises(UnsupportedModelError, match="Cannot export a builtins.str"):
         save_bundle("not a model", tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+
+
+def _other_flair_models(word, document, labels):
+    """Flair models on transformer embeddings whose predict flair-mlflow does not reproduce."""
+    import flair.models as m
+    from flair.models import SequenceTagger, TextClassifier
+
+    class MyTagger(SequenceTagger):  # a user's subclass may predict differently
+        pass
+
+    class MyClassifier(TextClassifier):
+        pass
+
+    return {
+        "TokenClassifier": lambda: m.TokenClassifier(embeddings=word, label_dictionary=labels, label_type="ner"),
+        "SpanClassifier": lambda: m.SpanClassifier(embeddings=word, label_dictionary=labels, label_type="nel"),
+        "TextRegressor": lambda: m.TextRegressor(document, label_name="score"),
+        "TextPairClassifier": lambda: m.TextPairClassifier(
+            embeddings=document, label_type="nli", label_dictionary=labels
+        ),
+        "RelationClassifier": lambda: m.RelationClassifier(
+            embeddings=document, label_dictionary=labels, label_type="rel", entity_label_types="ner"
+        ),
+        "MyTagger": lambda: MyTagger(word, labels, "ner", use_rnn=False, use_crf=False),
+        "MyClassifier": lambda: MyClassifier(document, label_type="topic", label_dictionary=labels),
+    }
+
+
+@pytest.mark.parametrize(
+    "model_name",
+    [
+        "TokenClassifier",
+        "SpanClassifier",
+        "TextRegressor",
+        "TextPairClassifier",
+        "RelationClassifier",
+        "MyTagger",
+        "MyClassifier",
+    ],
+)
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_other_models_on_transformer_embeddings_are_refused_by_name(tiny_bert, tmp_path, model_name, backend):
+    from flair.data import Dictionary
+    from flair.embeddings import TransformerDocumentEmbeddings, TransformerWordEmbeddings
+
+    labels = Dictionary(add_unk=False)
+    for label in ("S-PER", "O", "B-PER"):
+        labels.add_item(label)
+    word = TransformerWordEmbeddings(str(tiny_bert), fine_tune=False)
+    document = TransformerDocumentEmbeddings(str(tiny_bert), fine_tune=False)
+    model = _other_flair_models(word, document, labels)[model_name]()
+    embeddings = (
+        "TransformerDocumentEmbeddings"
+        if model_name in {"TextRegressor", "TextPairClassifier", "RelationClassifier", "MyClassifier"}
+        else "TransformerWordEmbeddings"
+    )
+    with pytest.raises(UnsupportedModelError, match=rf"{model_name} \(embeddings: {embeddings}\)"):
+        save_bundle(model, tmp_path / "never", ExportConfig(backend=backend))
+    assert not (tmp_path / "never").exists()
 
 
 def test_unlisted_files_and_manifests_without_the_model_are_refused(tiny_bundle, tmp_path):

@@ -71,3 +71,20 @@ def test_main_job_on_the_demo_model(tracking, demo_cache, env_manager):
         found = {(e["text"], e["label"]) for e in entities}
         assert ("Tim Cook", "PER") in found and ("Paris", "LOC") in found, entities
         assert any(label == "PER" and "Merkel" in text for text, label in found), entities
+
+
+def test_project_logs_the_demo_classifier(tracking, demo_cache):
+    """`mlflow run . -P model=demo-classifier`: the demo topic classifier, registered as `topics`."""
+    env = {"FLAIR_MLFLOW_CACHE": demo_cache}
+    _mlflow_run(
+        tracking,
+        *("-P", "model=demo-classifier", "-P", "registered_model_name=topics", "--env-manager", "local"),
+        env=env,
+    )
+    model = mlflow.pyfunc.load_model("models:/topics@production")
+    answers = model.predict(
+        ["Bayern Munich beat Dortmund 3-0 in the derby .", "Shares of Apple fell after weak sales ."]
+    )
+    assert [a[0]["label"] for a in answers] == ["sports", "business"], answers
+    signature = mlflow.models.Model.load("models:/topics/Production").signature
+    assert signature.outputs.input_names() == ["labels"]
