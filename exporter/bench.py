@@ -244,7 +244,7 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
     from tqdm import tqdm
 
     from exporter.bundle import load_bundle, save_bundle
-    from exporter.parity import predictions, span_f1
+    from exporter.parity import label_scores, max_score_diff, predictions, span_f1
     from mlflow_flavor.models import load_flair_model
 
     torch.set_num_threads(config.threads)
@@ -292,7 +292,7 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
                         latencies[(name, batch_size)].append(batch_latencies)
                         if batch_size == max(config.batch_sizes) and name not in spans:
                             spans[name] = [set(predictions(s, model.label_type)) for s in sentences]
-                            scores[name] = [_label_scores(s, model.label_type) for s in sentences]
+                            scores[name] = [label_scores(s, model.label_type) for s in sentences]
                         bar.update()
         memory = {}
         if config.measure_memory:
@@ -317,7 +317,7 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
         row["passes_s"] = [round(sum(p), 3) for p in latencies[(name, largest)]]
         row["identical"] = sum(a == b for a, b in zip(spans[name], spans[BASELINE]))
         row["entity_f1"] = span_f1(spans[BASELINE], spans[name])
-        row["max_score_diff"] = _max_score_diff(scores[BASELINE], scores[name]) if classifier else None
+        row["max_score_diff"] = max_score_diff(scores[BASELINE], scores[name]) if classifier else None
         row["sentences"] = len(texts)
         row["load_s"] = load_times[name]
         row["size_mb"] = sizes[name] / 1e6
@@ -333,17 +333,6 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
     if log_to_mlflow:
         _log_to_mlflow(config, result)
     return result
-
-
-def _label_scores(sentence: Any, label_type: str) -> dict[str, float]:
-    """A classifier's label scores for one text (empty for taggers)."""
-    return {label.value: label.score for label in sentence.get_labels(label_type) if label.data_point is sentence}
-
-
-def _max_score_diff(reference: list[dict[str, float]], other: list[dict[str, float]]) -> float:
-    """Largest score difference of a label both models predicted for the same text."""
-    diffs = [abs(a[k] - b[k]) for a, b in zip(reference, other) for k in a.keys() & b.keys()]
-    return max(diffs, default=0.0)
 
 
 def _markdown(

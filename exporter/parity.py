@@ -31,6 +31,17 @@ def predictions(sentence: Any, label_type: str) -> list[tuple]:
     return [(label.value,) for label in sentence.get_labels(label_type) if label.data_point is sentence]
 
 
+def label_scores(sentence: Any, label_type: str) -> dict[str, float]:
+    """A text classifier's label scores for one text (empty for taggers)."""
+    return {label.value: label.score for label in sentence.get_labels(label_type) if label.data_point is sentence}
+
+
+def max_score_diff(reference: Sequence[dict[str, float]], other: Sequence[dict[str, float]]) -> float:
+    """Largest score difference of a label that both models predicted for the same text."""
+    diffs = [abs(a[k] - b[k]) for a, b in zip(reference, other) for k in a.keys() & b.keys()]
+    return max(diffs, default=0.0)
+
+
 def entity_spans(sentence: Any, tag_type: str) -> list[tuple[int, int, str]]:
     """The predicted entities of a Flair sentence as ``(start, end, label)`` character spans."""
     return [
@@ -156,6 +167,10 @@ def check_parity(
         "thresholds": thresholds,
         "worst": worst[:_WORST_LISTED],
     }
+    if type(original).__name__ == "TextClassifier":
+        report["max_label_score_diff"] = max_score_diff(
+            [label_scores(s, tag_type) for s in a], [label_scores(s, tag_type) for s in b]
+        )
     failures = []
     if report["tag_agreement"] < thresholds["min_tag_agreement"]:
         failures.append(f"tag agreement {report['tag_agreement']:.4f} < {thresholds['min_tag_agreement']}")

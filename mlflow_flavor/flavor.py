@@ -176,9 +176,12 @@ def _parity_summary(report: Mapping[str, Any] | None) -> dict[str, Any] | None:
         "tag_agreement",
         "entity_f1_vs_original",
         "max_abs_embedding_diff",
+        "max_label_score_diff",
+        "gold_f1_original",
+        "gold_f1_exported",
         "passed",
     )
-    return {k: report.get(k) for k in keys}
+    return {k: report[k] for k in keys if k in report}
 
 
 def _place_bundle(flair_model: Any, target: Path, config: ExportConfig):
