@@ -66,6 +66,30 @@ def _to_sentences(tagged: list[list[tuple[str, str]]]) -> list[Any]:
     return sentences
 
 
+def _train_and_save(model: Any, corpus: Any, target: Path, max_epochs: int, started: float) -> Path:
+    """Train ``model`` on ``corpus`` (SGD, batch 32, embeddings kept on CPU) and save it atomically to ``target``."""
+    from flair.trainers import ModelTrainer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".demo-train-") as work:
+        ModelTrainer(model, corpus).train(
+            work,
+            learning_rate=0.1,
+            mini_batch_size=32,
+            max_epochs=max_epochs,
+            embeddings_storage_mode="cpu",
+            save_final_model=False,
+            create_file_logs=False,
+            create_loss_file=False,
+        )
+        model.eval()
+        partial = Path(work) / "demo.pt"
+        model.save(partial)
+        os.replace(partial, target)
+    log.info("Demo %s trained in %.0f s and saved to %s", type(model).__name__, time.perf_counter() - started, target)
+    return target
+
+
 def train_demo_tagger(target: Path, *, train_sentences: int = TRAIN_SENTENCES, max_epochs: int = MAX_EPOCHS) -> Path:
     """Train the demo tagger and save it (atomically) to ``target``."""
     import flair
@@ -73,7 +97,6 @@ def train_demo_tagger(target: Path, *, train_sentences: int = TRAIN_SENTENCES, m
     from flair.datasets import FlairDatapointDataset
     from flair.embeddings import TransformerWordEmbeddings
     from flair.models import SequenceTagger
-    from flair.trainers import ModelTrainer
 
     from exporter.corpus import generate_tagged_sentences
 
@@ -94,24 +117,7 @@ def train_demo_tagger(target: Path, *, train_sentences: int = TRAIN_SENTENCES, m
         use_rnn=False,
         reproject_embeddings=True,
     )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".demo-train-") as work:
-        ModelTrainer(tagger, corpus).train(
-            work,
-            learning_rate=0.1,
-            mini_batch_size=32,
-            max_epochs=max_epochs,
-            embeddings_storage_mode="cpu",
-            save_final_model=False,
-            create_file_logs=False,
-            create_loss_file=False,
-        )
-        tagger.eval()
-        partial = Path(work) / "demo.pt"
-        tagger.save(partial)
-        os.replace(partial, target)
-    log.info("Demo tagger trained in %.0f s and saved to %s", time.perf_counter() - started, target)
-    return target
+    return _train_and_save(tagger, corpus, target, max_epochs, started)
 
 
 def demo_model_path(rebuild: bool = False) -> Path:
@@ -132,7 +138,6 @@ def train_demo_classifier(target: Path, *, train_texts: int = 1600, max_epochs: 
     from flair.datasets import FlairDatapointDataset
     from flair.embeddings import TransformerDocumentEmbeddings
     from flair.models import TextClassifier
-    from flair.trainers import ModelTrainer
 
     from exporter.corpus import generate_topic_texts
 
@@ -152,24 +157,7 @@ def train_demo_classifier(target: Path, *, train_texts: int = 1600, max_epochs: 
     classifier = TextClassifier(
         embeddings, label_type="topic", label_dictionary=corpus.make_label_dictionary("topic", add_unk=False)
     )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".demo-train-") as work:
-        ModelTrainer(classifier, corpus).train(
-            work,
-            learning_rate=0.1,
-            mini_batch_size=32,
-            max_epochs=max_epochs,
-            embeddings_storage_mode="cpu",
-            save_final_model=False,
-            create_file_logs=False,
-            create_loss_file=False,
-        )
-        classifier.eval()
-        partial = Path(work) / "demo.pt"
-        classifier.save(partial)
-        os.replace(partial, target)
-    log.info("Demo classifier trained in %.0f s and saved to %s", time.perf_counter() - started, target)
-    return target
+    return _train_and_save(classifier, corpus, target, max_epochs, started)
 
 
 def demo_classifier_path(rebuild: bool = False) -> Path:

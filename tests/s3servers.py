@@ -57,6 +57,17 @@ def _wait(check, timeout: float, what: str, log: Path, process: subprocess.Popen
     raise RuntimeError(f"{what} not ready after {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
+def _stop(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM the process group, SIGKILL it after ``timeout`` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 class SeaweedS3:
     """``weed mini`` with an S3 gateway on ``self.endpoint``; ``stop()`` / ``start()`` keep ports and data."""
 
@@ -132,13 +143,7 @@ class SeaweedS3:
     def stop(self) -> None:
         if self.process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        _stop(self.process, timeout=30)
         self.process = None
         with contextlib.suppress(OSError):
             Path(tempfile.gettempdir(), f"seaweedfs-admin-grpc-{self.base + 4}.sock").unlink()
@@ -189,13 +194,7 @@ class TrackingServer:
     def stop(self) -> None:
         if self.process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        _stop(self.process, timeout=20)
         self.process = None
 
 
