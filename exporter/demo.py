@@ -26,6 +26,7 @@ __all__ = [
     "minilm_path",
     "train_demo_classifier",
     "train_demo_tagger",
+    "train_tagger_on_conll",
 ]
 
 log = logging.getLogger(__name__)
@@ -92,20 +93,54 @@ def _train_and_save(model: Any, corpus: Any, target: Path, max_epochs: int, star
 
 def train_demo_tagger(target: Path, *, train_sentences: int = TRAIN_SENTENCES, max_epochs: int = MAX_EPOCHS) -> Path:
     """Train the demo tagger and save it (atomically) to ``target``."""
+    from exporter.corpus import generate_tagged_sentences
+
+    return _train_tagger(
+        generate_tagged_sentences(train_sentences, seed=100),
+        generate_tagged_sentences(DEV_SENTENCES, seed=200),
+        generate_tagged_sentences(DEV_SENTENCES, seed=300),
+        target,
+        max_epochs,
+    )
+
+
+def train_tagger_on_conll(
+    train_conll: Path, target: Path, *, sentences: int = 6000, dev_sentences: int = 500, max_epochs: int = 10
+) -> Path:
+    """The demo tagger's recipe trained on a real CoNLL corpus (e.g. WikiANN's ``train.conll``; BIO tags).
+
+    The first ``sentences`` sentences train, the next ``dev_sentences`` (at most a tenth) are the dev and test
+    split. This is
+    how the int8 fidelity gate is measured on a tagger trained on real data (see docs/BENCHMARKS.md).
+    """
+    from exporter.corpus import read_conll
+    from exporter.errors import ConfigError
+
+    if sentences < 1 or max_epochs < 1:
+        raise ConfigError(f"sentences and epochs must be at least 1, got {sentences} and {max_epochs}.")
+    rows = list(read_conll(train_conll, limit=sentences + dev_sentences))
+    held_out = min(dev_sentences, len(rows) // 10)  # small files: a tenth for dev/test
+    if held_out < 1:
+        raise ConfigError(f"{train_conll} holds only {len(rows)} sentences; give at least 10.")
+    train, dev = rows[: len(rows) - held_out], rows[len(rows) - held_out :]
+    return _train_tagger(train, dev, dev, target, max_epochs)
+
+
+def _train_tagger(train: list, dev: list, test: list, target: Path, max_epochs: int) -> Path:
+    """Linear + CRF over frozen MiniLM (first-subtoken pooling, last layer), trained on BIO-tagged sentences."""
     import flair
     from flair.data import Corpus
     from flair.datasets import FlairDatapointDataset
     from flair.embeddings import TransformerWordEmbeddings
     from flair.models import SequenceTagger
 
-    from exporter.corpus import generate_tagged_sentences
-
     started = time.perf_counter()
     flair.set_seed(42)
-    train = _to_sentences(generate_tagged_sentences(train_sentences, seed=100))
-    dev = _to_sentences(generate_tagged_sentences(DEV_SENTENCES, seed=200))
-    test = _to_sentences(generate_tagged_sentences(DEV_SENTENCES, seed=300))
-    corpus = Corpus(FlairDatapointDataset(train), FlairDatapointDataset(dev), FlairDatapointDataset(test))
+    corpus = Corpus(
+        FlairDatapointDataset(_to_sentences(train)),
+        FlairDatapointDataset(_to_sentences(dev)),
+        FlairDatapointDataset(_to_sentences(test)),
+    )
     embeddings = TransformerWordEmbeddings(
         str(minilm_path()), name="all-MiniLM-L6-v2", layers="-1", subtoken_pooling="first", fine_tune=False
     )

@@ -205,10 +205,23 @@ def log_cmd(model, name, registered_model_name, stage, alias, experiment_name, t
 @main.command()
 @click.option("--rebuild", is_flag=True, help="Train the demo model again even if it is cached.")
 @click.option("--classifier", is_flag=True, help="The demo topic classifier instead of the demo tagger.")
-def demo(rebuild, classifier):
+@click.option(
+    "--train-conll",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Train the demo tagger's recipe on this CoNLL file instead (e.g. wikiann-en/train.conll); needs --output.",
+)
+@click.option("--output", type=click.Path(dir_okay=False), help="Where to save the tagger trained on --train-conll.")
+@click.option("--sentences", type=int, default=6000, show_default=True, help="Training sentences from --train-conll.")
+@click.option("--epochs", type=int, default=10, show_default=True, help="Epochs for --train-conll.")
+def demo(rebuild, classifier, train_conll, output, sentences, epochs):
     """Build (or find in the cache) the demo tagger or classifier and print its path."""
-    from exporter.demo import demo_classifier_path, demo_model_path
+    from exporter.demo import demo_classifier_path, demo_model_path, train_tagger_on_conll
 
+    if train_conll:
+        if not output:
+            raise click.UsageError("--train-conll needs --output (the .pt file to write).")
+        click.echo(str(train_tagger_on_conll(Path(train_conll), Path(output), sentences=sentences, max_epochs=epochs)))
+        return
     click.echo(str((demo_classifier_path if classifier else demo_model_path)(rebuild=rebuild)))
 
 

@@ -64,3 +64,29 @@ def test_log_registers_stages_and_aliases(tiny_tagger_file, tracking):
     run = client.get_run(out["run_id"])
     assert run.data.params["backend"] == "torch"
     assert run.data.metrics["parity_tag_agreement"] == 1.0
+
+
+def test_demo_recipe_trains_on_a_conll_file(tmp_path):
+    """`flair-mlflow demo --train-conll`: the demo recipe (frozen MiniLM + CRF) on a user's CoNLL file."""
+    from flair.models import SequenceTagger
+
+    from exporter.corpus import generate_tagged_sentences
+
+    conll = tmp_path / "train.conll"
+    conll.write_text(
+        "\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in generate_tagged_sentences(60, seed=5)) + "\n"
+    )
+    runner = CliRunner()
+    out = runner.invoke(main, ["demo", "--train-conll", str(conll)])
+    assert out.exit_code == 2 and "--output" in out.output
+    target = tmp_path / "tagger.pt"
+    args = ["demo", "--train-conll", str(conll), "--output", str(target), "--sentences", "40", "--epochs", "1"]
+    out = runner.invoke(main, args)
+    assert out.exit_code == 0, out.output
+    tagger = SequenceTagger.load(target)
+    assert {"B-PER", "B-LOC", "B-ORG"} <= set(tagger.label_dictionary.get_items())
+    out = runner.invoke(main, ["demo", "--train-conll", str(conll), "--output", str(target), "--sentences", "0"])
+    assert out.exit_code == 2 and "at least 1" in out.output
+    conll.write_text("Paris B-LOC\n")
+    out = runner.invoke(main, ["demo", "--train-conll", str(conll), "--output", str(target)])
+    assert out.exit_code == 2 and "holds only 1 sentences" in out.output
