@@ -157,20 +157,31 @@ def seal_version(name: str, version: str, client: Any = None) -> VerifiedModel:
 
 @contextlib.contextmanager
 def using_tracking_uri(uri: str | None) -> Iterator[None]:
-    """Use ``uri`` as tracking and registry URI inside the block (no change when ``None``)."""
+    """Use ``uri`` as tracking and registry URI inside the block (no change when ``None``).
+
+    Restores exactly what was there: MLflow's module settings and the ``MLFLOW_TRACKING_URI`` /
+    ``MLFLOW_REGISTRY_URI`` variables (``set_tracking_uri`` exports them for subprocesses).
+    """
     import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
 
     if not uri:
         yield
         return
-    old_tracking, old_registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(old_tracking)
-        mlflow.set_registry_uri(old_registry)
+        tracking_utils._tracking_uri, registry_utils._registry_uri = saved
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def resolve_version(model_uri: str):

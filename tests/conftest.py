@@ -25,7 +25,10 @@ def tracking(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)  # a test that pointed the registry elsewhere must not leak into the next
+    # a test that pointed the registry elsewhere must not leak into the next (MLflow also exports it to the
+    # environment, where subprocesses would pick it up: monkeypatch restores the variable afterwards)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
+    mlflow.set_registry_uri(uri)
     # artifacts under tmp_path too (the default ./mlruns depends on the working directory)
     experiment_id = mlflow.create_experiment("tests", artifact_location=(tmp_path / "artifacts").as_uri())
     mlflow.set_experiment(experiment_id=experiment_id)

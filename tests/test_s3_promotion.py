@@ -89,6 +89,7 @@ def _use(uri: str, monkeypatch):
     import mlflow
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -337,7 +338,7 @@ def test_s3_stopped_midway_leaves_target_alias_and_rerun_completes(
 
 def test_promote_cli_in_a_subprocess_and_no_secret_anywhere(source_server, target_server, s3, tmp_path):
     """Runs last: the CLI's own output, both servers' logs and stores, and every stored object."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": source_server.uri}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": source_server.uri, "MLFLOW_REGISTRY_URI": source_server.uri}
     command = [sys.executable, "-m", "mlflow_flavor.cli", "-v", "promote", "--name", "ner", "--version", "1"]
     command += ["--target-tracking-uri", target_server.uri, "--to-alias", "champion"]
     completed = subprocess.run(command, env=env, capture_output=True, text=True)
