@@ -26,6 +26,15 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _flair_logs_to_stderr() -> None:
+    """Flair logs to stdout; the commands that print JSON keep stdout for it."""
+    import flair  # noqa: F401  (configures the "flair" logger)
+
+    for handler in logging.getLogger("flair").handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+            handler.setStream(sys.stderr)
+
+
 class _Group(click.Group):
     def invoke(self, ctx):
         from mlflow.exceptions import MlflowException
@@ -150,6 +159,8 @@ def export(model, output, **options):
     from mlflow_flavor.job import resolve_model_path
     from mlflow_flavor.models import load_flair_model
 
+    _flair_logs_to_stderr()
+
     config = _export_config(**options)
     info = save_bundle(load_flair_model(resolve_model_path(model)), output, config)
     summary = {
@@ -185,6 +196,8 @@ def log_cmd(model, name, registered_model_name, stage, alias, experiment_name, t
     import mlflow
 
     from mlflow_flavor.job import run_log_job
+
+    _flair_logs_to_stderr()
 
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)

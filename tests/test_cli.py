@@ -90,3 +90,15 @@ def test_demo_recipe_trains_on_a_conll_file(tmp_path):
     conll.write_text("Paris B-LOC\n")
     out = runner.invoke(main, ["demo", "--train-conll", str(conll), "--output", str(target)])
     assert out.exit_code == 2 and "holds only 1 sentences" in out.output
+
+
+def test_export_prints_one_json_document_on_stdout_even_with_flair_logging(tiny_tagger_file, tmp_path):
+    """Flair logs to stdout by default; `export` moves those logs to stderr so that stdout pipes into jq."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "mlflow_flavor.cli", "export", str(tiny_tagger_file), str(tmp_path / "b")]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert json.loads(completed.stdout)["parity"]["passed"] is True
+    assert "SequenceTagger predicts" in completed.stderr
