@@ -245,16 +245,12 @@ def verify(bundle):
     from exporter.manifest import MANIFEST_FILE, verify_bundle
 
     path = Path(bundle)
-    expected = None
     if not (path / MANIFEST_FILE).exists() and (path / "MLmodel").exists():
-        from mlflow.utils.model_utils import _get_flavor_configuration
+        from mlflow_flavor.fetch import verify_model_dir
 
-        from mlflow_flavor.flavor import FLAVOR_NAME
-
-        conf = _get_flavor_configuration(str(path), FLAVOR_NAME)
-        expected = conf.get("manifest_sha256")
-        path = path / conf.get("bundle", "bundle")
-    manifest = verify_bundle(path, expected)
+        manifest = verify_model_dir(path).manifest  # also checks the digest MLmodel records
+    else:
+        manifest = verify_bundle(path)
     click.echo(f"OK: {len(manifest['files'])} files verified in {path}")
 
 

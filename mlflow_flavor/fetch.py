@@ -60,6 +60,7 @@ class VerifiedModel:
     path: Path
     bundle_sha256: str
     files: dict[str, str]
+    manifest: dict[str, Any]
 
     @property
     def tree_sha256(self) -> str:
@@ -79,25 +80,26 @@ def tree_digest(files: dict[str, str]) -> str:
     return hashlib.sha256(lines.encode("utf-8")).hexdigest()
 
 
-def _file_digests(directory: Path) -> dict[str, str]:
-    return {
-        p.relative_to(directory).as_posix(): sha256_file(p)
-        for p in sorted(directory.rglob("*"))
-        if p.is_file() and p.relative_to(directory).as_posix() not in DOWNLOAD_ONLY_FILES
-    }
+def _file_digests(directory: Path, bundle: str, manifest: dict[str, Any]) -> dict[str, str]:
+    """sha256 of every file; the bundle's come from its manifest, which ``verify_bundle`` just matched."""
+    digests = {f"{bundle}/{name}": entry["sha256"] for name, entry in manifest["files"].items()}
+    for p in sorted(directory.rglob("*")):
+        name = p.relative_to(directory).as_posix()
+        if p.is_file() and name not in digests and name not in DOWNLOAD_ONLY_FILES:
+            digests[name] = sha256_file(p)
+    return dict(sorted(digests.items()))
 
 
-def verify_model_dir(directory: Path, expected_bundle_sha256: str | None = None) -> VerifiedModel:
+def verify_model_dir(directory: Path) -> VerifiedModel:
     """Verify the flair-mlflow bundle of an MLflow model directory; hash every file of it.
 
     Raises:
-        BundleError: not a flair-mlflow model, or (as ChecksumError) a file differs from the manifest,
-            the manifest differs from the digest in ``MLmodel``, or from ``expected_bundle_sha256``.
+        BundleError: not a flair-mlflow model, or (as ChecksumError) a bundle file differs from the manifest or
+            the manifest from the digest recorded in ``MLmodel``.
     """
     from mlflow.exceptions import MlflowException
     from mlflow.utils.model_utils import _get_flavor_configuration
 
-    from exporter.errors import ChecksumError
     from mlflow_flavor.flavor import BUNDLE_SUBPATH, FLAVOR_NAME
 
     directory = Path(directory)
@@ -110,13 +112,11 @@ def verify_model_dir(directory: Path, expected_bundle_sha256: str | None = None)
     except MlflowException as e:
         raise BundleError(f"{directory} is not a flair-mlflow model: {e.message}") from None
     recorded = conf.get("manifest_sha256")
-    if expected_bundle_sha256 and recorded != expected_bundle_sha256:
-        raise ChecksumError(
-            f"MLmodel in {directory} records bundle digest {recorded}, but the registry recorded "
-            f"{expected_bundle_sha256} for this version: the model files were replaced after registration."
-        )
-    verify_bundle(directory / conf.get("bundle", BUNDLE_SUBPATH), recorded)
-    return VerifiedModel(path=directory, bundle_sha256=recorded, files=_file_digests(directory))
+    bundle = Path(conf.get("bundle", BUNDLE_SUBPATH)).as_posix()
+    manifest = verify_bundle(directory / bundle, recorded)
+    return VerifiedModel(
+        path=directory, bundle_sha256=recorded, files=_file_digests(directory, bundle, manifest), manifest=manifest
+    )
 
 
 def check_registered_digests(verified: VerifiedModel, tags: dict[str, str] | None, what: str) -> None:
@@ -244,7 +244,7 @@ def fetch_model(
                 cached = root / head[:32]
                 if use_cache and cached.is_dir():
                     try:
-                        verified = verify_model_dir(cached, tags.get(BUNDLE_DIGEST_TAG))
+                        verified = verify_model_dir(cached)
                         check_registered_digests(verified, tags, f"The cached copy of {model_uri}")
                         if verified.files.get(MLMODEL) == head:
                             log.info("Using the verified cached copy of %s in %s", model_uri, cached)
@@ -256,15 +256,12 @@ def fetch_model(
                     shutil.rmtree(cached, ignore_errors=True)
                 log.info("Downloading %s", model_uri)
                 local = download_model(model_uri, Path(tmp) / "model")
-                verified = verify_model_dir(local, tags.get(BUNDLE_DIGEST_TAG))
+                verified = verify_model_dir(local)
                 check_registered_digests(verified, tags, model_uri)
                 if verified.files.get(MLMODEL) != head:
                     raise ChecksumError(f"{model_uri} changed while it was being downloaded; fetch it again.")
                 if not use_cache:
-                    target = Path(tempfile.mkdtemp(prefix="flair-mlflow-model-"))
-                    shutil.rmtree(target)
-                    shutil.move(str(local), target)
-                    return target
+                    return Path(shutil.move(str(local), Path(tempfile.mkdtemp(prefix="flair-mlflow-model-")) / "model"))
                 try:
                     os.rename(local, cached)
                 except OSError:

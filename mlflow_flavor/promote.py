@@ -19,7 +19,6 @@ import contextlib
 import logging
 import shutil
 import tempfile
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from mlflow_flavor.fetch import (
     verify_model_dir,
 )
 from mlflow_flavor.redact import public_uri, redact
+from mlflow_flavor.registry import stage_and_alias
 
 __all__ = [
     "PromotionConfig",
@@ -153,7 +153,7 @@ def _client(uri: str | None):
 
 
 def _failed(step: str, error: BaseException) -> PromotionError:
-    """For failures before the alias / stage move (which has its own message and rollback)."""
+    """For failures before the alias / stage move (``stage_and_alias`` has its own message and rollback)."""
     message = getattr(error, "message", None) or str(error)
     return PromotionError(
         f"Promotion stopped while {step}: {redact(message)}\n"
@@ -163,32 +163,28 @@ def _failed(step: str, error: BaseException) -> PromotionError:
 
 
 def _resolve_source(config: PromotionConfig):
-    from mlflow.exceptions import MlflowException
-
     client = _client(config.tracking_uri)
     try:
         if config.version.startswith("@"):
             return client.get_model_version_by_alias(config.name, config.version[1:])
         return client.get_model_version(config.name, config.version)
-    except MlflowException as e:
-        if e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+    except Exception as e:
+        if getattr(e, "error_code", None) in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             raise PromotionError(
                 f"Model {config.name!r} version {config.version} was not found in {config.source_uri}: "
                 f"{redact(e.message)}"
             ) from None
         raise _failed(f"looking up {config.name!r} version {config.version} in {config.source_uri}", e) from None
-    except Exception as e:
-        raise _failed(f"looking up {config.name!r} version {config.version} in {config.source_uri}", e) from None
 
 
-def _download_verified(uri: str, model_uri: str, directory: Path, expected: str | None) -> VerifiedModel:
+def _download_verified(uri: str, model_uri: str, directory: Path) -> VerifiedModel:
     with using_tracking_uri(uri):
         local = download_model(model_uri, directory)
-    return verify_model_dir(local, expected)
+    return verify_model_dir(local)
 
 
-def _copies_of(client, name: str, source_tags: dict[str, str], bundle_sha256: str) -> list:
-    """Earlier copies of the same source version (same bundle, same target location) in the target registry."""
+def _copies_of(client, name: str, match: dict[str, str]) -> list:
+    """Earlier copies in the target registry: versions whose tags hold every ``match`` value."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -198,12 +194,7 @@ def _copies_of(client, name: str, source_tags: dict[str, str], bundle_sha256: st
             return []
         raise
     return sorted(
-        (
-            v
-            for v in versions
-            if all((v.tags or {}).get(k) == value for k, value in source_tags.items())
-            and (v.tags or {}).get(BUNDLE_DIGEST_TAG) == bundle_sha256
-        ),
+        (v for v in versions if all((v.tags or {}).get(k) == value for k, value in match.items())),
         key=lambda v: int(v.version),
     )
 
@@ -281,70 +272,6 @@ def _check_same(copy: VerifiedModel, source: VerifiedModel) -> None:
         raise BundleError("The copy differs from the source in: " + ", ".join(differ[:20]))
 
 
-def _stages(client, name: str) -> dict[str, str]:
-    """Every version of ``name`` with its current stage."""
-    return {str(v.version): v.current_stage for v in client.search_model_versions(f"name='{name}'")}
-
-
-def _alias_target(client, name: str, alias: str) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException as e:
-        if e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            return None
-        raise
-
-
-def _move(client, name: str, version: str, config: PromotionConfig) -> None:
-    """Move the stage, then the alias; if the second step fails, put the first one back as it was."""
-    previous_stages = _stages(client, name) if config.to_stage else {}
-    previous_alias = _alias_target(client, name, config.to_alias) if config.to_alias else None
-    with warnings.catch_warnings():
-        # Stages are deprecated in MLflow 3 but still resolve models:/name/Stage URIs.
-        warnings.simplefilter("ignore", category=FutureWarning)
-        try:
-            if config.to_stage:
-                client.transition_model_version_stage(
-                    name, version, config.to_stage, archive_existing_versions=config.archive_existing
-                )
-                log.info("%s version %s is now in stage %s", name, version, config.to_stage)
-            if config.to_alias:
-                client.set_registered_model_alias(name, config.to_alias, version)
-                log.info("Alias @%s of %s now points to version %s", config.to_alias, name, version)
-        except Exception as e:
-            rolled_back = _roll_back(client, name, previous_stages, previous_alias, config)
-            raise PromotionError(
-                f"Promotion stopped while moving the stage / alias of {name} v{version}: "
-                f"{redact(getattr(e, 'message', None) or str(e))}\n"
-                + (
-                    "The stages and alias were put back as they were before. "
-                    if rolled_back
-                    else "Putting the stages and alias back failed as well: check them in the registry. "
-                )
-                + "Fix the cause and run the same promotion again."
-            ) from None
-
-
-def _roll_back(client, name: str, stages: dict[str, str], alias_version: str | None, config: PromotionConfig) -> bool:
-    try:
-        now = _stages(client, name)
-        for version, stage in stages.items():
-            if now.get(version) != stage:
-                client.transition_model_version_stage(name, version, stage, archive_existing_versions=False)
-        if config.to_alias:
-            if alias_version is None:
-                with contextlib.suppress(Exception):
-                    client.delete_registered_model_alias(name, config.to_alias)
-            elif _alias_target(client, name, config.to_alias) != alias_version:
-                client.set_registered_model_alias(name, config.to_alias, alias_version)
-        return True
-    except Exception as e:
-        log.error("Could not restore the stages / alias of %s: %s", name, redact(str(e)))
-        return False
-
-
 def promote(config: PromotionConfig, progress: Progress | None = None) -> PromotionResult:
     """Verify ``config.name`` version ``config.version`` and promote it as configured.
 
@@ -368,7 +295,7 @@ def promote(config: PromotionConfig, progress: Progress | None = None) -> Promot
     work = Path(tempfile.mkdtemp(prefix="flair-mlflow-promote-"))
     try:
         try:
-            source = _download_verified(config.tracking_uri, source_uri, work / "source", None)
+            source = _download_verified(config.tracking_uri, source_uri, work / "source")
             check_registered_digests(source, source_tags, f"{config.name} version {source_version.version}")
         except BundleError as e:
             raise SourceVerificationError(
@@ -393,9 +320,10 @@ def promote(config: PromotionConfig, progress: Progress | None = None) -> Promot
                 BUNDLE_DIGEST_TAG: source.bundle_sha256,
                 FILES_DIGEST_TAG: source.tree_sha256,
             }
-            match = {k: tags[k] for k in (*SOURCE_TAGS.values(), TARGET_LOCATION_TAG)}
+            # the same source version with the same bundle, copied to the same location
+            match = {k: tags[k] for k in (*SOURCE_TAGS.values(), TARGET_LOCATION_TAG, BUNDLE_DIGEST_TAG)}
             try:
-                copies = _copies_of(client, name, match, source.bundle_sha256)
+                copies = _copies_of(client, name, match)
                 if copies:
                     copy = copies[0]
                     say(f"found earlier copy {name} v{copy.version}")
@@ -413,7 +341,7 @@ def promote(config: PromotionConfig, progress: Progress | None = None) -> Promot
                 raise
             except Exception as e:
                 raise _failed(f"verifying the copy {name} v{version} in the target", e) from None
-        _move(client, name, version, config)
+        stage_and_alias(name, version, config.to_stage, config.to_alias, config.archive_existing, client=client)
         say(f"promoted {name} v{version}")
         return PromotionResult(
             name=name,
@@ -442,7 +370,7 @@ def _verify_copy(target_uri, name, copy, source: VerifiedModel, work: Path, clie
     for attempt in (1, 2):
         destination = work / f"target-{attempt}"
         try:
-            landed = _download_verified(target_uri, f"models:/{name}/{copy.version}", destination, source.bundle_sha256)
+            landed = _download_verified(target_uri, f"models:/{name}/{copy.version}", destination)
             _check_same(landed, source)
         except BundleError as e:
             if attempt == 2:

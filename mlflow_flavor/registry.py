@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from dataclasses import dataclass
+from typing import Any
+
+from exporter.errors import PromotionError
+from mlflow_flavor.redact import redact
 
 __all__ = ["RegisteredVersion", "register_model_version", "stage_and_alias"]
 
@@ -19,23 +24,83 @@ class RegisteredVersion:
     alias: str | None
 
 
+def _stages(client, name: str) -> dict[str, str]:
+    """Every version of ``name`` with its current stage."""
+    return {str(v.version): v.current_stage for v in client.search_model_versions(f"name='{name}'")}
+
+
+def _alias_target(client, name: str, alias: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException as e:
+        if e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
 def stage_and_alias(
-    name: str, version: str, stage: str | None = None, alias: str | None = None, archive_existing: bool = True
+    name: str,
+    version: str,
+    stage: str | None = None,
+    alias: str | None = None,
+    archive_existing: bool = True,
+    client: Any = None,
 ) -> RegisteredVersion:
-    """Move ``name`` version ``version`` to ``stage`` (archiving the versions there) and set ``alias`` on it."""
+    """Move ``name`` version ``version`` to ``stage`` (archiving the versions there) and set ``alias`` on it.
+
+    Both or neither: if setting the alias fails after the stage moved, the stages and the alias are put back.
+
+    Raises:
+        PromotionError: the registry refused the move (after the rollback).
+    """
     from mlflow import MlflowClient
 
-    client = MlflowClient()
-    if stage:
-        with warnings.catch_warnings():
-            # Stages are deprecated in MLflow 3 but still resolve models:/name/Stage URIs.
-            warnings.simplefilter("ignore", category=FutureWarning)
-            client.transition_model_version_stage(name, version, stage, archive_existing_versions=archive_existing)
-        log.info("Model %s version %s moved to stage %s", name, version, stage)
-    if alias:
-        client.set_registered_model_alias(name, alias, version)
-        log.info("Alias %s of model %s now points to version %s", alias, name, version)
+    client = client or MlflowClient()
+    previous_stages = _stages(client, name) if stage else {}
+    previous_alias = _alias_target(client, name, alias) if alias else None
+    with warnings.catch_warnings():
+        # Stages are deprecated in MLflow 3 but still resolve models:/name/Stage URIs.
+        warnings.simplefilter("ignore", category=FutureWarning)
+        try:
+            if stage:
+                client.transition_model_version_stage(name, version, stage, archive_existing_versions=archive_existing)
+                log.info("Model %s version %s moved to stage %s", name, version, stage)
+            if alias:
+                client.set_registered_model_alias(name, alias, version)
+                log.info("Alias %s of model %s now points to version %s", alias, name, version)
+        except Exception as e:
+            rolled_back = _roll_back(client, name, previous_stages, alias, previous_alias)
+            raise PromotionError(
+                f"Promotion stopped while moving the stage / alias of {name} v{version}: "
+                f"{redact(getattr(e, 'message', None) or str(e))}\n"
+                + (
+                    "The stages and alias were put back as they were before. "
+                    if rolled_back
+                    else "Putting the stages and alias back failed as well: check them in the registry. "
+                )
+                + "Fix the cause and run the same promotion again."
+            ) from None
     return RegisteredVersion(name=name, version=str(version), stage=stage, alias=alias)
+
+
+def _roll_back(client, name: str, stages: dict[str, str], alias: str | None, alias_version: str | None) -> bool:
+    try:
+        now = _stages(client, name)
+        for version, stage in stages.items():
+            if now.get(version) != stage:
+                client.transition_model_version_stage(name, version, stage, archive_existing_versions=False)
+        if alias:
+            if alias_version is None:
+                with contextlib.suppress(Exception):
+                    client.delete_registered_model_alias(name, alias)
+            elif _alias_target(client, name, alias) != alias_version:
+                client.set_registered_model_alias(name, alias, alias_version)
+        return True
+    except Exception as e:
+        log.error("Could not restore the stages / alias of %s: %s", name, redact(str(e)))
+        return False
 
 
 def register_model_version(
