@@ -5,6 +5,10 @@ C, ...) so that the machine's noise hits each alike; the median pass is reported
 batch size: sentences/s, the ratio to Flair PyTorch, p50/p95 latency of one batch; plus load time,
 bundle size, peak memory (each variant loaded and run in a subprocess of its own), agreement of the
 entities with PyTorch's, and the encoder's effective GFLOP/s against a measured large matrix product.
+
+Two reference rows separate the gains: ``pytorch-buckets`` (PyTorch's own encoder inside flair-mlflow's
+path: length buckets, lean pooling and decoding) and the ``-unbucketed`` variants (the accelerated encoder
+fed batches padded as Flair pads them).
 """
 
 from __future__ import annotations
@@ -32,16 +36,26 @@ log = logging.getLogger(__name__)
 BASELINE = "flair-pytorch"
 ANCHOR = "flair-export-onnx"
 
-#: The exported variants the benchmark knows, by name.
+#: PyTorch's own encoder inside flair-mlflow's path around it (length buckets, lean pooling and
+#: decoding): tells how much of a backend's gain is that path and how much the backend itself.
+PYTORCH_BUCKETS = "pytorch-buckets"
+
+#: The exported variants the benchmark knows, by name (``runtime`` overrides the session settings).
 VARIANTS: dict[str, dict[str, Any]] = {
     "onnx": {"backend": Backend.ONNX},
+    "onnx-unbucketed": {"backend": Backend.ONNX, "runtime": {"length_buckets": False}},
     "onnx-optimized": {"backend": Backend.ONNX, "onnx": OnnxOptions(optimize="all")},
     "onnx-int8": {"backend": Backend.ONNX, "onnx": OnnxOptions(quantize="int8", per_channel=True)},
+    "onnx-int8-unbucketed": {
+        "backend": Backend.ONNX,
+        "onnx": OnnxOptions(quantize="int8", per_channel=True),
+        "runtime": {"length_buckets": False},
+    },
     "onnx-int8-per-tensor": {"backend": Backend.ONNX, "onnx": OnnxOptions(quantize="int8", per_channel=False)},
     "onnx-optimized-int8": {"backend": Backend.ONNX, "onnx": OnnxOptions(optimize="all", quantize="int8")},
     "torchscript": {"backend": Backend.TORCHSCRIPT, "torchscript": TorchScriptOptions()},
 }
-DEFAULT_VARIANTS = ("onnx", "onnx-optimized", "onnx-int8", "torchscript")
+DEFAULT_VARIANTS = ("onnx", "onnx-unbucketed", "onnx-optimized", "onnx-int8", "onnx-int8-unbucketed", "torchscript")
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,7 @@ class BenchConfig:
     repeats: int = 3
     backends: tuple[str, ...] = DEFAULT_VARIANTS
     include_flair_onnx: bool = True
+    include_pytorch_buckets: bool = True
     measure_memory: bool = True
     command: str = ""
 
@@ -150,28 +165,68 @@ def _time(fn) -> float:
     return time.perf_counter() - started
 
 
-def _encoder_flops(model: Any, batches: list[list[str]]) -> float:
-    """Multiply-adds of a BERT-style encoder over the padded batches, counted as 2 FLOPs each."""
+def _encoder_dims(model: Any) -> tuple[int, int, int] | None:
+    """Hidden size, layers and intermediate size of a BERT-style encoder, when the model says."""
     from transformers import AutoConfig
 
-    embeddings = model.embeddings
-    tokenizer = embeddings.tokenizer
-    config = getattr(getattr(embeddings, "model", None), "config", None)
+    config = getattr(getattr(model.embeddings, "model", None), "config", None)
     hidden = getattr(config, "hidden_size", None)
     layers = getattr(config, "num_hidden_layers", None)
     intermediate = getattr(config, "intermediate_size", None)
     if intermediate is None and hasattr(config, "model_type"):
         intermediate = getattr(AutoConfig.for_model(config.model_type), "intermediate_size", 4 * (hidden or 0))
-    if not (hidden and layers and intermediate):
-        return 0.0
-    total = 0.0
+    return (hidden, layers, intermediate) if hidden and layers and intermediate else None
+
+
+def _encoder_flops(dims: tuple[int, int, int], shapes: list[tuple[int, int]]) -> float:
+    """Multiply-adds of a BERT-style encoder over batches of ``(rows, padded length)``, 2 FLOPs each."""
+    hidden, layers, intermediate = dims
+    return sum(
+        2 * b * t * layers * (4 * hidden * hidden + 2 * hidden * intermediate) + 2 * b * layers * 2 * t * t * hidden
+        for b, t in shapes
+    )
+
+
+def _encoder_shapes(model: Any, batches: list[list[str]]) -> dict[str, list[tuple[int, int]]]:
+    """The encoder calls of one pass, as ``(rows, padded length)``: without any padding (``useful``), as
+    Flair pads each batch (``flair``), and as length buckets split them (``buckets``)."""
+    from exporter.buckets import plan_groups
+
+    tokenizer = model.embeddings.tokenizer
+    hidden = _encoder_dims(model)[0]
+    shapes: dict[str, list[tuple[int, int]]] = {"useful": [], "flair": [], "buckets": []}
     for batch in batches:
-        encoded = tokenizer([t.split() for t in batch], is_split_into_words=True, padding=True, truncation=True)
-        b, t = len(encoded["input_ids"]), len(encoded["input_ids"][0])
-        total += (
-            2 * b * t * layers * (4 * hidden * hidden + 2 * hidden * intermediate) + 2 * b * layers * 2 * t * t * hidden
-        )
-    return total
+        encoded = tokenizer([t.split() for t in batch], is_split_into_words=True, truncation=True)
+        lengths = [len(ids) for ids in encoded["input_ids"]]
+        shapes["useful"] += [(1, n) for n in lengths]
+        shapes["flair"].append((len(lengths), max(lengths)))
+        shapes["buckets"] += [(len(g), lengths[g[0]]) for g in plan_groups(lengths, hidden)]
+    return shapes
+
+
+def _pytorch_buckets(model_path: Path) -> Any:
+    """Flair's PyTorch model with its encoder called through flair-mlflow's path (buckets, lean pooling)."""
+    import torch
+
+    from exporter.backends.onnx import _HiddenStates
+    from exporter.embeddings import build_accelerated_embeddings
+    from exporter.fastpath import FastViterbiDecoder
+    from exporter.settings import EmbeddingSettings, find_transformer_embeddings
+    from mlflow_flavor.models import load_flair_model
+
+    model = load_flair_model(model_path)
+    original = find_transformer_embeddings(model)
+    settings = EmbeddingSettings.from_embeddings(original)
+    wrapper = _HiddenStates(original.model, settings.hidden_state_layers).eval()
+
+    def encoder(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[torch.Tensor]:
+        with torch.inference_mode():
+            return list(wrapper(input_ids, attention_mask))
+
+    model.embeddings = build_accelerated_embeddings(settings, original.tokenizer, encoder)
+    if getattr(model, "use_crf", False) and hasattr(model, "viterbi_decoder"):
+        model.viterbi_decoder = FastViterbiDecoder.replacing(model.viterbi_decoder)
+    return model.eval()
 
 
 _MEMORY_PROBE = """
@@ -266,8 +321,18 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
             anchor_bundle = _flair_onnx_bundle(models[ANCHOR], work)
             if anchor_bundle:
                 paths[ANCHOR] = ("bundle", anchor_bundle)
+        bucketed = {PYTORCH_BUCKETS} if config.include_pytorch_buckets else set()
+        if config.include_pytorch_buckets:
+            started = time.perf_counter()
+            models[PYTORCH_BUCKETS] = _pytorch_buckets(config.model_path)
+            load_times[PYTORCH_BUCKETS] = time.perf_counter() - started
+            sizes[PYTORCH_BUCKETS] = sizes[BASELINE]
         for backend in tqdm(config.backends, desc="exporting", unit="variant"):
-            export_config = ExportConfig(**VARIANTS[backend], runtime=runtime, parity=ParityConfig(enabled=False))
+            variant = dict(VARIANTS[backend])
+            variant_runtime = runtime.updated(variant.pop("runtime", None))
+            if variant_runtime.length_buckets:
+                bucketed.add(backend)
+            export_config = ExportConfig(**variant, runtime=variant_runtime, parity=ParityConfig(enabled=False))
             info = save_bundle(models[BASELINE], work / backend, export_config)
             started = time.perf_counter()
             models[backend] = load_bundle(info.path)
@@ -298,7 +363,12 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
         if config.measure_memory:
             for name, (kind, path) in tqdm(paths.items(), desc="peak memory", unit="variant"):
                 memory[name] = _peak_memory(kind, path, texts[:64], config.threads)
-        flops = _encoder_flops(models[BASELINE], plans[max(config.batch_sizes)])
+        dims = _encoder_dims(models[BASELINE])
+        flops = (
+            {k: _encoder_flops(dims, v) for k, v in _encoder_shapes(models[BASELINE], plans[max(config.batch_sizes)]).items()}
+            if dims
+            else None
+        )
         ceiling = _matmul_gflops(config.threads)
 
     rows = []
@@ -323,7 +393,9 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
         row["size_mb"] = sizes[name] / 1e6
         row["peak_rss_mb"] = memory.get(name)
         pass_time = statistics.median(sum(p) for p in latencies[(name, largest)])
-        row["gflops"] = flops / pass_time / 1e9 if flops else None
+        row["gflops"] = flops["useful"] / pass_time / 1e9 if flops else None
+        executed = flops and flops["buckets" if name in bucketed else "flair"]
+        row["gflops_executed"] = executed / pass_time / 1e9 if executed else None
         rows.append(row)
     result = BenchResult(rows=rows)
     result.markdown = _markdown(config, rows, source, ceiling, classifier)
@@ -358,17 +430,20 @@ def _markdown(
         f"- Sentences: {source}; batch {largest} over all of them, smaller batches over the first "
         f"{config.small_batch_sentences}; {config.repeats} timed passes per variant and batch size",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
+        f"- Variants: `{PYTORCH_BUCKETS}` is Flair's PyTorch encoder inside flair-mlflow's path (length "
+        "buckets, lean pooling and decoding); `-unbucketed` variants pad every batch as Flair does. Encoder "
+        "GFLOP/s: *useful* counts the sentences without padding, *executed* the padding each variant computes",
         "",
         f"### Throughput ({unit}/s, and ratio to Flair PyTorch)",
         "",
         "| variant | "
         + " | ".join(f"batch {b}" for b in sizes)
-        + f" | p50 / p95 ms per batch of {largest} | encoder GFLOP/s |",
+        + f" | p50 / p95 ms per batch of {largest} | encoder GFLOP/s, useful / executed |",
         "| --- | " + " | ".join("---:" for _ in sizes) + " | ---: | ---: |",
     ]
     for r in rows:
         cells = [f"{r[f'sps_{b}']:.1f} ({r[f'ratio_{b}']:.2f}x)" for b in sizes]
-        gflops = f"{r['gflops']:.1f}" if r["gflops"] else "n/a"
+        gflops = f"{r['gflops']:.0f} / {r['gflops_executed']:.0f}" if r["gflops"] else "n/a"
         lines.append(
             f"| {r['backend']} | "
             + " | ".join(cells)

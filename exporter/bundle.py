@@ -139,15 +139,11 @@ def _write_accelerated(model: Any, directory: Path, config: ExportConfig) -> dic
     return {"embeddings": settings.to_dict(), **backend_info}
 
 
-def _load_encoder(
-    path: Path, manifest: Mapping[str, Any], backend: Backend, runtime: RuntimeOptions | Mapping[str, Any] | None
-):
+def _load_encoder(path: Path, manifest: Mapping[str, Any], backend: Backend, runtime: RuntimeOptions):
     if backend is Backend.ONNX:
         from exporter.backends.onnx import OrtEncoder
 
-        return OrtEncoder(
-            path / manifest["onnx"]["model_file"], RuntimeOptions.for_loading(manifest["runtime"], runtime)
-        )
+        return OrtEncoder(path / manifest["onnx"]["model_file"], runtime)
     from exporter.backends.torchscript import TorchScriptEncoder
 
     return TorchScriptEncoder(path / manifest["torchscript"]["model_file"])
@@ -290,9 +286,10 @@ def load_bundle(
         from exporter.settings import EmbeddingSettings
 
         settings = EmbeddingSettings.from_dict(manifest["embeddings"])
-        encoder = _load_encoder(path, manifest, backend, runtime)
+        options = RuntimeOptions.for_loading(manifest["runtime"], runtime)
+        encoder = _load_encoder(path, manifest, backend, options)
         tokenizer = AutoTokenizer.from_pretrained(str(path / TOKENIZER_DIR))
-        embeddings = build_accelerated_embeddings(settings, tokenizer, encoder)
+        embeddings = build_accelerated_embeddings(settings, tokenizer, encoder, options.length_buckets)
         state = torch.load(path / MODEL_FILE, map_location="cpu", weights_only=False)
         state.pop("__cls__", None)
         state[_embeddings_key(state)] = embeddings

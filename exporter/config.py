@@ -54,7 +54,7 @@ def _positive_or_zero(name: str, value: int) -> None:
 
 @dataclass(frozen=True)
 class RuntimeOptions:
-    """How an ONNX Runtime session is built when a bundle is loaded.
+    """How an exported encoder runs when a bundle is loaded (ONNX Runtime session settings and batching).
 
     Attributes:
         providers: execution providers in order of preference.
@@ -62,6 +62,8 @@ class RuntimeOptions:
         inter_op_num_threads: threads across operators; 0 lets ONNX Runtime choose.
         graph_optimization_level: one of ``disable``, ``basic``, ``extended``, ``all``.
         strict_providers: fail instead of falling back to the CPU when a provider is missing.
+        length_buckets: run each batch through the encoder in groups of similar subtoken length, each
+            padded only to its own longest sentence (ONNX and TorchScript; see ``exporter.buckets``).
     """
 
     providers: tuple[str, ...] = (CPU_PROVIDER,)
@@ -69,6 +71,7 @@ class RuntimeOptions:
     inter_op_num_threads: int = 0
     graph_optimization_level: str = "all"
     strict_providers: bool = False
+    length_buckets: bool = True
 
     def __post_init__(self) -> None:
         providers = self.providers

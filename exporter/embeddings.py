@@ -36,9 +36,11 @@ EncoderFn = Callable[[torch.Tensor, torch.Tensor], Sequence[torch.Tensor]]
 class EncoderProxy(torch.nn.Module):
     """Stands where Flair expects the Hugging Face model; runs an accelerated encoder instead."""
 
-    def __init__(self, encoder: EncoderFn, settings: EmbeddingSettings) -> None:
+    def __init__(self, encoder: EncoderFn, settings: EmbeddingSettings, length_buckets: bool = True) -> None:
         super().__init__()
         self.encoder = encoder
+        # static shapes (force_max_length) must reach the encoder as they are
+        self.length_buckets = length_buckets and not settings.force_max_length
         self.config = SimpleNamespace(
             model_type=settings.model_type,
             num_hidden_layers=settings.num_hidden_layers,
@@ -49,7 +51,12 @@ class EncoderProxy(torch.nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **unused: Any):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        hidden_states = tuple(self.encoder(input_ids, attention_mask))
+        if self.length_buckets:
+            from exporter.buckets import run_in_groups
+
+            hidden_states = tuple(run_in_groups(self.encoder, input_ids, attention_mask, self.config.hidden_size))
+        else:
+            hidden_states = tuple(self.encoder(input_ids, attention_mask))
         # Flair takes ``[-1]`` of the model output: the tuple of hidden states.
         return (hidden_states,)
 
@@ -59,7 +66,9 @@ class _AcceleratedMixin:
 
     settings: EmbeddingSettings
 
-    def _init_accelerated(self, settings: EmbeddingSettings, tokenizer: Any, encoder: EncoderFn) -> None:
+    def _init_accelerated(
+        self, settings: EmbeddingSettings, tokenizer: Any, encoder: EncoderFn, length_buckets: bool
+    ) -> None:
         TransformerBaseEmbeddings.__init__(
             self,
             name=settings.name,
@@ -93,7 +102,7 @@ class _AcceleratedMixin:
         self.layer_mean = settings.layer_mean
         self.subtoken_pooling = settings.subtoken_pooling
         self.static_embeddings = True
-        self.model = EncoderProxy(encoder, settings)
+        self.model = EncoderProxy(encoder, settings, length_buckets)
         self.eval()
 
     def forward(
@@ -141,21 +150,29 @@ class _AcceleratedMixin:
 class AcceleratedTransformerWordEmbeddings(_AcceleratedMixin, TokenEmbeddings, TransformerEmbeddings):
     """Flair word embeddings whose transformer runs on an accelerated backend."""
 
-    def __init__(self, settings: EmbeddingSettings, tokenizer: Any, encoder: EncoderFn) -> None:
-        self._init_accelerated(settings, tokenizer, encoder)
+    def __init__(
+        self, settings: EmbeddingSettings, tokenizer: Any, encoder: EncoderFn, length_buckets: bool = True
+    ) -> None:
+        self._init_accelerated(settings, tokenizer, encoder, length_buckets)
 
 
 class AcceleratedTransformerDocumentEmbeddings(_AcceleratedMixin, DocumentEmbeddings, TransformerEmbeddings):
     """Flair document embeddings whose transformer runs on an accelerated backend."""
 
-    def __init__(self, settings: EmbeddingSettings, tokenizer: Any, encoder: EncoderFn) -> None:
-        self._init_accelerated(settings, tokenizer, encoder)
+    def __init__(
+        self, settings: EmbeddingSettings, tokenizer: Any, encoder: EncoderFn, length_buckets: bool = True
+    ) -> None:
+        self._init_accelerated(settings, tokenizer, encoder, length_buckets)
 
 
 def build_accelerated_embeddings(
-    settings: EmbeddingSettings, tokenizer: Any, encoder: EncoderFn
+    settings: EmbeddingSettings, tokenizer: Any, encoder: EncoderFn, length_buckets: bool = True
 ) -> AcceleratedTransformerWordEmbeddings | AcceleratedTransformerDocumentEmbeddings:
-    """Return word or document embeddings, as the original embedding was."""
+    """Return word or document embeddings, as the original embedding was.
+
+    ``length_buckets`` runs each batch through the encoder in groups of similar subtoken length
+    (:mod:`exporter.buckets`); off, every batch goes through in one call, padded as Flair pads it.
+    """
     if settings.is_token_embedding:
-        return AcceleratedTransformerWordEmbeddings(settings, tokenizer, encoder)
-    return AcceleratedTransformerDocumentEmbeddings(settings, tokenizer, encoder)
+        return AcceleratedTransformerWordEmbeddings(settings, tokenizer, encoder, length_buckets)
+    return AcceleratedTransformerDocumentEmbeddings(settings, tokenizer, encoder, length_buckets)

@@ -41,9 +41,9 @@ def test_bench_writes_report_keeps_preamble_and_logs_chart(tiny_tagger_file, tmp
     assert result.exit_code == 0, result.output
     text = report.read_text()
     assert "Hand-written notes stay." in text
-    for variant in ("flair-pytorch", "flair-export-onnx", "onnx", "onnx-int8"):
+    for variant in ("flair-pytorch", "flair-export-onnx", "pytorch-buckets", "onnx", "onnx-int8"):
         assert f"| {variant} |" in text
-    assert "batch 4" in text and "batch 16" in text and "GFLOP/s" in text and "peak RSS" in text
+    assert "batch 4" in text and "batch 16" in text and "GFLOP/s, useful / executed" in text and "peak RSS" in text
     # a second run replaces the generated block instead of appending another
     CliRunner().invoke(main, args)
     assert report.read_text().count("<!-- flair-mlflow bench: start -->") == 1

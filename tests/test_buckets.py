@@ -1,0 +1,115 @@
+"""Length buckets: the encoder sees less padding, Flair sees the same hidden states and tags."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import entities_of
+from transformers import AutoModel, AutoTokenizer
+
+from exporter import ExportConfig, load_bundle, save_bundle
+from exporter.buckets import plan_groups, run_in_groups
+from exporter.config import RuntimeOptions, TorchScriptOptions
+from exporter.corpus import generate_sentences
+
+
+def test_plan_covers_every_row_once_longest_first():
+    lengths = [12, 40, 7, 40, 13, 300, 9, 12]
+    groups = plan_groups(lengths, hidden_size=384)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    heads = [lengths[g[0]] for g in groups]
+    assert heads == sorted(heads, reverse=True)
+    for g in groups:  # each group is padded to its first row
+        assert lengths[g[0]] == max(lengths[i] for i in g)
+
+
+def test_one_long_sentence_gets_a_call_of_its_own():
+    lengths = [282] + [40 - i % 20 for i in range(31)]
+    groups = plan_groups(lengths, hidden_size=384)
+    assert groups[0] == [0]
+    # what is left is padded to at most 40 instead of 282
+    assert sum(len(g) * lengths[g[0]] for g in groups) < 0.25 * 282 * len(lengths)
+
+
+def test_equal_lengths_stay_one_call():
+    assert plan_groups([20] * 32, hidden_size=384) == [list(range(32))]
+    # tiny differences are not worth a second call
+    assert len(plan_groups([20, 19, 20, 18] * 8, hidden_size=384)) == 1
+
+
+class _Recorder:
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+        self.shapes: list[tuple[int, int]] = []
+
+    def __call__(self, input_ids, attention_mask):
+        self.shapes.append(tuple(input_ids.shape))
+        with torch.inference_mode():
+            out = self.model(input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        return [out.hidden_states[-1], out.hidden_states[1]]
+
+
+@pytest.fixture(scope="module")
+def bert(tiny_bert):
+    return AutoModel.from_pretrained(str(tiny_bert)).eval(), AutoTokenizer.from_pretrained(str(tiny_bert))
+
+
+def _batch(tokenizer, texts, side="right"):
+    tokenizer.padding_side = side
+    try:
+        return tokenizer(texts, padding=True, return_tensors="pt")
+    finally:
+        tokenizer.padding_side = "right"
+
+
+def test_grouped_hidden_states_equal_one_padded_call(bert):
+    model, tokenizer = bert
+    texts = generate_sentences(15, seed=3, long_every=0) + [" ".join(generate_sentences(6, seed=4, long_every=0))]
+    batch = _batch(tokenizer, texts)
+    ids, mask = batch["input_ids"][:, :64], batch["attention_mask"][:, :64]
+    recorder = _Recorder(model)
+    grouped = run_in_groups(recorder, ids, mask, hidden_size=model.config.hidden_size)
+    assert len(recorder.shapes) > 1, "the long sentence should have been split off"
+    assert sum(b * t for b, t in recorder.shapes) < ids.numel()
+    whole = _Recorder(model)(ids, mask)
+    lengths = mask.sum(1)
+    for g, w in zip(grouped, whole):
+        assert g.shape == w.shape
+        for row, n in enumerate(lengths.tolist()):
+            torch.testing.assert_close(g[row, :n], w[row, :n], atol=1e-5, rtol=1e-4)
+
+
+def test_left_padding_and_single_rows_go_through_unchanged(bert):
+    model, tokenizer = bert
+    texts = ["short one", "a much longer sentence with many more words than the first one has"]
+    left = _batch(tokenizer, texts, side="left")
+    recorder = _Recorder(model)
+    run_in_groups(recorder, left["input_ids"], left["attention_mask"], hidden_size=32)
+    assert recorder.shapes == [tuple(left["input_ids"].shape)]
+    single = _batch(tokenizer, texts[:1])
+    recorder = _Recorder(model)
+    run_in_groups(recorder, single["input_ids"], single["attention_mask"], hidden_size=32)
+    assert recorder.shapes == [tuple(single["input_ids"].shape)]
+
+
+def test_bundle_tags_the_same_with_and_without_buckets(tiny_tagger, tmp_path):
+    texts = generate_sentences(40, seed=9, long_every=8, long_words=90)
+    info = save_bundle(tiny_tagger, tmp_path / "b", ExportConfig(parity_sentences=tuple(texts[:8])))
+    assert info.manifest["runtime"]["length_buckets"] is True
+    bucketed = load_bundle(info.path)
+    plain = load_bundle(info.path, runtime={"length_buckets": False})
+    assert bucketed.embeddings.model.length_buckets and not plain.embeddings.model.length_buckets
+    expected = entities_of(tiny_tagger, texts)
+    assert entities_of(bucketed, texts) == expected
+    assert entities_of(plain, texts) == expected
+
+
+def test_static_shapes_are_never_bucketed(tiny_tagger, tmp_path):
+    config = ExportConfig(
+        backend="torchscript",
+        torchscript=TorchScriptOptions(force_max_length=True),
+        runtime=RuntimeOptions(length_buckets=True),
+        parity_sentences=tuple(generate_sentences(6, seed=2)),
+    )
+    model = load_bundle(save_bundle(tiny_tagger, tmp_path / "ts", config).path)
+    assert model.embeddings.model.length_buckets is False
