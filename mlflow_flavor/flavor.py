@@ -142,7 +142,7 @@ def _export_config(
             raise ConfigError(f"export_config must be an ExportConfig, got {type(export_config).__name__}.")
         return export_config
     runtime_values: dict[str, Any] = dict(session_options or {})
-    allowed = {"intra_op_num_threads", "inter_op_num_threads", "graph_optimization_level"}
+    allowed = {"intra_op_num_threads", "inter_op_num_threads", "graph_optimization_level", "allow_spinning"}
     unknown = sorted(set(runtime_values) - allowed)
     if unknown:
         raise ConfigError(f"Unknown session option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}.")
@@ -241,7 +241,8 @@ def save_model(
         path: the target directory (must not exist).
         backend: ``"onnx"`` (default), ``"torchscript"`` or ``"torch"``.
         providers: ONNX Runtime execution providers, recorded and used on load.
-        session_options: ``intra_op_num_threads``, ``inter_op_num_threads``, ``graph_optimization_level``.
+        session_options: ``intra_op_num_threads``, ``inter_op_num_threads``, ``graph_optimization_level``,
+            ``allow_spinning``.
         example_sentences: sentences for tracing the encoder.
         parity_sentences: sentences for the parity gate (generated when not given).
         parity: parity gate settings (thresholds, a labeled CoNLL set, force).

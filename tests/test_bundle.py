@@ -37,6 +37,8 @@ def test_manifest_records_files_versions_and_settings(tiny_bundle):
     assert manifest["onnx"]["opset"] == 17
     assert manifest["onnx"]["providers"] == ["CPUExecutionProvider"]
     assert "intra_op_num_threads" in manifest["onnx"]["session_options"]
+    assert manifest["onnx"]["session_options"]["session.intra_op.allow_spinning"] == "0"
+    assert manifest["runtime"]["allow_spinning"] is False and manifest["runtime"]["length_buckets"] is True
     assert "B-PER" in manifest["labels"] and manifest["tag_type"] == "ner"
     assert manifest["embeddings"]["subtoken_pooling"] == "first"
     assert manifest["parity"]["passed"] is True
@@ -230,3 +232,13 @@ def test_unlisted_files_and_manifests_without_the_model_are_refused(tiny_bundle,
 def test_manifest_holds_no_local_paths(tiny_bundle):
     text = (tiny_bundle / MANIFEST_FILE).read_text()
     assert "/tmp/" not in text and "pytest-of" not in text
+
+
+def test_spinning_is_applied_to_the_session_and_can_be_turned_back_on(tiny_bundle):
+    key = "session.intra_op.allow_spinning"
+
+    def spinning(model):
+        return model.embeddings.model.encoder.session.get_session_options().get_session_config_entry(key)
+
+    assert spinning(load_bundle(tiny_bundle)) == "0"
+    assert spinning(load_bundle(tiny_bundle, runtime={"allow_spinning": True})) == "1"

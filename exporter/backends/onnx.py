@@ -194,6 +194,7 @@ class OrtEncoder:
             ort.GraphOptimizationLevel, _LEVELS[runtime.graph_optimization_level]
         )
         options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if runtime.allow_spinning else "0")
         providers = resolve_providers(runtime.providers, runtime.strict_providers)
         self.providers = providers
         self.session = ort.InferenceSession(str(model_path), options, providers=providers)
