@@ -51,11 +51,27 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "onnx": OnnxOptions(quantize="int8", per_channel=True),
         "runtime": {"length_buckets": False},
     },
+    # "threads": as many one-thread workers as the benchmark's threads (same cores, coarser parallelism)
+    "onnx-workers": {"backend": Backend.ONNX, "runtime": {"intra_op_num_threads": 1, "encoder_workers": "threads"}},
+    "onnx-int8-workers": {
+        "backend": Backend.ONNX,
+        "onnx": OnnxOptions(quantize="int8", per_channel=True),
+        "runtime": {"intra_op_num_threads": 1, "encoder_workers": "threads"},
+    },
     "onnx-int8-per-tensor": {"backend": Backend.ONNX, "onnx": OnnxOptions(quantize="int8", per_channel=False)},
     "onnx-optimized-int8": {"backend": Backend.ONNX, "onnx": OnnxOptions(optimize="all", quantize="int8")},
     "torchscript": {"backend": Backend.TORCHSCRIPT, "torchscript": TorchScriptOptions()},
 }
-DEFAULT_VARIANTS = ("onnx", "onnx-unbucketed", "onnx-optimized", "onnx-int8", "onnx-int8-unbucketed", "torchscript")
+DEFAULT_VARIANTS = (
+    "onnx",
+    "onnx-unbucketed",
+    "onnx-workers",
+    "onnx-optimized",
+    "onnx-int8",
+    "onnx-int8-unbucketed",
+    "onnx-int8-workers",
+    "torchscript",
+)
 
 
 @dataclass(frozen=True)
@@ -329,7 +345,10 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
             sizes[PYTORCH_BUCKETS] = sizes[BASELINE]
         for backend in tqdm(config.backends, desc="exporting", unit="variant"):
             variant = dict(VARIANTS[backend])
-            variant_runtime = runtime.updated(variant.pop("runtime", None))
+            overrides = dict(variant.pop("runtime", {}))
+            if overrides.get("encoder_workers") == "threads":
+                overrides["encoder_workers"] = config.threads
+            variant_runtime = runtime.updated(overrides)
             if variant_runtime.length_buckets:
                 bucketed.add(backend)
             export_config = ExportConfig(**variant, runtime=variant_runtime, parity=ParityConfig(enabled=False))
@@ -365,7 +384,10 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
                 memory[name] = _peak_memory(kind, path, texts[:64], config.threads)
         dims = _encoder_dims(models[BASELINE])
         flops = (
-            {k: _encoder_flops(dims, v) for k, v in _encoder_shapes(models[BASELINE], plans[max(config.batch_sizes)]).items()}
+            {
+                k: _encoder_flops(dims, v)
+                for k, v in _encoder_shapes(models[BASELINE], plans[max(config.batch_sizes)]).items()
+            }
             if dims
             else None
         )
@@ -431,7 +453,8 @@ def _markdown(
         f"{config.small_batch_sentences}; {config.repeats} timed passes per variant and batch size",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
         f"- Variants: `{PYTORCH_BUCKETS}` is Flair's PyTorch encoder inside flair-mlflow's path (length "
-        "buckets, lean pooling and decoding); `-unbucketed` variants pad every batch as Flair does. Encoder "
+        "buckets, lean pooling and decoding); `-unbucketed` variants pad every batch as Flair does; "
+        f"`-workers` variants run each batch in {config.threads} parts at once, one ONNX Runtime thread each. Encoder "
         "GFLOP/s: *useful* counts the sentences without padding, *executed* the padding each variant computes",
         "",
         f"### Throughput ({unit}/s, and ratio to Flair PyTorch)",

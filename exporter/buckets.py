@@ -21,10 +21,11 @@ length).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 
 import torch
 
-__all__ = ["CALL_OVERHEAD_TOKENS", "plan_groups", "run_in_groups"]
+__all__ = ["CALL_OVERHEAD_TOKENS", "plan_groups", "run_in_groups", "split_for_workers"]
 
 #: The fixed cost of one encoder call, in padded positions. Measured on MiniLM at 2 threads: 100 to
 #: 300 positions all give nearly the same total (fp32 and int8), far better than 0 (many tiny calls) or
@@ -83,29 +84,65 @@ def _right_padded_lengths(attention_mask: torch.Tensor) -> list[int] | None:
     return lengths.tolist()
 
 
+def split_for_workers(groups: list[list[int]], workers: int) -> list[list[int]]:
+    """Cut every group into ``workers`` runs of consecutive rows of near-equal size (longest first), so
+    that concurrent calls share the work evenly; each run is padded to its own first row."""
+    chunks = []
+    for group in groups:
+        parts = max(1, min(workers, len(group)))
+        size, extra = divmod(len(group), parts)
+        start = 0
+        for k in range(parts):
+            end = start + size + (1 if k < extra else 0)
+            chunks.append(group[start:end])
+            start = end
+    return chunks
+
+
 def run_in_groups(
-    encoder: Encoder, input_ids: torch.Tensor, attention_mask: torch.Tensor, hidden_size: int
+    encoder: Encoder,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    hidden_size: int,
+    *,
+    buckets: bool = True,
+    executor: Executor | None = None,
+    workers: int = 1,
 ) -> list[torch.Tensor]:
     """``encoder(input_ids, attention_mask)``, run group by group as :func:`plan_groups` decides.
 
-    Falls back to one call when the batch has one row, the mask is not right-padded (left-padding
-    tokenizers), or splitting would not pay.
+    With ``buckets`` off, the batch stays one group padded as it came. With an ``executor`` and
+    ``workers`` above 1, each group is cut into ``workers`` parts and the parts run concurrently (for
+    ONNX Runtime sessions with one intra-op thread: coarse parallelism beats splitting small matrix
+    products across cores). Falls back to one call when the batch has one row, the mask is not
+    right-padded (left-padding tokenizers), or splitting would not pay.
     """
-    if input_ids.size(0) < 2:
+    parallel = executor is not None and workers > 1
+    if input_ids.size(0) < 2 or not (buckets or parallel):
         return list(encoder(input_ids, attention_mask))
     lengths = _right_padded_lengths(attention_mask)
     if lengths is None or min(lengths) < 1:
         return list(encoder(input_ids, attention_mask))
-    groups = plan_groups(lengths, hidden_size)
-    if len(groups) == 1 and max(lengths) == input_ids.size(1):
-        return list(encoder(input_ids, attention_mask))
-    full: list[torch.Tensor] | None = None
-    for group in groups:
-        width = lengths[group[0]]
+    if buckets:
+        groups = plan_groups(lengths, hidden_size)
+        if not parallel and len(groups) == 1 and max(lengths) == input_ids.size(1):
+            return list(encoder(input_ids, attention_mask))
+    else:
+        groups = [sorted(range(len(lengths)), key=lambda i: -lengths[i])]
+    if parallel:
+        groups = split_for_workers(groups, workers)
+    full_width = input_ids.size(1)
+
+    def call(group: list[int]) -> tuple[torch.Tensor, int, Sequence[torch.Tensor]]:
+        width = lengths[group[0]] if buckets else full_width
         rows = torch.tensor(group, dtype=torch.long)
-        outputs = encoder(input_ids[rows, :width], attention_mask[rows, :width])
+        return rows, width, encoder(input_ids[rows, :width], attention_mask[rows, :width])
+
+    results = executor.map(call, groups) if parallel else map(call, groups)
+    full: list[torch.Tensor] | None = None
+    for rows, width, outputs in results:
         if full is None:
-            full = [o.new_zeros((input_ids.size(0), input_ids.size(1), *o.shape[2:])) for o in outputs]
+            full = [o.new_zeros((input_ids.size(0), full_width, *o.shape[2:])) for o in outputs]
         for target, output in zip(full, outputs):
             target[rows, :width] = output
     assert full is not None

@@ -289,7 +289,9 @@ def load_bundle(
         options = RuntimeOptions.for_loading(manifest["runtime"], runtime)
         encoder = _load_encoder(path, manifest, backend, options)
         tokenizer = AutoTokenizer.from_pretrained(str(path / TOKENIZER_DIR))
-        embeddings = build_accelerated_embeddings(settings, tokenizer, encoder, options.length_buckets)
+        embeddings = build_accelerated_embeddings(
+            settings, tokenizer, encoder, options.length_buckets, options.encoder_workers
+        )
         state = torch.load(path / MODEL_FILE, map_location="cpu", weights_only=False)
         state.pop("__cls__", None)
         state[_embeddings_key(state)] = embeddings

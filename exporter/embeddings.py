@@ -10,7 +10,9 @@ embedding's ``layer_indexes`` are translated to positions in that shorter tuple.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any
 
@@ -36,11 +38,16 @@ EncoderFn = Callable[[torch.Tensor, torch.Tensor], Sequence[torch.Tensor]]
 class EncoderProxy(torch.nn.Module):
     """Stands where Flair expects the Hugging Face model; runs an accelerated encoder instead."""
 
-    def __init__(self, encoder: EncoderFn, settings: EmbeddingSettings, length_buckets: bool = True) -> None:
+    def __init__(
+        self, encoder: EncoderFn, settings: EmbeddingSettings, length_buckets: bool = True, workers: int = 1
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         # static shapes (force_max_length) must reach the encoder as they are
-        self.length_buckets = length_buckets and not settings.force_max_length
+        static = settings.force_max_length
+        self.length_buckets = length_buckets and not static
+        self.workers = 1 if static else workers
+        self._executor: ThreadPoolExecutor | None = None
         self.config = SimpleNamespace(
             model_type=settings.model_type,
             num_hidden_layers=settings.num_hidden_layers,
@@ -51,14 +58,36 @@ class EncoderProxy(torch.nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **unused: Any):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        if self.length_buckets:
+        if self.length_buckets or self.workers > 1:
             from exporter.buckets import run_in_groups
 
-            hidden_states = tuple(run_in_groups(self.encoder, input_ids, attention_mask, self.config.hidden_size))
+            hidden_states = tuple(
+                run_in_groups(
+                    self.encoder,
+                    input_ids,
+                    attention_mask,
+                    self.config.hidden_size,
+                    buckets=self.length_buckets,
+                    executor=self.executor,
+                    workers=self.workers,
+                )
+            )
         else:
             hidden_states = tuple(self.encoder(input_ids, attention_mask))
         # Flair takes ``[-1]`` of the model output: the tuple of hidden states.
         return (hidden_states,)
+
+    @property
+    def executor(self) -> ThreadPoolExecutor | None:
+        """The threads that run a batch's parts concurrently (``workers`` above 1), started on first use."""
+        if self.workers > 1 and self._executor is None:
+            with _EXECUTOR_LOCK:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="flair-mlflow-encoder")
+        return self._executor
+
+
+_EXECUTOR_LOCK = threading.Lock()
 
 
 class _AcceleratedMixin:
@@ -67,7 +96,7 @@ class _AcceleratedMixin:
     settings: EmbeddingSettings
 
     def _init_accelerated(
-        self, settings: EmbeddingSettings, tokenizer: Any, encoder: EncoderFn, length_buckets: bool
+        self, settings: EmbeddingSettings, tokenizer: Any, encoder: EncoderFn, length_buckets: bool, workers: int
     ) -> None:
         TransformerBaseEmbeddings.__init__(
             self,
@@ -102,7 +131,7 @@ class _AcceleratedMixin:
         self.layer_mean = settings.layer_mean
         self.subtoken_pooling = settings.subtoken_pooling
         self.static_embeddings = True
-        self.model = EncoderProxy(encoder, settings, length_buckets)
+        self.model = EncoderProxy(encoder, settings, length_buckets, workers)
         self.eval()
 
     def forward(
@@ -151,28 +180,42 @@ class AcceleratedTransformerWordEmbeddings(_AcceleratedMixin, TokenEmbeddings, T
     """Flair word embeddings whose transformer runs on an accelerated backend."""
 
     def __init__(
-        self, settings: EmbeddingSettings, tokenizer: Any, encoder: EncoderFn, length_buckets: bool = True
+        self,
+        settings: EmbeddingSettings,
+        tokenizer: Any,
+        encoder: EncoderFn,
+        length_buckets: bool = True,
+        workers: int = 1,
     ) -> None:
-        self._init_accelerated(settings, tokenizer, encoder, length_buckets)
+        self._init_accelerated(settings, tokenizer, encoder, length_buckets, workers)
 
 
 class AcceleratedTransformerDocumentEmbeddings(_AcceleratedMixin, DocumentEmbeddings, TransformerEmbeddings):
     """Flair document embeddings whose transformer runs on an accelerated backend."""
 
     def __init__(
-        self, settings: EmbeddingSettings, tokenizer: Any, encoder: EncoderFn, length_buckets: bool = True
+        self,
+        settings: EmbeddingSettings,
+        tokenizer: Any,
+        encoder: EncoderFn,
+        length_buckets: bool = True,
+        workers: int = 1,
     ) -> None:
-        self._init_accelerated(settings, tokenizer, encoder, length_buckets)
+        self._init_accelerated(settings, tokenizer, encoder, length_buckets, workers)
 
 
 def build_accelerated_embeddings(
-    settings: EmbeddingSettings, tokenizer: Any, encoder: EncoderFn, length_buckets: bool = True
+    settings: EmbeddingSettings, tokenizer: Any, encoder: EncoderFn, length_buckets: bool = True, workers: int = 1
 ) -> AcceleratedTransformerWordEmbeddings | AcceleratedTransformerDocumentEmbeddings:
     """Return word or document embeddings, as the original embedding was.
 
     ``length_buckets`` runs each batch through the encoder in groups of similar subtoken length
     (:mod:`exporter.buckets`); off, every batch goes through in one call, padded as Flair pads it.
+    ``workers`` above 1 runs parts of each batch concurrently on that many threads.
     """
-    if settings.is_token_embedding:
-        return AcceleratedTransformerWordEmbeddings(settings, tokenizer, encoder, length_buckets)
-    return AcceleratedTransformerDocumentEmbeddings(settings, tokenizer, encoder, length_buckets)
+    cls = (
+        AcceleratedTransformerWordEmbeddings
+        if settings.is_token_embedding
+        else AcceleratedTransformerDocumentEmbeddings
+    )
+    return cls(settings, tokenizer, encoder, length_buckets, workers)

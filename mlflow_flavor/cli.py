@@ -86,6 +86,19 @@ def _export_options(f):
         ),
         click.option("--provider", "providers", multiple=True, help="ONNX Runtime execution provider (repeatable)."),
         click.option("--intra-op-threads", type=int, default=0, show_default=True, help="0 = ONNX Runtime decides."),
+        click.option(
+            "--encoder-workers",
+            type=int,
+            default=1,
+            show_default=True,
+            help="Run each batch in this many parts at once (with --intra-op-threads 1: one per core).",
+        ),
+        click.option(
+            "--length-buckets/--no-length-buckets",
+            default=True,
+            show_default=True,
+            help="Group each batch by subtoken length so that short sentences skip long ones' padding.",
+        ),
         click.option("--parity-sentences", type=click.Path(exists=True, dir_okay=False), help="One sentence per line."),
         click.option(
             "--min-agreement",
@@ -119,6 +132,8 @@ def _export_config(
     strict_providers,
     providers,
     intra_op_threads,
+    encoder_workers,
+    length_buckets,
     parity_sentences,
     min_agreement,
     force,
@@ -128,6 +143,8 @@ def _export_config(
 
     runtime = RuntimeOptions(
         intra_op_num_threads=intra_op_threads,
+        encoder_workers=encoder_workers,
+        length_buckets=length_buckets,
         strict_providers=strict_providers,
         **({"providers": tuple(providers)} if providers else {}),
     )
@@ -282,7 +299,9 @@ def predict(model_uri, texts):
 )
 @click.option("--no-memory", is_flag=True, help="Skip the peak-memory subprocesses.")
 @click.option("--threads", type=int, default=2, show_default=True)
-@click.option("--repeats", type=int, default=3, show_default=True, help="Timed passes per backend (the median pass is compared).")
+@click.option(
+    "--repeats", type=int, default=3, show_default=True, help="Timed passes per backend (the median pass is compared)."
+)
 @click.option("--backend", "backends", multiple=True, help="Variant to compare (repeatable); default: all main ones.")
 @click.option("--output", type=click.Path(dir_okay=False), default="docs/BENCHMARKS.md", show_default=True)
 @click.option("--log-to-mlflow/--no-log-to-mlflow", default=True, show_default=True)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 import torch
 from conftest import entities_of
 from transformers import AutoModel, AutoTokenizer
 
 from exporter import ExportConfig, load_bundle, save_bundle
-from exporter.buckets import plan_groups, run_in_groups
+from exporter.buckets import plan_groups, run_in_groups, split_for_workers
 from exporter.config import RuntimeOptions, TorchScriptOptions
+from exporter.errors import ConfigError
 from exporter.corpus import generate_sentences
 
 
@@ -37,13 +41,22 @@ def test_equal_lengths_stay_one_call():
     assert len(plan_groups([20, 19, 20, 18] * 8, hidden_size=384)) == 1
 
 
+def test_workers_share_each_group_evenly():
+    groups = [[5], [1, 3, 0, 7, 2], [4, 6]]
+    chunks = split_for_workers(groups, 2)
+    assert chunks == [[5], [1, 3, 0], [7, 2], [4], [6]]
+    assert split_for_workers(groups, 1) == groups
+
+
 class _Recorder:
     def __init__(self, model: torch.nn.Module) -> None:
         self.model = model
         self.shapes: list[tuple[int, int]] = []
+        self.threads: set[str] = set()
 
     def __call__(self, input_ids, attention_mask):
         self.shapes.append(tuple(input_ids.shape))
+        self.threads.add(threading.current_thread().name)
         with torch.inference_mode():
             out = self.model(input_ids, attention_mask=attention_mask, output_hidden_states=True)
         return [out.hidden_states[-1], out.hidden_states[1]]
@@ -79,6 +92,28 @@ def test_grouped_hidden_states_equal_one_padded_call(bert):
             torch.testing.assert_close(g[row, :n], w[row, :n], atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("buckets", [True, False])
+def test_concurrent_parts_give_the_same_hidden_states(bert, buckets):
+    model, tokenizer = bert
+    texts = generate_sentences(12, seed=5, long_every=0)
+    batch = _batch(tokenizer, texts)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    recorder = _Recorder(model)
+    with ThreadPoolExecutor(2, thread_name_prefix="part") as pool:
+        parts = run_in_groups(recorder, ids, mask, 32, buckets=buckets, executor=pool, workers=2)
+    assert len(recorder.shapes) >= 2 and all(name.startswith("part") for name in recorder.threads)
+    if not buckets:  # every part padded as the batch came
+        assert {t for _, t in recorder.shapes} == {ids.size(1)}
+    whole = _Recorder(model)(ids, mask)
+    for row, n in enumerate(mask.sum(1).tolist()):
+        torch.testing.assert_close(parts[0][row, :n], whole[0][row, :n], atol=1e-5, rtol=1e-4)
+
+
+def test_encoder_workers_must_be_positive():
+    with pytest.raises(ConfigError, match="encoder_workers"):
+        RuntimeOptions(encoder_workers=0)
+
+
 def test_left_padding_and_single_rows_go_through_unchanged(bert):
     model, tokenizer = bert
     texts = ["short one", "a much longer sentence with many more words than the first one has"]
@@ -98,10 +133,14 @@ def test_bundle_tags_the_same_with_and_without_buckets(tiny_tagger, tmp_path):
     assert info.manifest["runtime"]["length_buckets"] is True
     bucketed = load_bundle(info.path)
     plain = load_bundle(info.path, runtime={"length_buckets": False})
+    parallel = load_bundle(info.path, runtime={"intra_op_num_threads": 1, "encoder_workers": 2})
     assert bucketed.embeddings.model.length_buckets and not plain.embeddings.model.length_buckets
+    assert parallel.embeddings.model.workers == 2
     expected = entities_of(tiny_tagger, texts)
     assert entities_of(bucketed, texts) == expected
     assert entities_of(plain, texts) == expected
+    assert entities_of(parallel, texts) == expected
+    assert parallel.embeddings.model._executor is not None  # the parts did run on the workers
 
 
 def test_static_shapes_are_never_bucketed(tiny_tagger, tmp_path):

@@ -41,6 +41,19 @@ def test_verify_an_mlflow_model_directory_checks_the_recorded_manifest_digest(ti
     assert result.exit_code == 2 and "bundle.json: sha256" in result.stderr
 
 
+def test_export_records_batching_options(tiny_tagger_file, tmp_path):
+    from exporter.manifest import read_manifest
+
+    args = ["export", str(tiny_tagger_file), str(tmp_path / "b"), "--intra-op-threads", "1", "--encoder-workers", "2"]
+    result = CliRunner().invoke(main, [*args, "--no-length-buckets"])
+    assert result.exit_code == 0, result.output
+    runtime = read_manifest(tmp_path / "b")[0]["runtime"]
+    assert (runtime["intra_op_num_threads"], runtime["encoder_workers"], runtime["length_buckets"]) == (1, 2, False)
+    result = CliRunner().invoke(main, ["export", str(tiny_tagger_file), str(tmp_path / "c"), "--encoder-workers", "0"])
+    assert result.exit_code != 0 and "encoder_workers must be a positive integer" in result.output
+    assert not (tmp_path / "c").exists()
+
+
 def test_clear_errors_without_tracebacks(tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["export", str(tmp_path / "missing.pt"), str(tmp_path / "out")])
