@@ -13,8 +13,8 @@ from transformers import AutoModel, AutoTokenizer
 from exporter import ExportConfig, load_bundle, save_bundle
 from exporter.buckets import plan_groups, run_in_groups, split_for_workers
 from exporter.config import RuntimeOptions, TorchScriptOptions
-from exporter.errors import ConfigError
 from exporter.corpus import generate_sentences
+from exporter.errors import ConfigError
 
 
 def test_plan_covers_every_row_once_longest_first():
