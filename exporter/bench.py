@@ -203,20 +203,23 @@ def _encoder_flops(dims: tuple[int, int, int], shapes: list[tuple[int, int]]) ->
     )
 
 
-def _encoder_shapes(model: Any, batches: list[list[str]]) -> dict[str, list[tuple[int, int]]]:
+def _encoder_shapes(model: Any, batches: list[list[str]], workers: int) -> dict[str, list[tuple[int, int]]]:
     """The encoder calls of one pass, as ``(rows, padded length)``: without any padding (``useful``), as
-    Flair pads each batch (``flair``), and as length buckets split them (``buckets``)."""
-    from exporter.buckets import plan_groups
+    Flair pads each batch (``flair``), as length buckets split them (``buckets``), and as ``workers``
+    one-thread workers split those groups again (``workers``)."""
+    from exporter.buckets import plan_groups, split_for_workers
 
     tokenizer = model.embeddings.tokenizer
     hidden = _encoder_dims(model)[0]
-    shapes: dict[str, list[tuple[int, int]]] = {"useful": [], "flair": [], "buckets": []}
+    shapes: dict[str, list[tuple[int, int]]] = {"useful": [], "flair": [], "buckets": [], "workers": []}
     for batch in batches:
         encoded = tokenizer([t.split() for t in batch], is_split_into_words=True, truncation=True)
         lengths = [len(ids) for ids in encoded["input_ids"]]
         shapes["useful"] += [(1, n) for n in lengths]
         shapes["flair"].append((len(lengths), max(lengths)))
-        shapes["buckets"] += [(len(g), lengths[g[0]]) for g in plan_groups(lengths, hidden)]
+        groups = plan_groups(lengths, hidden)
+        shapes["buckets"] += [(len(g), lengths[g[0]]) for g in groups]
+        shapes["workers"] += [(len(g), lengths[g[0]]) for g in split_for_workers(groups, workers)]
     return shapes
 
 
@@ -236,7 +239,7 @@ def _pytorch_buckets(model_path: Path) -> Any:
     wrapper = _HiddenStates(original.model, settings.hidden_state_layers).eval()
 
     def encoder(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[torch.Tensor]:
-        with torch.inference_mode():
+        with torch.no_grad():  # as Flair's own predict
             return list(wrapper(input_ids, attention_mask))
 
     model.embeddings = build_accelerated_embeddings(settings, original.tokenizer, encoder)
@@ -280,11 +283,12 @@ def _peak_memory(kind: str, path: Path, texts: list[str], threads: int) -> float
         return None
 
 
-def _flair_export_onnx(model_path: Path, work: Path, texts: list[str]) -> tuple[Any, int]:
-    """The anchor: Flair's own ``export_onnx`` of the whole embedding forward (with ``dynamo=False``)."""
+def _flair_export_onnx(model_path: Path, work: Path, texts: list[str], runtime: RuntimeOptions) -> tuple[Any, int]:
+    """The anchor: Flair's own ``export_onnx`` of the whole embedding forward (with ``dynamo=False``), its
+    session rebuilt with the same settings as every other ONNX variant (threads, no spinning)."""
     from flair.data import Sentence
 
-    from exporter.flair_onnx import legacy_onnx_export
+    from exporter.flair_onnx import apply_runtime, legacy_onnx_export
     from mlflow_flavor.models import load_flair_model
 
     model = load_flair_model(model_path)
@@ -293,8 +297,12 @@ def _flair_export_onnx(model_path: Path, work: Path, texts: list[str]) -> tuple[
             str(work / "flair-export.onnx"),
             [Sentence(t) for t in texts[:4]],
             providers=["CPUExecutionProvider"],
-            session_options={"intra_op_num_threads": 2, "inter_op_num_threads": 1},
+            session_options={
+                "intra_op_num_threads": runtime.intra_op_num_threads,
+                "inter_op_num_threads": runtime.inter_op_num_threads,
+            },
         )
+    apply_runtime(model.embeddings, runtime)
     return model, sum(p.stat().st_size for p in work.glob("flair-export.onnx*"))
 
 
@@ -332,12 +340,13 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
         work = Path(work_dir)
         if config.include_flair_onnx:
             started = time.perf_counter()
-            models[ANCHOR], sizes[ANCHOR] = _flair_export_onnx(config.model_path, work, texts)
+            models[ANCHOR], sizes[ANCHOR] = _flair_export_onnx(config.model_path, work, texts, runtime)
             load_times[ANCHOR] = time.perf_counter() - started
             anchor_bundle = _flair_onnx_bundle(models[ANCHOR], work)
             if anchor_bundle:
                 paths[ANCHOR] = ("bundle", anchor_bundle)
-        bucketed = {PYTORCH_BUCKETS} if config.include_pytorch_buckets else set()
+        # how each variant pads its encoder calls, for the executed FLOPs (default: as Flair does)
+        padding: dict[str, str] = {PYTORCH_BUCKETS: "buckets"}
         if config.include_pytorch_buckets:
             started = time.perf_counter()
             models[PYTORCH_BUCKETS] = _pytorch_buckets(config.model_path)
@@ -350,7 +359,7 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
                 overrides["encoder_workers"] = config.threads
             variant_runtime = runtime.updated(overrides)
             if variant_runtime.length_buckets:
-                bucketed.add(backend)
+                padding[backend] = "workers" if variant_runtime.encoder_workers > 1 else "buckets"
             export_config = ExportConfig(**variant, runtime=variant_runtime, parity=ParityConfig(enabled=False))
             info = save_bundle(models[BASELINE], work / backend, export_config)
             started = time.perf_counter()
@@ -386,7 +395,7 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
         flops = (
             {
                 k: _encoder_flops(dims, v)
-                for k, v in _encoder_shapes(models[BASELINE], plans[max(config.batch_sizes)]).items()
+                for k, v in _encoder_shapes(models[BASELINE], plans[max(config.batch_sizes)], config.threads).items()
             }
             if dims
             else None
@@ -416,7 +425,7 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
         row["peak_rss_mb"] = memory.get(name)
         pass_time = statistics.median(sum(p) for p in latencies[(name, largest)])
         row["gflops"] = flops["useful"] / pass_time / 1e9 if flops else None
-        executed = flops and flops["buckets" if name in bucketed else "flair"]
+        executed = flops and flops[padding.get(name, "flair")]
         row["gflops_executed"] = executed / pass_time / 1e9 if executed else None
         rows.append(row)
     result = BenchResult(rows=rows)

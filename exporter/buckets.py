@@ -7,7 +7,9 @@ WikiANN English test sentences of at least 8 words, 61 % of the encoder's input 
 and one batch of 32 was padded to 282 subtokens for a sentence whose neighbours had at most 49.
 
 A transformer encoder with a right-padded attention mask computes the same hidden states for a
-sentence whatever the padding after it (up to floating-point summation order), so the batch can be cut
+sentence whatever the padding after it (up to floating-point summation order; an int8 graph with
+dynamic quantization differs a little more, as each call takes its activation scale from its own values,
+which is why the parity gate runs with the bundle's recorded runtime settings), so the batch can be cut
 into groups, each padded only to its own longest sentence, and the results put back in place. The groups
 are chosen by a small dynamic programme over a cost model: per group, a fixed cost per encoder call
 (``CALL_OVERHEAD_TOKENS``) plus, per padded position, the linear layers (proportional to the sequence
@@ -77,7 +79,7 @@ def _right_padded_lengths(attention_mask: torch.Tensor) -> list[int] | None:
     """Each row's length when the mask is ones followed by zeros in every row, else None."""
     if attention_mask.dim() != 2:
         return None
-    lengths = attention_mask.sum(dim=1)
+    lengths = attention_mask.sum(dim=1).long()
     positions = torch.arange(attention_mask.size(1), device=attention_mask.device)
     if not torch.equal(attention_mask.bool(), positions.unsqueeze(0) < lengths.unsqueeze(1)):
         return None

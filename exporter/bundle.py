@@ -287,6 +287,13 @@ def load_bundle(
 
         settings = EmbeddingSettings.from_dict(manifest["embeddings"])
         options = RuntimeOptions.for_loading(manifest["runtime"], runtime)
+        if options.encoder_workers > 1 and backend is Backend.ONNX and options.intra_op_num_threads != 1:
+            log.warning(
+                "encoder_workers=%d runs that many encoder calls at once, each on intra_op_num_threads=%d "
+                "threads (0: one per core): set intra_op_num_threads=1 so that they do not fight for the cores.",
+                options.encoder_workers,
+                options.intra_op_num_threads,
+            )
         encoder = _load_encoder(path, manifest, backend, options)
         tokenizer = AutoTokenizer.from_pretrained(str(path / TOKENIZER_DIR))
         embeddings = build_accelerated_embeddings(

@@ -95,8 +95,13 @@ class _AcceleratedMixin:
 
     settings: EmbeddingSettings
 
-    def _init_accelerated(
-        self, settings: EmbeddingSettings, tokenizer: Any, encoder: EncoderFn, length_buckets: bool, workers: int
+    def __init__(
+        self,
+        settings: EmbeddingSettings,
+        tokenizer: Any,
+        encoder: EncoderFn,
+        length_buckets: bool = True,
+        workers: int = 1,
     ) -> None:
         TransformerBaseEmbeddings.__init__(
             self,
@@ -179,29 +184,9 @@ class _AcceleratedMixin:
 class AcceleratedTransformerWordEmbeddings(_AcceleratedMixin, TokenEmbeddings, TransformerEmbeddings):
     """Flair word embeddings whose transformer runs on an accelerated backend."""
 
-    def __init__(
-        self,
-        settings: EmbeddingSettings,
-        tokenizer: Any,
-        encoder: EncoderFn,
-        length_buckets: bool = True,
-        workers: int = 1,
-    ) -> None:
-        self._init_accelerated(settings, tokenizer, encoder, length_buckets, workers)
-
 
 class AcceleratedTransformerDocumentEmbeddings(_AcceleratedMixin, DocumentEmbeddings, TransformerEmbeddings):
     """Flair document embeddings whose transformer runs on an accelerated backend."""
-
-    def __init__(
-        self,
-        settings: EmbeddingSettings,
-        tokenizer: Any,
-        encoder: EncoderFn,
-        length_buckets: bool = True,
-        workers: int = 1,
-    ) -> None:
-        self._init_accelerated(settings, tokenizer, encoder, length_buckets, workers)
 
 
 def build_accelerated_embeddings(

@@ -147,4 +147,19 @@ def load_flair_onnx(
     options = RuntimeOptions.for_loading(manifest["runtime"], runtime)
     params["providers"] = resolve_providers(options.providers, options.strict_providers)
     state.pop("__cls__", None)
-    return model_cls.load(state)
+    model = model_cls.load(state)
+    # Flair builds its session from plain attributes; rebuild it with the bundle's runtime settings
+    # (threads, graph optimization level, spinning), which Flair's own session_options cannot express
+    apply_runtime(model.embeddings, options)
+    return model
+
+
+def apply_runtime(embeddings: Any, runtime: RuntimeOptions) -> None:
+    """Replace the ONNX Runtime session of Flair's ``TransformerOnnx*Embeddings`` by one built from ``runtime``."""
+    import onnxruntime as ort
+
+    from exporter.backends.onnx import session_options
+
+    embeddings.session = ort.InferenceSession(
+        str(embeddings.onnx_model), session_options(runtime), providers=list(embeddings.providers)
+    )

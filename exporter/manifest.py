@@ -35,7 +35,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MANIFEST_FILE = "bundle.json"
-SCHEMA_VERSION = 1
+#: 2 added the runtime's ``allow_spinning``, ``length_buckets`` and ``encoder_workers``; version 1
+#: manifests load with their defaults.
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)
 FORMAT_NAME = "flair-mlflow-bundle"
 _CHUNK = 1 << 20
 _VERSIONED_PACKAGES = (
@@ -118,9 +121,10 @@ def read_manifest(directory: Path) -> tuple[dict[str, Any], str]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise BundleError(f"{path} is not a flair-mlflow manifest (format {manifest.get('format')!r}).")
     version = manifest.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_SCHEMA_VERSIONS:
         raise BundleError(
-            f"{path} has schema version {version!r}; this flair-mlflow reads version {SCHEMA_VERSION}. "
+            f"{path} has schema version {version!r}; this flair-mlflow reads versions "
+            f"{', '.join(map(str, READABLE_SCHEMA_VERSIONS))}. "
             "Upgrade flair-mlflow, or export the model again with this version."
         )
     return manifest, sha256_bytes(data)

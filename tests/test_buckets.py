@@ -109,9 +109,13 @@ def test_concurrent_parts_give_the_same_hidden_states(bert, buckets):
         torch.testing.assert_close(parts[0][row, :n], whole[0][row, :n], atol=1e-5, rtol=1e-4)
 
 
-def test_encoder_workers_must_be_positive():
+def test_runtime_options_are_type_checked():
     with pytest.raises(ConfigError, match="encoder_workers"):
         RuntimeOptions(encoder_workers=0)
+    with pytest.raises(ConfigError, match="length_buckets must be true or false"):
+        RuntimeOptions().updated({"length_buckets": "false"})
+    with pytest.raises(ConfigError, match="allow_spinning must be true or false"):
+        RuntimeOptions(allow_spinning=1)
 
 
 def test_left_padding_and_single_rows_go_through_unchanged(bert):
@@ -134,13 +138,21 @@ def test_bundle_tags_the_same_with_and_without_buckets(tiny_tagger, tmp_path):
     bucketed = load_bundle(info.path)
     plain = load_bundle(info.path, runtime={"length_buckets": False})
     parallel = load_bundle(info.path, runtime={"intra_op_num_threads": 1, "encoder_workers": 2})
+    threads: set[str] = set()
+    encoder = parallel.embeddings.model.encoder
+
+    def recording(input_ids, attention_mask):
+        threads.add(threading.current_thread().name)
+        return encoder(input_ids, attention_mask)
+
+    parallel.embeddings.model.encoder = recording
     assert bucketed.embeddings.model.length_buckets and not plain.embeddings.model.length_buckets
     assert parallel.embeddings.model.workers == 2
     expected = entities_of(tiny_tagger, texts)
     assert entities_of(bucketed, texts) == expected
     assert entities_of(plain, texts) == expected
     assert entities_of(parallel, texts) == expected
-    assert parallel.embeddings.model._executor is not None  # the parts did run on the workers
+    assert threads and all(name.startswith("flair-mlflow-encoder") for name in threads)
 
 
 def test_static_shapes_are_never_bucketed(tiny_tagger, tmp_path):

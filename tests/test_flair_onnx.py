@@ -67,6 +67,10 @@ def test_quantized_flair_onnx_model_is_bundled_with_external_data(flair_onnx_tag
     os.chdir(tmp_path)
     model = load_bundle(moved)
     assert entities_of(model, TEXTS) == reference
+    # the bundle's runtime settings reach the session Flair built (Flair's own options cannot spin down)
+    options = load_bundle(moved, runtime={"intra_op_num_threads": 1}).embeddings.session.get_session_options()
+    assert options.intra_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 @pytest.mark.slow

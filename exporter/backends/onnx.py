@@ -179,6 +179,19 @@ _LEVELS = {
 }
 
 
+def session_options(runtime: RuntimeOptions) -> Any:
+    """ONNX Runtime session options for ``runtime``: threads, graph optimization level, spinning."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = runtime.intra_op_num_threads
+    options.inter_op_num_threads = runtime.inter_op_num_threads
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[runtime.graph_optimization_level])
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if runtime.allow_spinning else "0")
+    return options
+
+
 class OrtEncoder:
     """Runs the exported encoder in an ONNX Runtime session. Thread-safe, as ``InferenceSession.run`` is."""
 
@@ -187,17 +200,9 @@ class OrtEncoder:
             import onnxruntime as ort
         except ImportError as e:
             raise MissingDependencyError("onnxruntime", purpose="the ONNX backend") from e
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = runtime.intra_op_num_threads
-        options.inter_op_num_threads = runtime.inter_op_num_threads
-        options.graph_optimization_level = getattr(
-            ort.GraphOptimizationLevel, _LEVELS[runtime.graph_optimization_level]
-        )
-        options.log_severity_level = 3
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if runtime.allow_spinning else "0")
         providers = resolve_providers(runtime.providers, runtime.strict_providers)
         self.providers = providers
-        self.session = ort.InferenceSession(str(model_path), options, providers=providers)
+        self.session = ort.InferenceSession(str(model_path), session_options(runtime), providers=providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 
