@@ -396,7 +396,14 @@ def fetch(model_uri, tracking_uri, no_cache):
 @click.option(
     "--archive-existing/--keep-existing", default=True, show_default=True, help="Archive versions in --to-stage."
 )
-@click.option("--allow-untagged", is_flag=True, help="Promote a version registered without flair-mlflow's digests.")
+@click.option(
+    "--allow-untagged",
+    type=click.BOOL,
+    is_flag=False,
+    flag_value=True,
+    default=False,
+    help="Promote a version registered without flair-mlflow's digests (alone, or with true/false).",
+)
 def promote(name, version, to_alias, to_stage, tracking_uri, target_tracking_uri, target_name, **options):
     """Verify a model version and move a stage / alias to it, in this registry or another one.
 

@@ -32,6 +32,14 @@ def test_untagged_versions_are_refused_unless_allowed(tiny_bundle):
     result = promote(PromotionConfig(name="plain", version=str(version), to_alias="production", allow_untagged=True))
     assert (result.version, result.created) == (str(version), False)
     assert str(mlflow.MlflowClient().get_model_version_by_alias("plain", "production").version) == str(version)
+    # the CLI takes the flag alone or with a value (the MLproject entry passes -P allow_untagged=true|false)
+    runner = CliRunner()
+    base = ["promote", "--name", "plain", "--version", str(version), "--to-alias", "checked"]
+    refused = runner.invoke(main, [*base, "--allow-untagged", "false"])
+    assert refused.exit_code == 2 and "allow-untagged" in refused.output
+    for extra in (["--allow-untagged"], ["--allow-untagged", "true"]):
+        assert runner.invoke(main, [*base, *extra]).exit_code == 0
+    assert str(mlflow.MlflowClient().get_model_version_by_alias("plain", "checked").version) == str(version)
 
 
 def test_a_failed_alias_move_puts_the_stage_back(tiny_bundle):
