@@ -12,7 +12,7 @@ dynamic quantization differs a little more, as each call takes its activation sc
 which is why the parity gate runs with the bundle's recorded runtime settings), so the batch can be cut
 into groups, each padded only to its own longest sentence, and the results put back in place. The groups
 are chosen by a small dynamic programme over a cost model: per group, a fixed cost per encoder call
-(``CALL_OVERHEAD_TOKENS``) plus, per padded position, the linear layers (proportional to the sequence
+(:func:`call_overhead`) plus, per padded position, the linear layers (proportional to the sequence
 length) and attention (proportional to its square, relative to ``3 * hidden_size``).
 
 Padding positions hold other values than in one padded call (zeros beyond a group's width); Flair
@@ -27,23 +27,35 @@ from concurrent.futures import Executor
 
 import torch
 
-__all__ = ["CALL_OVERHEAD_TOKENS", "plan_groups", "run_in_groups", "split_for_workers"]
+__all__ = ["CALL_OVERHEAD_TOKENS", "call_overhead", "plan_groups", "run_in_groups", "split_for_workers"]
 
-#: The fixed cost of one encoder call, in padded positions. Measured on MiniLM at 2 threads: 100 to
-#: 300 positions all give nearly the same total (fp32 and int8), far better than 0 (many tiny calls) or
-#: 1000 (too little splitting).
+#: The fixed cost of one encoder call, in padded positions, for an encoder of hidden size 384. Measured
+#: on MiniLM (384) at 2 threads: 100 to 300 positions all give nearly the same total (fp32 and int8),
+#: far better than 0 (many tiny calls) or 1000 (too little splitting). A position costs about hidden²
+#: while a call's fixed cost does not grow with it, so for bigger encoders the default scales with
+#: (384 / hidden)²: 50 for a BERT-base shape (768), where 25 to 100 measured best and 200 was 25 % slower.
 CALL_OVERHEAD_TOKENS = 200.0
+REFERENCE_HIDDEN_SIZE = 384
+
+
+def call_overhead(hidden_size: int) -> float:
+    """The fixed cost of one encoder call, in padded positions, for an encoder of ``hidden_size``."""
+    # smaller encoders keep the measured value (only bigger ones were measured to want less)
+    return CALL_OVERHEAD_TOKENS * min(1.0, (REFERENCE_HIDDEN_SIZE / max(hidden_size, 1)) ** 2)
+
 
 Encoder = Callable[[torch.Tensor, torch.Tensor], Sequence[torch.Tensor]]
 
 
-def plan_groups(lengths: Sequence[int], hidden_size: int, overhead: float = CALL_OVERHEAD_TOKENS) -> list[list[int]]:
+def plan_groups(lengths: Sequence[int], hidden_size: int, overhead: float | None = None) -> list[list[int]]:
     """Cut a batch into groups of rows (indexes into ``lengths``) minimising the modelled encoder cost.
 
     Rows are taken longest first; each group is a run of consecutive rows in that order, padded to the
     length of its first row. Returns the groups longest first; one group holding every row means
-    splitting does not pay.
+    splitting does not pay. ``overhead`` defaults to :func:`call_overhead` of ``hidden_size``.
     """
+    if overhead is None:
+        overhead = call_overhead(hidden_size)
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     # distinct lengths, longest first, with the number of rows of each: cuts only fall between them
     distinct: list[int] = []

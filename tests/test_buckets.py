@@ -35,6 +35,15 @@ def test_one_long_sentence_gets_a_call_of_its_own():
     assert sum(len(g) * lengths[g[0]] for g in groups) < 0.25 * 282 * len(lengths)
 
 
+def test_bigger_encoders_split_more_readily():
+    from exporter.buckets import call_overhead
+
+    assert call_overhead(384) == 200 and call_overhead(768) == 50 and call_overhead(32) == 200
+    lengths = [40] * 8 + [24] * 8
+    assert len(plan_groups(lengths, hidden_size=384)) == 1  # a second call costs more than it saves
+    assert len(plan_groups(lengths, hidden_size=768)) == 2
+
+
 def test_equal_lengths_stay_one_call():
     assert plan_groups([20] * 32, hidden_size=384) == [list(range(32))]
     # tiny differences are not worth a second call
