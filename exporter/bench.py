@@ -61,6 +61,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "onnx-int8-per-tensor": {"backend": Backend.ONNX, "onnx": OnnxOptions(quantize="int8", per_channel=False)},
     "onnx-optimized-int8": {"backend": Backend.ONNX, "onnx": OnnxOptions(optimize="all", quantize="int8")},
     "torchscript": {"backend": Backend.TORCHSCRIPT, "torchscript": TorchScriptOptions()},
+    # Flair's own .pt; its transformer call in length buckets (nothing exported)
+    "torch": {"backend": Backend.TORCH},
 }
 DEFAULT_VARIANTS = (
     "onnx",
@@ -71,6 +73,7 @@ DEFAULT_VARIANTS = (
     "onnx-int8-unbucketed",
     "onnx-int8-workers",
     "torchscript",
+    "torch",
 )
 
 

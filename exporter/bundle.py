@@ -275,6 +275,10 @@ def load_bundle(
     model_cls = _resolve_model_class(manifest["model_class"])
     if backend is Backend.TORCH:
         model = model_cls.load(path / MODEL_FILE)
+        if RuntimeOptions.for_loading(manifest["runtime"], runtime).length_buckets:
+            from exporter.backends.torch_buckets import add_length_buckets
+
+            add_length_buckets(model)
     elif backend is Backend.FLAIR_ONNX:
         from exporter.flair_onnx import load_flair_onnx
 

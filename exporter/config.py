@@ -75,8 +75,9 @@ class RuntimeOptions:
             small ones (measured 9 % faster fp32 and 15 % int8 encoder time on 2 cores).
 
     Session settings (threads, optimization level, ``allow_spinning``) apply to the ``onnx`` and
-    ``flair-onnx`` backends; ``length_buckets`` and ``encoder_workers`` to ``onnx`` and ``torchscript``
-    (``flair-onnx`` keeps Flair's pooling inside its graph, ``torch`` is Flair's own model).
+    ``flair-onnx`` backends; ``length_buckets`` to ``onnx``, ``torchscript`` and ``torch`` (Flair's own
+    model, its transformer call run in buckets); ``encoder_workers`` to ``onnx`` and ``torchscript``
+    (``flair-onnx`` keeps Flair's pooling inside its graph).
     """
 
     providers: tuple[str, ...] = (CPU_PROVIDER,)

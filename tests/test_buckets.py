@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 import torch
@@ -173,3 +174,52 @@ def test_static_shapes_are_never_bucketed(tiny_tagger, tmp_path):
     )
     model = load_bundle(save_bundle(tiny_tagger, tmp_path / "ts", config).path)
     assert model.embeddings.model.length_buckets is False
+
+
+def _encoder_widths(model) -> tuple[list[int], Any]:
+    """The sequence widths the first transformer layer sees while ``model`` tags."""
+    widths: list[int] = []
+    layer = model.embeddings.model.encoder.layer[0]
+    handle = layer.register_forward_pre_hook(lambda module, args: widths.append(args[0].shape[1]))
+    return widths, handle
+
+
+@pytest.mark.parametrize("kind", ["tagger", "classifier"])
+def test_torch_bundles_run_flairs_own_transformer_in_buckets(tiny_bert, tiny_tagger, tmp_path, kind):
+    from flair.data import Sentence
+    from tinymodels import build_tiny_classifier
+
+    from exporter.backends.torch_buckets import has_length_buckets
+
+    model = tiny_tagger if kind == "tagger" else build_tiny_classifier(tiny_bert, cls_pooling="mean")
+    texts = generate_sentences(24, seed=13, long_every=8, long_words=40)
+    info = save_bundle(model, tmp_path / "torch", ExportConfig(backend="torch", parity_sentences=tuple(texts)))
+    assert info.manifest["parity"]["identical_sentences"] == len(texts)
+    bucketed = load_bundle(info.path)
+    plain = load_bundle(info.path, runtime={"length_buckets": False})
+    assert has_length_buckets(bucketed) and not has_length_buckets(plain)
+
+    def tag(m):
+        sentences = [Sentence(t) for t in texts]
+        widths, handle = _encoder_widths(m)
+        m.predict(sentences, mini_batch_size=24)
+        handle.remove()
+        labels = [[(lb.data_point.text, lb.value) for lb in s.get_labels()] for s in sentences]
+        return labels, widths
+
+    (expected, plain_widths), (got, widths) = tag(plain), tag(bucketed)
+    assert got == expected
+    assert len(plain_widths) == 1 and len(widths) > 1  # one padded call became several narrower ones
+    assert max(widths) == plain_widths[0] and min(widths) < plain_widths[0]
+
+
+def test_a_bucketed_torch_bundle_still_saves_as_a_plain_flair_model(tiny_tagger, tmp_path):
+    from flair.models import SequenceTagger
+
+    info = save_bundle(tiny_tagger, tmp_path / "torch", ExportConfig(backend="torch"))
+    model = load_bundle(info.path)
+    assert set(model.state_dict()) == set(tiny_tagger.state_dict())
+    model.save(tmp_path / "again.pt")
+    reloaded = SequenceTagger.load(tmp_path / "again.pt")
+    texts = generate_sentences(12, seed=21)
+    assert entities_of(reloaded, texts) == entities_of(tiny_tagger, texts) == entities_of(model, texts)
