@@ -273,16 +273,17 @@ def load_bundle(
     manifest = verify_bundle(path, expected_manifest_sha256)
     backend = Backend.parse(manifest["backend"])
     model_cls = _resolve_model_class(manifest["model_class"])
+    options = RuntimeOptions.for_loading(manifest["runtime"], runtime)
     if backend is Backend.TORCH:
         model = model_cls.load(path / MODEL_FILE)
-        if RuntimeOptions.for_loading(manifest["runtime"], runtime).length_buckets:
+        if options.length_buckets:
             from exporter.backends.torch_buckets import add_length_buckets
 
             add_length_buckets(model)
     elif backend is Backend.FLAIR_ONNX:
         from exporter.flair_onnx import load_flair_onnx
 
-        model = load_flair_onnx(path, manifest, model_cls, runtime)
+        model = load_flair_onnx(path, manifest, model_cls, options)
     else:
         from transformers import AutoTokenizer
 
@@ -290,7 +291,6 @@ def load_bundle(
         from exporter.settings import EmbeddingSettings
 
         settings = EmbeddingSettings.from_dict(manifest["embeddings"])
-        options = RuntimeOptions.for_loading(manifest["runtime"], runtime)
         if options.encoder_workers > 1 and backend is Backend.ONNX and options.intra_op_num_threads != 1:
             log.warning(
                 "encoder_workers=%d runs that many encoder calls at once, each on intra_op_num_threads=%d "

@@ -20,6 +20,7 @@ import torch
 from flair.embeddings import DocumentEmbeddings, TokenEmbeddings, TransformerEmbeddings
 from flair.embeddings.transformer import TransformerBaseEmbeddings
 
+from exporter.buckets import run_in_groups
 from exporter.errors import BundleError
 from exporter.settings import EmbeddingSettings
 
@@ -58,22 +59,18 @@ class EncoderProxy(torch.nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **unused: Any):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        if self.length_buckets or self.workers > 1:
-            from exporter.buckets import run_in_groups
-
-            hidden_states = tuple(
-                run_in_groups(
-                    self.encoder,
-                    input_ids,
-                    attention_mask,
-                    self.config.hidden_size,
-                    buckets=self.length_buckets,
-                    executor=self.executor,
-                    workers=self.workers,
-                )
+        # one plain call when neither buckets nor workers are on (run_in_groups decides)
+        hidden_states = tuple(
+            run_in_groups(
+                self.encoder,
+                input_ids,
+                attention_mask,
+                self.config.hidden_size,
+                buckets=self.length_buckets,
+                executor=self.executor,
+                workers=self.workers,
             )
-        else:
-            hidden_states = tuple(self.encoder(input_ids, attention_mask))
+        )
         # Flair takes ``[-1]`` of the model output: the tuple of hidden states.
         return (hidden_states,)
 

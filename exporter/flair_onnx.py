@@ -130,10 +130,12 @@ def write_flair_onnx(model: Any, directory: Path) -> dict[str, Any]:
     }
 
 
-def load_flair_onnx(
-    path: Path, manifest: Mapping[str, Any], model_cls: type, runtime: RuntimeOptions | Mapping[str, Any] | None
-) -> Any:
-    """Load a ``flair-onnx`` bundle (already verified) with the graph path pointing into the bundle."""
+def load_flair_onnx(path: Path, manifest: Mapping[str, Any], model_cls: type, options: RuntimeOptions) -> Any:
+    """Load a ``flair-onnx`` bundle (already verified) with the graph path pointing into the bundle.
+
+    ``options`` are the bundle's runtime settings as loading resolves them (``RuntimeOptions.for_loading``);
+    its manifest's runtime section records this model's own providers (see ``bundle._recorded_runtime``).
+    """
     import torch
 
     from exporter.backends.onnx import resolve_providers
@@ -143,8 +145,6 @@ def load_flair_onnx(
     if not isinstance(params, dict) or not params.pop("__bundle_relative__", False):
         raise BundleError(f"{path}/model.pt is not a flair-onnx bundle model.")
     params["onnx_model"] = str(path / manifest["flair_onnx"]["model_file"])
-    # the manifest's runtime section records this model's own providers (see bundle._recorded_runtime)
-    options = RuntimeOptions.for_loading(manifest["runtime"], runtime)
     params["providers"] = resolve_providers(options.providers, options.strict_providers)
     state.pop("__cls__", None)
     model = model_cls.load(state)
