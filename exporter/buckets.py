@@ -27,7 +27,15 @@ from concurrent.futures import Executor
 
 import torch
 
-__all__ = ["CALL_OVERHEAD_TOKENS", "call_overhead", "plan_groups", "run_in_groups", "split_for_workers"]
+__all__ = [
+    "CALL_OVERHEAD_TOKENS",
+    "MAX_CALL_POSITIONS",
+    "call_overhead",
+    "cap_positions",
+    "plan_groups",
+    "run_in_groups",
+    "split_for_workers",
+]
 
 #: The fixed cost of one encoder call, in padded positions, for an encoder of hidden size 384. Measured
 #: on MiniLM (384) at 2 threads: 100 to 300 positions all give nearly the same total (fp32 and int8),
@@ -36,6 +44,10 @@ __all__ = ["CALL_OVERHEAD_TOKENS", "call_overhead", "plan_groups", "run_in_group
 #: (384 / hidden)²: 50 for a BERT-base shape (768), where 25 to 100 measured best and 200 was 25 % slower.
 CALL_OVERHEAD_TOKENS = 200.0
 REFERENCE_HIDDEN_SIZE = 384
+#: The most padded positions (rows x width) in one encoder call: eight full windows of 512 subtokens.
+#: Bounds the memory a single long document or a large merged batch can take (attention grows with
+#: rows x width²); ordinary batches (32 sentences of up to 128 subtokens) stay one call.
+MAX_CALL_POSITIONS = 4096
 
 
 def call_overhead(hidden_size: int) -> float:
@@ -113,6 +125,20 @@ def split_for_workers(groups: list[list[int]], workers: int) -> list[list[int]]:
     return chunks
 
 
+def cap_positions(groups: list[list[int]], widths: Sequence[int], max_positions: int) -> list[list[int]]:
+    """Cut every group whose rows x width exceed ``max_positions`` into runs that do not (one row at least).
+
+    ``widths[k]`` is the padded width of ``groups[k]``. This bounds the memory of one encoder call (its
+    attention grows with rows x width²) whatever the input: a long document's overflow windows, or a
+    merged batch of many requests, go through in calls of bounded size.
+    """
+    capped = []
+    for group, width in zip(groups, widths):
+        step = max(1, max_positions // max(width, 1))
+        capped.extend(group[i : i + step] for i in range(0, len(group), step))
+    return capped
+
+
 def run_in_groups(
     encoder: Encoder,
     input_ids: torch.Tensor,
@@ -122,42 +148,48 @@ def run_in_groups(
     buckets: bool = True,
     executor: Executor | None = None,
     workers: int = 1,
+    max_positions: int = MAX_CALL_POSITIONS,
 ) -> list[torch.Tensor]:
     """``encoder(input_ids, attention_mask)``, run group by group as :func:`plan_groups` decides.
 
     With ``buckets`` off, the batch stays one group padded as it came. With an ``executor`` and
     ``workers`` above 1, each group is cut into ``workers`` parts and the parts run concurrently (for
     ONNX Runtime sessions with one intra-op thread: coarse parallelism beats splitting small matrix
-    products across cores). Falls back to one call when the batch has one row, the mask is not
-    right-padded (left-padding tokenizers), or splitting would not pay.
+    products across cores). No call gets more than ``max_positions`` padded positions (rows x width)
+    unless one row alone has more (:func:`cap_positions`). Falls back to one call (or calls of whole
+    rows at full width) when the batch has one row, the mask is not right-padded (left-padding
+    tokenizers), or splitting would not pay.
     """
+    rows, full_width = input_ids.size(0), input_ids.size(1)
     parallel = executor is not None and workers > 1
-    if input_ids.size(0) < 2 or not (buckets or parallel):
-        return list(encoder(input_ids, attention_mask))
-    lengths = _right_padded_lengths(attention_mask)
+    lengths = _right_padded_lengths(attention_mask) if rows > 1 and (buckets or parallel) else None
     if lengths is None or min(lengths) < 1:
-        return list(encoder(input_ids, attention_mask))
-    if buckets:
-        groups = plan_groups(lengths, hidden_size)
-        if not parallel and len(groups) == 1 and max(lengths) == input_ids.size(1):
-            return list(encoder(input_ids, attention_mask))
+        lengths, buckets, parallel = None, False, False
+        groups = [list(range(rows))]
     else:
-        groups = [sorted(range(len(lengths)), key=lambda i: -lengths[i])]
-    if parallel:
-        groups = split_for_workers(groups, workers)
-    full_width = input_ids.size(1)
+        # longest first: with buckets each group (and each part of one) is padded to its first row
+        groups = plan_groups(lengths, hidden_size) if buckets else [sorted(range(rows), key=lambda i: -lengths[i])]
+        if parallel:
+            groups = split_for_workers(groups, workers)
+
+    def width_of(group: list[int]) -> int:
+        return lengths[group[0]] if buckets and lengths is not None else full_width
+
+    groups = cap_positions(groups, [width_of(g) for g in groups], max_positions)
+    if len(groups) == 1 and not parallel and width_of(groups[0]) == full_width:
+        return list(encoder(input_ids, attention_mask))
 
     def call(group: list[int]) -> tuple[torch.Tensor, int, Sequence[torch.Tensor]]:
-        width = lengths[group[0]] if buckets else full_width
-        rows = torch.tensor(group, dtype=torch.long)
-        return rows, width, encoder(input_ids[rows, :width], attention_mask[rows, :width])
+        width = width_of(group)
+        index = torch.tensor(group, dtype=torch.long)
+        return index, width, encoder(input_ids[index, :width], attention_mask[index, :width])
 
     results = executor.map(call, groups) if parallel else map(call, groups)
     full: list[torch.Tensor] | None = None
-    for rows, width, outputs in results:
+    for index, width, outputs in results:
         if full is None:
-            full = [o.new_zeros((input_ids.size(0), full_width, *o.shape[2:])) for o in outputs]
+            full = [o.new_zeros((rows, full_width, *o.shape[2:])) for o in outputs]
         for target, output in zip(full, outputs):
-            target[rows, :width] = output
+            target[index, :width] = output
     assert full is not None
     return full

@@ -34,7 +34,7 @@ BUNDLE_SUBPATH = "bundle"
 CODE_SUBPATH = "code"
 EXAMPLE_TEXTS = ["Angela Merkel met Tim Cook in Paris .", "George Washington went to Washington ."]
 _PACKAGES = ("exporter", "mlflow_flavor")
-_SERVING_KEYS = ("max_texts", "torch_num_threads")
+_SERVING_KEYS = ("max_texts", "torch_num_threads", "adaptive_batching", "max_batch_texts", "max_wait_ms", "log_batches")
 
 
 def _mlflow_error(e: FlairMlflowError) -> Exception:
@@ -100,6 +100,7 @@ def default_signature(task: str = "sequence-tagging"):
             ParamSpec("return_tokens", DataType.boolean, False),
             ParamSpec("min_score", DataType.double, 0.0),
             ParamSpec("output", DataType.string, "entities"),
+            ParamSpec("split_sentences", DataType.boolean, False),
         ]
     )
     return ModelSignature(
@@ -160,11 +161,12 @@ def _export_config(
 
 
 def _default_model_config(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    import dataclasses
+
     from mlflow_flavor.pyfunc import ServingOptions
 
     runtime = RuntimeOptions.from_dict(manifest["runtime"]).to_dict()
-    defaults = ServingOptions()
-    return {**runtime, "max_texts": defaults.max_texts, "torch_num_threads": defaults.torch_num_threads}
+    return {**runtime, **dataclasses.asdict(ServingOptions())}
 
 
 def _parity_summary(report: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -8,14 +8,15 @@ Output: one list per input text of ``{"text", "label", "start", "end", "score"}`
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
-import threading
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from exporter.errors import InputError
+from mlflow_flavor.batching import AdaptiveBatcher
 
 __all__ = [
     "ALLOWED_PARAMS",
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 TEXT_COLUMN = "text"
 DEFAULT_MAX_TEXTS = 1_000
 DEFAULT_BATCH = 32
+DEFAULT_MAX_BATCH_TEXTS = 128
 
 #: The ``params`` a caller may pass to ``predict``, with their types and defaults.
 ALLOWED_PARAMS: dict[str, tuple[type, Any]] = {
@@ -40,8 +42,15 @@ ALLOWED_PARAMS: dict[str, tuple[type, Any]] = {
     "min_score": (float, 0.0),
     "output": (str, "entities"),
     "top_k": (int, 0),
+    "split_sentences": (bool, False),
 }
-OUTPUTS = ("entities", "labels", "records")  # "entities" / "labels": a bare list per text
+#: The ``output`` values per task: a bare list per text (the first), or ``records`` (a dict per text, for Spark).
+OUTPUTS = {"sequence-tagging": ("entities", "records"), "text-classification": ("labels", "records")}
+#: The ``params`` that only one task understands.
+TASK_PARAMS = {
+    "sequence-tagging": ("return_tokens", "split_sentences"),
+    "text-classification": ("top_k",),
+}
 
 #: ``result_type`` for ``mlflow.pyfunc.spark_udf`` with ``params={"output": "records"}``: one struct per
 #: text whose field ``entities`` is the array of entity structs.
@@ -57,22 +66,38 @@ class ServingOptions:
     Attributes:
         max_texts: the most texts one ``predict`` call (one HTTP request) may hold.
         torch_num_threads: torch's intra-op threads for Flair's code around the encoder (0: torch's default).
+        adaptive_batching: merge requests that arrive while the model is busy into one model run
+            (:mod:`mlflow_flavor.batching`); off, requests run one after the other.
+        max_batch_texts: the most texts in one merged run (a larger single request still runs, alone).
+        max_wait_ms: how long a run waits for more requests before it starts (0: never; at low load a
+            request then runs at once, under load requests merge while the model is busy anyway).
+        log_batches: log every merged run (requests, texts) at INFO on stderr, for diagnosis.
     """
 
     max_texts: int = DEFAULT_MAX_TEXTS
     torch_num_threads: int = 0
+    adaptive_batching: bool = True
+    max_batch_texts: int = DEFAULT_MAX_BATCH_TEXTS
+    max_wait_ms: float = 0.0
+    log_batches: bool = False
 
     def __post_init__(self) -> None:
         from exporter.errors import ConfigError
 
-        if isinstance(self.max_texts, bool) or not isinstance(self.max_texts, int) or self.max_texts < 1:
-            raise ConfigError(f"max_texts must be a positive integer, got {self.max_texts!r}.")
-        if (
-            isinstance(self.torch_num_threads, bool)
-            or not isinstance(self.torch_num_threads, int)
-            or self.torch_num_threads < 0
-        ):
-            raise ConfigError(f"torch_num_threads must be a non-negative integer, got {self.torch_num_threads!r}.")
+        def integer(name: str, low: int, high: int) -> None:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"{name} must be an integer from {low} to {high}, got {value!r}.")
+
+        integer("max_texts", 1, 1_000_000)
+        integer("torch_num_threads", 0, 1024)
+        integer("max_batch_texts", 1, 100_000)
+        for name in ("adaptive_batching", "log_batches"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}.")
+        wait = self.max_wait_ms
+        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= 1000:
+            raise ConfigError(f"max_wait_ms must be a number of milliseconds from 0 to 1000, got {wait!r}.")
 
 
 def _describe(value: Any) -> str:
@@ -127,12 +152,18 @@ def normalize_texts(model_input: Any) -> list[str]:
     return [_check_text(i, v) for i, v in enumerate(values)]
 
 
-def parse_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Check ``params`` against :data:`ALLOWED_PARAMS`; return them with defaults filled in."""
+def parse_params(params: Mapping[str, Any] | None, task: str = "sequence-tagging") -> dict[str, Any]:
+    """Check ``params`` against :data:`ALLOWED_PARAMS` for ``task``; return them with defaults filled in."""
+    other = {p for t, names in TASK_PARAMS.items() if t != task for p in names}
+    known = {name: spec for name, spec in ALLOWED_PARAMS.items() if name not in other}
     result = {name: default for name, (_, default) in ALLOWED_PARAMS.items()}
-    allowed = ", ".join(sorted(ALLOWED_PARAMS))
+    result["output"] = OUTPUTS[task][0]
+    allowed = ", ".join(sorted(known))
     for name, value in (params or {}).items():
-        if name not in ALLOWED_PARAMS:
+        if name in other:
+            what = "text classifier" if task == "text-classification" else "sequence tagger"
+            raise InputError(f"Parameter {name!r} does not apply to a {what}; its parameters: {allowed}.")
+        if name not in known:
             raise InputError(f"Unknown parameter {name!r}; allowed parameters: {allowed}.")
         kind, _ = ALLOWED_PARAMS[name]
         if kind is bool:
@@ -146,8 +177,9 @@ def parse_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
                     f"Parameter {name!r} must be an integer between {low} and 1024, got {_describe(value)}."
                 )
         elif kind is str:
-            if value not in OUTPUTS:
-                raise InputError(f"Parameter {name!r} must be one of {', '.join(OUTPUTS)}, got {_describe(value)}.")
+            if value not in OUTPUTS[task]:
+                choices = ", ".join(OUTPUTS[task])
+                raise InputError(f"Parameter {name!r} must be one of {choices}, got {_describe(value)}.")
         elif kind is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise InputError(f"Parameter {name!r} must be a number between 0 and 1, got {_describe(value)}.")
@@ -163,45 +195,52 @@ _REMOVED_BY_FLAIR = frozenset("\u200c\u200b\ufe0f\ufeff\u2028\u2029\x81\x8d\x8f\
 
 
 class _Offsets:
-    """Maps Flair's character offsets back to offsets into the caller's original text."""
+    """Maps Flair's character offsets back to offsets into the caller's original text.
+
+    A sentence that starts at ``base`` in the text (Flair's sentence splitter records it as the sentence's
+    ``start_position``) counts its offsets from there, in its own text without the removed characters.
+    """
 
     def __init__(self, text: str) -> None:
         if any(c in _REMOVED_BY_FLAIR for c in text):
-            self.kept = [i for i, c in enumerate(text) if c not in _REMOVED_BY_FLAIR]
+            self.kept: list[int] | None = [i for i, c in enumerate(text) if c not in _REMOVED_BY_FLAIR]
         else:
             self.kept = None
 
-    def span(self, start: int, end: int) -> tuple[int, int]:
-        if self.kept is None or end <= start:
-            return start, end
-        return self.kept[start], self.kept[end - 1] + 1
+    def span(self, start: int, end: int, base: int = 0) -> tuple[int, int]:
+        if self.kept is None:
+            return base + start, base + end
+        first = bisect.bisect_left(self.kept, base)  # kept characters before the sentence
+        if end <= start:
+            return self.kept[first + start] if first + start < len(self.kept) else base, base
+        return self.kept[first + start], self.kept[first + end - 1] + 1
 
 
-def _entities(sentence: Any, text: str, tag_type: str, min_score: float) -> list[dict[str, Any]]:
+def _entities(sentence: Any, text: str, tag_type: str, min_score: float, offsets: _Offsets) -> list[dict[str, Any]]:
     entities = []
-    offsets = _Offsets(text)
+    base = sentence.start_position or 0
     for span in sentence.get_spans(tag_type):
         label = span.get_label(tag_type)
         if label.score < min_score:
             continue
-        start, end = offsets.span(span.start_position, span.end_position)
+        start, end = offsets.span(span.start_position, span.end_position, base)
         entities.append(
             {"text": text[start:end], "label": label.value, "start": start, "end": end, "score": float(label.score)}
         )
     return entities
 
 
-def _tokens(sentence: Any, text: str, tag_type: str) -> list[dict[str, Any]]:
+def _tokens(sentence: Any, text: str, tag_type: str, offsets: _Offsets) -> list[dict[str, Any]]:
     tags: dict[int, str] = {}
     for span in sentence.get_spans(tag_type):
         label = span.get_label(tag_type).value
         for i, token in enumerate(span.tokens):
             prefix = "S" if len(span.tokens) == 1 else "B" if i == 0 else "E" if i == len(span.tokens) - 1 else "I"
             tags[token.idx] = f"{prefix}-{label}"
-    offsets = _Offsets(text)
+    base = sentence.start_position or 0
     result = []
     for t in sentence.tokens:
-        start, end = offsets.span(t.start_position, t.end_position)
+        start, end = offsets.span(t.start_position, t.end_position, base)
         result.append({"text": text[start:end], "start": start, "end": end, "tag": tags.get(t.idx, "O")})
     return result
 
@@ -211,18 +250,49 @@ def _sorted_labels(sentence: Any, label_type: str) -> list[dict[str, Any]]:
     return sorted(labels, key=lambda x: -x["score"])
 
 
+def _documents(text: str, split_sentences: bool) -> list[Any]:
+    """The Flair sentences of one input text, linked as one document and to nothing else.
+
+    Flair links the sentences of a ``predict`` call whose context is not set (for models with
+    ``use_context``): each text's sentences are marked as a document of their own, so that a text's
+    entities never depend on the texts it was sent or batched with.
+    """
+    from flair.data import Sentence
+
+    if not text.strip():
+        return []
+    if split_sentences:
+        from flair.splitter import SegtokSentenceSplitter
+
+        return SegtokSentenceSplitter().split(text)  # linked in order, start_position into ``text``
+    sentence = Sentence(text)
+    sentence._has_context = True  # a document of one sentence: no neighbours
+    return [sentence]
+
+
 class FlairPyfuncModel:
-    """Wraps a loaded Flair model (accelerated or not) behind MLflow's pyfunc ``predict``."""
+    """Wraps a loaded Flair model (accelerated or not) behind MLflow's pyfunc ``predict``.
+
+    Concurrent calls (MLflow's scoring server runs each request on its own thread) are merged into one
+    Flair ``predict`` while the model is busy (:class:`~mlflow_flavor.batching.AdaptiveBatcher`); the model
+    itself only ever runs one prediction at a time.
+    """
 
     def __init__(self, model: Any, manifest: Mapping[str, Any], options: ServingOptions | None = None) -> None:
         self.model = model
         self.manifest = dict(manifest)
         self.options = options or ServingOptions()
         self.tag_type = manifest.get("tag_type") or model.label_type
-        self.classifier = manifest.get("task") == "text-classification"
-        # Flair's predict is not documented as re-entrant; one prediction at a time per model keeps
-        # results identical to sequential calls. Tokenization and input checks run outside the lock.
-        self._lock = threading.Lock()
+        self.task = manifest.get("task") or "sequence-tagging"
+        self.classifier = self.task == "text-classification"
+        self.batcher = AdaptiveBatcher(
+            self._run,
+            max_batch_texts=self.options.max_batch_texts,
+            max_wait_ms=self.options.max_wait_ms,
+            enabled=self.options.adaptive_batching,
+        )
+        if self.options.log_batches:
+            _log_batches_to_stderr()
 
     def predict(self, model_input: Any, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Entities for each input text; bad input raises ``MlflowException`` (HTTP 400 when served)."""
@@ -234,6 +304,15 @@ class FlairPyfuncModel:
         except InputError as e:
             raise MlflowException(str(e), error_code=INVALID_PARAMETER_VALUE) from e
 
+    def _run(self, key: Hashable, sentences: Sequence[Any]) -> Sequence[Any]:
+        """One Flair ``predict`` over the sentences of one or more requests (the batcher's run)."""
+        mini_batch_size, all_probabilities = key
+        todo = [s for s in sentences if len(s) > 0]
+        if todo:
+            extra = {"return_probabilities_for_all_classes": True} if all_probabilities else {}
+            self.model.predict(todo, mini_batch_size=mini_batch_size, **extra)
+        return sentences
+
     def _labels(self, sentence: Any, options: Mapping[str, Any]) -> list[dict[str, Any]]:
         """A text classifier's answer for one text: labels sorted by score, cut by ``top_k`` and ``min_score``."""
         if sentence is None or len(sentence) == 0:
@@ -242,41 +321,41 @@ class FlairPyfuncModel:
         return labels[: options["top_k"]] if options["top_k"] else labels
 
     def _predict(self, model_input: Any, params: Mapping[str, Any] | None) -> list[Any]:
-        from flair.data import Sentence
-
-        options = parse_params(params)
+        options = parse_params(params, self.task)
         texts = normalize_texts(model_input)
         if len(texts) > self.options.max_texts:
             raise InputError(
                 f"The request holds {len(texts)} texts; the limit is {self.options.max_texts}. "
                 "Split it into smaller requests, or raise max_texts in the model_config."
             )
-        sentences = {i: Sentence(t) for i, t in enumerate(texts) if t.strip()}
-        todo = [s for s in sentences.values() if len(s) > 0]
-        if todo:
-            with self._lock:
-                self.model.predict(
-                    todo,
-                    mini_batch_size=options["mini_batch_size"],
-                    **({"return_probabilities_for_all_classes": True} if self.classifier and options["top_k"] else {}),
-                )
+        documents = [_documents(t, options["split_sentences"]) for t in texts]
+        sentences = [s for document in documents for s in document]
+        if sentences:
+            # requests merge only with requests that make Flair compute the same way
+            key = (options["mini_batch_size"], bool(self.classifier and options["top_k"]))
+            self.batcher.submit(key, sentences)
         if self.classifier:
-            labels = [self._labels(sentences.get(i), options) for i in range(len(texts))]
+            labels = [self._labels(d[0] if d else None, options) for d in documents]
             return [{"labels": x} for x in labels] if options["output"] == "records" else labels
-        results = []
-        for i, text in enumerate(texts):
-            sentence = sentences.get(i)
-            if sentence is None or len(sentence) == 0:
-                if options["return_tokens"]:
-                    results.append({"entities": [], "tokens": []})
-                else:
-                    results.append({"entities": []} if options["output"] == "records" else [])
-                continue
-            entities = _entities(sentence, text, self.tag_type, options["min_score"])
-            if options["return_tokens"]:
-                results.append({"entities": entities, "tokens": _tokens(sentence, text, self.tag_type)})
-            elif options["output"] == "records":
-                results.append({"entities": entities})
-            else:
-                results.append(entities)
-        return results
+        return [self._tagger_answer(text, document, options) for text, document in zip(texts, documents)]
+
+    def _tagger_answer(self, text: str, document: list[Any], options: Mapping[str, Any]) -> Any:
+        offsets = _Offsets(text)
+        entities = [e for s in document for e in _entities(s, text, self.tag_type, options["min_score"], offsets)]
+        if options["return_tokens"]:
+            tokens = [t for s in document for t in _tokens(s, text, self.tag_type, offsets)]
+            return {"entities": entities, "tokens": tokens}
+        return {"entities": entities} if options["output"] == "records" else entities
+
+
+def _log_batches_to_stderr() -> None:
+    """Show the batcher's per-run lines (``log_batches``) on stderr, once per process."""
+    import sys
+
+    batch_log = logging.getLogger("mlflow_flavor.batching")
+    if not any(getattr(h, "_flair_mlflow", False) for h in batch_log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler._flair_mlflow = True  # type: ignore[attr-defined]
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+        batch_log.addHandler(handler)
+    batch_log.setLevel(logging.DEBUG)

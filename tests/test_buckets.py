@@ -119,6 +119,29 @@ def test_concurrent_parts_give_the_same_hidden_states(bert, buckets):
         torch.testing.assert_close(parts[0][row, :n], whole[0][row, :n], atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("buckets", [True, False])
+def test_no_encoder_call_exceeds_the_position_cap_and_hidden_states_stay(bert, buckets):
+    """A long document's overflow windows (or a big merged batch) go through in calls of bounded size."""
+    model, tokenizer = bert
+    texts = generate_sentences(24, seed=6, long_every=0)
+    batch = _batch(tokenizer, texts)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    left = _batch(tokenizer, texts, side="left")  # not right-padded: whole rows at full width
+    cap = 3 * ids.size(1)
+    for i, m in ((ids, mask), (left["input_ids"], left["attention_mask"])):
+        recorder = _Recorder(model)
+        capped = run_in_groups(recorder, i, m, 32, buckets=buckets, max_positions=cap)
+        assert len(recorder.shapes) >= len(texts) // 3
+        assert all(rows * width <= cap for rows, width in recorder.shapes)
+        whole = _Recorder(model)(i, m)
+        keep = m.bool()
+        torch.testing.assert_close(capped[0][keep], whole[0][keep], atol=1e-5, rtol=1e-4)
+    # one row longer than the cap still runs, alone
+    recorder = _Recorder(model)
+    run_in_groups(recorder, ids[:2], mask[:2], 32, max_positions=4)
+    assert [rows for rows, _ in recorder.shapes] == [1, 1]
+
+
 def test_runtime_options_are_type_checked():
     with pytest.raises(ConfigError, match="encoder_workers"):
         RuntimeOptions(encoder_workers=0)

@@ -56,14 +56,25 @@ def test_params_whitelist():
         "min_score": 0.0,
         "output": "entities",
         "top_k": 0,
+        "split_sentences": False,
     }
+    assert parse_params(None, "text-classification")["output"] == "labels"
     with pytest.raises(InputError, match="'top_k' must be an integer between 0 and 1024"):
-        parse_params({"top_k": -1})
-    with pytest.raises(InputError, match="must be one of entities, labels, records"):
+        parse_params({"top_k": -1}, "text-classification")
+    with pytest.raises(InputError, match="must be one of entities, records"):
         parse_params({"output": "table"})
+    # each task refuses the other task's values and parameters
+    with pytest.raises(InputError, match="must be one of entities, records"):
+        parse_params({"output": "labels"})
+    with pytest.raises(InputError, match="must be one of labels, records"):
+        parse_params({"output": "entities"}, "text-classification")
+    with pytest.raises(InputError, match="'top_k' does not apply to a sequence tagger"):
+        parse_params({"top_k": 3})
+    with pytest.raises(InputError, match="'split_sentences' does not apply to a text classifier"):
+        parse_params({"split_sentences": True}, "text-classification")
     assert parse_params({"mini_batch_size": 8, "min_score": 0.5})["mini_batch_size"] == 8
     with pytest.raises(
-        InputError, match="allowed parameters: min_score, mini_batch_size, output, return_tokens, top_k"
+        InputError, match="allowed parameters: min_score, mini_batch_size, output, return_tokens, split_sentences"
     ):
         parse_params({"batch": 8})
     with pytest.raises(InputError, match="between 1 and 1024"):

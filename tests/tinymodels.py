@@ -55,9 +55,11 @@ def build_tiny_tagger(
     use_crf: bool = True,
     use_rnn: bool = False,
     allow_long_sentences: bool = True,
+    use_context: int = 0,
     seed: int = 0,
 ):
-    """A random SequenceTagger (PER/LOC/ORG/MISC, BIOES) over the tiny BERT."""
+    """A random SequenceTagger (PER/LOC/ORG/MISC, BIOES) over the tiny BERT; ``use_context`` as in
+    Flair's FLERT taggers (that many context characters on each side)."""
     import flair
     import torch
     from flair.data import Dictionary
@@ -71,6 +73,7 @@ def build_tiny_tagger(
         layer_mean=layer_mean,
         subtoken_pooling=subtoken_pooling,
         allow_long_sentences=allow_long_sentences,
+        use_context=use_context,
         fine_tune=False,
     )
     tags = Dictionary(add_unk=False)
