@@ -1,23 +1,32 @@
-"""Load test: concurrent clients against real ``mlflow models serve`` processes, one backend after another.
+"""Load test: how much of the in-process speed survives ``mlflow models serve`` under concurrent clients.
 
-For each backend the model is saved as an MLflow model in a temporary directory and served on a free
-loopback port (``--env-manager local``). After a warm-up, ``clients`` threads send ``requests`` requests
-each; the report gives p50/p95/p99 latency, requests/s, errors, and the server's resident memory
-sampled every half second. Rounds alternate the backends (torch, onnx, torch, onnx, ...) so that the
-machine's drift hits both alike.
+For each backend the model is saved once as an MLflow model. Then, in one run, side by side:
+
+1. **in process**: the pyfunc loaded in this process, ``predict`` on the texts in batches of 32
+   (the rate a user measures offline);
+2. for each adaptive-batching setting (``off``: one request at a time, as before; ``on``), a real
+   ``mlflow models serve`` process (one worker, ``--env-manager local``), and against it:
+   - **1 x 1**: one client sending one text per request: latency p50 (the cost of batching at low load);
+   - **1 x 32**: one client sending 32 texts per request: the served rate without concurrency;
+   - **N x k**: ``clients`` concurrent clients sending ``texts_per_request`` texts per request: rate,
+     latency percentiles, errors;
+   the server's resident memory is sampled during the last two phases.
+
+The efficiency is the concurrent served rate over the in-process rate. Clients run in this process on the
+same cores as the server: the ceiling is below 1 (MLflow's server alone costs about 1 ms of CPU per
+request here).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import statistics
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,26 +35,49 @@ from typing import Any
 from exporter.errors import ConfigError
 from mlflow_flavor.serving import group_rss_mb
 
-__all__ = ["LoadTestConfig", "run_load_test"]
+__all__ = ["BACKENDS", "LoadTestConfig", "run_load_test"]
 
 log = logging.getLogger(__name__)
+
+#: The backends a load test can compare, and what each saves.
+BACKENDS = ("torch", "onnx", "int8")
+BATCHING = ("off", "on")
 
 
 @dataclass(frozen=True)
 class LoadTestConfig:
+    """What to serve and how hard to press it.
+
+    Attributes:
+        model_path: the Flair ``.pt`` to save once per backend.
+        backends: from :data:`BACKENDS` (``int8``: ONNX with dynamic int8 weights).
+        batching: adaptive batching settings to compare, from :data:`BATCHING`.
+        clients / requests / texts_per_request: the concurrent phase (requests per client).
+        conll: take the texts from this CoNLL file (sentences of at least ``min_words`` words), else
+            generated sentences; ``num_sentences`` of them.
+    """
+
     model_path: Path
-    backends: tuple[str, ...] = ("torch", "onnx")
+    backends: tuple[str, ...] = BACKENDS
+    batching: tuple[str, ...] = BATCHING
     clients: int = 8
-    requests: int = 200
-    texts_per_request: int = 4
-    rounds: int = 1
-    texts: tuple[str, ...] = ()
+    requests: int = 64
+    texts_per_request: int = 1
+    conll: Path | None = None
+    num_sentences: int = 256
+    min_words: int = 5
     command: str = ""
 
     def __post_init__(self) -> None:
-        for name in ("clients", "requests", "texts_per_request", "rounds"):
+        for name in ("clients", "requests", "texts_per_request", "num_sentences", "min_words"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        for name, allowed in (("backends", BACKENDS), ("batching", BATCHING)):
+            values = tuple(getattr(self, name))
+            unknown = [v for v in values if v not in allowed]
+            if unknown or not values:
+                raise ConfigError(f"{name} must be among {', '.join(allowed)}, got {', '.join(values) or 'none'}.")
+            object.__setattr__(self, name, values)
 
 
 def _post(url: str, payload: dict, timeout: float = 120) -> tuple[int, Any]:
@@ -61,28 +93,42 @@ def _post(url: str, payload: dict, timeout: float = 120) -> tuple[int, Any]:
         return 0, None
 
 
-def _one_round(url: str, pgid: int, config: LoadTestConfig, payloads: list[list[str]]) -> dict[str, Any]:
-    for texts in payloads[:10]:  # warm-up
-        _post(f"{url}/invocations", {"inputs": texts})
-    memory: list[tuple[float, float]] = []
-    stop = threading.Event()
-    started = time.perf_counter()
+def _percentile(ordered: Sequence[float], q: float) -> float:
+    return 1000 * ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else 0.0
 
-    def sample() -> None:
-        while not stop.is_set():
-            memory.append((time.perf_counter() - started, group_rss_mb(pgid)))
-            stop.wait(0.5)
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+class _MemorySampler:
+    """The largest resident memory of a process group while the block runs (sampled every 0.2 s)."""
+
+    def __init__(self, pgid: int) -> None:
+        self.pgid = pgid
+        self.max_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.max_mb = max(self.max_mb, group_rss_mb(self.pgid))
+            self._stop.wait(0.2)
+
+    def __enter__(self) -> _MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _drive(url: str, payloads: Sequence[list[str]], clients: int) -> dict[str, Any]:
+    """Send ``payloads`` from ``clients`` threads (round robin); rate in texts/s, latencies, errors."""
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
 
     def client(index: int) -> None:
         nonlocal errors
-        for r in range(config.requests):
-            texts = payloads[(index * config.requests + r) % len(payloads)]
+        for texts in payloads[index::clients]:
             t0 = time.perf_counter()
             status, _ = _post(f"{url}/invocations", {"inputs": texts})
             elapsed = time.perf_counter() - t0
@@ -90,88 +136,149 @@ def _one_round(url: str, pgid: int, config: LoadTestConfig, payloads: list[list[
                 latencies.append(elapsed)
                 errors += status != 200
 
-    with ThreadPoolExecutor(config.clients) as pool:
-        list(pool.map(client, range(config.clients)))
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(client, range(clients)))
     wall = time.perf_counter() - started
-    stop.set()
-    sampler.join()
     ordered = sorted(latencies)
-
-    def pct(q: float) -> float:
-        return 1000 * ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-    rss = [m for _, m in memory] or [0.0]
     return {
+        "texts_per_s": sum(len(p) for p in payloads) / wall,
         "requests": len(latencies),
         "errors": errors,
-        "rps": len(latencies) / wall,
-        "p50_ms": pct(0.50),
-        "p95_ms": pct(0.95),
-        "p99_ms": pct(0.99),
-        "rss_start_mb": rss[0],
-        "rss_max_mb": max(rss),
-        "rss_end_mb": rss[-1],
-        "memory": memory,
+        "p50_ms": _percentile(ordered, 0.50),
+        "p95_ms": _percentile(ordered, 0.95),
+        "p99_ms": _percentile(ordered, 0.99),
     }
 
 
-def run_load_test(config: LoadTestConfig, output: Path | None = None) -> list[dict[str, Any]]:
-    """Serve the model once per backend and hammer it; write the Markdown table into ``output``."""
-    import random
+def _payloads(texts: Sequence[str], count: int, size: int) -> list[list[str]]:
+    return [[texts[(i * size + j) % len(texts)] for j in range(size)] for i in range(count)]
 
-    from exporter.bench import write_report
-    from exporter.corpus import generate_sentences
+
+def _in_process_rate(model_dir: Path, texts: Sequence[str], batch_size: int = 32) -> float:
+    """Texts/s of the pyfunc loaded in this process, ``predict`` in batches of ``batch_size``."""
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(str(model_dir))
+    batches = [list(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
+    model.predict(batches[0])  # warm-up
+    started = time.perf_counter()
+    for batch in batches:
+        model.predict(batch)
+    return len(texts) / (time.perf_counter() - started)
+
+
+def _served_phases(url: str, pgid: int, config: LoadTestConfig, texts: Sequence[str]) -> dict[str, Any]:
+    """The three served phases against one running server."""
+    for payload in _payloads(texts, 8, 4):  # warm-up
+        _post(f"{url}/invocations", {"inputs": payload})
+    single = _drive(url, _payloads(texts, min(len(texts), 64), 1), clients=1)
+    with _MemorySampler(pgid) as memory_bulk:
+        bulk = _drive(url, _payloads(texts, max(1, len(texts) // 32), 32), clients=1)
+    concurrent_payloads = _payloads(texts, config.clients * config.requests, config.texts_per_request)
+    with _MemorySampler(pgid) as memory_concurrent:
+        concurrent = _drive(url, concurrent_payloads, clients=config.clients)
+    return {
+        "p50_1x1_ms": single["p50_ms"],
+        "bulk_texts_per_s": bulk["texts_per_s"],
+        "texts_per_s": concurrent["texts_per_s"],
+        **{k: concurrent[k] for k in ("requests", "errors", "p50_ms", "p95_ms", "p99_ms")},
+        "errors": concurrent["errors"] + single["errors"] + bulk["errors"],
+        "rss_bulk_mb": memory_bulk.max_mb,
+        "rss_concurrent_mb": memory_concurrent.max_mb,
+    }
+
+
+def _save(config: LoadTestConfig, backend: str, path: Path) -> None:
+    from exporter.config import OnnxOptions, ParityConfig
     from mlflow_flavor.flavor import save_model
+
+    # the load test measures speed: an int8 export that misses the parity gate is still measured
+    options = {"backend": "onnx", "onnx": OnnxOptions(quantize="int8"), "parity": ParityConfig(force=True)}
+    save_model(str(config.model_path), path, **(options if backend == "int8" else {"backend": backend}))
+
+
+def load_texts(config: LoadTestConfig) -> tuple[list[str], str]:
+    """The texts the clients send, and where they come from."""
+    if config.conll:
+        from exporter.corpus import read_conll
+
+        texts = []
+        for sentence in read_conll(config.conll):
+            if len(sentence) >= config.min_words:
+                texts.append(" ".join(w for w, _ in sentence))
+            if len(texts) >= config.num_sentences:
+                break
+        return texts, f"the first {len(texts)} sentences of at least {config.min_words} words of `{config.conll.name}`"
+    from exporter.corpus import generate_sentences
+
+    return generate_sentences(
+        config.num_sentences, seed=23, long_every=0
+    ), f"{config.num_sentences} generated sentences"
+
+
+def run_load_test(
+    config: LoadTestConfig, output: Path | None = None, progress: Callable[[str], None] | None = None
+) -> list[dict[str, Any]]:
+    """Measure every backend x batching setting; write the Markdown table into ``output``."""
+    from exporter.bench import write_report
     from mlflow_flavor.serving import serve_model
 
-    texts = list(config.texts) or generate_sentences(256, seed=23, long_every=0)
-    rng = random.Random(0)
-    payloads = [rng.sample(texts, min(config.texts_per_request, len(texts))) for _ in range(512)]
-    results: dict[str, list[dict[str, Any]]] = {b: [] for b in config.backends}
+    say = progress or log.info
+    texts, source = load_texts(config)
+    rows = []
     with tempfile.TemporaryDirectory(prefix="flair-mlflow-loadtest-") as work:
         for backend in config.backends:
-            save_model(str(config.model_path), Path(work) / backend, backend=backend)
-        for _ in range(config.rounds):
-            for backend in config.backends:
-                log.info("Load test: %s, %d clients x %d requests", backend, config.clients, config.requests)
-                with serve_model(str(Path(work) / backend), Path(work) / f"{backend}.log") as url:
-                    results[backend].append(_one_round(url, url.pid, config, payloads))
-    rows = []
-    for backend, rounds in results.items():
-        rows.append(
-            {
-                "backend": backend,
-                **{k: statistics.median(r[k] for r in rounds) for k in ("rps", "p50_ms", "p95_ms", "p99_ms")},
-                "errors": sum(r["errors"] for r in rounds),
-                "requests": sum(r["requests"] for r in rounds),
-                "rss_start_mb": rounds[-1]["rss_start_mb"],
-                "rss_max_mb": max(r["rss_max_mb"] for r in rounds),
-                "rss_end_mb": rounds[-1]["rss_end_mb"],
-            }
-        )
+            model_dir = Path(work) / backend
+            say(f"[{backend}] saving the model")
+            _save(config, backend, model_dir)
+            say(f"[{backend}] in-process predict, batches of 32")
+            in_process = _in_process_rate(model_dir, texts)
+            for mode in config.batching:
+                say(
+                    f"[{backend}] serving, adaptive batching {mode}: 1x1, 1x32, {config.clients}x{config.texts_per_request}"
+                )
+                env = {"MLFLOW_PYFUNC_INFERENCE_CONFIG": json.dumps({"adaptive_batching": mode == "on"})}
+                with serve_model(str(model_dir), Path(work) / f"{backend}-{mode}.log", env=env) as url:
+                    served = _served_phases(url, url.pid, config, texts)
+                rows.append(
+                    {
+                        "backend": backend,
+                        "batching": mode,
+                        "in_process_texts_per_s": in_process,
+                        **served,
+                        "efficiency": served["texts_per_s"] / in_process,
+                    }
+                )
     if output:
-        write_report(output, _markdown(config, rows), section="loadtest")
+        write_report(output, _markdown(config, rows, source), section="loadtest")
     return rows
 
 
-def _markdown(config: LoadTestConfig, rows: Sequence[dict[str, Any]]) -> str:
+def _markdown(config: LoadTestConfig, rows: Sequence[dict[str, Any]], source: str) -> str:
     from datetime import datetime, timezone
 
+    n, k = config.clients, config.texts_per_request
     lines = [
-        "## Load test: `mlflow models serve` under concurrent clients",
+        "## Serving under concurrent clients: `mlflow models serve`, adaptive batching off and on",
         "",
         f"Command: `{config.command or 'flair-mlflow loadtest'}`",
         "",
         f"- Date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; model `{config.model_path.name}`; "
-        f"{config.clients} clients x {config.requests} requests of {config.texts_per_request} texts; "
-        f"{config.rounds} round(s) per backend, alternating; one uvicorn worker, `--env-manager local`",
+        f"{source}; one uvicorn worker, `--env-manager local`; clients on the same cores as the server.",
+        f"- In process: the pyfunc's `predict` in batches of 32. Served: 1 client x 1 text per request (latency), "
+        f"1 client x 32 texts, {n} clients x {k} text(s) ({config.requests} requests each). "
+        f"Efficiency: {n} x {k} served rate / in-process rate. RSS: the server's largest resident memory.",
         "",
-        "| backend | requests/s | p50 ms | p95 ms | p99 ms | errors | server RSS start / max / end (MB) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        f"| backend | batching | in process, texts/s | served 1 x 32 | served {n} x {k} | efficiency | "
+        f"1 x 1 p50 ms | {n} x {k} p50 / p95 / p99 ms | errors | RSS 1 x 32 / {n} x {k} (MB) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |",
     ]
     for r in rows:
         lines.append(
-            f"| {r['backend']} | {r['rps']:.1f} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['p99_ms']:.0f} | "
-            f"{r['errors']}/{r['requests']} | {r['rss_start_mb']:.0f} / {r['rss_max_mb']:.0f} / {r['rss_end_mb']:.0f} |"
+            f"| {r['backend']} | {r['batching']} | {r['in_process_texts_per_s']:.0f} | {r['bulk_texts_per_s']:.0f} | "
+            f"{r['texts_per_s']:.0f} | {r['efficiency']:.2f} | {r['p50_1x1_ms']:.1f} | "
+            f"{r['p50_ms']:.0f} / {r['p95_ms']:.0f} / {r['p99_ms']:.0f} | {r['errors']} | "
+            f"{r['rss_bulk_mb']:.0f} / {r['rss_concurrent_mb']:.0f} |"
         )
     return "\n".join(lines) + "\n"

@@ -1,4 +1,5 @@
-"""The load-test command serves each backend for real and reports latency, throughput, errors and memory."""
+"""The load-test command serves each backend for real, adaptive batching off and on, and reports the
+in-process rate, the served rates, the efficiency, latency, errors and memory."""
 
 from __future__ import annotations
 
@@ -12,15 +13,29 @@ from mlflow_flavor.cli import main
 pytestmark = pytest.mark.slow
 
 
-def test_loadtest_reports_both_backends(tiny_tagger_file, tmp_path):
+def test_loadtest_reports_every_backend_with_batching_off_and_on(tiny_tagger_file, tmp_path):
     report = tmp_path / "BENCHMARKS.md"
-    args = ["loadtest", "--model", str(tiny_tagger_file), "--clients", "2", "--requests", "10", "--output", str(report)]
+    args = ["loadtest", "--model", str(tiny_tagger_file), "--backend", "torch", "--backend", "int8"]
+    args += ["--clients", "4", "--requests", "6", "--sentences", "40", "--output", str(report)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout[result.stdout.index("[") :])
-    assert [r["backend"] for r in rows] == ["torch", "onnx"]
+    assert [(r["backend"], r["batching"]) for r in rows] == [
+        ("torch", "off"),
+        ("torch", "on"),
+        ("int8", "off"),
+        ("int8", "on"),
+    ]
     for row in rows:
-        assert row["errors"] == 0 and row["requests"] == 20
-        assert row["rps"] > 0 and row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
-        assert row["rss_max_mb"] > 50
-    assert "<!-- flair-mlflow loadtest: start -->" in report.read_text()
+        assert row["errors"] == 0 and row["requests"] == 24
+        assert row["texts_per_s"] > 0 and row["bulk_texts_per_s"] > 0 and row["in_process_texts_per_s"] > 0
+        assert row["efficiency"] == pytest.approx(row["texts_per_s"] / row["in_process_texts_per_s"])
+        assert 0 < row["p50_1x1_ms"] and row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
+        assert row["rss_bulk_mb"] > 50 and row["rss_concurrent_mb"] > 50
+    text = report.read_text()
+    assert "<!-- flair-mlflow loadtest: start -->" in text and "| int8 | on |" in text
+
+
+def test_loadtest_refuses_unknown_backends_before_any_work(tiny_tagger_file):
+    result = CliRunner().invoke(main, ["loadtest", "--model", str(tiny_tagger_file), "--backend", "int4"])
+    assert result.exit_code == 2 and "'int4' is not one of 'torch', 'onnx', 'int8'" in result.output
