@@ -11,6 +11,8 @@ from pathlib import Path
 import click
 
 from exporter.errors import FlairMlflowError
+from mlflow_flavor.loadtest import BACKENDS as LOADTEST_BACKENDS
+from mlflow_flavor.loadtest import BATCHING as LOADTEST_BATCHING
 
 log = logging.getLogger("flair_mlflow")
 
@@ -346,14 +348,28 @@ def bench(
 
 @main.command()
 @click.option("--model", default="demo", show_default=True, help="A Flair .pt path or 'demo'.")
-@click.option("--backend", "backends", multiple=True, help="Backends to compare (repeatable); default torch and onnx.")
-@click.option("--clients", type=int, default=8, show_default=True)
-@click.option("--requests", "num_requests", type=int, default=200, show_default=True, help="Requests per client.")
-@click.option("--texts-per-request", type=int, default=4, show_default=True)
-@click.option("--rounds", type=int, default=1, show_default=True, help="Alternating rounds per backend.")
+@click.option(
+    "--backend",
+    "backends",
+    multiple=True,
+    type=click.Choice(LOADTEST_BACKENDS),
+    help="Backend to serve (repeatable); default: all.",
+)
+@click.option(
+    "--batching",
+    multiple=True,
+    type=click.Choice(LOADTEST_BATCHING),
+    help="Adaptive batching setting to compare (repeatable); default: off and on.",
+)
+@click.option("--clients", type=int, default=8, show_default=True, help="Concurrent clients.")
+@click.option("--requests", "num_requests", type=int, default=64, show_default=True, help="Requests per client.")
+@click.option("--texts-per-request", type=int, default=1, show_default=True)
+@click.option("--conll", type=click.Path(exists=True, dir_okay=False), help="Texts from a CoNLL file.")
+@click.option("--sentences", "num_sentences", type=int, default=256, show_default=True)
+@click.option("--min-words", type=int, default=5, show_default=True, help="Skip shorter CoNLL sentences.")
 @click.option("--output", type=click.Path(dir_okay=False), default="docs/BENCHMARKS.md", show_default=True)
-def loadtest(model, backends, clients, num_requests, texts_per_request, rounds, output):
-    """Concurrent clients against `mlflow models serve`, backends side by side."""
+def loadtest(model, backends, batching, clients, num_requests, texts_per_request, conll, num_sentences, min_words, output):
+    """In-process predict vs `mlflow models serve` under concurrent clients, adaptive batching off and on."""
     from mlflow_flavor.job import resolve_model_path
     from mlflow_flavor.loadtest import LoadTestConfig, run_load_test
 
@@ -362,11 +378,14 @@ def loadtest(model, backends, clients, num_requests, texts_per_request, rounds, 
         clients=clients,
         requests=num_requests,
         texts_per_request=texts_per_request,
-        rounds=rounds,
+        conll=Path(conll) if conll else None,
+        num_sentences=num_sentences,
+        min_words=min_words,
         command="flair-mlflow " + " ".join(sys.argv[1:]),
         **({"backends": tuple(backends)} if backends else {}),
+        **({"batching": tuple(batching)} if batching else {}),
     )
-    rows = run_load_test(config, output=Path(output) if output else None)
+    rows = run_load_test(config, output=Path(output) if output else None, progress=lambda m: click.echo(m, err=True))
     click.echo(json.dumps(rows, indent=2))
 
 
