@@ -55,6 +55,8 @@ class LoadTestConfig:
         clients / requests / texts_per_request: the concurrent phase (requests per client).
         conll: take the texts from this CoNLL file (sentences of at least ``min_words`` words), else
             generated sentences; ``num_sentences`` of them.
+        long_words: above 0, also tag one text of that many words (and one of 1,000) in a fresh process
+            per backend: peak memory above the warmed-up model, and time per word.
     """
 
     model_path: Path
@@ -66,9 +68,12 @@ class LoadTestConfig:
     conll: Path | None = None
     num_sentences: int = 256
     min_words: int = 5
+    long_words: int = 0
     command: str = ""
 
     def __post_init__(self) -> None:
+        if self.long_words < 0:
+            raise ConfigError(f"long_words must be 0 (off) or a number of words, got {self.long_words}.")
         for name in ("clients", "requests", "texts_per_request", "num_sentences", "min_words"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}.")
@@ -120,21 +125,33 @@ class _MemorySampler:
         self._thread.join()
 
 
-def _drive(url: str, payloads: Sequence[list[str]], clients: int) -> dict[str, Any]:
-    """Send ``payloads`` from ``clients`` threads (round robin); rate in texts/s, latencies, errors."""
+def _entity_keys(answer: Any) -> list[tuple]:
+    return [(e["text"], e["label"], e["start"], e["end"]) for e in answer]
+
+
+def _drive(
+    url: str, payloads: Sequence[list[str]], clients: int, alone: dict[str, list[tuple]] | None = None
+) -> dict[str, Any]:
+    """Send ``payloads`` from ``clients`` threads (round robin); rate in texts/s, latencies, errors, and
+    how many answered texts got other entities than the text alone (``alone``: text -> entity keys)."""
     latencies: list[float] = []
     errors = 0
+    changed = 0
     lock = threading.Lock()
 
     def client(index: int) -> None:
-        nonlocal errors
+        nonlocal errors, changed
         for texts in payloads[index::clients]:
             t0 = time.perf_counter()
-            status, _ = _post(f"{url}/invocations", {"inputs": texts})
+            status, body = _post(f"{url}/invocations", {"inputs": texts})
             elapsed = time.perf_counter() - t0
+            differ = 0
+            if status == 200 and alone is not None:
+                differ = sum(_entity_keys(a) != alone[t] for t, a in zip(texts, body["predictions"]))
             with lock:
                 latencies.append(elapsed)
                 errors += status != 200
+                changed += differ
 
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
@@ -143,6 +160,8 @@ def _drive(url: str, payloads: Sequence[list[str]], clients: int) -> dict[str, A
     ordered = sorted(latencies)
     return {
         "texts_per_s": sum(len(p) for p in payloads) / wall,
+        "texts": sum(len(p) for p in payloads),
+        "changed": changed,
         "requests": len(latencies),
         "errors": errors,
         "p50_ms": _percentile(ordered, 0.50),
@@ -155,8 +174,9 @@ def _payloads(texts: Sequence[str], count: int, size: int) -> list[list[str]]:
     return [[texts[(i * size + j) % len(texts)] for j in range(size)] for i in range(count)]
 
 
-def _in_process_rate(model_dir: Path, texts: Sequence[str], batch_size: int = 32) -> float:
-    """Texts/s of the pyfunc loaded in this process, ``predict`` in batches of ``batch_size``."""
+def _in_process(model_dir: Path, texts: Sequence[str], batch_size: int = 32) -> tuple[float, dict[str, list[tuple]]]:
+    """Texts/s of the pyfunc loaded in this process, ``predict`` in batches of ``batch_size``; and each
+    text's entities when it is sent alone."""
     import mlflow
 
     model = mlflow.pyfunc.load_model(str(model_dir))
@@ -165,10 +185,13 @@ def _in_process_rate(model_dir: Path, texts: Sequence[str], batch_size: int = 32
     started = time.perf_counter()
     for batch in batches:
         model.predict(batch)
-    return len(texts) / (time.perf_counter() - started)
+    rate = len(texts) / (time.perf_counter() - started)
+    return rate, {t: _entity_keys(model.predict([t])[0]) for t in dict.fromkeys(texts)}
 
 
-def _served_phases(url: str, pgid: int, config: LoadTestConfig, texts: Sequence[str]) -> dict[str, Any]:
+def _served_phases(
+    url: str, pgid: int, config: LoadTestConfig, texts: Sequence[str], alone: dict[str, list[tuple]]
+) -> dict[str, Any]:
     """The three served phases against one running server."""
     for payload in _payloads(texts, 8, 4):  # warm-up
         _post(f"{url}/invocations", {"inputs": payload})
@@ -177,16 +200,67 @@ def _served_phases(url: str, pgid: int, config: LoadTestConfig, texts: Sequence[
         bulk = _drive(url, _payloads(texts, max(1, len(texts) // 32), 32), clients=1)
     concurrent_payloads = _payloads(texts, config.clients * config.requests, config.texts_per_request)
     with _MemorySampler(pgid) as memory_concurrent:
-        concurrent = _drive(url, concurrent_payloads, clients=config.clients)
+        concurrent = _drive(url, concurrent_payloads, clients=config.clients, alone=alone)
     return {
         "p50_1x1_ms": single["p50_ms"],
         "bulk_texts_per_s": bulk["texts_per_s"],
         "texts_per_s": concurrent["texts_per_s"],
-        **{k: concurrent[k] for k in ("requests", "errors", "p50_ms", "p95_ms", "p99_ms")},
+        **{k: concurrent[k] for k in ("requests", "p50_ms", "p95_ms", "p99_ms")},
+        "changed_share": concurrent["changed"] / max(concurrent["texts"], 1),
         "errors": concurrent["errors"] + single["errors"] + bulk["errors"],
         "rss_bulk_mb": memory_bulk.max_mb,
         "rss_concurrent_mb": memory_concurrent.max_mb,
     }
+
+
+_LONG_TEXT_PROBE = """
+import json, sys, time
+import mlflow
+from exporter.corpus import generate_sentences
+
+def rss(key):
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(key)) / 1024
+
+def text_of(words):
+    out = []
+    seed = 0
+    while len(out) < words:
+        out.extend(" ".join(generate_sentences(64, seed=seed, long_every=0)).split())
+        seed += 1
+    return " ".join(out[:words])
+
+model = mlflow.pyfunc.load_model(sys.argv[1])
+model.predict(generate_sentences(64, seed=3, long_every=0))
+warm = rss("VmRSS:")
+timings = {}
+for words in (1000, int(sys.argv[2])):
+    text = text_of(words)
+    started = time.perf_counter()
+    model.predict([text])
+    timings[words] = 1000 * (time.perf_counter() - started) / words
+print(json.dumps({"warm_mb": warm, "peak_above_warm_mb": rss("VmHWM:") - warm,
+                  "ms_per_word_1000": timings[1000], "ms_per_word_long": timings[int(sys.argv[2])]}))
+"""
+
+
+def long_text_probe(model_dir: Path, words: int) -> dict[str, float]:
+    """In a fresh process: the pyfunc warmed up on short texts, then one text of 1,000 words and one of
+    ``words`` words (no sentence splitting: one Flair sentence). Peak memory above the warmed-up model
+    (VmHWM - VmRSS after warm-up) and time per word of each."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _LONG_TEXT_PROBE, str(model_dir), str(words)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if out.returncode != 0:
+        from exporter.errors import ServerError
+
+        raise ServerError(f"The long-text probe failed for {model_dir.name}:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _save(config: LoadTestConfig, backend: str, path: Path) -> None:
@@ -226,21 +300,27 @@ def run_load_test(
 
     say = progress or log.info
     texts, source = load_texts(config)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    long_rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="flair-mlflow-loadtest-") as work:
         for backend in config.backends:
             model_dir = Path(work) / backend
             say(f"[{backend}] saving the model")
             _save(config, backend, model_dir)
             say(f"[{backend}] in-process predict, batches of 32")
-            in_process = _in_process_rate(model_dir, texts)
+            in_process, alone = _in_process(model_dir, texts)
+            if config.long_words:
+                say(f"[{backend}] one text of {config.long_words} words, in a fresh process")
+                long_rows.append(
+                    {"backend": backend, "words": config.long_words, **long_text_probe(model_dir, config.long_words)}
+                )
             for mode in config.batching:
                 say(
                     f"[{backend}] serving, adaptive batching {mode}: 1x1, 1x32, {config.clients}x{config.texts_per_request}"
                 )
                 env = {"MLFLOW_PYFUNC_INFERENCE_CONFIG": json.dumps({"adaptive_batching": mode == "on"})}
                 with serve_model(str(model_dir), Path(work) / f"{backend}-{mode}.log", env=env) as url:
-                    served = _served_phases(url, url.pid, config, texts)
+                    served = _served_phases(url, url.pid, config, texts, alone)
                 rows.append(
                     {
                         "backend": backend,
@@ -251,8 +331,27 @@ def run_load_test(
                     }
                 )
     if output:
-        write_report(output, _markdown(config, rows, source), section="loadtest")
-    return rows
+        write_report(output, _markdown(config, rows, source) + _long_markdown(long_rows), section="loadtest")
+    return rows + long_rows
+
+
+def _long_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    lines = [
+        "",
+        f"One long text (no sentence splitting: one Flair sentence of {rows[0]['words']:,} words), in a fresh process "
+        "per backend after warm-up on short texts:",
+        "",
+        "| backend | peak memory above the warmed-up model (MB) | ms/word, 1,000 words | ms/word, long text | ratio |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['backend']} | {r['peak_above_warm_mb']:.0f} | {r['ms_per_word_1000']:.3f} | "
+            f"{r['ms_per_word_long']:.3f} | {r['ms_per_word_long'] / r['ms_per_word_1000']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _markdown(config: LoadTestConfig, rows: Sequence[dict[str, Any]], source: str) -> str:
@@ -268,17 +367,19 @@ def _markdown(config: LoadTestConfig, rows: Sequence[dict[str, Any]], source: st
         f"{source}; one uvicorn worker, `--env-manager local`; clients on the same cores as the server.",
         f"- In process: the pyfunc's `predict` in batches of 32. Served: 1 client x 1 text per request (latency), "
         f"1 client x 32 texts, {n} clients x {k} text(s) ({config.requests} requests each). "
-        f"Efficiency: {n} x {k} served rate / in-process rate. RSS: the server's largest resident memory.",
+        f"Efficiency: {n} x {k} served rate / in-process rate. Changed: share of texts of the {n} x {k} phase "
+        "whose entities differ from the text sent alone. RSS: the server's largest resident memory.",
         "",
         f"| backend | batching | in process, texts/s | served 1 x 32 | served {n} x {k} | efficiency | "
-        f"1 x 1 p50 ms | {n} x {k} p50 / p95 / p99 ms | errors | RSS 1 x 32 / {n} x {k} (MB) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |",
+        f"1 x 1 p50 ms | {n} x {k} p50 / p95 / p99 ms | changed | errors | RSS 1 x 32 / {n} x {k} (MB) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |",
     ]
     for r in rows:
         lines.append(
             f"| {r['backend']} | {r['batching']} | {r['in_process_texts_per_s']:.0f} | {r['bulk_texts_per_s']:.0f} | "
             f"{r['texts_per_s']:.0f} | {r['efficiency']:.2f} | {r['p50_1x1_ms']:.1f} | "
-            f"{r['p50_ms']:.0f} / {r['p95_ms']:.0f} / {r['p99_ms']:.0f} | {r['errors']} | "
+            f"{r['p50_ms']:.0f} / {r['p95_ms']:.0f} / {r['p99_ms']:.0f} | {100 * r['changed_share']:.1f} % | "
+            f"{r['errors']} | "
             f"{r['rss_bulk_mb']:.0f} / {r['rss_concurrent_mb']:.0f} |"
         )
     return "\n".join(lines) + "\n"

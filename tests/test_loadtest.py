@@ -16,10 +16,16 @@ pytestmark = pytest.mark.slow
 def test_loadtest_reports_every_backend_with_batching_off_and_on(tiny_tagger_file, tmp_path):
     report = tmp_path / "BENCHMARKS.md"
     args = ["loadtest", "--model", str(tiny_tagger_file), "--backend", "torch", "--backend", "int8"]
-    args += ["--clients", "4", "--requests", "6", "--sentences", "40", "--output", str(report)]
+    args += ["--clients", "4", "--requests", "6", "--sentences", "40", "--long-words", "2500", "--output", str(report)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout[result.stdout.index("[") :])
+    long_rows = [r for r in rows if "words" in r]
+    rows = [r for r in rows if "words" not in r]
+    assert [(r["backend"], r["words"]) for r in long_rows] == [("torch", 2500), ("int8", 2500)]
+    for row in long_rows:
+        assert row["warm_mb"] > 50 and row["peak_above_warm_mb"] >= 0
+        assert row["ms_per_word_1000"] > 0 and row["ms_per_word_long"] > 0
     assert [(r["backend"], r["batching"]) for r in rows] == [
         ("torch", "off"),
         ("torch", "on"),
@@ -32,8 +38,12 @@ def test_loadtest_reports_every_backend_with_batching_off_and_on(tiny_tagger_fil
         assert row["efficiency"] == pytest.approx(row["texts_per_s"] / row["in_process_texts_per_s"])
         assert 0 < row["p50_1x1_ms"] and row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
         assert row["rss_bulk_mb"] > 50 and row["rss_concurrent_mb"] > 50
+        assert 0 <= row["changed_share"] <= 1
+        if row["backend"] == "torch":  # lossless: entities do not depend on what a text is batched with
+            assert row["changed_share"] == 0
     text = report.read_text()
     assert "<!-- flair-mlflow loadtest: start -->" in text and "| int8 | on |" in text
+    assert "One long text" in text
 
 
 def test_loadtest_refuses_unknown_backends_before_any_work(tiny_tagger_file):
