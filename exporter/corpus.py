@@ -11,7 +11,18 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["TOPICS", "generate_sentences", "generate_tagged_sentences", "generate_topic_texts", "read_conll"]
+__all__ = [
+    "LABEL_PREFIX",
+    "TOPICS",
+    "generate_sentences",
+    "generate_tagged_sentences",
+    "generate_topic_texts",
+    "read_conll",
+    "read_labeled_texts",
+]
+
+#: How a text classification file marks its labels (FastText style, as Flair's ``ClassificationCorpus`` reads it).
+LABEL_PREFIX = "__label__"
 
 FIRST_NAMES = (
     "John Mary Peter Anna Michael Sarah David Laura James Emma Robert Olivia Thomas Sophie Daniel Julia Paul "
@@ -281,3 +292,27 @@ def read_conll(path: str | Path, limit: int | None = None) -> Iterator[list[tupl
             sentence.append((parts[0], parts[-1] if len(parts) > 1 else "O"))
     if sentence:
         yield sentence
+
+
+def read_labeled_texts(path: str | Path, limit: int | None = None) -> Iterator[tuple[list[str], str]]:
+    """Yield ``(labels, text)`` from a FastText-style file: ``__label__sports __label__news Some text .``
+
+    Parsed as Flair's ``ClassificationDataset`` parses it: the leading ``__label__`` words are the labels, the
+    rest of the line is the text; lines without a label or without text are skipped.
+    """
+    count = 0
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            labels: list[str] = []
+            skip = 0
+            for word in line.split():
+                if not word.startswith(LABEL_PREFIX):
+                    break
+                labels.append(word.replace(LABEL_PREFIX, ""))
+                skip += len(word) + 1
+            text = line[skip:].strip()
+            if labels and text:
+                yield labels, text
+                count += 1
+                if limit is not None and count >= limit:
+                    return

@@ -13,7 +13,8 @@ Every error a user can meet derives from :class:`FlairMlflowError`, so one ``exc
     ├── InputError                prediction input of the wrong shape or type
     ├── ServerError               a model server did not start or stopped answering
     ├── PromotionError            a promotion stopped; the target alias / stage was left as it was
-    │   └── SourceVerificationError   the source version's files differ from its manifest (refused)
+    │   ├── SourceVerificationError   the source version's files differ from its manifest (refused)
+    │   └── QualityGateError          the version scored below the quality gate on labeled data (refused)
     └── MissingDependencyError    an optional package is not installed
 
 Messages say what failed, what was expected, and what to do about it.
@@ -32,6 +33,7 @@ __all__ = [
     "ParityError",
     "PromotionError",
     "ProviderError",
+    "QualityGateError",
     "ServerError",
     "SourceVerificationError",
     "UnsupportedModelError",
@@ -103,3 +105,17 @@ class PromotionError(FlairMlflowError, RuntimeError):
 
 class SourceVerificationError(PromotionError):
     """The model version to promote failed checksum verification: it is refused, nothing is copied."""
+
+
+class QualityGateError(PromotionError):
+    """The version to promote scored below the quality gate on the labeled set: nothing was moved.
+
+    Attributes:
+        failures: one line per failed check, naming the metric, the values and the threshold.
+        run_id: the MLflow run holding both evaluations.
+    """
+
+    def __init__(self, message: str, failures: list[str] | None = None, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.failures = list(failures or [])
+        self.run_id = run_id

@@ -400,6 +400,55 @@ def fetch(model_uri, tracking_uri, no_cache):
     click.echo(str(fetch_model(model_uri, tracking_uri=tracking_uri or None, use_cache=not no_cache)))
 
 
+class _OptionalFloat(click.ParamType):
+    """A number, or an empty string for none (MLflow project parameters default to "")."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, float):
+            return value
+        if str(value).strip() == "":
+            return None
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number", param, ctx)
+
+
+@main.command()
+@click.argument("model")
+@click.option(
+    "--conll",
+    "--data",
+    "data",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Labeled set: two-column CoNLL for taggers, '__label__x text' lines for classifiers.",
+)
+@click.option("--champion", default=None, help="Another model to evaluate on the same data in the same run.")
+@click.option("--limit", type=int, default=None, help="Only the first N sentences or texts.")
+@click.option("--batch-size", type=int, default=32, show_default=True, help="The pyfunc's mini_batch_size.")
+@click.option("--experiment-name", default=None, help="Experiment of the evaluation run (default: the current one).")
+@click.option("--tracking-uri", default=None, help="Defaults to MLFLOW_TRACKING_URI.")
+def evaluate(model, data, champion, limit, batch_size, experiment_name, tracking_uri):
+    """Evaluate MODEL (models:/ URI, MLflow model or bundle directory) on labeled data with mlflow.evaluate.
+
+    Prints the metrics (f1_micro, f1_macro, ... and the run id) as one JSON object.
+    """
+    import mlflow
+
+    from mlflow_flavor.evaluate import EvaluationConfig, evaluate_model
+
+    _flair_logs_to_stderr()
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    config = EvaluationConfig(data=data, limit=limit, mini_batch_size=batch_size, experiment_name=experiment_name)
+    with contextlib.redirect_stdout(sys.stderr):  # MLflow prints run links; stdout stays one JSON document
+        report = evaluate_model(model, config, champion=champion or None)
+    click.echo(json.dumps(report.summary(), indent=2))
+
+
 @main.command()
 @click.option("--name", required=True, help="Registered model name in the source registry.")
 @click.option("--version", required=True, help="Version number, or @alias.")
@@ -423,6 +472,16 @@ def fetch(model_uri, tracking_uri, no_cache):
     default=False,
     help="Promote a version registered without flair-mlflow's digests (alone, or with true/false).",
 )
+@click.option(
+    "--eval-conll",
+    "--eval-data",
+    "eval_conll",
+    default=None,
+    help="Labeled set to evaluate the version and the champion on before anything moves (CoNLL; classifiers: "
+    "'__label__x text' lines).",
+)
+@click.option("--min-f1", type=_OptionalFloat(), default=None, help="Least F1 (micro) the version must reach.")
+@click.option("--max-f1-drop", type=_OptionalFloat(), default=None, help="Most its F1 may fall below the champion's.")
 def promote(name, version, to_alias, to_stage, tracking_uri, target_tracking_uri, target_name, **options):
     """Verify a model version and move a stage / alias to it, in this registry or another one.
 
@@ -447,7 +506,12 @@ def promote(name, version, to_alias, to_stage, tracking_uri, target_tracking_uri
         target_experiment=options["target_experiment"] or "flair-mlflow-promotions",
         archive_existing=options["archive_existing"],
         allow_untagged=options["allow_untagged"],
+        eval_conll=options["eval_conll"] or None,
+        min_f1=options["min_f1"],
+        max_f1_drop=options["max_f1_drop"],
     )
+    if config.eval_conll:
+        _flair_logs_to_stderr()
     with contextlib.redirect_stdout(sys.stderr):  # MLflow prints run links; stdout stays one JSON document
         result = run_promotion(config, progress=lambda message: click.echo(message, err=True))
     click.echo(json.dumps({**result.__dict__, "model_uri": result.model_uri}, indent=2))

@@ -5,7 +5,12 @@ moves the stage and/or alias. Across environments (another tracking server, anot
 name or another artifact location), it::
 
     download source ─► verify ─► (find an earlier copy by its source tags) ─► upload + register
-        ─► download from the target ─► compare every byte with the source ─► tag verified ─► move alias/stage
+        ─► download from the target ─► compare every byte with the source ─► tag verified
+        ─► (quality gate: evaluate it and the champion on labeled data) ─► move alias/stage
+
+With ``eval_conll``, the version and the champion (the version holding the target alias, else the newest in
+the target stage, in the target registry) are evaluated on the same labeled data in one run, and the alias /
+stage move only when the version passes ``min_f1`` and ``max_f1_drop`` (:mod:`mlflow_flavor.evaluate`).
 
 Each step either completes or raises :class:`PromotionError` before the alias or stage is touched, so a
 failure midway leaves the target pointing where it pointed before. Running the same promotion again finds
@@ -23,7 +28,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporter.errors import BundleError, ConfigError, FlairMlflowError, PromotionError, SourceVerificationError
+from exporter.errors import (
+    BundleError,
+    ConfigError,
+    FlairMlflowError,
+    PromotionError,
+    QualityGateError,
+    SourceVerificationError,
+)
+from mlflow_flavor.evaluate import EVALUATION_RUN_TAG
 from mlflow_flavor.fetch import (
     BUNDLE_DIGEST_TAG,
     FILES_DIGEST_TAG,
@@ -75,6 +88,10 @@ class PromotionConfig:
         archive_existing: archive the versions that were in ``to_stage`` before.
         allow_untagged: promote a version registered without flair-mlflow's digest tags (registered by
             plain MLflow calls); its files are then checked against its own manifest only.
+        eval_conll: a labeled file (CoNLL for taggers, ``__label__x text`` lines for classifiers): evaluate the
+            version and the champion on it before anything moves, in one run of the target experiment.
+        min_f1: the least entity F1 (micro; label F1 for classifiers) the version must reach.
+        max_f1_drop: the most its F1 may fall below the champion's (ignored while there is no champion).
     """
 
     name: str
@@ -88,6 +105,9 @@ class PromotionConfig:
     target_experiment: str = DEFAULT_EXPERIMENT
     archive_existing: bool = True
     allow_untagged: bool = False
+    eval_conll: str | None = None
+    min_f1: float | None = None
+    max_f1_drop: float | None = None
 
     def __post_init__(self):
         if not self.name:
@@ -104,6 +124,22 @@ class PromotionConfig:
             raise ConfigError(
                 f"target_artifact_location must be a URI such as s3://bucket/prefix, got {self.target_artifact_location!r}."
             )
+        gate = self.gate  # checks the thresholds
+        if self.eval_conll:
+            if not Path(self.eval_conll).is_file():
+                raise ConfigError(f"eval_conll {self.eval_conll!r} is not a file: give the labeled set to evaluate on.")
+            object.__setattr__(self, "eval_conll", str(self.eval_conll))
+        elif gate.active:
+            raise ConfigError(
+                "min_f1 and max_f1_drop need a labeled set to evaluate on: give eval_conll (--eval-conll)."
+            )
+
+    @property
+    def gate(self):
+        """The quality gate (:class:`mlflow_flavor.evaluate.QualityGate`) from ``min_f1`` and ``max_f1_drop``."""
+        from mlflow_flavor.evaluate import QualityGate
+
+        return QualityGate(min_f1=self.min_f1, max_f1_drop=self.max_f1_drop)
 
     @property
     def source_uri(self) -> str:
@@ -140,6 +176,7 @@ class PromotionResult:
     alias: str | None
     stage: str | None
     tracking_uri: str | None = field(default=None)
+    evaluation_run_id: str | None = field(default=None)
 
     @property
     def model_uri(self) -> str:
@@ -278,6 +315,7 @@ def promote(config: PromotionConfig, progress: Progress | None = None) -> Promot
     ``progress`` is called with a short description after each step (the CLI prints them).
 
     Raises:
+        QualityGateError: the version scored below ``min_f1``, or more than ``max_f1_drop`` below the champion.
         SourceVerificationError: the source's files differ from its manifest or from the digests recorded at
             registration (tampered or damaged), or it carries no digests (unless ``allow_untagged``): refused.
         PromotionError: a step failed; the target alias and stage are as they were, re-run to resume.
@@ -341,7 +379,12 @@ def promote(config: PromotionConfig, progress: Progress | None = None) -> Promot
                 raise
             except Exception as e:
                 raise _failed(f"verifying the copy {name} v{version} in the target", e) from None
+        evaluation_run_id = None
+        if config.eval_conll:
+            evaluation_run_id = _quality_gate(config, client, name, version, source, work, say)
         stage_and_alias(name, version, config.to_stage, config.to_alias, config.archive_existing, client=client)
+        if evaluation_run_id:
+            client.set_model_version_tag(name, version, EVALUATION_RUN_TAG, evaluation_run_id)
         say(f"promoted {name} v{version}")
         return PromotionResult(
             name=name,
@@ -354,6 +397,7 @@ def promote(config: PromotionConfig, progress: Progress | None = None) -> Promot
             alias=config.to_alias,
             stage=config.to_stage,
             tracking_uri=config.target_uri,
+            evaluation_run_id=evaluation_run_id,
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -384,3 +428,60 @@ def _verify_copy(target_uri, name, copy, source: VerifiedModel, work: Path, clie
         client.set_model_version_tag(name, copy.version, VERIFIED_TAG, "true")
         say(f"verified copy {name} v{copy.version} in the target ({len(landed.files)} files, byte for byte)")
         return
+
+
+def _champion(client, name: str, config: PromotionConfig) -> str | None:
+    """The version that holds the target alias (else the newest in the target stage), or None."""
+    from mlflow_flavor.registry import alias_target, versions_in_stage
+
+    holder = alias_target(client, name, config.to_alias) if config.to_alias else None
+    if holder is None and config.to_stage:
+        in_stage = versions_in_stage(client, name, config.to_stage)
+        holder = in_stage[-1] if in_stage else None
+    return holder
+
+
+def _quality_gate(config: PromotionConfig, client, name: str, version: str, source: VerifiedModel, work: Path, say):
+    """Evaluate the verified version (and the champion) in one run of the target; raise when the gate fails."""
+    from mlflow_flavor.evaluate import EvaluationConfig, check_quality, evaluate_model
+
+    target_uri = config.target_tracking_uri or config.tracking_uri
+    try:
+        champion = _champion(client, name, config)
+        champion_dir = None
+        if champion == version:
+            say(f"{name} v{version} already holds the target: no champion to compare with")
+        elif champion is not None:
+            verified = _download_verified(target_uri, f"models:/{name}/{champion}", work / "champion")
+            check_registered_digests(verified, client.get_model_version(name, champion).tags, f"{name} v{champion}")
+            champion_dir = verified.path
+        evaluation = EvaluationConfig(
+            data=config.eval_conll,
+            experiment_id=_target_experiment(client, config),
+            run_name=f"evaluate-{name}-v{version}",
+        )
+        with using_tracking_uri(target_uri):
+            report = evaluate_model(
+                str(source.path),
+                evaluation,
+                champion=str(champion_dir) if champion_dir else None,
+                names=(f"{name} v{version}", f"{name} v{champion}" if champion_dir else None),
+            )
+    except FlairMlflowError:
+        raise
+    except Exception as e:
+        raise _failed(f"evaluating {name} v{version} on {Path(config.eval_conll).name}", e) from None
+    compared = f" (champion v{champion}: {report.champion.f1:.4f})" if report.champion else ""
+    say(f"evaluated {name} v{version}: f1_micro {report.challenger.f1:.4f}{compared}, run {report.run_id}")
+    failures = check_quality(report, config.gate)
+    if failures:
+        raise QualityGateError(
+            f"Refused to promote {name} v{version}: it fails the quality gate on {Path(config.eval_conll).name}: "
+            + "; ".join(failures)
+            + f". The target alias and stage were not changed. The evaluation is in run {report.run_id}.",
+            failures=failures,
+            run_id=report.run_id,
+        )
+    if config.gate.active:
+        say(f"{name} v{version} passed the quality gate")
+    return report.run_id

@@ -11,7 +11,7 @@ from typing import Any
 from exporter.errors import PromotionError
 from mlflow_flavor.redact import redact
 
-__all__ = ["RegisteredVersion", "register_model_version", "stage_and_alias"]
+__all__ = ["RegisteredVersion", "alias_target", "register_model_version", "stage_and_alias", "versions_in_stage"]
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,21 @@ def _stages(client, name: str) -> dict[str, str]:
     return {str(v.version): v.current_stage for v in client.search_model_versions(f"name='{name}'")}
 
 
-def _alias_target(client, name: str, alias: str) -> str | None:
+def versions_in_stage(client, name: str, stage: str) -> list[str]:
+    """The versions of ``name`` in ``stage`` (any case), oldest first; none when the model does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        stages = _stages(client, name)
+    except MlflowException as e:
+        if e.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return []
+        raise
+    return sorted((v for v, s in stages.items() if s.lower() == stage.lower()), key=int)
+
+
+def alias_target(client, name: str, alias: str) -> str | None:
+    """The version ``alias`` points at, or None when it points nowhere (or the model does not exist)."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -59,7 +73,7 @@ def stage_and_alias(
 
     client = client or MlflowClient()
     previous_stages = _stages(client, name) if stage else {}
-    previous_alias = _alias_target(client, name, alias) if alias else None
+    previous_alias = alias_target(client, name, alias) if alias else None
     with warnings.catch_warnings():
         # Stages are deprecated in MLflow 3 but still resolve models:/name/Stage URIs.
         warnings.simplefilter("ignore", category=FutureWarning)
@@ -95,7 +109,7 @@ def _roll_back(client, name: str, stages: dict[str, str], alias: str | None, ali
             if alias_version is None:
                 with contextlib.suppress(Exception):
                     client.delete_registered_model_alias(name, alias)
-            elif _alias_target(client, name, alias) != alias_version:
+            elif alias_target(client, name, alias) != alias_version:
                 client.set_registered_model_alias(name, alias, alias_version)
         return True
     except Exception as e:

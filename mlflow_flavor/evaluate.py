@@ -1,0 +1,650 @@
+"""Evaluate a model on labeled data with MLflow's own ``mlflow.models.evaluate``, and gate promotions on it.
+
+::
+
+    model reference ─► load (verified) ─► predict every text in batches through the pyfunc, as served
+        ─► mlflow.models.evaluate(the predictions, custom metrics from mlflow.models.make_metric)
+        ─► one run: metrics, a per-label table, a per-label F1 plot (challenger vs champion)
+        ─► QualityGate: mlflow.validate_evaluation_results with MetricThreshold
+
+A model reference is a ``models:/`` URI (version, stage or ``@alias``), an MLflow model directory or a bundle
+directory written by ``flair-mlflow export``. Taggers are scored on entities (exact token span and label) over
+a two-column CoNLL file, text classifiers on labels over ``__label__x text`` lines (what Flair's
+``ClassificationCorpus`` reads): micro and macro F1, precision and recall, per-label F1, computed as Flair's
+own ``evaluate`` computes them (macro over every label seen in the gold or the predictions).
+
+A CoNLL sentence goes to the pyfunc as its tokens joined by spaces. Where Flair's tokenizer would split that
+text into other tokens than the file's (``2008–09``, URLs), the served path cannot be scored against the
+file's tokens: those sentences run through the same loaded model on the file's own tokens, and their number
+is recorded as ``retokenized_sentences``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from exporter.errors import ConfigError
+
+__all__ = [
+    "CHAMPION_PREFIX",
+    "EVALUATION_RUN_TAG",
+    "EvaluationConfig",
+    "EvaluationReport",
+    "Examples",
+    "ModelScores",
+    "QualityGate",
+    "check_quality",
+    "evaluate_model",
+    "load_examples",
+]
+
+log = logging.getLogger(__name__)
+
+TAGGER = "tagger"
+CLASSIFIER = "classifier"
+MAIN_METRIC = "f1_micro"
+CHAMPION_PREFIX = "champion_"
+PER_LABEL_TABLE = "evaluation/per_label.json"
+PER_LABEL_PLOT = "evaluation/per_label_f1.png"
+#: registry tag on a promoted version: the run that holds its evaluation (and its champion's)
+EVALUATION_RUN_TAG = "flair_mlflow.evaluation_run_id"
+PER_LABEL_METRIC = "f1_label_"  # + the label: per-label F1 as an MLflow metric
+_AVERAGED = ("f1_micro", "precision_micro", "recall_micro", "f1_macro", "precision_macro", "recall_macro")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """What to evaluate on and how.
+
+    Args:
+        data: the labeled file: two-column CoNLL (taggers) or ``__label__x text`` lines (classifiers).
+        limit: only the first ``limit`` sentences or texts.
+        mini_batch_size: the pyfunc's ``mini_batch_size`` (texts per model batch), as a client would send it.
+        texts_per_call: texts per ``predict`` call (one request); progress is shown per call.
+        experiment_name: the experiment of a new run (default: the active run, else the current experiment).
+        experiment_id: the same by id (wins over ``experiment_name``).
+        run_name: the name of a new run.
+    """
+
+    data: str
+    limit: int | None = None
+    mini_batch_size: int = 32
+    texts_per_call: int = 256
+    experiment_name: str | None = None
+    experiment_id: str | None = None
+    run_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.data or not Path(self.data).is_file():
+            raise ConfigError(
+                f"No labeled file at {self.data!r}: give a two-column CoNLL file (taggers) or a file of "
+                "'__label__x text' lines (classifiers)."
+            )
+        object.__setattr__(self, "data", str(self.data))
+        for name, low, high in (("mini_batch_size", 1, 1024), ("texts_per_call", 1, 1000)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"{name} must be an integer between {low} and {high}, got {value!r}.")
+        if self.limit is not None and (
+            isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1
+        ):
+            raise ConfigError(f"limit must be a positive integer, got {self.limit!r}.")
+
+
+@dataclass(frozen=True)
+class QualityGate:
+    """Thresholds on the main metric (``f1_micro``: entity F1 for taggers).
+
+    Args:
+        min_f1: the least value the challenger must reach.
+        max_f1_drop: the most the challenger may fall below the champion (applies only when there is one).
+    """
+
+    min_f1: float | None = None
+    max_f1_drop: float | None = None
+    metric: str = MAIN_METRIC
+
+    def __post_init__(self) -> None:
+        for name in ("min_f1", "max_f1_drop"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name} must be a number between 0 and 1, got {value!r}.")
+            object.__setattr__(self, name, float(value))
+
+    @property
+    def active(self) -> bool:
+        return self.min_f1 is not None or self.max_f1_drop is not None
+
+
+@dataclass(frozen=True)
+class Examples:
+    """A labeled set: the texts as a client sends them, and the gold answer of each."""
+
+    task: str
+    path: str
+    texts: list[str]
+    gold: list[frozenset]
+    tokens: list[list[str]] | None = None  # taggers: the file's tokens
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+@dataclass(frozen=True)
+class ModelScores:
+    """One model's evaluation: the metrics logged by ``mlflow.models.evaluate`` and the per-label scores."""
+
+    model: str
+    task: str
+    metrics: dict[str, float]
+    per_label: dict[str, dict[str, float]]
+
+    @property
+    def f1(self) -> float:
+        return self.metrics[MAIN_METRIC]
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    run_id: str
+    data: str
+    challenger: ModelScores
+    champion: ModelScores | None = field(default=None)
+
+    def summary(self) -> dict[str, Any]:
+        """One JSON-ready dict: the challenger's metrics at the top level, the champion's under ``champion``."""
+
+        def flat(scores: ModelScores) -> dict[str, Any]:
+            return {
+                "model": scores.model,
+                "task": scores.task,
+                **scores.metrics,
+                "per_label_f1": {label: row["f1"] for label, row in scores.per_label.items()},
+            }
+
+        result = {"run_id": self.run_id, "data": self.data, **flat(self.challenger)}
+        if self.champion is not None:
+            result["champion"] = flat(self.champion)
+        return result
+
+
+# ---------------------------------------------------------------------------------------------- labeled data
+
+
+def load_examples(path: str | Path, task: str, limit: int | None = None) -> Examples:
+    """Read a labeled file for ``task`` (``tagger``: CoNLL; ``classifier``: ``__label__x text`` lines).
+
+    Raises:
+        ConfigError: the file holds nothing of the kind the model needs.
+    """
+    from exporter.corpus import LABEL_PREFIX, read_conll, read_labeled_texts
+    from exporter.parity import gold_spans
+
+    if task == CLASSIFIER:
+        rows = list(read_labeled_texts(path, limit))
+        if not rows:
+            raise ConfigError(
+                f"{path} holds no labeled texts. A text classifier is evaluated on lines such as "
+                f"'{LABEL_PREFIX}sports The match ended 2-1 .' (Flair's ClassificationCorpus format)."
+            )
+        return Examples(CLASSIFIER, str(path), [text for _, text in rows], [frozenset(labels) for labels, _ in rows])
+    sentences = list(read_conll(path, limit))
+    if not sentences:
+        raise ConfigError(f"{path} holds no sentences: a tagger is evaluated on a two-column CoNLL file (token TAG).")
+    if sentences[0][0][0].startswith(LABEL_PREFIX):
+        raise ConfigError(
+            f"{path} looks like text classification data ({LABEL_PREFIX}...), but the model is a tagger: give a "
+            "two-column CoNLL file (token TAG)."
+        )
+    tokens = [[w for w, _ in s] for s in sentences]
+    return Examples(
+        TAGGER,
+        str(path),
+        [" ".join(t) for t in tokens],
+        [frozenset(gold_spans([tag for _, tag in s])) for s in sentences],
+        tokens,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------- scoring
+
+
+def _counts(gold: Sequence[frozenset], predicted: Sequence[frozenset]) -> dict[str, list[int]]:
+    """Per label: [true positives, false positives, false negatives] (items are entity spans or labels)."""
+    counts: dict[str, list[int]] = {}
+
+    def label(item) -> str:
+        return item[-1] if isinstance(item, tuple) else item
+
+    for g, p in zip(gold, predicted):
+        for item in g & p:
+            counts.setdefault(label(item), [0, 0, 0])[0] += 1
+        for item in p - g:
+            counts.setdefault(label(item), [0, 0, 0])[1] += 1
+        for item in g - p:
+            counts.setdefault(label(item), [0, 0, 0])[2] += 1
+    return counts
+
+
+def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    """Precision, recall and F1 as scikit-learn computes them (``zero_division=0``), as Flair reports them."""
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    return precision, recall, f1
+
+
+def score(gold: Sequence[frozenset], predicted: Sequence[frozenset], task: str) -> dict[str, Any]:
+    """Micro / macro F1, precision, recall (and accuracy for classifiers) plus ``per_label`` rows."""
+    counts = _counts(gold, predicted)
+    per_label = {}
+    for name in sorted(counts):
+        tp, fp, fn = counts[name]
+        p, r, f = _prf(tp, fp, fn)
+        per_label[name] = {"precision": p, "recall": r, "f1": f, "support": tp + fn, "predicted": tp + fp}
+    totals = [sum(c[i] for c in counts.values()) for i in range(3)]
+    p, r, f = _prf(*totals)
+    result: dict[str, Any] = {"f1_micro": f, "precision_micro": p, "recall_micro": r}
+    for key in ("f1", "precision", "recall"):
+        values = [row[key] for row in per_label.values()]
+        result[f"{key}_macro"] = sum(values) / len(values) if values else 0.0
+    if task == CLASSIFIER:
+        result["accuracy"] = sum(g == p for g, p in zip(gold, predicted)) / len(gold) if gold else 0.0
+    result["per_label"] = per_label
+    return result
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_score(task: str, predictions: tuple[str, ...], targets: tuple[str, ...]) -> dict[str, Any]:
+    """The metrics of JSON-encoded predictions and targets; one computation serves every custom metric."""
+    return score([_decode(t) for t in targets], [_decode(p) for p in predictions], task)
+
+
+def _encode(items: frozenset) -> str:
+    return json.dumps(sorted(items, key=str))
+
+
+def _decode(text: str) -> frozenset:
+    return frozenset(tuple(x) if isinstance(x, list) else x for x in json.loads(text))
+
+
+def _metric_key(label: str) -> str:
+    return PER_LABEL_METRIC + re.sub(r"\W", "_", label)
+
+
+def _mlflow_metrics(task: str, labels: Sequence[str]) -> list:
+    """Custom metrics for ``mlflow.models.evaluate``: the averages, accuracy (classifiers), F1 per label."""
+    from mlflow.models import make_metric
+
+    def metric(name: str, pick):
+        def eval_fn(predictions, targets, metrics=None):
+            return pick(_cached_score(task, tuple(predictions), tuple(targets)))
+
+        return make_metric(eval_fn=eval_fn, greater_is_better=True, name=name)
+
+    names = list(_AVERAGED) + (["accuracy"] if task == CLASSIFIER else [])
+    metrics = [metric(name, lambda s, n=name: s[n]) for name in names]
+    for label in labels:
+        metrics.append(metric(_metric_key(label), lambda s, x=label: s["per_label"].get(x, {}).get("f1", 0.0)))
+    return metrics
+
+
+# -------------------------------------------------------------------------------------------------- predicting
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    reference: str
+    predictor: Any  # an object with predict(texts, params=...): MLflow's pyfunc or our FlairPyfuncModel
+    model: Any  # the Flair model inside it
+    task: str
+    tag_type: str
+
+
+def _task(manifest: dict[str, Any]) -> str:
+    return CLASSIFIER if manifest.get("task") == "text-classification" else TAGGER
+
+
+def load_reference(reference: str, tracking_uri: str | None = None) -> _Loaded:
+    """Load a ``models:/`` URI, an MLflow model directory or a bundle directory as a pyfunc, verified first.
+
+    Raises:
+        ConfigError: the reference is none of these.
+        BundleError: verification failed.
+    """
+    from exporter.manifest import MANIFEST_FILE
+    from mlflow_flavor.redact import redact
+
+    path = Path(reference)
+    if path.is_dir() and (path / MANIFEST_FILE).is_file():
+        from exporter.bundle import load_bundle
+        from mlflow_flavor.pyfunc import FlairPyfuncModel
+
+        model = load_bundle(path)
+        manifest = model.flair_mlflow_manifest
+        predictor = FlairPyfuncModel(model, manifest)
+    elif path.is_dir() or reference.startswith("models:/") or "://" in reference:
+        import mlflow
+
+        from mlflow_flavor.fetch import fetch_model
+
+        predictor = mlflow.pyfunc.load_model(str(fetch_model(reference, tracking_uri=tracking_uri)))
+        impl = getattr(predictor, "_model_impl", predictor)  # MLflow's PyFuncModel wraps our FlairPyfuncModel
+        model, manifest = impl.model, impl.manifest
+    else:
+        raise ConfigError(
+            f"{redact(reference)} is not a model reference: give a models:/ URI (models:/ner/3, models:/ner@production, "
+            "models:/ner/Production), an MLflow model directory, or a bundle directory written by flair-mlflow export."
+        )
+    tag_type = manifest.get("tag_type") or model.label_type
+    return _Loaded(redact(reference), predictor, model, _task(manifest), tag_type)
+
+
+def _chunks(indices: Sequence[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(indices), size):
+        yield list(indices[start : start + size])
+
+
+def _token_offsets(tokens: Sequence[str]) -> tuple[dict[int, int], dict[int, int]]:
+    """Character offsets of each token in ``" ".join(tokens)``: start → index, end → index + 1."""
+    starts, ends, position = {}, {}, 0
+    for i, token in enumerate(tokens):
+        starts[position] = i
+        position += len(token)
+        ends[position] = i + 1
+        position += 1
+    return starts, ends
+
+
+def _aligned(entities: Sequence[dict[str, Any]], tokens: Sequence[str]) -> frozenset:
+    """The pyfunc's character-offset entities as token spans; an entity off the file's token boundaries
+    keeps its character offsets (negative, so that it matches no gold span and counts as wrong)."""
+    starts, ends = _token_offsets(tokens)
+    spans = set()
+    for e in entities:
+        first, last = starts.get(e["start"]), ends.get(e["end"])
+        if first is None or last is None:
+            spans.add((-1 - e["start"], -1 - e["end"], e["label"]))
+        else:
+            spans.add((first, last, e["label"]))
+    return frozenset(spans)
+
+
+def _served_as_given(tokens: Sequence[str]) -> bool:
+    """Whether Flair's tokenizer splits the joined text back into exactly these tokens."""
+    from flair.data import Sentence
+
+    return [t.text for t in Sentence(" ".join(tokens))] == list(tokens)
+
+
+def predict_examples(loaded: _Loaded, examples: Examples, config: EvaluationConfig) -> tuple[list[frozenset], dict]:
+    """Every text through the pyfunc in ``texts_per_call`` requests; return the predictions and timing facts."""
+    from tqdm.auto import tqdm
+
+    if loaded.task != examples.task:
+        raise ConfigError(
+            f"{loaded.reference} is a {loaded.task}, but the labeled data was read for a {examples.task}."
+        )
+    params = {"mini_batch_size": config.mini_batch_size}
+    predicted: list[frozenset] = [frozenset()] * len(examples)
+    if examples.tokens is not None:
+        served = [i for i, tokens in enumerate(examples.tokens) if _served_as_given(tokens)]
+    else:
+        served = list(range(len(examples)))
+    retokenized = sorted(set(range(len(examples))) - set(served))
+    started = time.perf_counter()
+    with tqdm(total=len(examples), unit="text", desc=f"evaluate {loaded.reference}", disable=None) as bar:
+        for chunk in _chunks(served, config.texts_per_call):
+            answers = loaded.predictor.predict([examples.texts[i] for i in chunk], params=params)
+            for i, answer in zip(chunk, answers):
+                if examples.tokens is None:
+                    predicted[i] = frozenset(x["label"] for x in answer)
+                else:
+                    predicted[i] = _aligned(answer, examples.tokens[i])
+            bar.update(len(chunk))
+        for chunk in _chunks(retokenized, config.texts_per_call):
+            for i, spans in zip(chunk, _predict_tokens(loaded, [examples.tokens[i] for i in chunk], config)):
+                predicted[i] = spans
+            bar.update(len(chunk))
+    elapsed = time.perf_counter() - started
+    facts = {
+        "sentences": len(examples),
+        "throughput_texts_per_s": len(examples) / elapsed if elapsed > 0 else 0.0,
+        "predict_seconds": elapsed,
+    }
+    if examples.tokens is not None:
+        facts["retokenized_sentences"] = len(retokenized)
+        facts["gold_entities"] = sum(len(g) for g in examples.gold)
+    return predicted, facts
+
+
+def _predict_tokens(loaded: _Loaded, tokens: list[list[str]], config: EvaluationConfig) -> list[frozenset]:
+    """Sentences on the file's own tokens, through the same loaded Flair model."""
+    from flair.data import Sentence
+
+    from exporter.parity import token_spans
+
+    sentences = [Sentence(list(t)) for t in tokens]
+    loaded.model.predict(sentences, mini_batch_size=config.mini_batch_size)
+    return [frozenset(token_spans(s, loaded.tag_type)) for s in sentences]
+
+
+# ------------------------------------------------------------------------------------------------------ logging
+
+
+@contextlib.contextmanager
+def _run(config: EvaluationConfig) -> Iterator[str]:
+    """The run to log into: a new run in the configured experiment when one is given (nested under an active
+    run), else the active run, else a new run in the current experiment."""
+    import mlflow
+
+    active = mlflow.active_run()
+    experiment_id = config.experiment_id
+    if experiment_id is None and config.experiment_name:
+        experiment = mlflow.get_experiment_by_name(config.experiment_name)
+        experiment_id = experiment.experiment_id if experiment else mlflow.create_experiment(config.experiment_name)
+    if experiment_id is None:
+        if active is not None:
+            yield active.info.run_id
+            return
+        with mlflow.start_run(run_name=config.run_name) as run:
+            yield run.info.run_id
+        return
+    project_run = os.environ.pop("MLFLOW_RUN_ID", None)  # under `mlflow run`: a run of its own, not the project's
+    try:
+        with mlflow.start_run(experiment_id=experiment_id, run_name=config.run_name, nested=active is not None) as run:
+            yield run.info.run_id
+    finally:
+        if project_run is not None:
+            os.environ["MLFLOW_RUN_ID"] = project_run
+
+
+def _log_scores(
+    loaded: _Loaded, examples: Examples, predicted: list[frozenset], facts: dict, labels: Sequence[str], prefix: str
+) -> ModelScores:
+    """``mlflow.models.evaluate`` on the predictions (in the active run); the facts as plain metrics."""
+    import mlflow
+    import pandas as pd
+
+    data = pd.DataFrame(
+        {
+            "text": examples.texts,
+            "predictions": [_encode(p) for p in predicted],
+            "targets": [_encode(g) for g in examples.gold],
+        }
+    )
+    result = mlflow.models.evaluate(
+        data=data,
+        predictions="predictions",
+        targets="targets",
+        extra_metrics=_mlflow_metrics(examples.task, labels),
+        evaluator_config={"metric_prefix": prefix} if prefix else None,
+    )
+    mlflow.log_metrics({prefix + k: float(v) for k, v in facts.items()})
+    own = {k[len(prefix) :]: float(v) for k, v in result.metrics.items() if k.startswith(prefix)}
+    metrics = {k: v for k, v in own.items() if not k.startswith(PER_LABEL_METRIC)}
+    per_label = score(examples.gold, predicted, examples.task)["per_label"]
+    return ModelScores(loaded.reference, examples.task, {**metrics, **facts}, per_label)
+
+
+def _per_label_table(challenger: ModelScores, champion: ModelScores | None):
+    import pandas as pd
+
+    rows = []
+    for label in sorted(set(challenger.per_label) | set(champion.per_label if champion else ())):
+        row = {"label": label, **{k: v for k, v in challenger.per_label.get(label, {}).items()}}
+        if champion is not None:
+            row.update({f"champion_{k}": v for k, v in champion.per_label.get(label, {}).items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _per_label_figure(challenger: ModelScores, champion: ModelScores | None):
+    """Horizontal bars of per-label F1 (challenger, and the champion beside it when there is one)."""
+    from matplotlib.figure import Figure
+
+    labels = sorted(set(challenger.per_label) | set(champion.per_label if champion else ()))
+    figure = Figure(figsize=(7, 1.2 + 0.45 * max(len(labels), 1)), layout="constrained")
+    axes = figure.subplots()
+    height = 0.4 if champion is not None else 0.7
+    positions = list(range(len(labels)))
+    series = [("challenger", challenger)] + ([("champion", champion)] if champion is not None else [])
+    for n, (name, scores) in enumerate(series):
+        values = [scores.per_label.get(label, {}).get("f1", 0.0) for label in labels]
+        offsets = [p + (n - (len(series) - 1) / 2) * height for p in positions]
+        axes.barh(offsets, values, height=height, label=f"{name}: {scores.model} (F1 micro {scores.f1:.3f})")
+    axes.set_yticks(positions, labels)
+    axes.invert_yaxis()
+    axes.set_xlim(0, 1)
+    axes.set_xlabel("F1")
+    axes.set_title("Per-label F1" + (" (entities)" if challenger.task == TAGGER else ""))
+    axes.legend(loc="lower right", fontsize="small")
+    return figure
+
+
+def evaluate_model(
+    model: str,
+    config: EvaluationConfig,
+    *,
+    champion: str | None = None,
+    tracking_uri: str | None = None,
+    names: tuple[str, str | None] | None = None,
+) -> EvaluationReport:
+    """Evaluate ``model`` (and ``champion``, when given) on ``config.data`` and log both to one MLflow run.
+
+    The champion's metrics carry the prefix ``champion_`` in the run. ``names`` replaces the references in the
+    report and the plot (e.g. ``("ner v4", "ner v3")``). The run is a new one in the configured experiment, else
+    the active run, else a new one in the current experiment.
+
+    Raises:
+        ConfigError: a reference or the labeled file is not usable (the message says why).
+        BundleError: a model failed verification.
+    """
+    import mlflow
+
+    challenger = load_reference(model, tracking_uri)
+    examples = load_examples(config.data, challenger.task, config.limit)
+    predicted, facts = predict_examples(challenger, examples, config)
+    baseline = None
+    if champion is not None:
+        loaded = load_reference(champion, tracking_uri)
+        baseline = (loaded, *predict_examples(loaded, examples, config))
+    if names:
+        challenger = replace(challenger, reference=names[0])
+        if baseline is not None and names[1]:
+            baseline = (replace(baseline[0], reference=names[1]), *baseline[1:])
+    labels = _labels(examples.gold, predicted, *([baseline[1]] if baseline else []))
+    with _run(config) as active_id:
+        scores = _log_scores(challenger, examples, predicted, facts, labels, "")
+        champion_scores = None
+        if baseline is not None:
+            champion_scores = _log_scores(*baseline[:1], examples, *baseline[1:], labels, CHAMPION_PREFIX)
+            mlflow.log_metric(f"{MAIN_METRIC}_drop_vs_champion", champion_scores.f1 - scores.f1)
+        mlflow.set_tags(
+            {
+                "flair_mlflow.evaluation.data": Path(config.data).name,
+                "flair_mlflow.evaluation.task": examples.task,
+                "flair_mlflow.evaluation.model": scores.model,
+                "flair_mlflow.evaluation.champion": champion_scores.model if champion_scores else "",
+            }
+        )
+        mlflow.log_table(_per_label_table(scores, champion_scores), PER_LABEL_TABLE)
+        mlflow.log_figure(_per_label_figure(scores, champion_scores), PER_LABEL_PLOT)
+    log.info(
+        "Evaluated %s on %d %s: F1 micro %.4f, macro %.4f%s (run %s)",
+        scores.model,
+        len(examples),
+        "sentences" if examples.task == TAGGER else "texts",
+        scores.f1,
+        scores.metrics["f1_macro"],
+        f"; champion {champion_scores.model}: F1 micro {champion_scores.f1:.4f}" if champion_scores else "",
+        active_id,
+    )
+    return EvaluationReport(active_id, config.data, scores, champion_scores)
+
+
+def _labels(*answers: Sequence[frozenset]) -> list[str]:
+    """Every label in gold or predicted answers (entity spans end with their label)."""
+    return sorted({x[-1] if isinstance(x, tuple) else x for sets in answers for s in sets for x in s})
+
+
+# --------------------------------------------------------------------------------------------------------- gate
+
+
+def check_quality(report: EvaluationReport, gate: QualityGate) -> list[str]:
+    """The gate's failures (empty when the challenger passes), each naming the metric, values and threshold.
+
+    The checks are MLflow's: ``mlflow.validate_evaluation_results`` with a ``MetricThreshold`` on the metric
+    (``min_f1``) and on its drop below the champion (``max_f1_drop``, lower is better).
+    """
+    from mlflow import validate_evaluation_results
+    from mlflow.models import MetricThreshold
+    from mlflow.models.evaluation import EvaluationResult
+    from mlflow.models.evaluation.validation import ModelValidationFailedException
+
+    metric = gate.metric
+    value = report.challenger.metrics[metric]
+    drop_key = f"{metric}_drop_vs_champion"
+    champion = report.champion.metrics[metric] if report.champion is not None else None
+    candidate = {metric: value}
+    if champion is not None:
+        candidate[drop_key] = round(champion - value, 12)  # no float noise at an exact threshold
+    checks = []
+    if gate.min_f1 is not None:
+        checks.append(
+            (
+                {metric: MetricThreshold(threshold=gate.min_f1, greater_is_better=True)},
+                f"{metric} {value:.4f} of {report.challenger.model} is below min_f1 {gate.min_f1:g}",
+            )
+        )
+    if gate.max_f1_drop is not None and champion is not None:
+        checks.append(
+            (
+                {drop_key: MetricThreshold(threshold=gate.max_f1_drop, greater_is_better=False)},
+                f"{metric} fell from {champion:.4f} (champion {report.champion.model}) to {value:.4f} "
+                f"({report.challenger.model}): a drop of {champion - value:.4f}, more than max_f1_drop "
+                f"{gate.max_f1_drop:g}",
+            )
+        )
+    failures = []
+    baseline = None
+    if champion is not None:  # the champion against itself: no drop
+        baseline = EvaluationResult(metrics={metric: champion, drop_key: 0.0}, artifacts={})
+    for thresholds, message in checks:
+        try:
+            validate_evaluation_results(thresholds, EvaluationResult(metrics=candidate, artifacts={}), baseline)
+        except ModelValidationFailedException:
+            failures.append(message)
+    return failures
