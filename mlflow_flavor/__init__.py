@@ -5,6 +5,7 @@ Heavy libraries (mlflow, torch, flair, onnxruntime) are imported inside the func
 
 from __future__ import annotations
 
+from mlflow_flavor.evaluate import EvaluationConfig, evaluate_model
 from mlflow_flavor.fetch import fetch_model
 from mlflow_flavor.flavor import (
     FLAVOR_NAME,
@@ -19,8 +20,10 @@ from mlflow_flavor.registry import register_model_version
 
 __all__ = [
     "FLAVOR_NAME",
+    "EvaluationConfig",
     "PromotionConfig",
     "PromotionResult",
+    "evaluate_model",
     "fetch_model",
     "get_default_pip_requirements",
     "load_model",

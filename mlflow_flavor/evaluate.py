@@ -1,11 +1,11 @@
-"""Evaluate a model on labeled data with MLflow's own ``mlflow.models.evaluate``, and gate promotions on it.
+"""Evaluate a model on labeled data with MLflow's own ``mlflow.models.evaluate`` (promotions gate on it).
 
 ::
 
     model reference ─► load (verified) ─► predict every text in batches through the pyfunc, as served
         ─► mlflow.models.evaluate(the predictions, custom metrics from mlflow.models.make_metric)
         ─► one run: metrics, a per-label table, a per-label F1 plot (challenger vs champion)
-        ─► QualityGate: mlflow.validate_evaluation_results with MetricThreshold
+        ─► (promotion) mlflow_flavor.gate: mlflow.validate_evaluation_results with MetricThreshold
 
 A model reference is a ``models:/`` URI (version, stage or ``@alias``), an MLflow model directory or a bundle
 directory written by ``flair-mlflow export``. Taggers are scored on entities (exact token span and label) over
@@ -34,24 +34,20 @@ from pathlib import Path
 from typing import Any
 
 from exporter.errors import ConfigError
+from exporter.scores import CLASSIFIER, TAGGER, Examples, labels_of, load_examples, score
 
 __all__ = [
     "CHAMPION_PREFIX",
     "EVALUATION_RUN_TAG",
     "EvaluationConfig",
     "EvaluationReport",
-    "Examples",
     "ModelScores",
-    "QualityGate",
-    "check_quality",
     "evaluate_model",
-    "load_examples",
+    "load_reference",
 ]
 
 log = logging.getLogger(__name__)
 
-TAGGER = "tagger"
-CLASSIFIER = "classifier"
 MAIN_METRIC = "f1_micro"
 CHAMPION_PREFIX = "champion_"
 PER_LABEL_TABLE = "evaluation/per_label.json"
@@ -102,47 +98,6 @@ class EvaluationConfig:
 
 
 @dataclass(frozen=True)
-class QualityGate:
-    """Thresholds on the main metric (``f1_micro``: entity F1 for taggers).
-
-    Args:
-        min_f1: the least value the challenger must reach.
-        max_f1_drop: the most the challenger may fall below the champion (applies only when there is one).
-    """
-
-    min_f1: float | None = None
-    max_f1_drop: float | None = None
-    metric: str = MAIN_METRIC
-
-    def __post_init__(self) -> None:
-        for name in ("min_f1", "max_f1_drop"):
-            value = getattr(self, name)
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                raise ConfigError(f"{name} must be a number between 0 and 1, got {value!r}.")
-            object.__setattr__(self, name, float(value))
-
-    @property
-    def active(self) -> bool:
-        return self.min_f1 is not None or self.max_f1_drop is not None
-
-
-@dataclass(frozen=True)
-class Examples:
-    """A labeled set: the texts as a client sends them, and the gold answer of each."""
-
-    task: str
-    path: str
-    texts: list[str]
-    gold: list[frozenset]
-    tokens: list[list[str]] | None = None  # taggers: the file's tokens
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-
-@dataclass(frozen=True)
 class ModelScores:
     """One model's evaluation: the metrics logged by ``mlflow.models.evaluate`` and the per-label scores."""
 
@@ -178,92 +133,6 @@ class EvaluationReport:
         if self.champion is not None:
             result["champion"] = flat(self.champion)
         return result
-
-
-# ---------------------------------------------------------------------------------------------- labeled data
-
-
-def load_examples(path: str | Path, task: str, limit: int | None = None) -> Examples:
-    """Read a labeled file for ``task`` (``tagger``: CoNLL; ``classifier``: ``__label__x text`` lines).
-
-    Raises:
-        ConfigError: the file holds nothing of the kind the model needs.
-    """
-    from exporter.corpus import LABEL_PREFIX, read_conll, read_labeled_texts
-    from exporter.parity import gold_spans
-
-    if task == CLASSIFIER:
-        rows = list(read_labeled_texts(path, limit))
-        if not rows:
-            raise ConfigError(
-                f"{path} holds no labeled texts. A text classifier is evaluated on lines such as "
-                f"'{LABEL_PREFIX}sports The match ended 2-1 .' (Flair's ClassificationCorpus format)."
-            )
-        return Examples(CLASSIFIER, str(path), [text for _, text in rows], [frozenset(labels) for labels, _ in rows])
-    sentences = list(read_conll(path, limit))
-    if not sentences:
-        raise ConfigError(f"{path} holds no sentences: a tagger is evaluated on a two-column CoNLL file (token TAG).")
-    if sentences[0][0][0].startswith(LABEL_PREFIX):
-        raise ConfigError(
-            f"{path} looks like text classification data ({LABEL_PREFIX}...), but the model is a tagger: give a "
-            "two-column CoNLL file (token TAG)."
-        )
-    tokens = [[w for w, _ in s] for s in sentences]
-    return Examples(
-        TAGGER,
-        str(path),
-        [" ".join(t) for t in tokens],
-        [frozenset(gold_spans([tag for _, tag in s])) for s in sentences],
-        tokens,
-    )
-
-
-# ----------------------------------------------------------------------------------------------------- scoring
-
-
-def _counts(gold: Sequence[frozenset], predicted: Sequence[frozenset]) -> dict[str, list[int]]:
-    """Per label: [true positives, false positives, false negatives] (items are entity spans or labels)."""
-    counts: dict[str, list[int]] = {}
-
-    def label(item) -> str:
-        return item[-1] if isinstance(item, tuple) else item
-
-    for g, p in zip(gold, predicted):
-        for item in g & p:
-            counts.setdefault(label(item), [0, 0, 0])[0] += 1
-        for item in p - g:
-            counts.setdefault(label(item), [0, 0, 0])[1] += 1
-        for item in g - p:
-            counts.setdefault(label(item), [0, 0, 0])[2] += 1
-    return counts
-
-
-def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
-    """Precision, recall and F1 as scikit-learn computes them (``zero_division=0``), as Flair reports them."""
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-    return precision, recall, f1
-
-
-def score(gold: Sequence[frozenset], predicted: Sequence[frozenset], task: str) -> dict[str, Any]:
-    """Micro / macro F1, precision, recall (and accuracy for classifiers) plus ``per_label`` rows."""
-    counts = _counts(gold, predicted)
-    per_label = {}
-    for name in sorted(counts):
-        tp, fp, fn = counts[name]
-        p, r, f = _prf(tp, fp, fn)
-        per_label[name] = {"precision": p, "recall": r, "f1": f, "support": tp + fn, "predicted": tp + fp}
-    totals = [sum(c[i] for c in counts.values()) for i in range(3)]
-    p, r, f = _prf(*totals)
-    result: dict[str, Any] = {"f1_micro": f, "precision_micro": p, "recall_micro": r}
-    for key in ("f1", "precision", "recall"):
-        values = [row[key] for row in per_label.values()]
-        result[f"{key}_macro"] = sum(values) / len(values) if values else 0.0
-    if task == CLASSIFIER:
-        result["accuracy"] = sum(g == p for g, p in zip(gold, predicted)) / len(gold) if gold else 0.0
-    result["per_label"] = per_label
-    return result
 
 
 @functools.lru_cache(maxsize=4)
@@ -516,11 +385,11 @@ def _per_label_figure(challenger: ModelScores, champion: ModelScores | None):
     from matplotlib.figure import Figure
 
     labels = sorted(set(challenger.per_label) | set(champion.per_label if champion else ()))
-    figure = Figure(figsize=(7, 1.2 + 0.45 * max(len(labels), 1)), layout="constrained")
+    figure = Figure(figsize=(7, 1.8 + 0.45 * max(len(labels), 1)), layout="constrained")
     axes = figure.subplots()
     height = 0.4 if champion is not None else 0.7
     positions = list(range(len(labels)))
-    series = [("challenger", challenger)] + ([("champion", champion)] if champion is not None else [])
+    series = [("challenger" if champion else "model", challenger)] + ([("champion", champion)] if champion else [])
     for n, (name, scores) in enumerate(series):
         values = [scores.per_label.get(label, {}).get("f1", 0.0) for label in labels]
         offsets = [p + (n - (len(series) - 1) / 2) * height for p in positions]
@@ -530,7 +399,7 @@ def _per_label_figure(challenger: ModelScores, champion: ModelScores | None):
     axes.set_xlim(0, 1)
     axes.set_xlabel("F1")
     axes.set_title("Per-label F1" + (" (entities)" if challenger.task == TAGGER else ""))
-    axes.legend(loc="lower right", fontsize="small")
+    figure.legend(loc="outside lower center", fontsize="small")
     return figure
 
 
@@ -565,7 +434,7 @@ def evaluate_model(
         challenger = replace(challenger, reference=names[0])
         if baseline is not None and names[1]:
             baseline = (replace(baseline[0], reference=names[1]), *baseline[1:])
-    labels = _labels(examples.gold, predicted, *([baseline[1]] if baseline else []))
+    labels = labels_of(examples.gold, predicted, *([baseline[1]] if baseline else []))
     with _run(config) as active_id:
         scores = _log_scores(challenger, examples, predicted, facts, labels, "")
         champion_scores = None
@@ -593,58 +462,3 @@ def evaluate_model(
         active_id,
     )
     return EvaluationReport(active_id, config.data, scores, champion_scores)
-
-
-def _labels(*answers: Sequence[frozenset]) -> list[str]:
-    """Every label in gold or predicted answers (entity spans end with their label)."""
-    return sorted({x[-1] if isinstance(x, tuple) else x for sets in answers for s in sets for x in s})
-
-
-# --------------------------------------------------------------------------------------------------------- gate
-
-
-def check_quality(report: EvaluationReport, gate: QualityGate) -> list[str]:
-    """The gate's failures (empty when the challenger passes), each naming the metric, values and threshold.
-
-    The checks are MLflow's: ``mlflow.validate_evaluation_results`` with a ``MetricThreshold`` on the metric
-    (``min_f1``) and on its drop below the champion (``max_f1_drop``, lower is better).
-    """
-    from mlflow import validate_evaluation_results
-    from mlflow.models import MetricThreshold
-    from mlflow.models.evaluation import EvaluationResult
-    from mlflow.models.evaluation.validation import ModelValidationFailedException
-
-    metric = gate.metric
-    value = report.challenger.metrics[metric]
-    drop_key = f"{metric}_drop_vs_champion"
-    champion = report.champion.metrics[metric] if report.champion is not None else None
-    candidate = {metric: value}
-    if champion is not None:
-        candidate[drop_key] = round(champion - value, 12)  # no float noise at an exact threshold
-    checks = []
-    if gate.min_f1 is not None:
-        checks.append(
-            (
-                {metric: MetricThreshold(threshold=gate.min_f1, greater_is_better=True)},
-                f"{metric} {value:.4f} of {report.challenger.model} is below min_f1 {gate.min_f1:g}",
-            )
-        )
-    if gate.max_f1_drop is not None and champion is not None:
-        checks.append(
-            (
-                {drop_key: MetricThreshold(threshold=gate.max_f1_drop, greater_is_better=False)},
-                f"{metric} fell from {champion:.4f} (champion {report.champion.model}) to {value:.4f} "
-                f"({report.challenger.model}): a drop of {champion - value:.4f}, more than max_f1_drop "
-                f"{gate.max_f1_drop:g}",
-            )
-        )
-    failures = []
-    baseline = None
-    if champion is not None:  # the champion against itself: no drop
-        baseline = EvaluationResult(metrics={metric: champion, drop_key: 0.0}, artifacts={})
-    for thresholds, message in checks:
-        try:
-            validate_evaluation_results(thresholds, EvaluationResult(metrics=candidate, artifacts={}), baseline)
-        except ModelValidationFailedException:
-            failures.append(message)
-    return failures

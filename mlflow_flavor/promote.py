@@ -136,8 +136,8 @@ class PromotionConfig:
 
     @property
     def gate(self):
-        """The quality gate (:class:`mlflow_flavor.evaluate.QualityGate`) from ``min_f1`` and ``max_f1_drop``."""
-        from mlflow_flavor.evaluate import QualityGate
+        """The quality gate (:class:`mlflow_flavor.gate.QualityGate`) from ``min_f1`` and ``max_f1_drop``."""
+        from mlflow_flavor.gate import QualityGate
 
         return QualityGate(min_f1=self.min_f1, max_f1_drop=self.max_f1_drop)
 
@@ -443,7 +443,8 @@ def _champion(client, name: str, config: PromotionConfig) -> str | None:
 
 def _quality_gate(config: PromotionConfig, client, name: str, version: str, source: VerifiedModel, work: Path, say):
     """Evaluate the verified version (and the champion) in one run of the target; raise when the gate fails."""
-    from mlflow_flavor.evaluate import EvaluationConfig, check_quality, evaluate_model
+    from mlflow_flavor.evaluate import EvaluationConfig, evaluate_model
+    from mlflow_flavor.gate import check_quality
 
     target_uri = config.target_tracking_uri or config.tracking_uri
     try:

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import REPO, log_and_stage
 from mlflow.exceptions import MlflowException
+from test_s3_promotion import s3, source_server, target_server  # noqa: F401  (its fixtures: S3 and two servers)
 
 from exporter.errors import ConfigError, QualityGateError
 from mlflow_flavor.cli import main
@@ -287,3 +288,49 @@ def test_gate_through_the_mlflow_project(tiny_tagger, worse_tagger, own_conll, t
     assert accepted.returncode == 0, accepted.stderr[-3000:]
     assert _where(client)[0] == equal
     assert client.get_model_version("ner", equal).tags[EVALUATION_RUN_TAG]
+
+
+@pytest.mark.slow
+def test_gate_across_two_tracking_servers_on_s3(tiny_tagger, worse_tagger, own_conll, monkeypatch, request):
+    """The copy lands and is verified in the target, but only a challenger that passes gets the alias."""
+    from test_s3_promotion import _client, _log, _promote, _use
+
+    source, destination, s3_server = (request.getfixturevalue(n) for n in ("source_server", "target_server", "s3"))
+    _use(source.uri, monkeypatch)
+    name = "ner-gated"
+    good, worse, equal = _log(tiny_tagger, name), _log(worse_tagger, name), _log(tiny_tagger, name, backend="torch")
+    options = dict(
+        name=name,
+        tracking_uri=source.uri,
+        target_tracking_uri=destination.uri,
+        target_artifact_location="s3://production/gated",
+        to_alias="production",
+        to_stage="Production",
+        eval_conll=str(own_conll),
+    )
+    first = _promote(version=good, min_f1=0.0, **options)  # no champion yet: only the absolute threshold
+    target = _client(destination.uri)
+
+    def holder():
+        stages = {str(v.version): v.current_stage for v in target.search_model_versions(f"name='{name}'")}
+        return str(target.get_model_version_by_alias(name, "production").version), stages
+
+    before = holder()
+    steps: list[str] = []
+    with pytest.raises(QualityGateError, match="max_f1_drop 0.01") as refused:
+        _promote(progress=steps.append, version=worse, max_f1_drop=0.01, **options)
+    assert any(step.startswith("verified copy") for step in steps)  # the gate ran after the copy was verified
+    copies = target.search_model_versions(f"name='{name}'")
+    assert len(copies) == 2 and holder()[0] == first.version  # the copy is there, the alias did not move
+    assert {v: s for v, s in holder()[1].items() if v in before[1]} == before[1]
+    run = target.get_run(refused.value.run_id)  # the evaluation run lives on the target server
+    ours, theirs = run.data.metrics["f1_micro"], run.data.metrics["champion_f1_micro"]
+    assert ours < theirs - 0.01 and f"{ours:.4f}" in str(refused.value) and f"{theirs:.4f}" in str(refused.value)
+    stored = [key for key, _ in s3_server.objects("production") if refused.value.run_id in key]
+    assert any(key.endswith("per_label_f1.png") for key in stored), stored  # its artifacts in the target bucket
+
+    accepted = _promote(version=equal, max_f1_drop=0.0, **options)
+    assert holder()[0] == accepted.version != first.version
+    assert target.get_model_version(name, accepted.version).tags[EVALUATION_RUN_TAG] == accepted.evaluation_run_id
+    metrics = target.get_run(accepted.evaluation_run_id).data.metrics
+    assert metrics["f1_micro"] == metrics["champion_f1_micro"]

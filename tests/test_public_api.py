@@ -39,9 +39,11 @@ def test_exporter_public_names():
 def test_flavor_public_names_follow_mlflow_contract():
     assert sorted(mlflow_flavor.__all__) == sorted(
         [
+            "EvaluationConfig",
             "FLAVOR_NAME",
             "PromotionConfig",
             "PromotionResult",
+            "evaluate_model",
             "fetch_model",
             "get_default_pip_requirements",
             "load_model",
@@ -75,6 +77,9 @@ def test_error_hierarchy():
     ):
         assert issubclass(getattr(exporter, name), exporter.FlairMlflowError)
     assert issubclass(exporter.ChecksumError, exporter.BundleError)
+    from exporter.errors import PromotionError, QualityGateError
+
+    assert issubclass(QualityGateError, PromotionError)
     error = exporter.MissingDependencyError("onnxruntime-gpu", extra="gpu", purpose="CUDA")
     assert "pip install 'flair-mlflow[gpu]'" in str(error)
 
