@@ -260,8 +260,6 @@ def _served_as_given(tokens: Sequence[str]) -> bool:
 
 def predict_examples(loaded: _Loaded, examples: Examples, config: EvaluationConfig) -> tuple[list[frozenset], dict]:
     """Every text through the pyfunc in ``texts_per_call`` requests; return the predictions and timing facts."""
-    from tqdm.auto import tqdm
-
     if loaded.task != examples.task:
         raise ConfigError(
             f"{loaded.reference} is a {loaded.task}, but the labeled data was read for a {examples.task}."
@@ -274,7 +272,8 @@ def predict_examples(loaded: _Loaded, examples: Examples, config: EvaluationConf
         served = list(range(len(examples)))
     retokenized = sorted(set(range(len(examples))) - set(served))
     started = time.perf_counter()
-    with tqdm(total=len(examples), unit="text", desc=f"evaluate {loaded.reference}", disable=None) as bar:
+    progress = _Progress(len(examples), f"Evaluating {loaded.reference}")
+    try:
         for chunk in _chunks(served, config.texts_per_call):
             answers = loaded.predictor.predict([examples.texts[i] for i in chunk], params=params)
             for i, answer in zip(chunk, answers):
@@ -282,11 +281,13 @@ def predict_examples(loaded: _Loaded, examples: Examples, config: EvaluationConf
                     predicted[i] = frozenset(x["label"] for x in answer)
                 else:
                     predicted[i] = _aligned(answer, examples.tokens[i])
-            bar.update(len(chunk))
+            progress.advance(len(chunk))
         for chunk in _chunks(retokenized, config.texts_per_call):
             for i, spans in zip(chunk, _predict_tokens(loaded, [examples.tokens[i] for i in chunk], config)):
                 predicted[i] = spans
-            bar.update(len(chunk))
+            progress.advance(len(chunk))
+    finally:
+        progress.close()
     elapsed = time.perf_counter() - started
     facts = {
         "sentences": len(examples),
@@ -297,6 +298,25 @@ def predict_examples(loaded: _Loaded, examples: Examples, config: EvaluationConf
         facts["retokenized_sentences"] = len(retokenized)
         facts["gold_entities"] = sum(len(g) for g in examples.gold)
     return predicted, facts
+
+
+class _Progress:
+    """A progress bar on a terminal; elsewhere (CI, logs) a log line about every ``every`` texts."""
+
+    def __init__(self, total: int, description: str, every: int = 2000) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, unit="text", desc=description, disable=None)
+        self.total, self.done, self.every, self.description = total, 0, every, description
+
+    def advance(self, count: int) -> None:
+        before, self.done = self.done, self.done + count
+        self.bar.update(count)
+        if self.bar.disable and self.total > self.every and self.done // self.every > before // self.every:
+            log.info("%s: %d of %d texts", self.description, self.done, self.total)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def _predict_tokens(loaded: _Loaded, tokens: list[list[str]], config: EvaluationConfig) -> list[frozenset]:
