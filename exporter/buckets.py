@@ -44,10 +44,13 @@ __all__ = [
 #: (384 / hidden)²: 50 for a BERT-base shape (768), where 25 to 100 measured best and 200 was 25 % slower.
 CALL_OVERHEAD_TOKENS = 200.0
 REFERENCE_HIDDEN_SIZE = 384
-#: The most padded positions (rows x width) in one encoder call: eight full windows of 512 subtokens.
-#: Bounds the memory a single long document or a large merged batch can take (attention grows with
-#: rows x width²); ordinary batches (32 sentences of up to 128 subtokens) stay one call.
-MAX_CALL_POSITIONS = 4096
+#: The most padded positions (rows x width) in one encoder call.
+MAX_CALL_POSITIONS = 8192
+#: The most attention cells (rows x width²) in one encoder call: two full windows of 512 subtokens.
+#: Attention is what grows fastest; measured on MiniLM with one text of 50,000 words (about 150
+#: overflow windows): all windows in one call took 7.8 GB, eight per call 979 MB above the warmed-up
+#: model, two per call ~700 MB. Ordinary batches (short sentences) are not limited by it.
+MAX_CALL_ATTENTION = 2 * 512 * 512
 
 
 def call_overhead(hidden_size: int) -> float:
@@ -125,8 +128,14 @@ def split_for_workers(groups: list[list[int]], workers: int) -> list[list[int]]:
     return chunks
 
 
-def cap_positions(groups: list[list[int]], widths: Sequence[int], max_positions: int) -> list[list[int]]:
-    """Cut every group whose rows x width exceed ``max_positions`` into runs that do not (one row at least).
+def cap_positions(
+    groups: list[list[int]],
+    widths: Sequence[int],
+    max_positions: int = MAX_CALL_POSITIONS,
+    max_attention: int = MAX_CALL_ATTENTION,
+) -> list[list[int]]:
+    """Cut every group whose rows x width exceed ``max_positions`` (or whose rows x width² exceed
+    ``max_attention``) into runs that do not (one row at least).
 
     ``widths[k]`` is the padded width of ``groups[k]``. This bounds the memory of one encoder call (its
     attention grows with rows x width²) whatever the input: a long document's overflow windows, or a
@@ -134,7 +143,8 @@ def cap_positions(groups: list[list[int]], widths: Sequence[int], max_positions:
     """
     capped = []
     for group, width in zip(groups, widths):
-        step = max(1, max_positions // max(width, 1))
+        width = max(width, 1)
+        step = max(1, min(max_positions // width, max_attention // (width * width)))
         capped.extend(group[i : i + step] for i in range(0, len(group), step))
     return capped
 
@@ -149,6 +159,7 @@ def run_in_groups(
     executor: Executor | None = None,
     workers: int = 1,
     max_positions: int = MAX_CALL_POSITIONS,
+    max_attention: int = MAX_CALL_ATTENTION,
 ) -> list[torch.Tensor]:
     """``encoder(input_ids, attention_mask)``, run group by group as :func:`plan_groups` decides.
 
@@ -156,7 +167,8 @@ def run_in_groups(
     ``workers`` above 1, each group is cut into ``workers`` parts and the parts run concurrently (for
     ONNX Runtime sessions with one intra-op thread: coarse parallelism beats splitting small matrix
     products across cores). No call gets more than ``max_positions`` padded positions (rows x width)
-    unless one row alone has more (:func:`cap_positions`). Falls back to one call (or calls of whole
+    or ``max_attention`` attention cells (rows x width²) unless one row alone has more
+    (:func:`cap_positions`). Falls back to one call (or calls of whole
     rows at full width) when the batch has one row, the mask is not right-padded (left-padding
     tokenizers), or splitting would not pay.
     """
@@ -175,7 +187,7 @@ def run_in_groups(
     def width_of(group: list[int]) -> int:
         return lengths[group[0]] if buckets and lengths is not None else full_width
 
-    groups = cap_positions(groups, [width_of(g) for g in groups], max_positions)
+    groups = cap_positions(groups, [width_of(g) for g in groups], max_positions, max_attention)
     if len(groups) == 1 and not parallel and width_of(groups[0]) == full_width:
         return list(encoder(input_ids, attention_mask))
 

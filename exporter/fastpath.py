@@ -18,15 +18,52 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from flair.embeddings.transformer import combine_strided_tensors, fill_mean_token_embeddings
+from flair.embeddings.transformer import fill_mean_token_embeddings
 from flair.models.sequence_tagger_utils.viterbi import ViterbiDecoder
 
-__all__ = ["FastViterbiDecoder", "pool_token_embeddings"]
+__all__ = ["FastViterbiDecoder", "combine_windows", "pool_token_embeddings"]
 
 
 def _scatter_words(out: torch.Tensor, hidden: torch.Tensor, mask: torch.Tensor, word_ids: torch.Tensor) -> None:
     rows, cols = mask.nonzero(as_tuple=True)
     out[rows, word_ids[rows, cols]] = hidden[rows, cols]
+
+
+def combine_windows(
+    hidden_states: torch.Tensor,
+    overflow_to_sample_mapping: torch.Tensor,
+    half_stride: int,
+    max_length: int,
+    default_value: int,
+) -> torch.Tensor:
+    """Flair's ``combine_strided_tensors`` (a long sentence's overflow windows back into one sequence),
+    writing each window's part straight into the result: the same values, without Flair's intermediate
+    copies (a boolean-indexed copy of every window, a reshape and a concatenation per sentence), which
+    took most of the memory for long documents (about 500 MB for one text of 50,000 words on MiniLM)."""
+    mapping = overflow_to_sample_mapping.tolist()
+    sentence_count = int(max(mapping)) + 1
+    windows: list[list[int]] = [[] for _ in range(sentence_count)]
+    for row, sentence in enumerate(mapping):
+        windows[int(sentence)].append(row)
+    token_count = max_length + (max_length - 2) * (max(len(w) for w in windows) - 1)
+    shape = (sentence_count, token_count, *hidden_states.shape[2:])
+    combined = torch.full(shape, default_value, dtype=hidden_states.dtype)
+    start_end = half_stride + 1
+    mid_end = max_length - 1 - half_stride
+    for sentence, rows in enumerate(windows):
+        target = combined[sentence]
+        if len(rows) == 1:
+            target[: hidden_states.size(1)] = hidden_states[rows[0]]
+            continue
+        target[:start_end] = hidden_states[rows[0], :start_end]
+        position = start_end
+        for row in rows:
+            part = hidden_states[row, start_end:mid_end]
+            target[position : position + part.size(0)] = part
+            position += part.size(0)
+        end = hidden_states[rows[-1], max_length - half_stride - 1 :]
+        target[position : position + end.size(0)] = end
+    return combined
 
 
 def pool_token_embeddings(
@@ -41,12 +78,8 @@ def pool_token_embeddings(
     )
     if overflowed:
         max_length = embedding.tokenizer.model_max_length
-        hidden_states = combine_strided_tensors(
-            hidden_states, overflow_to_sample_mapping, embedding.stride // 2, max_length, 0
-        )
-        word_ids = combine_strided_tensors(
-            word_ids, overflow_to_sample_mapping, embedding.stride // 2, max_length, -100
-        )
+        hidden_states = combine_windows(hidden_states, overflow_to_sample_mapping, embedding.stride // 2, max_length, 0)
+        word_ids = combine_windows(word_ids, overflow_to_sample_mapping, embedding.stride // 2, max_length, -100)
     out = torch.zeros(
         word_ids.shape[0],
         int(token_lengths.max()),

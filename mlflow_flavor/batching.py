@@ -8,8 +8,16 @@ call becomes the next *leader*: it takes every waiting call whose batching key e
 ``max_batch_texts`` texts), runs them as one, hands each caller exactly its own results and passes the
 lead on. No thread of our own is started: the callers' threads do the work, one at a time.
 
+Under steady concurrent load this alone splits the clients into two groups that take turns: the callers
+of one run get their answers and send their next requests just *after* the next run has started with
+the requests that came in meanwhile (eight clients became runs of five and three). So a leader also
+waits, briefly, for the requests it can expect: as many as the last run held plus those that were waiting
+when it ended (the recent concurrency), for at most a quarter of the last run's time and never when the
+model has been idle for longer than a run. At low load the expectation is one request: no wait.
+
 If a merged run fails, its requests are run again one by one, so that only the culprit's caller gets the
-error. ``max_wait_ms`` lets a leader wait that long for more requests before a run (0: never wait).
+error. ``max_wait_ms`` makes every leader wait that long for more requests (0, the default: only the
+adaptive wait above).
 """
 
 from __future__ import annotations
@@ -43,6 +51,12 @@ class _Request:
     error: BaseException | None = None
 
 
+#: A leader waits for expected requests at most this share of the last run's duration ...
+WAIT_SHARE_OF_RUN = 0.25
+#: ... and never longer than this.
+MAX_ADAPTIVE_WAIT_S = 0.05
+
+
 @dataclass
 class BatchStats:
     """Counters of the batcher's work since it was created (read them with :meth:`AdaptiveBatcher.stats`)."""
@@ -53,6 +67,7 @@ class BatchStats:
     max_requests_per_run: int = 0
     retried_runs: int = 0  # merged runs that failed and were split into single requests
     texts: int = 0
+    waits: int = 0  # runs whose leader waited for expected requests
 
 
 class AdaptiveBatcher(Generic[Item, Result]):
@@ -62,19 +77,35 @@ class AdaptiveBatcher(Generic[Item, Result]):
         run: runs a list of items (the concatenated items of the merged requests) and returns one result
             per item, in order. Only one run happens at a time.
         max_batch_texts: the most items in a merged run; a single request larger than that runs alone.
-        max_wait_ms: how long a leader waits for more requests before its run (0: run at once).
+        max_wait_ms: how long every leader waits for more requests before its run (0: only the adaptive
+            wait for the requests recent concurrency leads it to expect).
+        adaptive_wait: wait for expected requests (module docstring); off, a leader runs at once.
         enabled: off, every request runs alone (still one at a time).
     """
 
-    def __init__(self, run: RunFn, *, max_batch_texts: int = 128, max_wait_ms: float = 0.0, enabled: bool = True):
+    def __init__(
+        self,
+        run: RunFn,
+        *,
+        max_batch_texts: int = 128,
+        max_wait_ms: float = 0.0,
+        adaptive_wait: bool = True,
+        enabled: bool = True,
+    ):
         self._run = run
         self.max_batch_texts = max_batch_texts
         self.max_wait_s = max_wait_ms / 1000.0
+        self.adaptive_wait = adaptive_wait
         self.enabled = enabled
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)  # a request is done, or leads
+        self._arrived = threading.Condition(lock)  # a request joined the queue (for a waiting leader)
         self._pending: deque[_Request] = deque()
         self._busy = False
         self._stats = BatchStats()
+        self._expected = 1  # requests the next run can expect (recent concurrency)
+        self._last_run_s = 0.0
+        self._last_end = 0.0
 
     def stats(self) -> BatchStats:
         with self._cond:
@@ -86,6 +117,7 @@ class AdaptiveBatcher(Generic[Item, Result]):
         with self._cond:
             self._stats.requests += 1
             self._pending.append(request)
+            self._arrived.notify()
             if not self._busy:
                 self._busy = True
                 request.leader = True
@@ -100,14 +132,20 @@ class AdaptiveBatcher(Generic[Item, Result]):
 
     def _lead(self, request: _Request) -> None:
         batch = [request]
+        started = None
         try:
-            if self.max_wait_s > 0 and self.enabled:
+            if self.enabled:
                 self._wait_for_more(request)
             with self._cond:
                 batch = self._take(request)
+            started = time.monotonic()
             self._execute(batch)
         finally:
             with self._cond:
+                if started is not None:
+                    self._last_end = time.monotonic()
+                    self._last_run_s = self._last_end - started
+                    self._expected = len(batch) + len(self._pending)
                 for r in batch:
                     r.done = True
                     if r.results is None and r.error is None:
@@ -119,13 +157,25 @@ class AdaptiveBatcher(Generic[Item, Result]):
                 self._cond.notify_all()
 
     def _wait_for_more(self, request: _Request) -> None:
-        deadline = time.monotonic() + self.max_wait_s
+        """Wait ``max_wait_ms``, or while the requests recent concurrency promises have not all arrived."""
         with self._cond:
-            while time.monotonic() < deadline:
-                waiting = sum(len(r.items) for r in self._pending if r.key == request.key)
-                if waiting >= self.max_batch_texts:
+            now = time.monotonic()
+            expected, wait = 1, self.max_wait_s
+            recent = now - self._last_end <= max(self._last_run_s, 0.001)
+            if self.adaptive_wait and recent and self._expected > 1:
+                expected = self._expected
+                wait = max(wait, min(WAIT_SHARE_OF_RUN * self._last_run_s, MAX_ADAPTIVE_WAIT_S))
+            if wait <= 0:
+                return
+            deadline = now + wait
+            self._stats.waits += 1
+            while (remaining := deadline - time.monotonic()) > 0:
+                same = [r for r in self._pending if r.key == request.key]
+                if sum(len(r.items) for r in same) >= self.max_batch_texts:
                     return
-                self._cond.wait(deadline - time.monotonic())
+                if not self.max_wait_s and len(same) >= expected:
+                    return
+                self._arrived.wait(remaining)
 
     def _take(self, request: _Request) -> list[_Request]:
         """Remove and return ``request`` and the waiting requests that can join it (oldest first)."""

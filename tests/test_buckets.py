@@ -246,3 +246,26 @@ def test_a_bucketed_torch_bundle_still_saves_as_a_plain_flair_model(tiny_tagger,
     reloaded = SequenceTagger.load(tmp_path / "again.pt")
     texts = generate_sentences(12, seed=21)
     assert entities_of(reloaded, texts) == entities_of(tiny_tagger, texts) == entities_of(model, texts)
+
+
+@pytest.mark.parametrize("half_stride", [0, 3, 8])
+def test_combine_windows_equals_flairs_combine_strided_tensors(half_stride):
+    from flair.embeddings.transformer import combine_strided_tensors
+
+    from exporter.fastpath import combine_windows
+
+    generator = torch.Generator().manual_seed(half_stride)
+    max_length = 24
+    mapping = torch.tensor([0, 0, 0, 1, 2, 2, 3, 3, 3, 3, 3])
+    hidden = torch.randn(len(mapping), max_length, 5, generator=generator)
+    word_ids = torch.randint(-100, 40, (len(mapping), max_length), generator=generator)
+    for values, default in ((hidden, 0), (word_ids, -100)):
+        expected = combine_strided_tensors(values, mapping, half_stride, max_length, default)
+        assert torch.equal(combine_windows(values, mapping, half_stride, max_length, default), expected)
+    # one window per sentence, narrower than max_length
+    narrow = hidden[:3, :10]
+    single = torch.tensor([0, 1, 2])
+    assert torch.equal(
+        combine_windows(narrow, single, half_stride, max_length, 0),
+        combine_strided_tensors(narrow, single, half_stride, max_length, 0),
+    )
