@@ -367,8 +367,23 @@ def bench(
 @click.option("--conll", type=click.Path(exists=True, dir_okay=False), help="Texts from a CoNLL file.")
 @click.option("--sentences", "num_sentences", type=int, default=256, show_default=True)
 @click.option("--min-words", type=int, default=5, show_default=True, help="Skip shorter CoNLL sentences.")
+@click.option(
+    "--long-words", type=int, default=0, help="Also tag one text of that many words per backend (memory, time)."
+)
 @click.option("--output", type=click.Path(dir_okay=False), default="docs/BENCHMARKS.md", show_default=True)
-def loadtest(model, backends, batching, clients, num_requests, texts_per_request, conll, num_sentences, min_words, output):
+def loadtest(
+    model,
+    backends,
+    batching,
+    clients,
+    num_requests,
+    texts_per_request,
+    conll,
+    num_sentences,
+    min_words,
+    long_words,
+    output,
+):
     """In-process predict vs `mlflow models serve` under concurrent clients, adaptive batching off and on."""
     from mlflow_flavor.job import resolve_model_path
     from mlflow_flavor.loadtest import LoadTestConfig, run_load_test
@@ -381,6 +396,7 @@ def loadtest(model, backends, batching, clients, num_requests, texts_per_request
         conll=Path(conll) if conll else None,
         num_sentences=num_sentences,
         min_words=min_words,
+        long_words=long_words,
         command="flair-mlflow " + " ".join(sys.argv[1:]),
         **({"backends": tuple(backends)} if backends else {}),
         **({"batching": tuple(batching)} if batching else {}),
