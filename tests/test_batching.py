@@ -299,6 +299,15 @@ def _same(answers, expected):
     assert _scores(answers) == pytest.approx(_scores(expected), abs=1e-5)
 
 
+def same_answers(answers, expected) -> bool:
+    """:func:`_same` as a truth value."""
+    try:
+        _same(answers, expected)
+    except AssertionError:
+        return False
+    return True
+
+
 def _without_scores(answers):
     import json
 
