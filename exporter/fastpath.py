@@ -115,32 +115,42 @@ class FastViterbiDecoder(ViterbiDecoder):
     def decode(self, features_tuple: tuple, probabilities_for_all_classes: bool, sentences: list) -> tuple:
         if probabilities_for_all_classes:
             return super().decode(features_tuple, probabilities_for_all_classes, sentences)
+        import numpy as np
+
         features, lengths, transitions = features_tuple
         lengths_list = [int(n) for n in lengths]
         batch_size = features.size(0)
         seq_len = features.size(1)
-        scores_upto_t = torch.zeros(batch_size, seq_len + 1, self.tagset_size, dtype=features.dtype)
-        backpointers = torch.full((batch_size, seq_len + 1, self.tagset_size), self.stop_tag, dtype=torch.long)
-        stop_transitions = transitions[self.stop_tag].unsqueeze(0)
+        # numpy for the per-step work: the same float32 sums and first-maximum choices as torch.max,
+        # without torch's per-call dispatch cost on these tiny arrays (a fixed cost per batch)
+        feats = features.detach().numpy()
+        scores = np.zeros((batch_size, seq_len + 1, self.tagset_size), dtype=feats.dtype)
+        backpointers = np.full((batch_size, seq_len + 1, self.tagset_size), self.stop_tag, dtype=np.int64)
+        stop_transitions = transitions[self.stop_tag].detach().numpy()[None, :]
         for t in range(seq_len):
             batch_size_t = sum(n > t for n in lengths_list)
             terminates = [i for i, n in enumerate(lengths_list) if n == t + 1]
             if t == 0:
-                scores_upto_t[:batch_size_t, t] = features[:batch_size_t, t, :, self.start_tag]
+                scores[:batch_size_t, t] = feats[:batch_size_t, t, :, self.start_tag]
                 backpointers[:batch_size_t, t, :] = self.start_tag
             else:
-                scores_upto_t[:batch_size_t, t], backpointers[:batch_size_t, t, :] = torch.max(
-                    features[:batch_size_t, t, :, :] + scores_upto_t[:batch_size_t, t - 1].unsqueeze(1), dim=2
-                )
+                candidates = feats[:batch_size_t, t] + scores[:batch_size_t, t - 1][:, None, :]
+                best = candidates.argmax(axis=2)
+                backpointers[:batch_size_t, t] = best
+                scores[:batch_size_t, t] = np.take_along_axis(candidates, best[..., None], axis=2)[..., 0]
             if terminates:
-                scores_upto_t[terminates, t + 1], backpointers[terminates, t + 1, :] = torch.max(
-                    scores_upto_t[terminates, t].unsqueeze(1) + stop_transitions, dim=2
-                )
-        decoded = torch.zeros((batch_size, backpointers.size(1)), dtype=torch.long)
-        pointer = torch.full((batch_size, 1), self.stop_tag, dtype=torch.long)
-        for t in reversed(range(backpointers.size(1))):
-            decoded[:, t] = torch.gather(backpointers[:, t, :], 1, pointer).squeeze(1)
-            pointer = decoded[:, t].unsqueeze(1)
+                candidates = scores[terminates, t][:, None, :] + stop_transitions
+                best = candidates.argmax(axis=2)
+                backpointers[terminates, t + 1] = best
+                scores[terminates, t + 1] = np.take_along_axis(candidates, best[..., None], axis=2)[..., 0]
+        decoded = np.zeros((batch_size, seq_len + 1), dtype=np.int64)
+        pointer = np.full(batch_size, self.stop_tag, dtype=np.int64)
+        rows = np.arange(batch_size)
+        for t in reversed(range(seq_len + 1)):
+            decoded[:, t] = backpointers[rows, t, pointer]
+            pointer = decoded[:, t]
+        scores_upto_t = torch.from_numpy(scores)
+        decoded = torch.from_numpy(decoded)
         scores_upto_t = scores_upto_t[:, :-1, :]
         decoded = decoded[:, 1:]
         confidences = torch.max(torch.softmax(scores_upto_t, dim=2), dim=2).values
