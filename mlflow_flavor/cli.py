@@ -274,16 +274,45 @@ def verify(bundle):
 
 
 @main.command()
-@click.argument("model_uri")
-@click.argument("texts", nargs=-1, required=True)
-def predict(model_uri, texts):
-    """Load MODEL_URI as a pyfunc (verified, cached) and print the entities of TEXTS as JSON."""
-    import mlflow
+@click.argument("model")
+@click.argument("texts", nargs=-1)
+@click.option(
+    "--file",
+    "text_file",
+    type=click.Path(allow_dash=True, dir_okay=False),
+    help="Texts from a file, one per line ('-': standard input).",
+)
+@click.option("--min-score", type=click.FloatRange(0, 1), default=None, help="Drop answers scored below this.")
+@click.option("--return-tokens", is_flag=True, default=None, help="Taggers: also return per-token tags.")
+@click.option("--split-sentences", is_flag=True, default=None, help="Taggers: split each text into sentences.")
+@click.option("--top-k", type=click.IntRange(0, 1024), default=None, help="Classifiers: that many labels.")
+@click.option("--mini-batch-size", type=click.IntRange(1, 1024), default=None)
+@click.option("--tracking-uri", default=None, help="For models:/ URIs; defaults to MLFLOW_TRACKING_URI.")
+def predict(model, texts, text_file, min_score, return_tokens, split_sentences, top_k, mini_batch_size, tracking_uri):
+    """Answer TEXTS (or the lines of --file, '-' for stdin) with MODEL as JSON.
 
-    from mlflow_flavor.fetch import fetch_model
+    MODEL is a models:/ URI (fetched once, verified, cached), an MLflow model directory or a bundle
+    directory written by `flair-mlflow export`. The options are the pyfunc's params.
+    """
+    from mlflow_flavor.evaluate import load_reference
 
-    model = mlflow.pyfunc.load_model(str(fetch_model(model_uri)))
-    click.echo(json.dumps(model.predict(list(texts)), indent=2, ensure_ascii=False))
+    if text_file is not None:
+        with click.open_file(text_file, encoding="utf-8") as f:
+            texts = tuple(texts) + tuple(line.rstrip("\n") for line in f)
+    if not texts:
+        raise click.UsageError("Give texts as arguments, or --file PATH (one text per line; '-' reads stdin).")
+    given = {
+        "min_score": min_score,
+        "return_tokens": return_tokens,
+        "split_sentences": split_sentences,
+        "top_k": top_k,
+        "mini_batch_size": mini_batch_size,
+    }
+    params = {k: v for k, v in given.items() if v is not None}
+    _flair_logs_to_stderr()
+    loaded = load_reference(model, tracking_uri=tracking_uri)
+    answers = loaded.predictor.predict(list(texts), params=params or None)
+    click.echo(json.dumps(answers, indent=2, ensure_ascii=False))
 
 
 @main.command()
