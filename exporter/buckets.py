@@ -49,7 +49,8 @@ MAX_CALL_POSITIONS = 8192
 #: The most attention cells (rows x width²) in one encoder call: two full windows of 512 subtokens.
 #: Attention is what grows fastest; measured on MiniLM with one text of 50,000 words (about 150
 #: overflow windows): all windows in one call took 7.8 GB, eight per call 979 MB above the warmed-up
-#: model, two per call ~700 MB. Ordinary batches (short sentences) are not limited by it.
+#: model, two per call ~700 MB. A batch of 32 sentences of up to 128 subtokens stays one call; wider
+#: batches are cut into calls of fewer rows (same hidden states, some per-call cost).
 MAX_CALL_ATTENTION = 2 * 512 * 512
 
 

@@ -123,10 +123,10 @@ class FastViterbiDecoder(ViterbiDecoder):
         seq_len = features.size(1)
         # numpy for the per-step work: the same float32 sums and first-maximum choices as torch.max,
         # without torch's per-call dispatch cost on these tiny arrays (a fixed cost per batch)
-        feats = features.detach().numpy()
+        feats = features.detach().cpu().numpy()
         scores = np.zeros((batch_size, seq_len + 1, self.tagset_size), dtype=feats.dtype)
         backpointers = np.full((batch_size, seq_len + 1, self.tagset_size), self.stop_tag, dtype=np.int64)
-        stop_transitions = transitions[self.stop_tag].detach().numpy()[None, :]
+        stop_transitions = transitions[self.stop_tag].detach().cpu().numpy()[None, :]
         for t in range(seq_len):
             batch_size_t = sum(n > t for n in lengths_list)
             terminates = [i for i, n in enumerate(lengths_list) if n == t + 1]

@@ -41,7 +41,7 @@ Result = TypeVar("Result")
 RunFn = Callable[[Hashable, Sequence[Any]], Sequence[Any]]
 
 
-@dataclass
+@dataclass(eq=False)  # removed from the queue by identity
 class _Request:
     key: Hashable
     items: Sequence[Any]
@@ -142,10 +142,13 @@ class AdaptiveBatcher(Generic[Item, Result]):
             self._execute(batch)
         finally:
             with self._cond:
+                if request in self._pending:  # failed before it was taken: never promote a finished request
+                    self._pending.remove(request)
                 if started is not None:
                     self._last_end = time.monotonic()
                     self._last_run_s = self._last_end - started
-                    self._expected = len(batch) + len(self._pending)
+                    # the requests that can join the next run of this key: this run's callers and those waiting
+                    self._expected = len(batch) + sum(r.key == request.key for r in self._pending)
                 for r in batch:
                     r.done = True
                     if r.results is None and r.error is None:

@@ -34,6 +34,8 @@ TEXT_COLUMN = "text"
 DEFAULT_MAX_TEXTS = 1_000
 DEFAULT_BATCH = 32
 DEFAULT_MAX_BATCH_TEXTS = 128
+#: Sentences longer than this (in words) are predicted on their own, never padded against (see ``_run``).
+LONG_SENTENCE_WORDS = 512
 
 #: The ``params`` a caller may pass to ``predict``, with their types and defaults.
 ALLOWED_PARAMS: dict[str, tuple[type, Any]] = {
@@ -305,12 +307,20 @@ class FlairPyfuncModel:
             raise MlflowException(str(e), error_code=INVALID_PARAMETER_VALUE) from e
 
     def _run(self, key: Hashable, sentences: Sequence[Any]) -> Sequence[Any]:
-        """One Flair ``predict`` over the sentences of one or more requests (the batcher's run)."""
+        """One Flair ``predict`` over the sentences of one or more requests (the batcher's run).
+
+        Flair pads each mini-batch to its longest sentence after the encoder (recombined windows,
+        pooled embeddings, CRF features), so a very long sentence goes through ``predict`` on its own:
+        a long document merged with short texts would otherwise pad every one of them to its length.
+        """
         mini_batch_size, all_probabilities = key
-        todo = [s for s in sentences if len(s) > 0]
-        if todo:
-            extra = {"return_probabilities_for_all_classes": True} if all_probabilities else {}
-            self.model.predict(todo, mini_batch_size=mini_batch_size, **extra)
+        extra = {"return_probabilities_for_all_classes": True} if all_probabilities else {}
+        short = [s for s in sentences if 0 < len(s) <= LONG_SENTENCE_WORDS]
+        if short:
+            self.model.predict(short, mini_batch_size=mini_batch_size, **extra)
+        for sentence in sentences:
+            if len(sentence) > LONG_SENTENCE_WORDS:
+                self.model.predict([sentence], mini_batch_size=1, **extra)
         return sentences
 
     def _labels(self, sentence: Any, options: Mapping[str, Any]) -> list[dict[str, Any]]:
