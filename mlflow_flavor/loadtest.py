@@ -273,22 +273,17 @@ def _save(config: LoadTestConfig, backend: str, path: Path) -> None:
 
 
 def load_texts(config: LoadTestConfig) -> tuple[list[str], str]:
-    """The texts the clients send, and where they come from."""
-    if config.conll:
-        from exporter.corpus import read_conll
+    """The texts the clients send, and where they come from (as the benchmark picks its sentences)."""
+    from exporter.bench import BenchConfig, load_sentences
 
-        texts = []
-        for sentence in read_conll(config.conll):
-            if len(sentence) >= config.min_words:
-                texts.append(" ".join(w for w, _ in sentence))
-            if len(texts) >= config.num_sentences:
-                break
-        return texts, f"the first {len(texts)} sentences of at least {config.min_words} words of `{config.conll.name}`"
-    from exporter.corpus import generate_sentences
-
-    return generate_sentences(
-        config.num_sentences, seed=23, long_every=0
-    ), f"{config.num_sentences} generated sentences"
+    return load_sentences(
+        BenchConfig(
+            model_path=config.model_path,
+            conll=config.conll,
+            num_sentences=config.num_sentences,
+            min_words=config.min_words,
+        )
+    )
 
 
 def run_load_test(

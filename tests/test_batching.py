@@ -49,8 +49,9 @@ class _Gate:
                 self.active -= 1
 
 
-def _submit_all(batcher, requests):
-    """Submit ``(key, items)`` requests from threads; the first one alone, the others while it runs."""
+def _submit_all(batcher, gate, requests):
+    """Submit ``(key, items)`` requests from threads: the first one alone, the others queued in order
+    while its run is held by ``gate``; then release the gate and return each request's result."""
     results: dict[int, object] = {}
 
     def one(i, key, items):
@@ -61,14 +62,6 @@ def _submit_all(batcher, requests):
 
     threads = [threading.Thread(target=one, args=(i, *r)) for i, r in enumerate(requests)]
     threads[0].start()
-    return threads, results
-
-
-def test_requests_arriving_while_busy_merge_and_each_gets_its_own_answers():
-    gate = _Gate()
-    batcher = AdaptiveBatcher(gate, max_batch_texts=100)
-    requests = [("a", [0]), ("a", [1, 2]), ("b", [3]), ("a", [4, 5, 6]), ("b", [7, 8])]
-    threads, results = _submit_all(batcher, requests)
     assert gate.entered.wait(10)
     for count, t in enumerate(threads[1:], start=2):
         t.start()
@@ -76,6 +69,14 @@ def test_requests_arriving_while_busy_merge_and_each_gets_its_own_answers():
     gate.release.set()
     for t in threads:
         t.join(10)
+    return results
+
+
+def test_requests_arriving_while_busy_merge_and_each_gets_its_own_answers():
+    gate = _Gate()
+    batcher = AdaptiveBatcher(gate, max_batch_texts=100)
+    requests = [("a", [0]), ("a", [1, 2]), ("b", [3]), ("a", [4, 5, 6]), ("b", [7, 8])]
+    results = _submit_all(batcher, gate, requests)
     # the idle model ran the first request at once; then the oldest waiting request led a merged run
     # of its key (oldest first), and the other key ran after it
     assert gate.calls == [("a", [0]), ("a", [1, 2, 4, 5, 6]), ("b", [3, 7, 8])]
@@ -95,14 +96,7 @@ def test_a_failing_merged_run_is_retried_request_by_request_so_only_the_culprit_
     gate = _Gate(fail_on="bad")
     batcher = AdaptiveBatcher(gate)
     requests = [("k", ["first"]), ("k", ["x", "y"]), ("k", ["bad"]), ("k", ["z"])]
-    threads, results = _submit_all(batcher, requests)
-    assert gate.entered.wait(10)
-    for count, t in enumerate(threads[1:], start=2):
-        t.start()
-        _started(batcher, count)  # queued in this order
-    gate.release.set()
-    for t in threads:
-        t.join(10)
+    results = _submit_all(batcher, gate, requests)
     assert results[0] == ["k:first"] and results[1] == ["k:x", "k:y"] and results[3] == ["k:z"]
     assert isinstance(results[2], ValueError) and "bad" in str(results[2])
     assert batcher.stats().retried_runs == 1
@@ -113,27 +107,13 @@ def test_max_batch_texts_and_off_switch():
     gate = _Gate()
     batcher = AdaptiveBatcher(gate, max_batch_texts=4)
     requests = [("k", [0]), ("k", [1, 2]), ("k", [3, 4]), ("k", [5, 6, 7, 8, 9])]
-    threads, _ = _submit_all(batcher, requests)
-    assert gate.entered.wait(10)
-    for count, t in enumerate(threads[1:], start=2):
-        t.start()
-        _started(batcher, count)  # queued in this order
-    gate.release.set()
-    for t in threads:
-        t.join(10)
+    _submit_all(batcher, gate, requests)
     # at most 4 texts merged; a request larger than that still runs, alone
     assert [items for _, items in gate.calls] == [[0], [1, 2, 3, 4], [5, 6, 7, 8, 9]]
 
     gate = _Gate()
     batcher = AdaptiveBatcher(gate, enabled=False)
-    threads, _ = _submit_all(batcher, requests)
-    assert gate.entered.wait(10)
-    for count, t in enumerate(threads[1:], start=2):
-        t.start()
-        _started(batcher, count)  # queued in this order
-    gate.release.set()
-    for t in threads:
-        t.join(10)
+    _submit_all(batcher, gate, requests)
     assert sorted(len(items) for _, items in gate.calls) == [1, 2, 2, 5]
     assert batcher.stats().merged_runs == 0
 
