@@ -233,8 +233,8 @@ def _pytorch_buckets(model_path: Path) -> Any:
     from exporter.backends.onnx import _HiddenStates
     from exporter.embeddings import build_accelerated_embeddings
     from exporter.fastpath import FastViterbiDecoder
+    from exporter.modelfile import load_flair_model
     from exporter.settings import EmbeddingSettings, find_transformer_embeddings
-    from mlflow_flavor.models import load_flair_model
 
     model = load_flair_model(model_path)
     original = find_transformer_embeddings(model)
@@ -257,11 +257,13 @@ torch.set_num_threads({threads})
 from flair.data import Sentence
 kind, path, texts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 if kind == "flair":
-    from mlflow_flavor.models import load_flair_model
+    from exporter.modelfile import load_flair_model
     model = load_flair_model(path)
 else:
     from exporter.bundle import load_bundle
-    model = load_bundle(path)
+    from exporter.manifest import read_manifest
+    # a bundle this benchmark wrote itself: Flair's own ONNX / JIT models need their pickle
+    model = load_bundle(path, allow_pickle=read_manifest(path)[0].get("model_pickle") == "needs-allow-pickle")
 model.predict([Sentence(t) for t in texts], mini_batch_size=32)
 # VmHWM belongs to this process's own address space (ru_maxrss would carry the parent's peak over exec)
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
@@ -292,7 +294,7 @@ def _flair_export_onnx(model_path: Path, work: Path, texts: list[str], runtime: 
     from flair.data import Sentence
 
     from exporter.flair_onnx import apply_runtime, legacy_onnx_export
-    from mlflow_flavor.models import load_flair_model
+    from exporter.modelfile import load_flair_model
 
     model = load_flair_model(model_path)
     with legacy_onnx_export():
@@ -326,8 +328,8 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
     from tqdm import tqdm
 
     from exporter.bundle import load_bundle, save_bundle
+    from exporter.modelfile import PICKLE_NEEDS_OPT_IN, load_flair_model
     from exporter.parity import label_scores, max_score_diff, predictions, span_f1
-    from mlflow_flavor.models import load_flair_model
 
     torch.set_num_threads(config.threads)
     texts, source = load_sentences(config)
@@ -366,7 +368,8 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
             export_config = ExportConfig(**variant, runtime=variant_runtime, parity=ParityConfig(enabled=False))
             info = save_bundle(models[BASELINE], work / backend, export_config)
             started = time.perf_counter()
-            models[backend] = load_bundle(info.path)
+            trusted = info.manifest.get("model_pickle") == PICKLE_NEEDS_OPT_IN  # written just now
+            models[backend] = load_bundle(info.path, allow_pickle=trusted)
             load_times[backend] = time.perf_counter() - started
             sizes[backend] = sum(e["size"] for e in info.manifest["files"].values())
             paths[backend] = ("bundle", info.path)

@@ -9,7 +9,9 @@ Layout::
 
 A bundle is written into a temporary sibling directory and renamed into place only when it is complete
 and has passed the parity gate: a failed export leaves nothing behind. Loading verifies every checksum
-before ``model.pt`` (a pickle) is read, and resolves every path relative to the bundle directory.
+before ``model.pt`` is read, reads it as data (``torch.load(weights_only=True)`` with an allowlist, see
+``exporter.modelfile``) unless the caller passes ``allow_pickle=True``, and resolves every path relative to
+the bundle directory. The directory gets the permissions the user's umask gives any new folder.
 """
 
 from __future__ import annotations
@@ -26,8 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from exporter.config import Backend, ExportConfig, RuntimeOptions
-from exporter.errors import BundleError, ConfigError, UnsupportedModelError
+from exporter.errors import BundleError, ConfigError, UnsafeModelFileError, UnsupportedModelError
 from exporter.manifest import file_entries, library_versions, list_files, verify_bundle, write_manifest
+from exporter.modelfile import (
+    ALLOW_PICKLE_ENV,
+    PICKLE_NEEDS_OPT_IN,
+    PICKLE_WEIGHTS_ONLY,
+    allow_pickle_from_env,
+    load_state,
+)
 
 __all__ = ["BundleInfo", "load_bundle", "save_bundle", "SUPPORTED_MODELS"]
 
@@ -37,6 +46,13 @@ MODEL_FILE = "model.pt"
 TOKENIZER_DIR = "tokenizer"
 #: Flair model classes a bundle can hold, with the task name the flavor reports.
 SUPPORTED_MODELS = {"SequenceTagger": "sequence-tagging", "TextClassifier": "text-classification"}
+#: the embeddings a ``torch`` bundle may rebuild from its model.pt without ``allow_pickle``
+SAFE_TORCH_EMBEDDINGS = ("TransformerWordEmbeddings", "TransformerDocumentEmbeddings")
+OPT_IN_HINT = (
+    "If you trust where this bundle came from, load it with allow_pickle=True (exporter.load_bundle, "
+    f"mlflow_flavor.load_model) or set {ALLOW_PICKLE_ENV}=1 in the environment of the loading process "
+    "(mlflow.pyfunc.load_model, mlflow models serve, the flair-mlflow command line)."
+)
 
 
 @dataclass(frozen=True)
@@ -77,8 +93,19 @@ def _labels(model: Any) -> list[str]:
 
 
 def _write_torch(model: Any, directory: Path) -> dict[str, Any]:
-    model.save(directory / MODEL_FILE)
-    return {}
+    """Flair's own state, as ``model.save`` writes it but in pickle protocol 2 and without the model card.
+
+    The model card (training parameters, which may name optimizer and scheduler classes) is metadata that
+    prediction never reads; leaving it out keeps model.pt plain data that loads without ``allow_pickle``.
+    """
+    import torch
+
+    from exporter.flair_onnx import is_flair_jit
+
+    torch.save(model._get_state_dict(), directory / MODEL_FILE)
+    if is_flair_jit(model):  # a TorchScript program inside the pickle
+        return {"model_pickle": PICKLE_NEEDS_OPT_IN}
+    return {"model_pickle": PICKLE_WEIGHTS_ONLY}
 
 
 def _embeddings_key(state: Mapping[str, Any]) -> str:
@@ -135,8 +162,8 @@ def _write_accelerated(model: Any, directory: Path, config: ExportConfig) -> dic
     state = model._get_state_dict()
     state[_embeddings_key(state)] = None
     state["state_dict"] = OrderedDict((k, v) for k, v in state["state_dict"].items() if not k.startswith("embeddings."))
-    torch.save(state, directory / MODEL_FILE, pickle_protocol=4)
-    return {"embeddings": settings.to_dict(), **backend_info}
+    torch.save(state, directory / MODEL_FILE)  # protocol 2: what torch.load(weights_only=True) reads
+    return {"embeddings": settings.to_dict(), "model_pickle": PICKLE_WEIGHTS_ONLY, **backend_info}
 
 
 def _load_encoder(path: Path, manifest: Mapping[str, Any], backend: Backend, runtime: RuntimeOptions):
@@ -233,7 +260,9 @@ def save_bundle(model: Any, path: str | Path, config: ExportConfig | None = None
         entries = file_entries(work, list_files(work))
         digest = write_manifest(work, content, entries)
         if config.parity.enabled:
-            exported = load_bundle(work, expected_manifest_sha256=digest)
+            # the bundle written just now; Flair's own ONNX / JIT models need their pickle (see exporter.modelfile)
+            trusted = content.get("model_pickle") == PICKLE_NEEDS_OPT_IN
+            exported = load_bundle(work, expected_manifest_sha256=digest, allow_pickle=trusted)
             texts, gold = _parity_sentences(config)
             content["parity"] = check_parity(model, exported, texts, config.parity, lossy=config.lossy, gold=gold)
             del exported
@@ -259,6 +288,8 @@ def load_bundle(
     path: str | Path,
     runtime: RuntimeOptions | Mapping[str, Any] | None = None,
     expected_manifest_sha256: str | None = None,
+    *,
+    allow_pickle: bool | None = None,
 ) -> Any:
     """Verify and load a bundle; return the Flair model, accelerated as the bundle says.
 
@@ -266,16 +297,23 @@ def load_bundle(
         path: the bundle directory (any working directory, any absolute or relative path).
         runtime: session overrides (providers, thread counts, strict providers) for the ONNX backend.
         expected_manifest_sha256: the manifest digest recorded elsewhere (the MLmodel file); checked when given.
-    """
-    import torch
+        allow_pickle: unpickle ``model.pt`` fully, running whatever code it names. Needed only for bundles of
+            schema 1 and 2 and for ``flair-onnx`` / Flair JIT bundles; pass it only for bundles you trust.
+            ``None`` (default): ``True`` only where the process's environment sets ``FLAIR_MLFLOW_ALLOW_PICKLE=1``.
 
+    Raises:
+        UnsafeModelFileError: ``model.pt`` is more than plain data and ``allow_pickle`` was not given.
+    """
     path = Path(path).absolute()
+    if allow_pickle is None:
+        allow_pickle = allow_pickle_from_env()
     manifest = verify_bundle(path, expected_manifest_sha256)
     backend = Backend.parse(manifest["backend"])
     model_cls = _resolve_model_class(manifest["model_class"])
     options = RuntimeOptions.for_loading(manifest["runtime"], runtime)
+    state = _read_state(path, manifest, backend, allow_pickle)
     if backend is Backend.TORCH:
-        model = model_cls.load(path / MODEL_FILE)
+        model = model_cls.load(state)
         if options.length_buckets:
             from exporter.backends.torch_buckets import add_length_buckets
 
@@ -283,7 +321,7 @@ def load_bundle(
     elif backend is Backend.FLAIR_ONNX:
         from exporter.flair_onnx import load_flair_onnx
 
-        model = load_flair_onnx(path, manifest, model_cls, options)
+        model = load_flair_onnx(path, manifest, model_cls, options, state)
     else:
         from transformers import AutoTokenizer
 
@@ -303,7 +341,6 @@ def load_bundle(
         embeddings = build_accelerated_embeddings(
             settings, tokenizer, encoder, options.length_buckets, options.encoder_workers
         )
-        state = torch.load(path / MODEL_FILE, map_location="cpu", weights_only=False)
         state.pop("__cls__", None)
         state[_embeddings_key(state)] = embeddings
         model = model_cls._init_model_with_state_dict(state)
@@ -314,3 +351,39 @@ def load_bundle(
     model.eval()
     model.flair_mlflow_manifest = manifest
     return model
+
+
+def _read_state(path: Path, manifest: Mapping[str, Any], backend: Backend, allow_pickle: bool) -> dict[str, Any]:
+    """``model.pt`` as data, refused (naming the opt-in) where it needs code; checked against the manifest."""
+    schema = manifest.get("schema_version")
+    if not allow_pickle and (backend is Backend.FLAIR_ONNX or manifest.get("model_pickle") == PICKLE_NEEDS_OPT_IN):
+        what = (
+            "Flair's own export_onnx model (its embeddings build their ONNX Runtime session from the pickle)"
+            if backend is Backend.FLAIR_ONNX
+            else "Flair TorchScript (JIT) model (a TorchScript program inside the pickle)"
+        )
+        raise UnsafeModelFileError(
+            f"{path} holds a {what}: loading its model.pt needs full unpickling, which runs code the file names. "
+            f"Refused by default. {OPT_IN_HINT}"
+        )
+    hint = OPT_IN_HINT
+    if schema != 3:
+        hint = (
+            f"This bundle has schema version {schema}, written before flair-mlflow stored model.pt as plain data: "
+            f"export the model again, or: {OPT_IN_HINT}"
+        )
+    state = load_state(path / MODEL_FILE, allow_pickle=allow_pickle, opt_in_hint=hint)
+    recorded = state.get("__cls__", manifest["model_class"])
+    if recorded != manifest["model_class"]:
+        raise BundleError(f"{path}/{MODEL_FILE} holds a {recorded!r}, the manifest says {manifest['model_class']!r}.")
+    if not allow_pickle:
+        key = _embeddings_key(state)
+        embeddings = state.get(key)
+        name = embeddings.get("__cls__") if isinstance(embeddings, Mapping) else embeddings
+        allowed = SAFE_TORCH_EMBEDDINGS if backend is Backend.TORCH else (None,)
+        if name not in allowed:
+            raise UnsafeModelFileError(
+                f"{path}/{MODEL_FILE} names embeddings {name!r}; a {backend.value} bundle loaded without "
+                f"allow_pickle may hold only {' or '.join(map(str, allowed))}. {hint}"
+            )
+    return state

@@ -8,7 +8,8 @@ Every error a user can meet derives from :class:`FlairMlflowError`, so one ``exc
     ├── ExportError               conversion to the accelerated backend failed
     ├── ParityError               the exported model does not tag like the original
     ├── BundleError               a bundle is missing, incomplete or of an unknown schema
-    │   └── ChecksumError         a bundled file differs from its manifest entry
+    │   ├── ChecksumError         a bundled file differs from its manifest entry
+    │   └── UnsafeModelFileError  a model file would run code when loaded (refused without allow_pickle)
     ├── ProviderError             a requested execution provider is not available (strict mode)
     ├── InputError                prediction input of the wrong shape or type
     ├── ServerError               a model server did not start or stopped answering
@@ -36,6 +37,7 @@ __all__ = [
     "QualityGateError",
     "ServerError",
     "SourceVerificationError",
+    "UnsafeModelFileError",
     "UnsupportedModelError",
 ]
 
@@ -74,6 +76,14 @@ class BundleError(FlairMlflowError):
 
 class ChecksumError(BundleError):
     """A bundled file's size or sha256 differs from what the manifest recorded."""
+
+
+class UnsafeModelFileError(BundleError):
+    """A model file (a pickle) needs more than plain data to load: loading it would run code it names.
+
+    Refused unless the caller opts in (``allow_pickle=True``, the CLI's ``--allow-pickle`` or
+    ``FLAIR_MLFLOW_ALLOW_PICKLE=1`` for pyfunc loading and serving); see ``exporter.pickles``.
+    """
 
 
 class ProviderError(FlairMlflowError, RuntimeError):

@@ -29,6 +29,7 @@ from typing import Any
 
 from exporter.config import RuntimeOptions
 from exporter.errors import BundleError, UnsupportedModelError
+from exporter.modelfile import PICKLE_NEEDS_OPT_IN
 
 __all__ = [
     "FLAIR_ONNX_DIR",
@@ -116,31 +117,33 @@ def write_flair_onnx(model: Any, directory: Path) -> dict[str, Any]:
     params = state["document_embeddings" if "document_embeddings" in state else "embeddings"]
     params["onnx_model"] = f"{FLAIR_ONNX_DIR}/{onnx_path.name}"
     params["__bundle_relative__"] = True
-    torch.save(state, directory / MODEL_FILE, pickle_protocol=4)
+    torch.save(state, directory / MODEL_FILE)
     providers = [_provider_name(p) for p in (embeddings.providers or ["CPUExecutionProvider"])]
     log.info("Bundled Flair's own ONNX model %s with %d file(s)", onnx_path, len(files))
     return {
+        # Flair builds the embeddings' ONNX Runtime session from the pickled attributes: loading needs the opt-in
+        "model_pickle": PICKLE_NEEDS_OPT_IN,
         "flair_onnx": {
             "model_file": f"{FLAIR_ONNX_DIR}/{onnx_path.name}",
             "files": [f"{FLAIR_ONNX_DIR}/{f}" for f in files],
             "embeddings_class": type(embeddings).__name__,
             "providers": providers,
             "session_options": dict(embeddings.session_options or {}),
-        }
+        },
     }
 
 
-def load_flair_onnx(path: Path, manifest: Mapping[str, Any], model_cls: type, options: RuntimeOptions) -> Any:
+def load_flair_onnx(
+    path: Path, manifest: Mapping[str, Any], model_cls: type, options: RuntimeOptions, state: dict[str, Any]
+) -> Any:
     """Load a ``flair-onnx`` bundle (already verified) with the graph path pointing into the bundle.
 
+    ``state`` is the bundle's model.pt, read by ``bundle.load_bundle`` (only with ``allow_pickle``).
     ``options`` are the bundle's runtime settings as loading resolves them (``RuntimeOptions.for_loading``);
     its manifest's runtime section records this model's own providers (see ``bundle._recorded_runtime``).
     """
-    import torch
-
     from exporter.backends.onnx import resolve_providers
 
-    state = torch.load(path / MODEL_FILE, map_location="cpu", weights_only=False)
     params = state.get("document_embeddings" if "document_embeddings" in state else "embeddings")
     if not isinstance(params, dict) or not params.pop("__bundle_relative__", False):
         raise BundleError(f"{path}/model.pt is not a flair-onnx bundle model.")

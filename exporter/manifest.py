@@ -2,7 +2,7 @@
 
 The manifest lists every file of the bundle with its size and sha256. :func:`verify_bundle` checks all of
 them, and the manifest's own digest where the caller knows it, before anything in the bundle is
-unpickled: a Flair ``.pt`` is a pickle.
+read: a Flair ``.pt`` is a pickle (read as data, see ``exporter.modelfile``).
 """
 
 from __future__ import annotations
@@ -36,9 +36,12 @@ log = logging.getLogger(__name__)
 
 MANIFEST_FILE = "bundle.json"
 #: 2 added the runtime's ``allow_spinning``, ``length_buckets`` and ``encoder_workers``; version 1
-#: manifests load with their defaults.
-SCHEMA_VERSION = 2
-READABLE_SCHEMA_VERSIONS = (1, 2)
+#: manifests load with their defaults. 3: ``model.pt`` is plain data (pickle protocol 2, read with
+#: ``torch.load(weights_only=True)``), and ``model_pickle`` says whether loading it needs ``allow_pickle``
+#: (``flair-onnx`` and Flair JIT models); bundles of versions 1 and 2 load only with ``allow_pickle=True``
+#: (their protocol-4 pickles are beyond the safe reader), see ``exporter.modelfile``.
+SCHEMA_VERSION = 3
+READABLE_SCHEMA_VERSIONS = (1, 2, 3)
 FORMAT_NAME = "flair-mlflow-bundle"
 _CHUNK = 1 << 20
 _VERSIONED_PACKAGES = (

@@ -175,8 +175,8 @@ def _export_config(
 def export(model, output, **options):
     """Export MODEL (a Flair .pt path, or 'demo') into a bundle directory OUTPUT."""
     from exporter.bundle import save_bundle
+    from exporter.modelfile import load_flair_model
     from mlflow_flavor.job import resolve_model_path
-    from mlflow_flavor.models import load_flair_model
 
     _flair_logs_to_stderr()
 

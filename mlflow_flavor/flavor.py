@@ -206,7 +206,7 @@ def _place_bundle(flair_model: Any, target: Path, config: ExportConfig):
                     config.backend.value,
                 )
             return BundleInfo(path=target, manifest_sha256=digest, manifest=manifest)
-        from mlflow_flavor.models import load_flair_model
+        from exporter.modelfile import load_flair_model
 
         flair_model = load_flair_model(source)
     return save_bundle(flair_model, target, config)
@@ -445,7 +445,7 @@ def _runtime_overrides(model_config: Mapping[str, Any] | None) -> tuple[dict[str
     return runtime, serving
 
 
-def _load_from_local(local_path: Path, model_config: Mapping[str, Any] | None = None):
+def _load_from_local(local_path: Path, model_config: Mapping[str, Any] | None = None, allow_pickle: bool | None = None):
     from mlflow.utils.model_utils import _get_flavor_configuration
 
     from exporter.bundle import load_bundle
@@ -456,12 +456,24 @@ def _load_from_local(local_path: Path, model_config: Mapping[str, Any] | None = 
         local_path / conf.get("bundle", BUNDLE_SUBPATH),
         runtime=runtime or None,
         expected_manifest_sha256=conf.get("manifest_sha256"),
+        allow_pickle=allow_pickle,
     )
     return model, serving
 
 
-def load_model(model_uri: str, dst_path: str | None = None, model_config: Mapping[str, Any] | None = None):
-    """Load the Flair model (accelerated as logged) from ``model_uri`` (``models:/...``, ``runs:/...``, a path)."""
+def load_model(
+    model_uri: str,
+    dst_path: str | None = None,
+    model_config: Mapping[str, Any] | None = None,
+    *,
+    allow_pickle: bool | None = None,
+):
+    """Load the Flair model (accelerated as logged) from ``model_uri`` (``models:/...``, ``runs:/...``, a path).
+
+    ``allow_pickle=True`` unpickles the bundle's model.pt fully (running the code it names): needed only for
+    bundles of schema 1 and 2 and for ``flair-onnx`` / Flair JIT models, and only for models you trust.
+    ``None`` (default) follows ``FLAIR_MLFLOW_ALLOW_PICKLE`` in the environment.
+    """
     from mlflow.tracking.artifact_utils import _download_artifact_from_uri
 
     from mlflow_flavor.fetch import fetch_model
@@ -471,14 +483,18 @@ def load_model(model_uri: str, dst_path: str | None = None, model_config: Mappin
             local_path = fetch_model(model_uri)  # verified, cached per exact model
         else:
             local_path = Path(_download_artifact_from_uri(artifact_uri=model_uri, output_path=dst_path))
-        model, _ = _load_from_local(local_path, model_config)
+        model, _ = _load_from_local(local_path, model_config, allow_pickle)
     except FlairMlflowError as e:
         raise _mlflow_error(e) from e
     return model
 
 
 def _load_pyfunc(path: str, model_config: Mapping[str, Any] | None = None):
-    """MLflow's pyfunc loader: ``path`` is the bundle directory inside the model directory."""
+    """MLflow's pyfunc loader: ``path`` is the bundle directory inside the model directory.
+
+    The opt-in to unpickle model.pt comes only from this process's environment (``FLAIR_MLFLOW_ALLOW_PICKLE=1``):
+    a ``model_config`` key could be set by whoever wrote the ``MLmodel`` file, which MLflow reads it from.
+    """
     from mlflow_flavor.pyfunc import FlairPyfuncModel, ServingOptions
 
     local_path = Path(path).parent

@@ -26,7 +26,8 @@ TEXTS = ["Angela Merkel met Tim Cook in Paris .", "Siemens opened an office in M
 
 def test_manifest_records_files_versions_and_settings(tiny_bundle):
     manifest, _ = read_manifest(tiny_bundle)
-    assert manifest["schema_version"] == 2
+    assert manifest["schema_version"] == 3
+    assert manifest["model_pickle"] == "weights-only"
     assert manifest["backend"] == "onnx"
     assert {"model.pt", "encoder.onnx"} <= set(manifest["files"])
     assert any(name.startswith("tokenizer/") for name in manifest["files"])

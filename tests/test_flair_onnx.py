@@ -15,6 +15,7 @@ from tinymodels import build_tiny_tagger
 import mlflow_flavor
 from exporter import load_bundle, save_bundle
 from exporter.corpus import generate_sentences
+from exporter.errors import UnsafeModelFileError
 from exporter.flair_onnx import legacy_onnx_export
 
 TEXTS = generate_sentences(24, seed=13, long_every=0)
@@ -65,16 +66,23 @@ def test_quantized_flair_onnx_model_is_bundled_with_external_data(flair_onnx_tag
     shutil.copytree(info.path, moved)
     shutil.rmtree(workdir)  # the original files are gone: the bundle must stand alone
     os.chdir(tmp_path)
-    model = load_bundle(moved)
+    assert info.manifest["model_pickle"] == "needs-allow-pickle"
+    with pytest.raises(UnsafeModelFileError, match="export_onnx model.*allow_pickle=True.*FLAIR_MLFLOW_ALLOW_PICKLE=1"):
+        load_bundle(moved)
+    model = load_bundle(moved, allow_pickle=True)
     assert entities_of(model, TEXTS) == reference
     # the bundle's runtime settings reach the session Flair built (Flair's own options cannot spin down)
-    options = load_bundle(moved, runtime={"intra_op_num_threads": 1}).embeddings.session.get_session_options()
+    options = load_bundle(
+        moved, runtime={"intra_op_num_threads": 1}, allow_pickle=True
+    ).embeddings.session.get_session_options()
     assert options.intra_op_num_threads == 1
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 @pytest.mark.slow
-def test_flair_onnx_model_is_logged_and_served_from_another_directory(flair_onnx_tagger, tracking, tmp_path):
+def test_flair_onnx_model_is_logged_and_served_from_another_directory(
+    flair_onnx_tagger, tracking, tmp_path, monkeypatch
+):
     tagger, _, workdir = flair_onnx_tagger
     reference = entities_of(tagger, TEXTS)
     log_and_stage(tagger)
@@ -82,6 +90,9 @@ def test_flair_onnx_model_is_logged_and_served_from_another_directory(flair_onnx
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     os.chdir(elsewhere)
+    with pytest.raises(mlflow.exceptions.MlflowException, match="FLAIR_MLFLOW_ALLOW_PICKLE=1"):
+        mlflow.pyfunc.load_model("models:/ner/Production")
+    monkeypatch.setenv("FLAIR_MLFLOW_ALLOW_PICKLE", "1")  # the opt-in of the process that loads (and serves) it
     pyfunc = mlflow.pyfunc.load_model("models:/ner/Production")
     predicted = [[(e["start"], e["end"], e["label"]) for e in ents] for ents in pyfunc.predict(TEXTS)]
     assert predicted == [sorted(e) for e in reference]
@@ -91,7 +102,7 @@ def test_flair_onnx_model_is_logged_and_served_from_another_directory(flair_onnx
     assert [[(e["start"], e["end"], e["label"]) for e in ents] for ents in body["predictions"]] == predicted
 
 
-def test_flair_jit_embeddings_are_logged_as_they_are(tiny_bert):
+def test_flair_jit_embeddings_are_logged_as_they_are(tiny_bert, monkeypatch):
     """Flair's TorchScript workflow: the traced module lives inside the .pt, so the torch bundle serves it."""
     import torch
     from flair.data import Sentence
@@ -119,6 +130,9 @@ def test_flair_jit_embeddings_are_logged_as_they_are(tiny_bert):
     with mlflow.start_run():
         info = mlflow_flavor.log_model(tagger, name="ner")
     assert info.flavors["flair_mlflow"]["backend"] == "torch"
+    with pytest.raises(mlflow.exceptions.MlflowException, match="TorchScript .JIT. model.*FLAIR_MLFLOW_ALLOW_PICKLE"):
+        mlflow.pyfunc.load_model(info.model_uri)
+    monkeypatch.setenv("FLAIR_MLFLOW_ALLOW_PICKLE", "1")
     pyfunc = mlflow.pyfunc.load_model(info.model_uri)
     predicted = [[(e["start"], e["end"], e["label"]) for e in ents] for ents in pyfunc.predict(TEXTS)]
     assert predicted == [sorted(e) for e in expected]

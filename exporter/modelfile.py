@@ -1,0 +1,191 @@
+"""Reading Flair model files (``.pt``, a pickle) without running code from them.
+
+A pickle names the Python callables that rebuild its objects, so reading one can run anything. Bundles
+written by this flair-mlflow (schema 3) hold only plain data in ``model.pt``: tensors, Flair's label
+``Dictionary``, the tokenizer as bytes, numbers, strings, lists and dicts. :func:`load_state` reads such a
+file with ``torch.load(weights_only=True)`` and the allowlist :func:`safe_globals`; anything else in the
+file (a class, a function, an unknown pickle opcode) is refused with :class:`UnsafeModelFileError` before
+it runs. The model class and the embeddings class are then taken from fixed lists, never from the file.
+
+Files that do need code, loaded only after an explicit opt-in (``allow_pickle=True``,
+``FLAIR_MLFLOW_ALLOW_PICKLE=1`` where MLflow loads the model, the CLI's ``--allow-pickle``):
+
+- bundles of schema 1 and 2 (``model.pt`` written with pickle protocol 4, which the safe reader cannot
+  parse): export the model again to drop the opt-in;
+- ``flair-onnx`` bundles (Flair's ``TransformerOnnxEmbeddings`` build their ONNX Runtime session from
+  attributes stored in the pickle) and ``torch`` bundles of Flair's ``TransformerJit*Embeddings`` (a
+  TorchScript program inside the pickle). Their manifests record ``"model_pickle": "needs-allow-pickle"``.
+
+A Flair ``.pt`` the user gives for export (:func:`load_flair_model`) is the user's own file: it goes
+through the safe reader first and, only when that refuses it, through Flair's full unpickling with a
+warning that says so (``allow_pickle=False`` refuses instead). Flair's own ``model.save`` writes pickle
+protocol 4, which torch's safe reader cannot parse: such files take the full path (with the warning);
+``torch.save(model._get_state_dict(), path)`` writes one that loads as data.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from exporter.errors import ConfigError, UnsafeModelFileError, UnsupportedModelError
+
+__all__ = [
+    "ALLOW_PICKLE_ENV",
+    "LOADABLE_MODELS",
+    "PICKLE_NEEDS_OPT_IN",
+    "PICKLE_WEIGHTS_ONLY",
+    "allow_pickle_from_env",
+    "load_flair_model",
+    "load_state",
+    "safe_globals",
+]
+
+log = logging.getLogger(__name__)
+
+#: environment variable that lets pyfunc loading and ``mlflow models serve`` unpickle a bundle's model.pt:
+#: set by whoever runs the process, never by the model's own files (an ``MLmodel`` is as writable as a bundle)
+ALLOW_PICKLE_ENV = "FLAIR_MLFLOW_ALLOW_PICKLE"
+#: the ``model_pickle`` values of a schema-3 manifest
+PICKLE_WEIGHTS_ONLY = "weights-only"
+PICKLE_NEEDS_OPT_IN = "needs-allow-pickle"
+#: the Flair model classes flair-mlflow loads (``exporter.bundle.SUPPORTED_MODELS``)
+LOADABLE_MODELS = ("SequenceTagger", "TextClassifier")
+
+
+def safe_globals() -> list[Any]:
+    """The classes a plain-data Flair state may hold besides what ``weights_only`` allows (tensors, containers)."""
+    import io
+
+    import flair.data
+
+    # Dictionary: label dictionaries (attributes only, no __setstate__); BytesIO: the tokenizer files as bytes
+    return [flair.data.Dictionary, io.BytesIO]
+
+
+def allow_pickle_from_env() -> bool:
+    """Whether ``FLAIR_MLFLOW_ALLOW_PICKLE`` is set to a true value in this process's environment."""
+    value = os.environ.get(ALLOW_PICKLE_ENV, "").strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise ConfigError(f"{ALLOW_PICKLE_ENV} must be 1 / true or 0 / false, got {value!r}.")
+
+
+def _refusal_reason(error: Exception) -> str:
+    """What torch's weights-only reader objected to, without its generic advice."""
+    text = str(error)
+    if "Unsupported operand 149" in text:
+        return (
+            "pickle protocol 4, as Flair's model.save and flair-mlflow before bundle schema 3 write it, "
+            "which the safe reader cannot parse"
+        )
+    marker = "WeightsUnpickler error:"
+    parts = []
+    for paragraph in (p.strip() for p in text.split("\n\n")):
+        if marker in paragraph:
+            paragraph = paragraph.split(marker, 1)[1].strip()
+        if paragraph and not paragraph.startswith(("Weights only load failed", "Check the documentation")):
+            parts.append(" ".join(paragraph.split()))
+    return " ".join(parts)[:400] or " ".join(text.split())[:400]
+
+
+def load_state(path: Path, *, allow_pickle: bool = False, opt_in_hint: str = "") -> dict[str, Any]:
+    """Read a Flair state dictionary from ``path`` as data; with ``allow_pickle`` by full unpickling.
+
+    Raises:
+        UnsafeModelFileError: the file needs more than plain data (the reason and the opt-in are in the message).
+    """
+    import torch
+
+    if allow_pickle:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    else:
+        try:
+            with torch.serialization.safe_globals(safe_globals()), warnings.catch_warnings():
+                # an old bundle's protocol 4 is reported by the refusal below, not as a warning
+                warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+                state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            reason = _refusal_reason(e)
+            error = UnsafeModelFileError(
+                f"{path} was not loaded: it is not plain data ({reason}). Unpickling it would run code "
+                "that the file names, and anyone who could write the file (and recompute its checksums) chooses "
+                f"that code. {opt_in_hint or 'Pass allow_pickle=True only if you trust where the file came from.'}"
+            )
+            error.reason = reason
+            raise error from None
+    if not isinstance(state, dict):
+        raise UnsafeModelFileError(f"{path} does not hold a Flair model state (found a {type(state).__name__}).")
+    return state
+
+
+def load_flair_model(path: str | Path, allow_pickle: bool | None = None) -> Any:
+    """Load a Flair ``.pt`` file the user gives (their own file) and return the model.
+
+    Args:
+        path: a file saved by Flair's ``model.save()``.
+        allow_pickle: ``None`` (default): read it as data, and if it needs code, unpickle it fully with a
+            warning (the user trusts their own file); ``False``: refuse such a file; ``True``: unpickle it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"No Flair model file at {path}: give the path of a .pt file saved by Flair's model.save().")
+    import flair.models
+
+    try:
+        state = load_state(
+            path,
+            allow_pickle=bool(allow_pickle),
+            opt_in_hint="Load it with allow_pickle=True if it is your own file.",
+        )
+    except UnsafeModelFileError as e:
+        if allow_pickle is False:
+            raise
+        log.warning(
+            "%s needs full unpickling (it is more than plain data: %s); loading it that way because it was given "
+            "as your own model file. Only load .pt files you trust.",
+            path,
+            getattr(e, "reason", e),
+        )
+        state = _load_state_unsafe(path)
+    except UnsupportedModelError:
+        raise
+    except Exception as e:  # torch raises zip and runtime errors
+        raise UnsupportedModelError(f"{path} is not a Flair model file that torch can read: {e}") from e
+    cls_name = state.get("__cls__")
+    if cls_name not in LOADABLE_MODELS:
+        raise UnsupportedModelError(
+            f"{path} holds a {cls_name or 'file without a Flair model class'}; flair-mlflow loads "
+            f"{', '.join(LOADABLE_MODELS)}."
+        )
+    try:
+        return getattr(flair.models, cls_name).load(state)
+    except Exception as e:
+        raise UnsupportedModelError(f"{path} could not be loaded as a Flair {cls_name}: {e}") from e
+
+
+def _load_state_unsafe(path: Path) -> dict[str, Any]:
+    try:
+        return load_state(path, allow_pickle=True)
+    except UnsafeModelFileError:
+        raise
+    except Exception as e:  # torch raises pickle, zip and runtime errors
+        raise UnsupportedModelError(f"{path} is not a Flair model file that torch can read: {e}") from e
+
+
+def check_embeddings_class(state: Mapping[str, Any], key: str, allowed: tuple[str, ...], opt_in_hint: str) -> None:
+    """Refuse a state whose embeddings (chosen by name in the file) are not of one of ``allowed``."""
+    params = state.get(key)
+    name = params.get("__cls__") if isinstance(params, Mapping) else type(params).__name__
+    if name not in allowed:
+        raise UnsafeModelFileError(
+            f"The model file's embeddings are {name!r}; a bundle loaded without allow_pickle may hold only "
+            f"{', '.join(allowed)}. {opt_in_hint}"
+        )
