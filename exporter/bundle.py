@@ -79,6 +79,13 @@ def _model_class(model: Any) -> str:
     return name
 
 
+def umask_mode() -> int:
+    """The permissions the process's umask gives a new folder (``0o755`` under the usual ``022``)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o777 & ~mask
+
+
 def _resolve_model_class(name: str) -> type:
     import flair.models
 
@@ -229,6 +236,7 @@ def save_bundle(model: Any, path: str | Path, config: ExportConfig | None = None
     model.eval()
     path.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
+    os.chmod(work, umask_mode())  # mkdtemp makes it private (0700): give it what any new folder gets
     started = time.perf_counter()
     try:
         log.info("Exporting %s to a %s bundle at %s", model_class, config.backend.value, path)

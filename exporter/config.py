@@ -7,6 +7,7 @@ Every object is a frozen dataclass, validated in ``__post_init__`` and serialisa
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -141,8 +142,15 @@ class RuntimeOptions:
         """Return a copy with ``overrides`` (for instance a pyfunc ``model_config``) applied."""
         if not overrides:
             return self
-        known = {f.name for f in dataclasses.fields(self)}
-        picked = {k: v for k, v in overrides.items() if k in known}
+        known = [f.name for f in dataclasses.fields(self)]
+        unknown = [k for k in overrides if k not in known]
+        if unknown:
+            hints = []
+            for key in unknown:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise ConfigError(f"Unknown runtime option(s) {', '.join(hints)}; allowed: {', '.join(known)}.")
+        picked = dict(overrides)
         if "providers" in picked and isinstance(picked["providers"], str):
             picked["providers"] = (picked["providers"],)
         elif "providers" in picked:

@@ -49,8 +49,15 @@ log = logging.getLogger(__name__)
 BUNDLE_DIGEST_TAG = "flair_mlflow.bundle_sha256"
 FILES_DIGEST_TAG = "flair_mlflow.files_sha256"
 MLMODEL = "MLmodel"
+#: the flavor's name and where its bundle lives in a model directory (the flavor module uses these)
+FLAVOR_NAME = "flair_mlflow"
+BUNDLE_SUBPATH = "bundle"
+#: the flavor section's record of every file outside the bundle (MLmodel excluded): {relative path: sha256}
+FILES_RECORD_KEY = "files_sha256"
 # written by MLflow into every download of a models:/name/version URI; not part of the stored model
 DOWNLOAD_ONLY_FILES = frozenset({"registered_model_meta"})
+# written by MLflow's Model.log after the flavor saved the model (a list of variable names, read by no loader)
+MLFLOW_AFTER_SAVE_FILES = frozenset({"environment_variables.txt"})
 
 
 @dataclass(frozen=True)
@@ -90,8 +97,56 @@ def _file_digests(directory: Path, bundle: str, manifest: dict[str, Any]) -> dic
     return dict(sorted(digests.items()))
 
 
+def outside_bundle_digests(directory: Path, bundle: str) -> dict[str, str]:
+    """sha256 of every file of a model directory outside its bundle: ``code/``, requirements, environments, examples.
+
+    Left out: ``MLmodel`` (which holds this record), the files MLflow adds after saving or on download, and
+    ``__pycache__`` folders (Python writes them when it imports ``code/`` in place).
+    """
+    digests = {}
+    for p in sorted(Path(directory).rglob("*")):
+        relative = p.relative_to(directory)
+        name = relative.as_posix()
+        if (
+            not p.is_file()
+            or name == MLMODEL
+            or name in DOWNLOAD_ONLY_FILES
+            or name in MLFLOW_AFTER_SAVE_FILES
+            or relative.parts[0] == bundle
+            or "__pycache__" in relative.parts
+        ):
+            continue
+        digests[name] = sha256_file(p)
+    return digests
+
+
+def _check_recorded_files(directory: Path, bundle: str, recorded: Any) -> None:
+    """Compare every file outside the bundle with the record ``save_model`` wrote into ``MLmodel``."""
+    from exporter.errors import ChecksumError
+
+    if not isinstance(recorded, dict):
+        raise ChecksumError(f"{directory}/{MLMODEL}: its {FILES_RECORD_KEY} record is damaged.")
+    actual = outside_bundle_digests(directory, bundle)
+    problems = [f"{name}: missing" for name in sorted(set(recorded) - set(actual))]
+    problems += [f"{name}: not recorded when the model was saved" for name in sorted(set(actual) - set(recorded))]
+    problems += [
+        f"{name}: sha256 {actual[name]}, recorded {recorded[name]}"
+        for name in sorted(set(actual) & set(recorded))
+        if actual[name] != recorded[name]
+    ]
+    if problems:
+        raise ChecksumError(
+            f"The model directory {directory} failed verification; its files outside the bundle (code/ that runs "
+            "on load, requirements, environments) differ from what was saved:\n  "
+            + "\n  ".join(problems)
+            + "\nFetch the model again from its source."
+        )
+
+
 def verify_model_dir(directory: Path) -> VerifiedModel:
-    """Verify the flair-mlflow bundle of an MLflow model directory; hash every file of it.
+    """Verify an MLflow model directory of this flavor: the bundle against its manifest and the digest in
+    ``MLmodel``, every other file (``MLmodel`` aside) against the record ``save_model`` wrote into ``MLmodel``.
+    Models saved before that record existed get their bundle checked only, with a warning.
 
     Raises:
         BundleError: not a flair-mlflow model, or (as ChecksumError) a bundle file differs from the manifest or
@@ -99,8 +154,6 @@ def verify_model_dir(directory: Path) -> VerifiedModel:
     """
     from mlflow.exceptions import MlflowException
     from mlflow.utils.model_utils import _get_flavor_configuration
-
-    from mlflow_flavor.flavor import BUNDLE_SUBPATH, FLAVOR_NAME
 
     directory = Path(directory)
     if not (directory / MLMODEL).is_file():
@@ -114,6 +167,14 @@ def verify_model_dir(directory: Path) -> VerifiedModel:
     recorded = conf.get("manifest_sha256")
     bundle = Path(conf.get("bundle", BUNDLE_SUBPATH)).as_posix()
     manifest = verify_bundle(directory / bundle, recorded)
+    if FILES_RECORD_KEY in conf:
+        _check_recorded_files(directory, bundle, conf[FILES_RECORD_KEY])
+    else:
+        log.warning(
+            "%s was saved without a record of its files outside the bundle (by an earlier flair-mlflow): only the "
+            "bundle was verified; a registered version is also checked against its registry digest.",
+            directory,
+        )
     return VerifiedModel(
         path=directory, bundle_sha256=recorded, files=_file_digests(directory, bundle, manifest), manifest=manifest
     )

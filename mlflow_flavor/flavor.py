@@ -9,6 +9,9 @@ manifest's sha256 (checked before anything is unpickled), providers, session opt
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import inspect
 import logging
 import os
 import shutil
@@ -18,6 +21,7 @@ from typing import Any
 
 from exporter.config import Backend, ExportConfig, OnnxOptions, ParityConfig, RuntimeOptions, TorchScriptOptions
 from exporter.errors import ConfigError, FlairMlflowError
+from mlflow_flavor.fetch import BUNDLE_SUBPATH, FILES_RECORD_KEY, FLAVOR_NAME, outside_bundle_digests
 
 __all__ = [
     "FLAVOR_NAME",
@@ -29,12 +33,49 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FLAVOR_NAME = "flair_mlflow"
-BUNDLE_SUBPATH = "bundle"
 CODE_SUBPATH = "code"
 EXAMPLE_TEXTS = ["Angela Merkel met Tim Cook in Paris .", "George Washington went to Washington ."]
 _PACKAGES = ("exporter", "mlflow_flavor")
 _SERVING_KEYS = ("max_texts", "torch_num_threads", "adaptive_batching", "max_batch_texts", "max_wait_ms", "log_batches")
+
+
+#: read by MLflow's ``Model.log`` from the keywords it passes on to ``save_model`` (accepted, used by MLflow)
+_MLFLOW_PASSED_KEYWORDS = ("validate_serving_input",)
+#: where each option of the typed configs goes, for the refusal of a flat keyword
+_NESTED_OPTIONS = (
+    ("onnx", "OnnxOptions", OnnxOptions),
+    ("torchscript", "TorchScriptOptions", TorchScriptOptions),
+    ("parity", "ParityConfig", ParityConfig),
+)
+
+
+def _keyword_hint(key: str, value: Any, valid: Sequence[str]) -> str:
+    """How to say ``key=value`` instead: the nested config that holds it, or the closest valid keyword."""
+    nested = {f.name: (arg, cls) for arg, cls, typ in _NESTED_OPTIONS for f in dataclasses.fields(typ)}
+    session = ("intra_op_num_threads", "inter_op_num_threads", "graph_optimization_level", "allow_spinning")
+    name, prefix = key, ""
+    if key not in nested and key not in session:
+        close = difflib.get_close_matches(key, [*valid, *nested, *session], n=1, cutoff=0.6)
+        if not close:
+            return f"{key}: not an option here"
+        if close[0] in valid:
+            return f"{key}: did you mean {close[0]}=...?"
+        name, prefix = close[0], f"did you mean {close[0]}? "
+    if name in session:
+        return f"{key}: {prefix}a session option, given as session_options={{{name!r}: {value!r}}}"
+    arg, cls = nested[name]
+    return f"{key}: {prefix}give it as {arg}={cls}({name}={value!r}) (from exporter.config import {cls})"
+
+
+def _refuse_unknown_keywords(function: str, kwargs: Mapping[str, Any], valid: Sequence[str]) -> None:
+    """Raise ``TypeError`` for keywords ``function`` does not take, each with its closest valid form."""
+    if not kwargs:
+        return
+    hints = [_keyword_hint(key, value, valid) for key, value in kwargs.items()]
+    raise TypeError(
+        f"{function}() got unexpected keyword argument(s) {', '.join(map(repr, kwargs))}; nothing was saved. "
+        + "; ".join(hints)
+    )
 
 
 def _mlflow_error(e: FlairMlflowError) -> Exception:
@@ -238,6 +279,11 @@ def save_model(
 ) -> None:
     """Save a Flair model as an MLflow model directory at ``path``.
 
+    Every keyword is checked: an unknown one raises ``TypeError`` naming the closest valid one, and an
+    export option given flat (``quantize="int8"``) is refused with its typed form
+    (``onnx=OnnxOptions(quantize="int8")``). ``validate_serving_input``, which MLflow's ``Model.log``
+    reads and passes on, is accepted here and left to MLflow.
+
     Args:
         flair_model: a Flair ``SequenceTagger``, the path of a Flair ``.pt`` file, or a bundle directory.
         path: the target directory (must not exist).
@@ -274,6 +320,11 @@ def save_model(
     from mlflow.utils.file_utils import write_to
     from mlflow.utils.model_utils import _validate_and_prepare_target_save_path
 
+    _refuse_unknown_keywords(
+        "save_model",
+        {k: v for k, v in kwargs.items() if k not in _MLFLOW_PASSED_KEYWORDS},
+        [p for p in inspect.signature(save_model).parameters if p != "kwargs"],
+    )
     _validate_env_arguments(conda_env, pip_requirements, extra_pip_requirements)
     path = Path(os.path.abspath(path))
     config = _export_config(
@@ -336,7 +387,6 @@ def save_model(
             onnxruntime_version=versions.get("onnxruntime"),
             parity=_parity_summary(manifest.get("parity")),
         )
-        mlflow_model.save(str(path / MLMODEL_FILE_NAME))
 
         if conda_env is None:
             default_reqs = None if pip_requirements else get_default_pip_requirements(manifest["backend"])
@@ -351,6 +401,9 @@ def save_model(
             write_to(str(path / _CONSTRAINTS_FILE_NAME), "\n".join(pip_constraints))
         write_to(str(path / _REQUIREMENTS_FILE_NAME), "\n".join(pip_reqs))
         _PythonEnv.current().to_yaml(str(path / _PYTHON_ENV_FILE_NAME))
+        # the bundle is covered by its manifest; every other file (code/, requirements, examples) by this record
+        mlflow_model.flavors[FLAVOR_NAME][FILES_RECORD_KEY] = outside_bundle_digests(path, BUNDLE_SUBPATH)
+        mlflow_model.save(str(path / MLMODEL_FILE_NAME))
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
         raise
@@ -380,10 +433,25 @@ def log_model(
     metadata: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ):
-    """Log a Flair model as an MLflow model of this flavor (MLflow 3 ``name=`` form); returns ``ModelInfo``."""
+    """Log a Flair model as an MLflow model of this flavor (MLflow 3 ``name=`` form); returns ``ModelInfo``.
+
+    Takes :func:`save_model`'s keywords and those of MLflow's ``Model.log`` (``run_id``, ``tags``, ``params``,
+    ``await_registration_for``, ``model_type``, ``step``, ``model_id``, ``resources``, ``auth_policy``,
+    ``prompts``, ``validate_serving_input``); anything else raises ``TypeError`` before a run is touched.
+    """
     from mlflow.models import Model
 
     import mlflow_flavor
+
+    own = [p for p in inspect.signature(log_model).parameters if p != "kwargs"]
+    passed_to_mlflow = [
+        p for p in inspect.signature(Model.log).parameters if p not in ("cls", "artifact_path", "flavor", "kwargs")
+    ]
+    _refuse_unknown_keywords(
+        "log_model",
+        {k: v for k, v in kwargs.items() if k not in passed_to_mlflow and k not in _MLFLOW_PASSED_KEYWORDS},
+        [*own, *passed_to_mlflow],
+    )
 
     info = Model.log(
         artifact_path=None,

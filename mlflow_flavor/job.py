@@ -85,8 +85,10 @@ def run_log_job(
     import mlflow
 
     from mlflow_flavor.flavor import FLAVOR_NAME, log_model
-    from mlflow_flavor.registry import stage_and_alias
+    from mlflow_flavor.registry import canonical_stage, stage_and_alias
 
+    if stage:  # before any export, run or registration: a wrong name must not leave an unstaged version behind
+        stage = canonical_stage(stage)
     export_config = save_kwargs.get("export_config")
     backend_value = export_config.backend.value if export_config is not None else Backend.parse(backend).value
     source = resolve_model_path(model)

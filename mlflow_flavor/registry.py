@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import logging
 import warnings
 from dataclasses import dataclass
@@ -22,6 +23,22 @@ class RegisteredVersion:
     version: str
     stage: str | None
     alias: str | None
+
+
+#: MLflow's model version stages
+STAGES = ("None", "Staging", "Production", "Archived")
+
+
+def canonical_stage(stage: str) -> str:
+    """MLflow's spelling of ``stage`` (any case); an unknown stage raises ``ConfigError`` naming the closest."""
+    from exporter.errors import ConfigError
+
+    for known in STAGES:
+        if str(stage).lower() == known.lower():
+            return known
+    close = difflib.get_close_matches(str(stage).capitalize(), STAGES, n=1, cutoff=0.5)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(f"Unknown stage {stage!r}{hint}: MLflow's stages are {', '.join(STAGES)}.")
 
 
 def _stages(client, name: str) -> dict[str, str]:

@@ -41,6 +41,31 @@ def test_verify_an_mlflow_model_directory_checks_the_recorded_manifest_digest(ti
     assert result.exit_code == 2 and "bundle.json: sha256" in result.stderr
 
 
+def test_verify_an_mlflow_model_directory_checks_every_file_outside_the_bundle(tiny_tagger, tmp_path):
+    import mlflow_flavor
+
+    model_dir = tmp_path / "model"
+    mlflow_flavor.save_model(tiny_tagger, model_dir)
+    runner = CliRunner()
+    result = runner.invoke(main, ["verify", str(model_dir)])
+    assert result.exit_code == 0 and "OK:" in result.stdout, result.output
+    for name in ("code/mlflow_flavor/pyfunc.py", "requirements.txt", "python_env.yaml", "input_example.json"):
+        target = model_dir / name
+        original = target.read_bytes()
+        target.write_bytes(original + b"\nimport os  # appended\n")
+        result = runner.invoke(main, ["verify", str(model_dir)])
+        assert result.exit_code == 2, name
+        assert f"{name}: sha256" in result.stderr and "differ from what was saved" in result.stderr
+        target.write_bytes(original)
+    (model_dir / "code" / "sitecustomize.py").write_text("import os\n")
+    result = runner.invoke(main, ["verify", str(model_dir)])
+    assert result.exit_code == 2 and "code/sitecustomize.py: not recorded when the model was saved" in result.stderr
+    (model_dir / "code" / "sitecustomize.py").unlink()
+    (model_dir / "conda.yaml").unlink()
+    result = runner.invoke(main, ["verify", str(model_dir)])
+    assert result.exit_code == 2 and "conda.yaml: missing" in result.stderr
+
+
 def test_export_records_batching_options(tiny_tagger_file, tmp_path):
     from exporter.manifest import read_manifest
 
