@@ -106,3 +106,23 @@ def test_config_validation_messages():
     options = RuntimeOptions().updated({"providers": "CUDAExecutionProvider", "intra_op_num_threads": 2})
     assert options.providers == ("CUDAExecutionProvider",) and options.intra_op_num_threads == 2
     assert RuntimeOptions.from_dict(options.to_dict()) == options
+
+
+def test_layers_point_one_way():
+    """exporter never imports mlflow_flavor; fetch (the lower module) never imports flavor."""
+    import ast
+    from pathlib import Path
+
+    def imported(path: Path) -> set[str]:
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+        return names
+
+    root = Path(exporter.__file__).parent
+    offenders = {str(p.relative_to(root)): n for p in root.rglob("*.py") for n in imported(p) if "mlflow_flavor" in n}
+    assert offenders == {}
+    assert not {n for n in imported(Path(mlflow_flavor.__file__).parent / "fetch.py") if n.endswith("flavor.flavor")}
