@@ -89,7 +89,8 @@ class ServingOptions:
         def integer(name: str, low: int, high: int) -> None:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ConfigError(f"{name} must be an integer from {low} to {high}, got {value!r}.")
+                kind = "a positive integer" if low == 1 else "a non-negative integer"
+                raise ConfigError(f"{name} must be {kind} (at most {high:,}), got {value!r}.")
 
         integer("max_texts", 1, 1_000_000)
         integer("torch_num_threads", 0, 1024)
