@@ -78,8 +78,7 @@ class AdaptiveBatcher(Generic[Item, Result]):
             per item, in order. Only one run happens at a time.
         max_batch_texts: the most items in a merged run; a single request larger than that runs alone.
         max_wait_ms: how long every leader waits for more requests before its run (0: only the adaptive
-            wait for the requests recent concurrency leads it to expect).
-        adaptive_wait: wait for expected requests (module docstring); off, a leader runs at once.
+            wait for the requests recent concurrency leads it to expect, see the module docstring).
         enabled: off, every request runs alone (still one at a time).
     """
 
@@ -89,13 +88,11 @@ class AdaptiveBatcher(Generic[Item, Result]):
         *,
         max_batch_texts: int = 128,
         max_wait_ms: float = 0.0,
-        adaptive_wait: bool = True,
         enabled: bool = True,
     ):
         self._run = run
         self.max_batch_texts = max_batch_texts
         self.max_wait_s = max_wait_ms / 1000.0
-        self.adaptive_wait = adaptive_wait
         self.enabled = enabled
         lock = threading.Lock()
         self._cond = threading.Condition(lock)  # a request is done, or leads
@@ -165,7 +162,7 @@ class AdaptiveBatcher(Generic[Item, Result]):
             now = time.monotonic()
             expected, wait = 1, self.max_wait_s
             recent = now - self._last_end <= max(self._last_run_s, 0.001)
-            if self.adaptive_wait and recent and self._expected > 1:
+            if recent and self._expected > 1:
                 expected = self._expected
                 wait = max(wait, min(WAIT_SHARE_OF_RUN * self._last_run_s, MAX_ADAPTIVE_WAIT_S))
             if wait <= 0:
