@@ -7,6 +7,7 @@ Topology (module-scoped):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 from conftest import entities_of
 from s3servers import SECRET_KEY, SeaweedS3, TrackingServer
 from servers import model_server, post_json
@@ -290,10 +292,22 @@ def test_tampered_source_is_refused(source_server, target_server, tiny_tagger, s
     assert "Refused" in str(error.value)
     s3.client().put_object(Bucket="staging", Key=key, Body=body)  # restored: it would promote again
 
-    # a consistent rewrite outside the bundle (the code the pyfunc imports): only the registry's digest sees it
+    # a rewrite outside the bundle (the code the pyfunc imports): the record in MLmodel names the file
     code_key = key.replace("bundle/model.pt", "code/mlflow_flavor/pyfunc.py")
     code = s3.client().get_object(Bucket="staging", Key=code_key)["Body"].read()
-    s3.client().put_object(Bucket="staging", Key=code_key, Body=code + b"\nimport os  # injected\n")
+    injected = code + b"\nimport os  # injected\n"
+    s3.client().put_object(Bucket="staging", Key=code_key, Body=injected)
+    with pytest.raises(SourceVerificationError, match="code/mlflow_flavor/pyfunc.py: sha256") as error:
+        _promote(to_alias="production", **options)
+    OUTPUTS.append(str(error.value))
+
+    # a consistent rewrite (MLmodel's record updated as well): only the registry's digest sees it
+    mlmodel_key = key.replace("bundle/model.pt", "MLmodel")
+    mlmodel = yaml.safe_load(s3.client().get_object(Bucket="staging", Key=mlmodel_key)["Body"].read())
+    mlmodel["flavors"]["flair_mlflow"]["files_sha256"]["code/mlflow_flavor/pyfunc.py"] = hashlib.sha256(
+        injected
+    ).hexdigest()
+    s3.client().put_object(Bucket="staging", Key=mlmodel_key, Body=yaml.safe_dump(mlmodel).encode())
     with pytest.raises(SourceVerificationError, match="files sha256") as error:
         _promote(to_alias="production", **options)
     OUTPUTS.append(str(error.value))
