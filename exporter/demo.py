@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -155,15 +155,20 @@ def _train_tagger(train: list, dev: list, test: list, target: Path, max_epochs: 
     return _train_and_save(tagger, corpus, target, max_epochs, started)
 
 
-def demo_model_path(rebuild: bool = False) -> Path:
-    """The cached demo tagger's ``.pt`` path, training it first when it is not cached yet."""
-    target = cache_dir() / f"demo-ner-v{DEMO_VERSION}.pt"
+def _cached_model(file_name: str, what: str, train: Callable[[Path], Path], rebuild: bool) -> Path:
+    """The cached model ``file_name``, trained first with ``train(target)`` when it is not cached (or ``rebuild``)."""
+    target = cache_dir() / file_name
     if rebuild and target.exists():
         target.unlink()
     if not target.exists():
-        log.info("Building the demo tagger (first use; cached at %s)", target)
-        train_demo_tagger(target)
+        log.info("Building the demo %s (first use; cached at %s)", what, target)
+        train(target)
     return target
+
+
+def demo_model_path(rebuild: bool = False) -> Path:
+    """The cached demo tagger's ``.pt`` path, training it first when it is not cached yet."""
+    return _cached_model(f"demo-ner-v{DEMO_VERSION}.pt", "tagger", train_demo_tagger, rebuild)
 
 
 def train_demo_classifier(target: Path, *, train_texts: int = 1600, max_epochs: int = 10) -> Path:
@@ -197,14 +202,4 @@ def train_demo_classifier(target: Path, *, train_texts: int = 1600, max_epochs: 
 
 def demo_classifier_path(rebuild: bool = False) -> Path:
     """The cached demo topic classifier's ``.pt`` path, training it first when it is not cached yet."""
-    target = cache_dir() / f"demo-topics-v{DEMO_VERSION}.pt"
-    if rebuild and target.exists():
-        target.unlink()
-    if not target.exists():
-        log.info("Building the demo classifier (first use; cached at %s)", target)
-        train_demo_classifier(target)
-    return target
-
-
-def clear_cache() -> None:
-    shutil.rmtree(cache_dir(), ignore_errors=True)
+    return _cached_model(f"demo-topics-v{DEMO_VERSION}.pt", "classifier", train_demo_classifier, rebuild)
