@@ -30,6 +30,7 @@ import torch
 __all__ = [
     "CALL_OVERHEAD_TOKENS",
     "MAX_CALL_POSITIONS",
+    "Encoder",
     "call_overhead",
     "cap_positions",
     "plan_groups",
@@ -60,6 +61,7 @@ def call_overhead(hidden_size: int) -> float:
     return CALL_OVERHEAD_TOKENS * min(1.0, (REFERENCE_HIDDEN_SIZE / max(hidden_size, 1)) ** 2)
 
 
+#: ``(input_ids, attention_mask) -> hidden states`` for the layers the embedding needs.
 Encoder = Callable[[torch.Tensor, torch.Tensor], Sequence[torch.Tensor]]
 
 

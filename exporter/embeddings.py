@@ -11,7 +11,6 @@ embedding's ``layer_indexes`` are translated to positions in that shorter tuple.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any
@@ -20,27 +19,23 @@ import torch
 from flair.embeddings import DocumentEmbeddings, TokenEmbeddings, TransformerEmbeddings
 from flair.embeddings.transformer import TransformerBaseEmbeddings
 
-from exporter.buckets import run_in_groups
+from exporter.buckets import Encoder, run_in_groups
 from exporter.errors import BundleError
 from exporter.settings import EmbeddingSettings
 
 __all__ = [
     "AcceleratedTransformerDocumentEmbeddings",
     "AcceleratedTransformerWordEmbeddings",
-    "EncoderFn",
     "EncoderProxy",
     "build_accelerated_embeddings",
 ]
-
-#: ``(input_ids, attention_mask) -> hidden states`` for the layers the embedding needs.
-EncoderFn = Callable[[torch.Tensor, torch.Tensor], Sequence[torch.Tensor]]
 
 
 class EncoderProxy(torch.nn.Module):
     """Stands where Flair expects the Hugging Face model; runs an accelerated encoder instead."""
 
     def __init__(
-        self, encoder: EncoderFn, settings: EmbeddingSettings, length_buckets: bool = True, workers: int = 1
+        self, encoder: Encoder, settings: EmbeddingSettings, length_buckets: bool = True, workers: int = 1
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -96,7 +91,7 @@ class _AcceleratedMixin:
         self,
         settings: EmbeddingSettings,
         tokenizer: Any,
-        encoder: EncoderFn,
+        encoder: Encoder,
         length_buckets: bool = True,
         workers: int = 1,
     ) -> None:
@@ -187,7 +182,7 @@ class AcceleratedTransformerDocumentEmbeddings(_AcceleratedMixin, DocumentEmbedd
 
 
 def build_accelerated_embeddings(
-    settings: EmbeddingSettings, tokenizer: Any, encoder: EncoderFn, length_buckets: bool = True, workers: int = 1
+    settings: EmbeddingSettings, tokenizer: Any, encoder: Encoder, length_buckets: bool = True, workers: int = 1
 ) -> AcceleratedTransformerWordEmbeddings | AcceleratedTransformerDocumentEmbeddings:
     """Return word or document embeddings, as the original embedding was.
 
