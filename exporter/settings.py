@@ -17,6 +17,8 @@ __all__ = ["EmbeddingSettings", "find_transformer_embeddings"]
 
 SUBTOKEN_POOLINGS = ("first", "last", "first_last", "mean")
 CLS_POOLINGS = ("cls", "max", "mean")
+#: The plain field types of :class:`EmbeddingSettings` (annotations are strings here), as converters.
+_FIELD_TYPES = {"bool": bool, "int": int, "float": float, "str": str}
 
 
 @dataclass(frozen=True)
@@ -76,31 +78,25 @@ class EmbeddingSettings:
         """Read the settings of a live Flair ``TransformerEmbeddings``, refusing what we cannot reproduce."""
         _check_supported(embeddings)
         config = embeddings.model.config
-        return cls(
-            embeddings_class=type(embeddings).__name__,
-            name=_without_local_paths(embeddings.name),
-            base_model_name=_without_local_paths(str(getattr(embeddings, "base_model_name", ""))),
-            model_type=str(getattr(config, "model_type", "")),
-            num_hidden_layers=int(config.num_hidden_layers),
-            hidden_size=int(config.hidden_size),
-            layer_indexes=tuple(int(i) for i in embeddings.layer_indexes),
-            layer_mean=bool(embeddings.layer_mean),
-            subtoken_pooling=str(embeddings.subtoken_pooling),
-            cls_pooling=str(embeddings.cls_pooling),
-            is_token_embedding=bool(embeddings.token_embedding),
-            is_document_embedding=bool(embeddings.document_embedding),
-            allow_long_sentences=bool(embeddings.allow_long_sentences),
-            stride=int(embeddings.stride),
-            truncate=bool(embeddings.truncate),
-            force_max_length=bool(embeddings.force_max_length),
-            model_max_length=int(embeddings.tokenizer.model_max_length),
-            context_length=int(embeddings.context_length),
-            context_dropout=float(embeddings.context_dropout),
-            respect_document_boundaries=bool(embeddings.respect_document_boundaries),
-            use_context_separator=bool(embeddings.use_context_separator),
-            embedding_length=int(embeddings.embedding_length),
-            fine_tune=bool(embeddings.fine_tune),
-        )
+        derived = {
+            "embeddings_class": type(embeddings).__name__,
+            "name": _without_local_paths(embeddings.name),
+            "base_model_name": _without_local_paths(str(getattr(embeddings, "base_model_name", ""))),
+            "model_type": str(getattr(config, "model_type", "")),
+            "num_hidden_layers": int(config.num_hidden_layers),
+            "hidden_size": int(config.hidden_size),
+            "layer_indexes": tuple(int(i) for i in embeddings.layer_indexes),
+            "is_token_embedding": bool(embeddings.token_embedding),
+            "is_document_embedding": bool(embeddings.document_embedding),
+            "model_max_length": int(embeddings.tokenizer.model_max_length),
+        }
+        # every other setting is the embedding's attribute of the same name, as the field's type
+        copied = {
+            f.name: _FIELD_TYPES[f.type](getattr(embeddings, f.name))
+            for f in dataclasses.fields(cls)
+            if f.name not in derived
+        }
+        return cls(**derived, **copied)
 
 
 def _without_local_paths(name: str) -> str:
