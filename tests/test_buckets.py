@@ -77,19 +77,20 @@ def bert(tiny_bert):
     return AutoModel.from_pretrained(str(tiny_bert)).eval(), AutoTokenizer.from_pretrained(str(tiny_bert))
 
 
-def _batch(tokenizer, texts, side="right"):
+def _batch(tokenizer, texts, side="right") -> tuple[torch.Tensor, torch.Tensor]:
+    """``texts`` as one padded batch: ``(input_ids, attention_mask)``."""
     tokenizer.padding_side = side
     try:
-        return tokenizer(texts, padding=True, return_tensors="pt")
+        batch = tokenizer(texts, padding=True, return_tensors="pt")
     finally:
         tokenizer.padding_side = "right"
+    return batch["input_ids"], batch["attention_mask"]
 
 
 def test_grouped_hidden_states_equal_one_padded_call(bert):
     model, tokenizer = bert
     texts = generate_sentences(15, seed=3, long_every=0) + [" ".join(generate_sentences(6, seed=4, long_every=0))]
-    batch = _batch(tokenizer, texts)
-    ids, mask = batch["input_ids"][:, :64], batch["attention_mask"][:, :64]
+    ids, mask = (t[:, :64] for t in _batch(tokenizer, texts))
     recorder = _Recorder(model)
     grouped = run_in_groups(recorder, ids, mask, hidden_size=model.config.hidden_size)
     assert len(recorder.shapes) > 1, "the long sentence should have been split off"
@@ -105,9 +106,7 @@ def test_grouped_hidden_states_equal_one_padded_call(bert):
 @pytest.mark.parametrize("buckets", [True, False])
 def test_concurrent_parts_give_the_same_hidden_states(bert, buckets):
     model, tokenizer = bert
-    texts = generate_sentences(12, seed=5, long_every=0)
-    batch = _batch(tokenizer, texts)
-    ids, mask = batch["input_ids"], batch["attention_mask"]
+    ids, mask = _batch(tokenizer, generate_sentences(12, seed=5, long_every=0))
     recorder = _Recorder(model)
     with ThreadPoolExecutor(2, thread_name_prefix="part") as pool:
         parts = run_in_groups(recorder, ids, mask, 32, buckets=buckets, executor=pool, workers=2)
@@ -124,11 +123,10 @@ def test_no_encoder_call_exceeds_the_position_cap_and_hidden_states_stay(bert, b
     """A long document's overflow windows (or a big merged batch) go through in calls of bounded size."""
     model, tokenizer = bert
     texts = generate_sentences(24, seed=6, long_every=0)
-    batch = _batch(tokenizer, texts)
-    ids, mask = batch["input_ids"], batch["attention_mask"]
+    ids, mask = _batch(tokenizer, texts)
     left = _batch(tokenizer, texts, side="left")  # not right-padded: whole rows at full width
     cap = 3 * ids.size(1)
-    for i, m in ((ids, mask), (left["input_ids"], left["attention_mask"])):
+    for i, m in ((ids, mask), left):
         recorder = _Recorder(model)
         capped = run_in_groups(recorder, i, m, 32, buckets=buckets, max_positions=cap)
         assert len(recorder.shapes) >= len(texts) // 3
@@ -154,14 +152,14 @@ def test_runtime_options_are_type_checked():
 def test_left_padding_and_single_rows_go_through_unchanged(bert):
     model, tokenizer = bert
     texts = ["short one", "a much longer sentence with many more words than the first one has"]
-    left = _batch(tokenizer, texts, side="left")
+    left_ids, left_mask = _batch(tokenizer, texts, side="left")
     recorder = _Recorder(model)
-    run_in_groups(recorder, left["input_ids"], left["attention_mask"], hidden_size=32)
-    assert recorder.shapes == [tuple(left["input_ids"].shape)]
-    single = _batch(tokenizer, texts[:1])
+    run_in_groups(recorder, left_ids, left_mask, hidden_size=32)
+    assert recorder.shapes == [tuple(left_ids.shape)]
+    single_ids, single_mask = _batch(tokenizer, texts[:1])
     recorder = _Recorder(model)
-    run_in_groups(recorder, single["input_ids"], single["attention_mask"], hidden_size=32)
-    assert recorder.shapes == [tuple(single["input_ids"].shape)]
+    run_in_groups(recorder, single_ids, single_mask, hidden_size=32)
+    assert recorder.shapes == [tuple(single_ids.shape)]
 
 
 def test_bundle_tags_the_same_with_and_without_buckets(tiny_tagger, tmp_path):
