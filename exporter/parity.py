@@ -132,29 +132,37 @@ def check_parity(
 ) -> dict[str, Any]:
     """Compare ``exported`` with ``original`` on ``texts`` (strings, or token lists when ``gold`` labels
     them); return the report, raise :class:`ParityError` when it violates the thresholds."""
-    tag_type = original.label_type
     thresholds = config.thresholds(lossy)
     a = _predict(original, texts, batch_size)
     b = _predict(exported, texts, batch_size)
+    report = _compare(original, exported, texts, a, b, lossy, thresholds)
+    if gold is not None:
+        _add_gold_scores(report, gold, a, b, original.label_type)
+    failures = _failures(report, thresholds)
+    report["passed"] = not failures
+    report["failures"] = failures
+    _log_report(report)
+    if failures and not config.force:
+        raise _parity_error(report, failures)
+    return report
+
+
+def _compare(
+    original: Any,
+    exported: Any,
+    texts: Sequence[str | Sequence[str]],
+    a: list[Any],
+    b: list[Any],
+    lossy: bool,
+    thresholds: dict[str, float],
+) -> dict[str, Any]:
+    """The report on how the two models' predictions ``a`` and ``b`` of ``texts`` agree."""
+    tag_type = original.label_type
     spans_a = [set(predictions(s, tag_type)) for s in a]
     spans_b = [set(predictions(s, tag_type)) for s in b]
-    worst = []
-    identical = 0
-    for text, ea, eb in zip(texts, spans_a, spans_b):
-        if ea == eb:
-            identical += 1
-            continue
-        shown = text if isinstance(text, str) else " ".join(text)
-        worst.append(
-            {
-                "text": shown if len(shown) <= 300 else shown[:300] + " ...",
-                "original": sorted(ea),
-                "exported": sorted(eb),
-                "differences": len(ea ^ eb),
-            }
-        )
-    worst.sort(key=lambda w: -w["differences"])
+    worst = _differences(texts, spans_a, spans_b)
     n = len(texts)
+    identical = n - len(worst)
     report: dict[str, Any] = {
         "sentences": n,
         "lossy": lossy,
@@ -171,35 +179,75 @@ def check_parity(
         report["max_label_score_diff"] = max_score_diff(
             [label_scores(s, tag_type) for s in a], [label_scores(s, tag_type) for s in b]
         )
+    return report
+
+
+def _differences(
+    texts: Sequence[str | Sequence[str]], spans_a: Sequence[set], spans_b: Sequence[set]
+) -> list[dict[str, Any]]:
+    """Every text whose predictions differ, the most differences first."""
+    worst = []
+    for text, ea, eb in zip(texts, spans_a, spans_b):
+        if ea == eb:
+            continue
+        shown = text if isinstance(text, str) else " ".join(text)
+        worst.append(
+            {
+                "text": shown if len(shown) <= 300 else shown[:300] + " ...",
+                "original": sorted(ea),
+                "exported": sorted(eb),
+                "differences": len(ea ^ eb),
+            }
+        )
+    worst.sort(key=lambda w: -w["differences"])
+    return worst
+
+
+def _add_gold_scores(
+    report: dict[str, Any], gold: Sequence[set[tuple[int, int, str]]], a: list[Any], b: list[Any], tag_type: str
+) -> None:
+    """Both models' F1 against gold labels, and how much the export loses."""
+    report["gold_f1_original"] = span_f1(gold, [token_spans(s, tag_type) for s in a])
+    report["gold_f1_exported"] = span_f1(gold, [token_spans(s, tag_type) for s in b])
+    report["gold_f1_drop"] = report["gold_f1_original"] - report["gold_f1_exported"]
+
+
+def _failures(report: dict[str, Any], thresholds: dict[str, float]) -> list[str]:
+    """The thresholds the report violates, each said with its value."""
     failures = []
     if report["tag_agreement"] < thresholds["min_tag_agreement"]:
         failures.append(f"tag agreement {report['tag_agreement']:.4f} < {thresholds['min_tag_agreement']}")
     if report["entity_f1_vs_original"] < thresholds["min_entity_f1"]:
         failures.append(f"entity F1 vs original {report['entity_f1_vs_original']:.4f} < {thresholds['min_entity_f1']}")
-    if gold is not None:
-        report["gold_f1_original"] = span_f1(gold, [token_spans(s, tag_type) for s in a])
-        report["gold_f1_exported"] = span_f1(gold, [token_spans(s, tag_type) for s in b])
-        report["gold_f1_drop"] = report["gold_f1_original"] - report["gold_f1_exported"]
-        if report["gold_f1_drop"] > thresholds["max_gold_f1_drop"]:
-            failures.append(f"gold F1 drop {report['gold_f1_drop']:.4f} > {thresholds['max_gold_f1_drop']}")
-    report["passed"] = not failures
-    report["failures"] = failures
+    if "gold_f1_drop" in report and report["gold_f1_drop"] > thresholds["max_gold_f1_drop"]:
+        failures.append(f"gold F1 drop {report['gold_f1_drop']:.4f} > {thresholds['max_gold_f1_drop']}")
+    return failures
+
+
+def _log_report(report: dict[str, Any]) -> None:
+    gold = (
+        f", gold F1 {report['gold_f1_original']:.4f} -> {report['gold_f1_exported']:.4f}"
+        if "gold_f1_drop" in report
+        else ""
+    )
     log.info(
         "Parity on %d sentences: %d identical (%.4f), entity F1 vs original %.4f, max embedding diff %.2e%s",
-        n,
-        identical,
+        report["sentences"],
+        report["identical_sentences"],
         report["tag_agreement"],
         report["entity_f1_vs_original"],
         report["max_abs_embedding_diff"],
-        f", gold F1 {report['gold_f1_original']:.4f} -> {report['gold_f1_exported']:.4f}" if gold is not None else "",
+        gold,
     )
-    if failures and not config.force:
-        lines = [f"  {w['text'][:120]!r}: original {w['original']} exported {w['exported']}" for w in report["worst"]]
-        raise ParityError(
-            f"The exported model fails the parity gate on {n} check sentences: {'; '.join(failures)}. "
-            f"{n - identical} sentences differ; the worst:\n"
-            + "\n".join(lines)
-            + "\nChoose a more faithful backend (fp32, per-channel int8), relax the thresholds, or force the export.",
-            report,
-        )
-    return report
+
+
+def _parity_error(report: dict[str, Any], failures: list[str]) -> ParityError:
+    n, identical = report["sentences"], report["identical_sentences"]
+    lines = [f"  {w['text'][:120]!r}: original {w['original']} exported {w['exported']}" for w in report["worst"]]
+    return ParityError(
+        f"The exported model fails the parity gate on {n} check sentences: {'; '.join(failures)}. "
+        f"{n - identical} sentences differ; the worst:\n"
+        + "\n".join(lines)
+        + "\nChoose a more faithful backend (fp32, per-channel int8), relax the thresholds, or force the export.",
+        report,
+    )
