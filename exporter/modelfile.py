@@ -37,10 +37,12 @@ from exporter.errors import ConfigError, UnsafeModelFileError, UnsupportedModelE
 
 __all__ = [
     "ALLOW_PICKLE_ENV",
-    "LOADABLE_MODELS",
+    "MODEL_FILE",
     "PICKLE_NEEDS_OPT_IN",
     "PICKLE_WEIGHTS_ONLY",
+    "SUPPORTED_MODELS",
     "allow_pickle_from_env",
+    "embeddings_key",
     "load_flair_model",
     "load_state",
     "safe_globals",
@@ -54,8 +56,15 @@ ALLOW_PICKLE_ENV = "FLAIR_MLFLOW_ALLOW_PICKLE"
 #: the ``model_pickle`` values of a schema-3 manifest
 PICKLE_WEIGHTS_ONLY = "weights-only"
 PICKLE_NEEDS_OPT_IN = "needs-allow-pickle"
-#: the Flair model classes flair-mlflow loads (``exporter.bundle.SUPPORTED_MODELS``)
-LOADABLE_MODELS = ("SequenceTagger", "TextClassifier")
+#: the Flair model file in a bundle
+MODEL_FILE = "model.pt"
+#: Flair model classes flair-mlflow exports and loads, with the task name the flavor reports
+SUPPORTED_MODELS = {"SequenceTagger": "sequence-tagging", "TextClassifier": "text-classification"}
+
+
+def embeddings_key(state: Mapping[str, Any]) -> str:
+    """Where a Flair model's state keeps its embeddings: taggers say ``embeddings``, classifiers ``document_embeddings``."""
+    return "document_embeddings" if "document_embeddings" in state else "embeddings"
 
 
 def safe_globals() -> list[Any]:
@@ -161,10 +170,10 @@ def load_flair_model(path: str | Path, allow_pickle: bool | None = None) -> Any:
     except Exception as e:  # torch raises zip and runtime errors
         raise UnsupportedModelError(f"{path} is not a Flair model file that torch can read: {e}") from e
     cls_name = state.get("__cls__")
-    if cls_name not in LOADABLE_MODELS:
+    if cls_name not in SUPPORTED_MODELS:
         raise UnsupportedModelError(
             f"{path} holds a {cls_name or 'file without a Flair model class'}; flair-mlflow loads "
-            f"{', '.join(LOADABLE_MODELS)}."
+            f"{', '.join(SUPPORTED_MODELS)}."
         )
     try:
         return getattr(flair.models, cls_name).load(state)
@@ -179,14 +188,3 @@ def _load_state_unsafe(path: Path) -> dict[str, Any]:
         raise
     except Exception as e:  # torch raises pickle, zip and runtime errors
         raise UnsupportedModelError(f"{path} is not a Flair model file that torch can read: {e}") from e
-
-
-def check_embeddings_class(state: Mapping[str, Any], key: str, allowed: tuple[str, ...], opt_in_hint: str) -> None:
-    """Refuse a state whose embeddings (chosen by name in the file) are not of one of ``allowed``."""
-    params = state.get(key)
-    name = params.get("__cls__") if isinstance(params, Mapping) else type(params).__name__
-    if name not in allowed:
-        raise UnsafeModelFileError(
-            f"The model file's embeddings are {name!r}; a bundle loaded without allow_pickle may hold only "
-            f"{', '.join(allowed)}. {opt_in_hint}"
-        )

@@ -210,7 +210,7 @@ def test_torch_bundles_run_flairs_own_transformer_in_buckets(tiny_bert, tiny_tag
     from flair.data import Sentence
     from tinymodels import build_tiny_classifier
 
-    from exporter.backends.torch_buckets import has_length_buckets
+    from exporter.backends.torch import has_length_buckets
 
     model = tiny_tagger if kind == "tagger" else build_tiny_classifier(tiny_bert, cls_pooling="mean")
     texts = generate_sentences(24, seed=13, long_every=8, long_words=40)

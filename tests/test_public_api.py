@@ -7,6 +7,7 @@ import sys
 
 import exporter
 import mlflow_flavor
+from exporter.config import Backend
 
 
 def test_exporter_public_names():
@@ -126,3 +127,64 @@ def test_layers_point_one_way():
     offenders = {str(p.relative_to(root)): n for p in root.rglob("*.py") for n in imported(p) if "mlflow_flavor" in n}
     assert offenders == {}
     assert not {n for n in imported(Path(mlflow_flavor.__file__).parent / "fetch.py") if n.endswith("flavor.flavor")}
+
+
+def test_every_backend_is_one_module_with_the_same_surface():
+    """One table keyed by Backend; each module exports and loads with the same signatures and declares the same
+    constants (issue 14): adding a backend is one module and one entry."""
+    import inspect
+
+    from exporter.backends import MODULES, backend_module
+
+    assert set(MODULES) == set(Backend)
+    signatures = {}
+    for backend in Backend:
+        module = backend_module(backend)
+        assert module.__name__ == MODULES[backend]
+        signatures[backend] = tuple(
+            tuple(inspect.signature(getattr(module, name)).parameters) for name in ("export", "load")
+        )
+        assert module.SECTION is None or isinstance(module.SECTION, str)
+        assert isinstance(module.MODEL_PICKLE_ALWAYS, bool) and isinstance(module.PICKLE_REASON, str)
+        assert isinstance(module.DATA_EMBEDDINGS, tuple)
+        assert {"export", "load"} <= set(module.__all__)
+    assert set(signatures.values()) == {
+        (("model", "directory", "config"), ("directory", "manifest", "runtime", "state", "model_cls"))
+    }
+
+
+def _python_files(*packages):
+    from pathlib import Path
+
+    for package in packages:
+        yield from Path(package.__file__).parent.rglob("*.py")
+
+
+def test_no_module_imports_another_modules_private_names():
+    import ast
+
+    mlflow_contract = {"_load_pyfunc"}  # the pyfunc loader MLflow looks up on the flavor's package
+    offenders = []
+    for path in _python_files(exporter, mlflow_flavor):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(("exporter", "mlflow_flavor")):
+                offenders += [
+                    f"{path.name}: {node.module}.{a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") and a.name not in mlflow_contract
+                ]
+    assert offenders == []
+
+
+def test_bundle_module_has_no_branch_on_the_backend():
+    """exporter/bundle.py dispatches through exporter.backends: no comparison mentions a backend."""
+    import ast
+    from pathlib import Path
+
+    source = (Path(exporter.__file__).parent / "bundle.py").read_text()
+    comparisons = [
+        ast.get_source_segment(source, node)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, (ast.Compare, ast.Match))
+    ]
+    assert comparisons and not [c for c in comparisons if "backend" in c.lower()]

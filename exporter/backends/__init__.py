@@ -1,10 +1,78 @@
-"""One module per accelerated backend, each with the same small surface.
+"""Backends: one module each, the same surface, found through one table keyed by :class:`Backend`.
 
-``export_encoder(embeddings, settings, directory, config) -> dict`` writes the backend's files into
-``directory`` and returns ``{"files": [...], ...details}``; the encoder class (``OrtEncoder``,
-``TorchScriptEncoder``) is an :data:`exporter.embeddings.EncoderFn` built from the bundle on load.
+Every backend module (``torch``, ``onnx``, ``torchscript``, ``flair_onnx``) defines:
+
+- ``export(model, directory, config) -> dict``: write the backend's files (``model.pt`` included) into
+  ``directory`` and return what it adds to the manifest: ``model_pickle``, its own section (``SECTION``),
+  and for the encoder backends ``embeddings``; a ``runtime`` entry where the backend records its own session
+  settings.
+- ``load(directory, manifest, runtime, state, model_cls) -> model``: the Flair model, accelerated, from a
+  verified bundle whose ``model.pt`` has been read into ``state`` (see ``exporter.bundle``).
+- ``SECTION``: the manifest key of its details (``None``: none), ``MODEL_PICKLE_ALWAYS``: whether its
+  ``model.pt`` always needs full unpickling (and ``PICKLE_REASON``, said when that is refused), and
+  ``DATA_EMBEDDINGS``: the embeddings a ``model.pt`` read as plain data may name.
+
+Adding a backend means one module and one entry in :data:`MODULES`; adding an int8 recipe, one function in
+``onnx_quantize`` and one entry in its table. Helpers by role: ``tracing`` (the wrapper and inputs the
+encoder backends trace with), ``encoder_bundle`` (what the encoder backends share: the slimmed Flair model,
+the tokenizer, rebuilding the model around an encoder), ``onnx_graph`` (offline graph rewrites),
+``onnx_quantize`` (quantization recipes).
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import importlib
+import logging
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
+
+from exporter.config import Backend
+
+__all__ = ["MODULES", "backend_module", "choose_backend", "flavor_metadata"]
+
+log = logging.getLogger(__name__)
+
+#: the module of each backend
+MODULES: Mapping[Backend, str] = {
+    Backend.TORCH: "exporter.backends.torch",
+    Backend.ONNX: "exporter.backends.onnx",
+    Backend.TORCHSCRIPT: "exporter.backends.torchscript",
+    Backend.FLAIR_ONNX: "exporter.backends.flair_onnx",
+}
+
+
+def backend_module(backend: Backend | str) -> ModuleType:
+    """The module that exports and loads ``backend`` (imported on first use: each pulls in heavy packages)."""
+    return importlib.import_module(MODULES[Backend.parse(backend)])
+
+
+def choose_backend(model: Any, requested: Backend) -> Backend:
+    """The backend a model is bundled with: the requested one, except for models Flair already accelerated
+    (its ``export_onnx`` graph is bundled as it is; its TorchScript embeddings sit in Flair's own ``.pt``)."""
+    from exporter.backends.flair_onnx import is_flair_onnx
+    from exporter.backends.torch import is_flair_jit
+
+    if is_flair_onnx(model) and requested is not Backend.FLAIR_ONNX:
+        log.info("The model's embeddings were exported with Flair's export_onnx: bundling that graph as it is")
+        return Backend.FLAIR_ONNX
+    if is_flair_jit(model) and requested is not Backend.TORCH:
+        log.info(
+            "The model's embeddings are Flair's TorchScript embeddings (self-contained): bundling the .pt as it is"
+        )
+        return Backend.TORCH
+    return requested
+
+
+#: the manifest details a model's MLmodel flavor section repeats (None where a backend has no such detail)
+_FLAVOR_KEYS = ("providers", "session_options", "opset", "precision", "quantization")
+
+
+def flavor_metadata(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """Execution providers, session options, opset, precision, optimization level and quantization, as the
+    bundle's backend section records them, for the ``MLmodel`` flavor section."""
+    section_key = backend_module(manifest["backend"]).SECTION
+    section = manifest.get(section_key) or {} if section_key else {}
+    metadata = {key: section.get(key) for key in _FLAVOR_KEYS}
+    metadata["optimization"] = (section.get("optimization") or {}).get("level")
+    return metadata

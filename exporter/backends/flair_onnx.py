@@ -10,7 +10,7 @@ Flair 0.15's ``export_onnx`` calls ``torch.onnx.export`` without ``dynamo=False`
 that selects the dynamo exporter, which fails on Flair's embeddings. :func:`legacy_onnx_export` makes
 Flair's call use the TorchScript-based exporter::
 
-    from exporter.flair_onnx import legacy_onnx_export
+    from exporter.backends.flair_onnx import legacy_onnx_export
 
     with legacy_onnx_export():
         onnx_embeddings = tagger.embeddings.export_onnx("flair.onnx", sentences, providers=["CPUExecutionProvider"])
@@ -24,26 +24,35 @@ import functools
 import logging
 import shutil
 from collections.abc import Iterator, Mapping
-from pathlib import Path, PurePosixPath
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-from exporter.config import RuntimeOptions
+from exporter.config import CPU_PROVIDER, ExportConfig, RuntimeOptions
 from exporter.errors import BundleError, UnsupportedModelError
-from exporter.modelfile import PICKLE_NEEDS_OPT_IN
+from exporter.modelfile import MODEL_FILE, PICKLE_NEEDS_OPT_IN, embeddings_key
 
 __all__ = [
+    "DATA_EMBEDDINGS",
     "FLAIR_ONNX_DIR",
-    "is_flair_jit",
+    "MODEL_PICKLE_ALWAYS",
+    "PICKLE_REASON",
+    "SECTION",
+    "apply_runtime",
+    "export",
     "is_flair_onnx",
     "legacy_onnx_export",
-    "load_flair_onnx",
-    "write_flair_onnx",
+    "load",
 ]
 
 log = logging.getLogger(__name__)
 
 FLAIR_ONNX_DIR = "flair_onnx"
-MODEL_FILE = "model.pt"
+SECTION = "flair_onnx"
+#: Flair builds the embeddings' ONNX Runtime session from attributes stored in the pickle
+MODEL_PICKLE_ALWAYS = True
+PICKLE_REASON = "Flair's own export_onnx model (its embeddings build their ONNX Runtime session from the pickle)"
+DATA_EMBEDDINGS: tuple[str | None, ...] = ()
 
 
 @contextlib.contextmanager
@@ -65,38 +74,16 @@ def is_flair_onnx(model: Any) -> bool:
     return isinstance(getattr(model, "embeddings", None), TransformerOnnxEmbeddings)
 
 
-def is_flair_jit(model: Any) -> bool:
-    """Flair's ``TransformerJit*Embeddings`` keep the traced module inside the pickle: Flair's .pt is complete."""
-    from flair.embeddings.transformer import TransformerJitEmbeddings
-
-    return isinstance(getattr(model, "embeddings", None), TransformerJitEmbeddings)
-
-
-def _provider_name(entry: Any) -> str:
-    return entry[0] if isinstance(entry, (list, tuple)) else str(entry)
-
-
-def _graph_files(onnx_path: Path) -> list[str]:
-    """The graph and every external-data file it references, relative to the graph's folder."""
-    import onnx
-
-    from exporter.backends.onnx_optimize import external_tensors
-
-    graph = onnx.load(str(onnx_path), load_external_data=False)
-    files = {onnx_path.name}
-    for tensor in external_tensors(graph):
-        location = next(e.value for e in tensor.external_data if e.key == "location")
-        relative = PurePosixPath(location)
-        if relative.is_absolute() or ".." in relative.parts:
-            raise UnsupportedModelError(f"{onnx_path} refers to external data outside its folder: {location!r}.")
-        files.add(str(relative))
-    return sorted(files)
-
-
-def write_flair_onnx(model: Any, directory: Path) -> dict[str, Any]:
-    """Copy the model's ONNX graph and external data into ``directory/flair_onnx``; save the ``.pt`` with a relative path."""
+def export(model: Any, directory: Path, config: ExportConfig) -> dict[str, Any]:
+    """Copy the model's ONNX graph and external data into ``directory/flair_onnx``; save the ``.pt`` with a
+    relative path. The bundle's runtime records the model's own providers unless ``config`` names others."""
     import torch
 
+    from exporter.backends.onnx import provider_name
+    from exporter.backends.onnx_graph import graph_files
+
+    if not is_flair_onnx(model):
+        raise UnsupportedModelError("backend='flair-onnx' is for models whose embeddings Flair's export_onnx made.")
     embeddings = model.embeddings
     onnx_path = Path(embeddings.onnx_model)
     if not onnx_path.is_file():
@@ -105,7 +92,7 @@ def write_flair_onnx(model: Any, directory: Path) -> dict[str, Any]:
             "(relative paths resolve against the current directory). Run from the directory the model was "
             "exported in, or set model.embeddings.onnx_model to the .onnx file's absolute path."
         )
-    files = _graph_files(onnx_path)
+    files = graph_files(onnx_path)
     target = directory / FLAIR_ONNX_DIR
     for name in files:
         (target / name).parent.mkdir(parents=True, exist_ok=True)
@@ -114,16 +101,19 @@ def write_flair_onnx(model: Any, directory: Path) -> dict[str, Any]:
             raise UnsupportedModelError(f"{onnx_path} refers to external data {name!r}, which is missing.")
         shutil.copy2(source, target / name)
     state = model._get_state_dict()
-    params = state["document_embeddings" if "document_embeddings" in state else "embeddings"]
+    params = state[embeddings_key(state)]
     params["onnx_model"] = f"{FLAIR_ONNX_DIR}/{onnx_path.name}"
     params["__bundle_relative__"] = True
     torch.save(state, directory / MODEL_FILE)
-    providers = [_provider_name(p) for p in (embeddings.providers or ["CPUExecutionProvider"])]
+    providers = [provider_name(p) for p in (embeddings.providers or [CPU_PROVIDER])]
     log.info("Bundled Flair's own ONNX model %s with %d file(s)", onnx_path, len(files))
+    runtime = config.runtime
+    if runtime.providers == RuntimeOptions().providers:  # not chosen by the user: the model's own
+        runtime = replace(runtime, providers=tuple(providers))
     return {
-        # Flair builds the embeddings' ONNX Runtime session from the pickled attributes: loading needs the opt-in
         "model_pickle": PICKLE_NEEDS_OPT_IN,
-        "flair_onnx": {
+        "runtime": runtime.to_dict(),
+        SECTION: {
             "model_file": f"{FLAIR_ONNX_DIR}/{onnx_path.name}",
             "files": [f"{FLAIR_ONNX_DIR}/{f}" for f in files],
             "embeddings_class": type(embeddings).__name__,
@@ -133,27 +123,27 @@ def write_flair_onnx(model: Any, directory: Path) -> dict[str, Any]:
     }
 
 
-def load_flair_onnx(
-    path: Path, manifest: Mapping[str, Any], model_cls: type, options: RuntimeOptions, state: dict[str, Any]
+def load(
+    directory: Path, manifest: Mapping[str, Any], runtime: RuntimeOptions, state: dict[str, Any], model_cls: type
 ) -> Any:
     """Load a ``flair-onnx`` bundle (already verified) with the graph path pointing into the bundle.
 
     ``state`` is the bundle's model.pt, read by ``bundle.load_bundle`` (only with ``allow_pickle``).
-    ``options`` are the bundle's runtime settings as loading resolves them (``RuntimeOptions.for_loading``);
-    its manifest's runtime section records this model's own providers (see ``bundle._recorded_runtime``).
+    ``runtime`` holds the bundle's runtime settings as loading resolves them (``RuntimeOptions.for_loading``);
+    the manifest's runtime section records this model's own providers (see :func:`export`).
     """
     from exporter.backends.onnx import resolve_providers
 
-    params = state.get("document_embeddings" if "document_embeddings" in state else "embeddings")
+    params = state.get(embeddings_key(state))
     if not isinstance(params, dict) or not params.pop("__bundle_relative__", False):
-        raise BundleError(f"{path}/model.pt is not a flair-onnx bundle model.")
-    params["onnx_model"] = str(path / manifest["flair_onnx"]["model_file"])
-    params["providers"] = resolve_providers(options.providers, options.strict_providers)
+        raise BundleError(f"{directory}/{MODEL_FILE} is not a flair-onnx bundle model.")
+    params["onnx_model"] = str(directory / manifest[SECTION]["model_file"])
+    params["providers"] = resolve_providers(runtime.providers, runtime.strict_providers)
     state.pop("__cls__", None)
     model = model_cls.load(state)
     # Flair builds its session from plain attributes; rebuild it with the bundle's runtime settings
     # (threads, graph optimization level, spinning), which Flair's own session_options cannot express
-    apply_runtime(model.embeddings, options)
+    apply_runtime(model.embeddings, runtime)
     return model
 
 

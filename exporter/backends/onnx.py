@@ -1,58 +1,98 @@
 """ONNX Runtime backend: the transformer encoder alone as an ONNX graph.
 
 The graph takes ``input_ids`` and ``attention_mask`` (exactly what Flair passes to the model) with dynamic
-batch and sequence axes and returns only the hidden states the embedding's ``layers`` setting uses.
+batch and sequence axes and returns only the hidden states the embedding's ``layers`` setting uses. After
+the export, ``onnx_graph`` optimizes or converts it and ``onnx_quantize`` quantizes it, as ``OnnxOptions``
+say. The manifest's ``onnx`` section records the graph's files, opset, inputs and outputs, providers,
+session options, precision, optimization and quantization.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from exporter.config import CPU_PROVIDER, ExportConfig, RuntimeOptions
+from exporter.backends.encoder_bundle import (
+    DATA_EMBEDDINGS,
+    assemble_model,
+    exported_embeddings,
+    move_encoder_files,
+    write_model_files,
+)
+from exporter.backends.tracing import HiddenStates, trace_inputs
+from exporter.config import CPU_PROVIDER, CUDA_PROVIDER, ExportConfig, RuntimeOptions
 from exporter.errors import ExportError, MissingDependencyError, ProviderError
 from exporter.settings import EmbeddingSettings
 
-__all__ = ["ENCODER_FILE", "OrtEncoder", "export_encoder"]
+__all__ = [
+    "DATA_EMBEDDINGS",
+    "ENCODER_FILE",
+    "MODEL_PICKLE_ALWAYS",
+    "PICKLE_REASON",
+    "SECTION",
+    "OrtEncoder",
+    "export",
+    "export_encoder",
+    "load",
+    "provider_name",
+    "resolve_providers",
+    "session_options",
+]
 
 log = logging.getLogger(__name__)
 
 ENCODER_FILE = "encoder.onnx"
 INPUT_NAMES = ("input_ids", "attention_mask")
+SECTION = "onnx"
+MODEL_PICKLE_ALWAYS = False
+PICKLE_REASON = ""
 
 
-class _HiddenStates(torch.nn.Module):
-    """Wraps a Hugging Face encoder so that it returns only the selected hidden states."""
+def export(model: Any, directory: Path, config: ExportConfig) -> dict[str, Any]:
+    """Export the encoder graph, the tokenizer and the slimmed Flair model; return the manifest's additions."""
+    embeddings, settings = exported_embeddings(model)
+    scratch = directory / "encoder"
+    scratch.mkdir()
+    exported = export_encoder(embeddings, settings, scratch, config)
+    move_encoder_files(scratch, directory, exported["files"])
+    section = {
+        "model_file": ENCODER_FILE,
+        "files": exported["files"],
+        "opset": config.onnx.opset,
+        "inputs": list(INPUT_NAMES),
+        "outputs": output_names(settings),
+        "providers": list(config.runtime.providers),
+        "session_options": config.runtime.session_options_dict(),
+        "precision": exported["precision"],
+        "optimization": exported["optimization"],
+        "quantization": exported["quantization"],
+    }
+    return {"embeddings": settings.to_dict(), **write_model_files(model, embeddings, directory), SECTION: section}
 
-    def __init__(self, model: torch.nn.Module, layers: tuple[int, ...]) -> None:
-        super().__init__()
-        self.model = model
-        self.layers = layers
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.model(input_ids, attention_mask=attention_mask, output_hidden_states=True, return_dict=True)
-        return tuple(out.hidden_states[i] for i in self.layers)
+def load(
+    directory: Path, manifest: Mapping[str, Any], runtime: RuntimeOptions, state: dict[str, Any], model_cls: type
+) -> Any:
+    """The Flair model around an ONNX Runtime session of the bundle's graph."""
+    if runtime.encoder_workers > 1 and runtime.intra_op_num_threads != 1:
+        log.warning(
+            "encoder_workers=%d runs that many encoder calls at once, each on intra_op_num_threads=%d "
+            "threads (0: one per core): set intra_op_num_threads=1 so that they do not fight for the cores.",
+            runtime.encoder_workers,
+            runtime.intra_op_num_threads,
+        )
+    encoder = OrtEncoder(directory / manifest[SECTION]["model_file"], runtime)
+    return assemble_model(directory, manifest, runtime, state, model_cls, encoder)
 
 
 def output_names(settings: EmbeddingSettings) -> list[str]:
     return [f"hidden_state_{i}" for i in settings.hidden_state_layers]
-
-
-def _trace_inputs(
-    embeddings: Any, sentences: list[str], pad_to: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tokenize tracing sentences into a padded batch (padding matters: the mask path must be traced)."""
-    texts = list(sentences) or ["A short one .", "A somewhat longer example sentence , with more words in it ."]
-    if len(texts) == 1:
-        texts.append(texts[0] + " " + texts[0])
-    padding = "max_length" if pad_to else True
-    batch = embeddings.tokenizer(texts, padding=padding, max_length=pad_to, truncation=True, return_tensors="pt")
-    return batch["input_ids"], batch["attention_mask"]
 
 
 def export_encoder(
@@ -60,32 +100,56 @@ def export_encoder(
 ) -> dict[str, Any]:
     """Export the embedding's transformer encoder to ``directory/encoder.onnx``, then optimize, convert
     or quantize it as ``config.onnx`` says. Returns the files written and what was done to the graph."""
+    from exporter.backends import onnx_graph, onnx_quantize
+
+    options = config.onnx
+    precision = _check_precision(config)
+    target = directory / ENCODER_FILE
+    started = time.perf_counter()
+    _trace_graph(embeddings, settings, target, config)
+    details: dict[str, Any] = {"precision": precision, "optimization": None, "quantization": None}
+    if options.optimize:
+        details["optimization"] = onnx_graph.optimize_graph(
+            target, settings, replace(options, precision=precision), use_gpu=precision == "fp16"
+        )
+    elif precision == "fp16":
+        onnx_graph.convert_fp16(target, options)
+    if options.quantize:
+        details["quantization"] = onnx_quantize.quantize_graph(target, options)
+
+    files = sorted(p.name for p in directory.iterdir() if p.is_file())
+    log.info(
+        "Encoder ready in %.1f s: %s (%.1f MB)",
+        time.perf_counter() - started,
+        ", ".join(files),
+        sum((directory / f).stat().st_size for f in files) / 1e6,
+    )
+    return {"files": files, **details}
+
+
+def _trace_graph(embeddings: Any, settings: EmbeddingSettings, target: Path, config: ExportConfig) -> None:
+    """``torch.onnx.export`` of the encoder into ``target``, checked, external data in one file if any."""
     try:
         import onnx
     except ImportError as e:
         raise MissingDependencyError("onnx", purpose="the ONNX backend") from e
-    from exporter.backends import onnx_optimize
+    from exporter.backends.onnx_graph import save_graph
 
-    options = config.onnx
-    precision = _check_precision(config)
-    wrapper = _HiddenStates(embeddings.model, settings.hidden_state_layers).eval()
-    input_ids, attention_mask = _trace_inputs(embeddings, list(config.example_sentences))
+    wrapper = HiddenStates(embeddings.model, settings.hidden_state_layers).eval()
+    input_ids, attention_mask = trace_inputs(embeddings, list(config.example_sentences))
     device = next(embeddings.model.parameters()).device  # Flair puts models on CUDA when it can
-    input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
     names = output_names(settings)
-    dynamic_axes = {name: {0: "batch", 1: "sequence"} for name in (*INPUT_NAMES, *names)}
-    target = directory / ENCODER_FILE
     started = time.perf_counter()
     try:
         with torch.no_grad():
             torch.onnx.export(
                 wrapper,
-                (input_ids, attention_mask),
+                (input_ids.to(device), attention_mask.to(device)),
                 str(target),
                 input_names=list(INPUT_NAMES),
                 output_names=names,
-                dynamic_axes=dynamic_axes,
-                opset_version=options.opset,
+                dynamic_axes={name: {0: "batch", 1: "sequence"} for name in (*INPUT_NAMES, *names)},
+                opset_version=config.onnx.opset,
                 do_constant_folding=True,
                 dynamo=False,
             )
@@ -99,28 +163,9 @@ def export_encoder(
         onnx.checker.check_model(str(target))
     except Exception as e:
         raise ExportError(f"The exported ONNX graph does not pass onnx.checker: {e}") from e
-    if len(list(directory.iterdir())) > 1 or options.external_data:
+    if len(list(target.parent.iterdir())) > 1 or config.onnx.external_data:
         # torch writes one external-data file per large tensor: consolidate them into one
-        onnx_optimize.save_graph(onnx.load(str(target)), target, external=True)
-
-    details: dict[str, Any] = {"precision": precision, "optimization": None, "quantization": None}
-    if options.optimize:
-        details["optimization"] = onnx_optimize.optimize_graph(
-            target, settings, replace(options, precision=precision), use_gpu=precision == "fp16"
-        )
-    elif precision == "fp16":
-        onnx_optimize.convert_fp16(target, options)
-    if options.quantize:
-        details["quantization"] = onnx_optimize.quantize_graph(target, options)
-
-    files = sorted(p.name for p in directory.iterdir() if p.is_file())
-    log.info(
-        "Encoder ready in %.1f s: %s (%.1f MB)",
-        time.perf_counter() - started,
-        ", ".join(files),
-        sum((directory / f).stat().st_size for f in files) / 1e6,
-    )
-    return {"files": files, **details}
+        save_graph(onnx.load(str(target)), target, external=True)
 
 
 def _check_precision(config: ExportConfig) -> str:
@@ -129,20 +174,25 @@ def _check_precision(config: ExportConfig) -> str:
         return "fp32"
     import onnxruntime as ort
 
-    if "CUDAExecutionProvider" in ort.get_available_providers() and "CUDAExecutionProvider" in config.runtime.providers:
+    if CUDA_PROVIDER in ort.get_available_providers() and CUDA_PROVIDER in config.runtime.providers:
         return "fp16"
-    why = "precision='fp16' runs on ONNX Runtime's CUDAExecutionProvider, which " + (
+    why = f"precision='fp16' runs on ONNX Runtime's {CUDA_PROVIDER}, which " + (
         "is not among the bundle's providers"
-        if "CUDAExecutionProvider" not in config.runtime.providers
+        if CUDA_PROVIDER not in config.runtime.providers
         else "this machine's onnxruntime does not offer (install onnxruntime-gpu on a CUDA machine)"
     )
     if config.onnx.fp16_fallback:
         log.warning("%s; exporting fp32 instead, as fp16_fallback asks.", why)
         return "fp32"
     raise ProviderError(
-        f"{why}. Export fp16 on a machine with CUDA and providers=['CUDAExecutionProvider', "
-        "'CPUExecutionProvider'], or set fp16_fallback to export fp32 instead."
+        f"{why}. Export fp16 on a machine with CUDA and providers=[{CUDA_PROVIDER!r}, {CPU_PROVIDER!r}], "
+        "or set fp16_fallback to export fp32 instead."
     )
+
+
+def provider_name(entry: Any) -> str:
+    """A provider's name, given as a name or as ONNX Runtime's ``(name, options)`` pair."""
+    return entry[0] if isinstance(entry, (list, tuple)) else str(entry)
 
 
 def resolve_providers(requested: tuple[str, ...], strict: bool) -> list[str]:
@@ -150,7 +200,7 @@ def resolve_providers(requested: tuple[str, ...], strict: bool) -> list[str]:
     import onnxruntime as ort
 
     available = set(ort.get_available_providers())
-    requested = tuple(p[0] if isinstance(p, (list, tuple)) else p for p in requested)
+    requested = tuple(provider_name(p) for p in requested)
     missing = [p for p in requested if p not in available]
     if missing and strict:
         raise ProviderError(

@@ -1,4 +1,5 @@
-"""Offline transformations of an exported encoder graph: ORT transformer fusions, fp16, int8.
+"""Offline rewrites of an exported encoder graph: ORT transformer fusions and fp16 (quantization recipes are in
+``onnx_quantize``); writing a graph with its external data, and listing the files a graph refers to.
 
 Each step reads ``encoder.onnx`` (with any external data) and writes the transformed graph back under the
 same name, consolidating external data into one ``encoder.onnx.data`` file when the graph is over 2 GB or
@@ -10,14 +11,22 @@ from __future__ import annotations
 import logging
 import os
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from exporter.config import OPTIMIZATION_LEVELS, OnnxOptions
 from exporter.errors import ExportError, MissingDependencyError, UnsupportedModelError
 from exporter.settings import EmbeddingSettings
 
-__all__ = ["EXTERNAL_DATA_FILE", "optimize_graph", "quantize_graph", "save_graph"]
+__all__ = [
+    "EXTERNAL_DATA_FILE",
+    "convert_fp16",
+    "external_tensors",
+    "graph_files",
+    "needs_external_data",
+    "optimize_graph",
+    "save_graph",
+]
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +44,13 @@ OPTIMIZER_MODEL_TYPES = {
 }
 
 
-def _graph_files(directory: Path) -> list[Path]:
+def _folder_files(directory: Path) -> list[Path]:
     return [p for p in directory.iterdir() if p.is_file()]
+
+
+def needs_external_data(directory: Path, options: OnnxOptions) -> bool:
+    """Whether a graph rewritten from ``directory`` must keep its tensors in an external-data file."""
+    return options.external_data or sum(p.stat().st_size for p in _folder_files(directory)) >= PROTOBUF_LIMIT
 
 
 def save_graph(model: Any, target: Path, external: bool) -> None:
@@ -44,7 +58,7 @@ def save_graph(model: Any, target: Path, external: bool) -> None:
     import onnx
 
     directory = target.parent
-    old = [p for p in _graph_files(directory) if p != target]
+    old = [p for p in _folder_files(directory) if p != target]
     size = model.ByteSize() if not external else PROTOBUF_LIMIT
     tmp = directory / (target.name + ".tmp")
     if external or size >= PROTOBUF_LIMIT:
@@ -79,6 +93,25 @@ def external_tensors(model: Any) -> list[Any]:
     from onnx.external_data_helper import _get_all_tensors, uses_external_data
 
     return [t for t in _get_all_tensors(model) if uses_external_data(t)]
+
+
+def graph_files(onnx_path: Path) -> list[str]:
+    """The graph and every external-data file it references, relative to the graph's folder.
+
+    Raises:
+        UnsupportedModelError: a reference points outside the graph's folder.
+    """
+    import onnx
+
+    graph = onnx.load(str(onnx_path), load_external_data=False)
+    files = {onnx_path.name}
+    for tensor in external_tensors(graph):
+        location = next(e.value for e in tensor.external_data if e.key == "location")
+        relative = PurePosixPath(location)
+        if relative.is_absolute() or ".." in relative.parts:
+            raise UnsupportedModelError(f"{onnx_path} refers to external data outside its folder: {location!r}.")
+        files.add(str(relative))
+    return sorted(files)
 
 
 def optimize_graph(
@@ -122,7 +155,7 @@ def optimize_graph(
     }
 
 
-def convert_fp16(target: Path, options: OnnxOptions) -> dict[str, Any]:
+def convert_fp16(target: Path, options: OnnxOptions) -> None:
     """fp16 weights and compute with fp32 inputs and outputs (for the CUDA execution provider)."""
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
@@ -130,42 +163,3 @@ def convert_fp16(target: Path, options: OnnxOptions) -> dict[str, Any]:
     model = onnx.load(str(target))
     converted = convert_float_to_float16(model, keep_io_types=True)
     save_graph(converted, target, options.external_data)
-    return {"fp16": True}
-
-
-def quantize_graph(target: Path, options: OnnxOptions) -> dict[str, Any]:
-    """Dynamic int8 quantization of the weights (activations quantized on the fly)."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    started = time.perf_counter()
-    output = target.parent / "quantized.onnx.tmp"
-    root = logging.getLogger()
-    root_level = root.level
-    root.setLevel(max(root_level, logging.WARNING))  # the quantizer logs every tensor at INFO on the root logger
-    external = options.external_data or sum(p.stat().st_size for p in _graph_files(target.parent)) >= PROTOBUF_LIMIT
-    try:
-        quantize_dynamic(
-            str(target),
-            str(output),
-            weight_type=QuantType.QInt8,
-            per_channel=options.per_channel,
-            use_external_data_format=external,
-            # without it ORT 1.32 fails on these graphs ("Unable to find data type for weight_name=...")
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
-    except Exception as e:
-        raise ExportError(f"Dynamic int8 quantization failed: {e}") from e
-    finally:
-        root.setLevel(root_level)
-    model = onnx.load(str(output))
-    for path in output.parent.iterdir():
-        if path.name.startswith("quantized.onnx"):
-            path.unlink()
-    save_graph(model, target, options.external_data)
-    log.info(
-        "Quantized the encoder to int8 (%s weights) in %.1f s",
-        "per-channel" if options.per_channel else "per-tensor",
-        time.perf_counter() - started,
-    )
-    return {"type": "int8", "method": "dynamic", "weight_type": "QInt8", "per_channel": options.per_channel}

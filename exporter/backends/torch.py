@@ -1,6 +1,9 @@
-"""The ``torch`` backend's speed-up: length buckets around Flair's own PyTorch transformer call.
+"""The ``torch`` backend: Flair's own model, nothing exported, its transformer call run in length buckets.
 
-A ``torch`` bundle is Flair's own ``.pt``, loaded by Flair; nothing is exported. Flair's
+A ``torch`` bundle is Flair's own state in ``model.pt`` (written without the model card, in a pickle
+protocol that reads as plain data), loaded by Flair. The bundle has no section of its own in the manifest.
+
+The speed-up (``RuntimeOptions.length_buckets``): Flair's
 ``TransformerEmbeddings.forward`` calls ``self.model(input_ids, attention_mask=...)[-1]`` (the tuple of
 hidden states) once per batch, padded to the batch's longest subtoken sequence. Here the transformer's
 ``forward`` is replaced, on that one instance, by one that runs the batch in groups of similar length
@@ -11,13 +14,63 @@ hidden states) once per batch, padded to the batch's longest subtoken sequence. 
 from __future__ import annotations
 
 import types
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["add_length_buckets", "has_length_buckets"]
+from exporter.config import ExportConfig, RuntimeOptions
+from exporter.modelfile import MODEL_FILE, PICKLE_NEEDS_OPT_IN, PICKLE_WEIGHTS_ONLY
+
+__all__ = [
+    "DATA_EMBEDDINGS",
+    "MODEL_PICKLE_ALWAYS",
+    "PICKLE_REASON",
+    "SECTION",
+    "add_length_buckets",
+    "export",
+    "has_length_buckets",
+    "is_flair_jit",
+    "load",
+]
+
+SECTION = None
+MODEL_PICKLE_ALWAYS = False
+PICKLE_REASON = "Flair TorchScript (JIT) model (a TorchScript program inside the pickle)"
+#: the embeddings a torch bundle may rebuild from its model.pt without ``allow_pickle``
+DATA_EMBEDDINGS: tuple[str | None, ...] = ("TransformerWordEmbeddings", "TransformerDocumentEmbeddings")
 
 _MARK = "_flair_mlflow_length_buckets"
+
+
+def export(model: Any, directory: Path, config: ExportConfig) -> dict[str, Any]:
+    """Flair's own state, as ``model.save`` writes it but in pickle protocol 2 and without the model card.
+
+    The model card (training parameters, which may name optimizer and scheduler classes) is metadata that
+    prediction never reads; leaving it out keeps model.pt plain data that loads without ``allow_pickle``.
+    """
+    torch.save(model._get_state_dict(), directory / MODEL_FILE)
+    if is_flair_jit(model):  # a TorchScript program inside the pickle
+        return {"model_pickle": PICKLE_NEEDS_OPT_IN}
+    return {"model_pickle": PICKLE_WEIGHTS_ONLY}
+
+
+def is_flair_jit(model: Any) -> bool:
+    """Flair's ``TransformerJit*Embeddings`` keep the traced module inside the pickle: Flair's .pt is complete."""
+    from flair.embeddings.transformer import TransformerJitEmbeddings
+
+    return isinstance(getattr(model, "embeddings", None), TransformerJitEmbeddings)
+
+
+def load(
+    directory: Path, manifest: Mapping[str, Any], runtime: RuntimeOptions, state: dict[str, Any], model_cls: type
+) -> Any:
+    """Flair's own model from its state, its transformer run in length buckets unless ``runtime`` says not."""
+    model = model_cls.load(state)
+    if runtime.length_buckets:
+        add_length_buckets(model)
+    return model
 
 
 def _bucketed_forward(self: torch.nn.Module, input_ids: torch.Tensor, attention_mask=None, **kwargs: Any):

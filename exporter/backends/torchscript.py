@@ -1,7 +1,8 @@
 """TorchScript backend: the transformer encoder traced with ``torch.jit.trace``, stored as its own file.
 
 The traced module is a TorchScript archive (``encoder.ts``) in the bundle, not bytes inside the Flair
-pickle, and is rebuilt with ``torch.jit.load`` on load.
+pickle, and is rebuilt with ``torch.jit.load`` on load. The manifest's ``torchscript`` section records the
+file, whether it was traced at the model's maximum length, and whether it was frozen.
 """
 
 from __future__ import annotations
@@ -9,34 +10,79 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from exporter.config import ExportConfig
+from exporter.backends.encoder_bundle import (
+    DATA_EMBEDDINGS,
+    assemble_model,
+    exported_embeddings,
+    move_encoder_files,
+    write_model_files,
+)
+from exporter.backends.tracing import HiddenStates, trace_inputs
+from exporter.config import ExportConfig, RuntimeOptions
 from exporter.errors import ExportError
 from exporter.settings import EmbeddingSettings
 
-__all__ = ["ENCODER_FILE", "TorchScriptEncoder", "export_encoder"]
+__all__ = [
+    "DATA_EMBEDDINGS",
+    "ENCODER_FILE",
+    "MODEL_PICKLE_ALWAYS",
+    "PICKLE_REASON",
+    "SECTION",
+    "TorchScriptEncoder",
+    "export",
+    "export_encoder",
+    "load",
+]
 
 log = logging.getLogger(__name__)
 
 ENCODER_FILE = "encoder.ts"
+SECTION = "torchscript"
+MODEL_PICKLE_ALWAYS = False
+PICKLE_REASON = ""
+
+
+def export(model: Any, directory: Path, config: ExportConfig) -> dict[str, Any]:
+    """Trace the encoder; write it, the tokenizer and the slimmed Flair model; return the manifest's additions."""
+    embeddings, settings = exported_embeddings(model)
+    scratch = directory / "encoder"
+    scratch.mkdir()
+    exported = export_encoder(embeddings, settings, scratch, config)
+    move_encoder_files(scratch, directory, exported["files"])
+    if config.torchscript.force_max_length:
+        settings = replace(settings, force_max_length=True)
+    return {
+        "embeddings": settings.to_dict(),
+        **write_model_files(model, embeddings, directory),
+        SECTION: {"model_file": ENCODER_FILE, **exported},
+    }
+
+
+def load(
+    directory: Path, manifest: Mapping[str, Any], runtime: RuntimeOptions, state: dict[str, Any], model_cls: type
+) -> Any:
+    """The Flair model around the bundle's TorchScript encoder."""
+    encoder = TorchScriptEncoder(directory / manifest[SECTION]["model_file"])
+    return assemble_model(directory, manifest, runtime, state, model_cls, encoder)
 
 
 def export_encoder(
     embeddings: Any, settings: EmbeddingSettings, directory: Path, config: ExportConfig
 ) -> dict[str, Any]:
     """Trace the encoder into ``directory/encoder.ts``."""
-    from exporter.backends.onnx import _HiddenStates, _trace_inputs
-
     # trace a CPU copy: a graph traced on CUDA keeps device constants, and the bundle loads on the CPU
     model = embeddings.model
     if next(model.parameters()).device.type != "cpu":
         model = copy.deepcopy(model).cpu()
-    wrapper = _HiddenStates(model, settings.hidden_state_layers).eval()
-    input_ids, attention_mask = _trace_inputs(
+    wrapper = HiddenStates(model, settings.hidden_state_layers).eval()
+    input_ids, attention_mask = trace_inputs(
         embeddings,
         list(config.example_sentences),
         pad_to=settings.model_max_length if config.torchscript.force_max_length else None,

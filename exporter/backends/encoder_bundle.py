@@ -1,0 +1,94 @@
+"""What the encoder backends (``onnx``, ``torchscript``) share: they export the transformer encoder alone and
+keep the rest of the Flair model (its head, dictionaries, embedding settings) in a slimmed ``model.pt``.
+
+Writing: :func:`exported_embeddings` finds the transformer embeddings (refusing an already accelerated
+model), :func:`write_model_files` writes the tokenizer and the slimmed model. Loading: :func:`assemble_model`
+rebuilds the Flair model around an encoder with Flair's own embedding logic reproduced by
+``exporter.embeddings``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from exporter.config import RuntimeOptions
+from exporter.errors import UnsupportedModelError
+from exporter.modelfile import MODEL_FILE, PICKLE_WEIGHTS_ONLY, embeddings_key
+
+__all__ = [
+    "DATA_EMBEDDINGS",
+    "TOKENIZER_DIR",
+    "assemble_model",
+    "exported_embeddings",
+    "move_encoder_files",
+    "write_model_files",
+]
+
+TOKENIZER_DIR = "tokenizer"
+#: a slimmed model.pt holds no embeddings (the bundle's encoder and settings replace them)
+DATA_EMBEDDINGS: tuple[str | None, ...] = (None,)
+
+
+def exported_embeddings(model: Any) -> tuple[Any, Any]:
+    """The model's transformer embeddings and their settings; refuses a model loaded from a bundle."""
+    from exporter.embeddings import AcceleratedTransformerDocumentEmbeddings, AcceleratedTransformerWordEmbeddings
+    from exporter.settings import EmbeddingSettings, find_transformer_embeddings
+
+    embeddings = find_transformer_embeddings(model)
+    if isinstance(embeddings, (AcceleratedTransformerWordEmbeddings, AcceleratedTransformerDocumentEmbeddings)):
+        raise UnsupportedModelError(
+            "This model was loaded from a flair-mlflow bundle and is already accelerated; "
+            "log the bundle directory itself instead of exporting it again."
+        )
+    return embeddings, EmbeddingSettings.from_embeddings(embeddings)
+
+
+def move_encoder_files(source: Path, directory: Path, files: list[str]) -> None:
+    """Move the exported encoder files from their scratch folder into the bundle, then drop the folder."""
+    for name in files:
+        os.replace(source / name, directory / name)
+    source.rmdir()
+
+
+def write_model_files(model: Any, embeddings: Any, directory: Path) -> dict[str, Any]:
+    """Write the tokenizer and the Flair model without its transformer weights (the encoder holds them)."""
+    import torch
+
+    embeddings.tokenizer.save_pretrained(str(directory / TOKENIZER_DIR))
+    state = model._get_state_dict()
+    state[embeddings_key(state)] = None
+    state["state_dict"] = OrderedDict((k, v) for k, v in state["state_dict"].items() if not k.startswith("embeddings."))
+    torch.save(state, directory / MODEL_FILE)  # protocol 2: what torch.load(weights_only=True) reads
+    return {"model_pickle": PICKLE_WEIGHTS_ONLY}
+
+
+def assemble_model(
+    directory: Path,
+    manifest: Mapping[str, Any],
+    runtime: RuntimeOptions,
+    state: dict[str, Any],
+    model_cls: type,
+    encoder: Callable[..., Any],
+) -> Any:
+    """The Flair model of ``state`` with accelerated embeddings around ``encoder`` (CRF decoding in numpy)."""
+    from transformers import AutoTokenizer
+
+    from exporter.embeddings import build_accelerated_embeddings
+    from exporter.fastpath import FastViterbiDecoder
+    from exporter.settings import EmbeddingSettings
+
+    settings = EmbeddingSettings.from_dict(manifest["embeddings"])
+    tokenizer = AutoTokenizer.from_pretrained(str(directory / TOKENIZER_DIR))
+    embeddings = build_accelerated_embeddings(
+        settings, tokenizer, encoder, runtime.length_buckets, runtime.encoder_workers
+    )
+    state.pop("__cls__", None)
+    state[embeddings_key(state)] = embeddings
+    model = model_cls._init_model_with_state_dict(state)
+    if getattr(model, "use_crf", False) and hasattr(model, "viterbi_decoder"):
+        model.viterbi_decoder = FastViterbiDecoder.replacing(model.viterbi_decoder)
+    return model
