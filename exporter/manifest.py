@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.errors import BundleError, ChecksumError
+from exporter.modelfile import MODEL_FILE
 
 __all__ = [
     "MANIFEST_FILE",
@@ -109,13 +110,28 @@ def write_manifest(directory: Path, content: Mapping[str, Any], entries: Mapping
     return sha256_bytes(data)
 
 
+def _not_a_bundle(directory: Path) -> str:
+    """Why ``directory`` is no bundle, and what to do instead."""
+    if not directory.exists():
+        return f"{directory.absolute()} does not exist: give the directory a flair-mlflow export wrote."
+    if (directory / "MLmodel").is_file():
+        inner = next((d for d in sorted(directory.iterdir()) if (d / MANIFEST_FILE).is_file()), None)
+        where = f"its bundle is {inner}" if inner else "it holds no bundle"
+        return (
+            f"{directory} is an MLflow model directory, not a bundle ({where}). Load it with "
+            f"mlflow_flavor.load_model({str(directory)!r}) or `flair-mlflow predict {directory}`."
+        )
+    return (
+        f"No {MANIFEST_FILE} in {directory}: this is not a flair-mlflow bundle (or it was only partly copied). "
+        "A bundle is the directory `flair-mlflow export` (or exporter.save_bundle) writes."
+    )
+
+
 def read_manifest(directory: Path) -> tuple[dict[str, Any], str]:
     """Read ``bundle.json``; return it and its sha256. Refuses unknown formats and schema versions."""
     path = Path(directory) / MANIFEST_FILE
     if not path.is_file():
-        raise BundleError(
-            f"No {MANIFEST_FILE} in {directory}: this is not a flair-mlflow bundle (or it was only partly copied)."
-        )
+        raise BundleError(_not_a_bundle(Path(directory)))
     data = path.read_bytes()
     try:
         manifest = json.loads(data)
@@ -145,11 +161,11 @@ def verify_bundle(directory: Path, expected_manifest_sha256: str | None = None) 
     if expected_manifest_sha256 and digest != expected_manifest_sha256:
         problems.append(f"{MANIFEST_FILE}: sha256 {digest}, expected {expected_manifest_sha256}")
     files = manifest.get("files")
-    if not isinstance(files, dict) or "model.pt" not in files:
-        problems.append(f"{MANIFEST_FILE}: lists no model.pt")
+    if not isinstance(files, dict) or MODEL_FILE not in files:
+        problems.append(f"{MANIFEST_FILE}: lists no {MODEL_FILE}")
         files = files if isinstance(files, dict) else {}
-    for section in ("onnx", "torchscript", "flair_onnx"):
-        model_file = (manifest.get(section) or {}).get("model_file")
+    for section, details in manifest.items():  # the backend's section names its model file
+        model_file = details.get("model_file") if isinstance(details, dict) else None
         if model_file and model_file not in files:
             problems.append(f"{MANIFEST_FILE}: does not list its {section} model file {model_file}")
     for name in sorted(set(list_files(directory)) - set(files)):

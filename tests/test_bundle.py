@@ -116,6 +116,23 @@ def test_unknown_schema_and_missing_manifest_are_refused(tiny_bundle, tmp_path):
         load_bundle(copy)
 
 
+def test_wrong_directories_say_what_they_are_and_what_to_do(tiny_bundle, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(BundleError, match=f"{tmp_path / 'missing'} does not exist"):
+        load_bundle("missing")
+    model_dir = tmp_path / "mlflow-model"
+    shutil.copytree(tiny_bundle, model_dir / "bundle")
+    (model_dir / "MLmodel").write_text("flavors: {}\n")
+    with pytest.raises(BundleError, match="is an MLflow model directory, not a bundle") as error:
+        load_bundle(model_dir)
+    assert f"its bundle is {model_dir / 'bundle'}" in str(error.value) and "mlflow_flavor.load_model" in str(
+        error.value
+    )
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BundleError, match="flair-mlflow export"):
+        load_bundle(tmp_path / "empty")
+
+
 def test_failed_export_leaves_no_partial_bundle(tiny_tagger, tmp_path, monkeypatch):
     from exporter.backends import onnx as onnx_backend
 
