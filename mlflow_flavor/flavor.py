@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from exporter.config import Backend, ExportConfig, OnnxOptions, ParityConfig, RuntimeOptions, TorchScriptOptions
-from exporter.errors import ConfigError, FlairMlflowError
+from exporter.errors import ConfigError
+from mlflow_flavor.boundary import mlflow_errors
 from mlflow_flavor.fetch import BUNDLE_SUBPATH, FILES_RECORD_KEY, FLAVOR_NAME, outside_bundle_digests
 
 __all__ = [
@@ -76,13 +77,6 @@ def _refuse_unknown_keywords(function: str, kwargs: Mapping[str, Any], valid: Se
         f"{function}() got unexpected keyword argument(s) {', '.join(map(repr, kwargs))}; nothing was saved. "
         + "; ".join(hints)
     )
-
-
-def _mlflow_error(e: FlairMlflowError) -> Exception:
-    from mlflow.exceptions import MlflowException
-    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
-
-    return MlflowException(str(e), error_code=INVALID_PARAMETER_VALUE)
 
 
 def get_default_pip_requirements(backend: str | Backend = Backend.ONNX) -> list[str]:
@@ -546,14 +540,12 @@ def load_model(
 
     from mlflow_flavor.fetch import fetch_model
 
-    try:
+    with mlflow_errors():
         if dst_path is None:
             local_path = fetch_model(model_uri)  # verified, cached per exact model
         else:
             local_path = Path(_download_artifact_from_uri(artifact_uri=model_uri, output_path=dst_path))
         model, _ = _load_from_local(local_path, model_config, allow_pickle)
-    except FlairMlflowError as e:
-        raise _mlflow_error(e) from e
     return model
 
 
@@ -566,7 +558,7 @@ def _load_pyfunc(path: str, model_config: Mapping[str, Any] | None = None):
     from mlflow_flavor.pyfunc import FlairPyfuncModel, ServingOptions
 
     local_path = Path(path).parent
-    try:
+    with mlflow_errors():
         model, serving = _load_from_local(local_path, model_config)
         options = ServingOptions(**serving)
         if options.torch_num_threads:
@@ -574,5 +566,3 @@ def _load_pyfunc(path: str, model_config: Mapping[str, Any] | None = None):
 
             torch.set_num_threads(options.torch_num_threads)
         return FlairPyfuncModel(model, model.flair_mlflow_manifest, options)
-    except FlairMlflowError as e:
-        raise _mlflow_error(e) from e

@@ -17,6 +17,7 @@ from typing import Any
 
 from exporter.errors import InputError
 from mlflow_flavor.batching import AdaptiveBatcher
+from mlflow_flavor.boundary import mlflow_errors
 
 __all__ = [
     "ALLOWED_PARAMS",
@@ -298,14 +299,10 @@ class FlairPyfuncModel:
             _log_batches_to_stderr()
 
     def predict(self, model_input: Any, params: Mapping[str, Any] | None = None) -> list[Any]:
-        """Entities for each input text; bad input raises ``MlflowException`` (HTTP 400 when served)."""
-        from mlflow.exceptions import MlflowException
-        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
-
-        try:
+        """Entities for each input text; errors raise ``MlflowException`` with the code of
+        :mod:`mlflow_flavor.boundary` (bad input: HTTP 400 when served)."""
+        with mlflow_errors():
             return self._predict(model_input, params)
-        except InputError as e:
-            raise MlflowException(str(e), error_code=INVALID_PARAMETER_VALUE) from e
 
     def _run(self, key: Hashable, sentences: Sequence[Any]) -> Sequence[Any]:
         """One Flair ``predict`` over the sentences of one or more requests (the batcher's run).
