@@ -42,6 +42,7 @@ from exporter.modelfile import (
     allow_pickle_from_env,
     embeddings_key,
     load_state,
+    quiet_model_init,
 )
 
 __all__ = ["BundleInfo", "load_bundle", "save_bundle", "SUPPORTED_MODELS"]
@@ -178,7 +179,7 @@ def save_bundle(model: Any, path: str | Path, config: ExportConfig | None = None
     work = _work_dir(path)
     started = time.perf_counter()
     try:
-        log.info("Exporting %s to a %s bundle at %s", model_class, config.backend.value, path)
+        log.info("Exporting %s as a %s bundle to %s", model_class, config.backend.value, path)
         content = _write_contents(model, model_class, work, config)
         entries = file_entries(work, list_files(work))
         digest = write_manifest(work, content, entries)
@@ -230,7 +231,8 @@ def load_bundle(
     model_cls = _resolve_model_class(manifest["model_class"])
     options = RuntimeOptions.for_loading(manifest["runtime"], runtime)
     state = _read_state(path, manifest, module, allow_pickle)
-    model = module.load(path, manifest, options, state, model_cls)
+    with quiet_model_init():
+        model = module.load(path, manifest, options, state, model_cls)
     model.eval()
     model.flair_mlflow_manifest = manifest
     return model

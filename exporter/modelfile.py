@@ -25,11 +25,12 @@ protocol 4, which torch's safe reader cannot parse: such files take the full pat
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ __all__ = [
     "embeddings_key",
     "load_flair_model",
     "load_state",
+    "quiet_model_init",
     "safe_globals",
 ]
 
@@ -65,6 +67,25 @@ SUPPORTED_MODELS = {"SequenceTagger": "sequence-tagging", "TextClassifier": "tex
 def embeddings_key(state: Mapping[str, Any]) -> str:
     """Where a Flair model's state keeps its embeddings: taggers say ``embeddings``, classifiers ``document_embeddings``."""
     return "document_embeddings" if "document_embeddings" in state else "embeddings"
+
+
+class _DropDictionaryChatter(logging.Filter):
+    """Flair logs the whole tag dictionary at INFO each time a tagger is built (2-4 times per command)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("SequenceTagger predicts:")
+
+
+@contextlib.contextmanager
+def quiet_model_init() -> Iterator[None]:
+    """Within the block, Flair's logger drops its 'SequenceTagger predicts: Dictionary ...' line (only that)."""
+    flair_log = logging.getLogger("flair")
+    chatter = _DropDictionaryChatter()
+    flair_log.addFilter(chatter)
+    try:
+        yield
+    finally:
+        flair_log.removeFilter(chatter)
 
 
 def safe_globals() -> list[Any]:
@@ -176,7 +197,8 @@ def load_flair_model(path: str | Path, allow_pickle: bool | None = None) -> Any:
             f"{', '.join(SUPPORTED_MODELS)}."
         )
     try:
-        return getattr(flair.models, cls_name).load(state)
+        with quiet_model_init():
+            return getattr(flair.models, cls_name).load(state)
     except Exception as e:
         raise UnsupportedModelError(f"{path} could not be loaded as a Flair {cls_name}: {e}") from e
 

@@ -15,6 +15,7 @@ from exporter import (
     ChecksumError,
     ExportConfig,
     ExportError,
+    ParityConfig,
     UnsupportedModelError,
     load_bundle,
     save_bundle,
@@ -131,6 +132,38 @@ def test_wrong_directories_say_what_they_are_and_what_to_do(tiny_bundle, tmp_pat
     (tmp_path / "empty").mkdir()
     with pytest.raises(BundleError, match="flair-mlflow export"):
         load_bundle(tmp_path / "empty")
+
+
+def test_export_and_load_keep_tracer_warnings_and_flair_dictionary_chatter_out(tiny_tagger, tmp_path, monkeypatch):
+    import contextlib
+    import logging
+    import warnings
+
+    import torch
+
+    from exporter.backends import onnx as onnx_backend
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("flair").addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            save_bundle(tiny_tagger, tmp_path / "quiet", ExportConfig(parity=ParityConfig(enabled=False)))
+            load_bundle(tmp_path / "quiet")
+        # the same export with the filter taken away warns: the check above can fail
+        monkeypatch.setattr(onnx_backend, "quiet_tracing", contextlib.nullcontext)
+        with warnings.catch_warnings(record=True) as unfiltered:
+            warnings.simplefilter("always")
+            save_bundle(tiny_tagger, tmp_path / "loud", ExportConfig(parity=ParityConfig(enabled=False)))
+        tiny_tagger.__class__._init_model_with_state_dict(tiny_tagger._get_state_dict())
+    finally:
+        logging.getLogger("flair").removeHandler(handler)
+    assert not [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
+    assert [w for w in unfiltered if issubclass(w.category, torch.jit.TracerWarning)]
+    chatter = [r for r in records if str(r.msg).startswith("SequenceTagger predicts:")]
+    assert len(chatter) == 1  # the tagger built outside flair-mlflow's loaders still says it
 
 
 def test_failed_export_leaves_no_partial_bundle(tiny_tagger, tmp_path, monkeypatch):

@@ -25,7 +25,7 @@ from exporter.backends.encoder_bundle import (
     move_encoder_files,
     write_model_files,
 )
-from exporter.backends.tracing import HiddenStates, trace_inputs
+from exporter.backends.tracing import HiddenStates, quiet_tracing, trace_inputs
 from exporter.config import CPU_PROVIDER, CUDA_PROVIDER, ExportConfig, RuntimeOptions
 from exporter.errors import ExportError, MissingDependencyError, ProviderError
 from exporter.settings import EmbeddingSettings
@@ -141,7 +141,7 @@ def _trace_graph(embeddings: Any, settings: EmbeddingSettings, target: Path, con
     names = output_names(settings)
     started = time.perf_counter()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), quiet_tracing():
             torch.onnx.export(
                 wrapper,
                 (input_ids.to(device), attention_mask.to(device)),

@@ -24,7 +24,7 @@ from exporter.backends.encoder_bundle import (
     move_encoder_files,
     write_model_files,
 )
-from exporter.backends.tracing import HiddenStates, trace_inputs
+from exporter.backends.tracing import HiddenStates, quiet_tracing, trace_inputs
 from exporter.config import ExportConfig, RuntimeOptions
 from exporter.errors import ExportError
 from exporter.settings import EmbeddingSettings
@@ -89,7 +89,7 @@ def export_encoder(
     )
     started = time.perf_counter()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), quiet_tracing():
             traced = torch.jit.trace(wrapper, (input_ids, attention_mask), strict=False, check_trace=False)
             traced = torch.jit.freeze(traced.eval()) if config.torchscript.freeze else traced
         torch.jit.save(traced, str(directory / ENCODER_FILE))

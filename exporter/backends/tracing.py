@@ -3,11 +3,14 @@ benchmark: a wrapper that returns only the hidden states Flair uses, and a padde
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 
-__all__ = ["HiddenStates", "trace_inputs"]
+__all__ = ["HiddenStates", "quiet_tracing", "trace_inputs"]
 
 
 class HiddenStates(torch.nn.Module):
@@ -31,3 +34,12 @@ def trace_inputs(embeddings: Any, sentences: list[str], pad_to: int | None = Non
     padding = "max_length" if pad_to else True
     batch = embeddings.tokenizer(texts, padding=padding, max_length=pad_to, truncation=True, return_tensors="pt")
     return batch["input_ids"], batch["attention_mask"]
+
+
+@contextlib.contextmanager
+def quiet_tracing() -> Iterator[None]:
+    """Within the block, tracing keeps its TracerWarnings to itself: Hugging Face models raise several on every
+    export (Python values of tensors taken as constants), and the parity gate checks what the trace computes."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        yield
