@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 CODE_SUBPATH = "code"
 EXAMPLE_TEXTS = ["Angela Merkel met Tim Cook in Paris .", "George Washington went to Washington ."]
 _PACKAGES = ("exporter", "mlflow_flavor")
+#: the backends whose bundles run on ONNX Runtime (their requirements name onnxruntime, or onnxruntime-gpu)
+ONNXRUNTIME_BACKENDS = frozenset({Backend.ONNX, Backend.FLAIR_ONNX})
 _SERVING_KEYS = ("max_texts", "torch_num_threads", "adaptive_batching", "max_batch_texts", "max_wait_ms", "log_batches")
 
 
@@ -68,29 +70,36 @@ def _keyword_hint(key: str, value: Any, valid: Sequence[str]) -> str:
     return f"{key}: {prefix}give it as {arg}={cls}({name}={value!r}) (from exporter.config import {cls})"
 
 
+def _keywords(function: Any, *excluded: str) -> list[str]:
+    """The parameter names of ``function``, but for ``**kwargs`` and ``excluded``."""
+    return [p for p in inspect.signature(function).parameters if p not in ("kwargs", *excluded)]
+
+
 def _refuse_unknown_keywords(function: str, kwargs: Mapping[str, Any], valid: Sequence[str]) -> None:
-    """Raise ``TypeError`` for keywords ``function`` does not take, each with its closest valid form."""
-    if not kwargs:
+    """Raise ``TypeError`` for keywords ``function`` does not take (those MLflow reads pass), each with its
+    closest valid form."""
+    unknown = {k: v for k, v in kwargs.items() if k not in valid and k not in _MLFLOW_PASSED_KEYWORDS}
+    if not unknown:
         return
-    hints = [_keyword_hint(key, value, valid) for key, value in kwargs.items()]
+    hints = [_keyword_hint(key, value, valid) for key, value in unknown.items()]
     raise TypeError(
-        f"{function}() got unexpected keyword argument(s) {', '.join(map(repr, kwargs))}; nothing was saved. "
+        f"{function}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; nothing was saved. "
         + "; ".join(hints)
     )
 
 
 def get_default_pip_requirements(backend: str | Backend = Backend.ONNX) -> list[str]:
     """Pinned requirements for loading a bundle of ``backend`` where flair-mlflow is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
     from mlflow.utils.requirements_utils import _get_pinned_requirement
 
     packages = ["flair", "torch", "transformers", "pandas", "numpy"]
-    if Backend.parse(backend) in (Backend.ONNX, Backend.FLAIR_ONNX):
+    if Backend.parse(backend) in ONNXRUNTIME_BACKENDS:
         try:
-            from importlib.metadata import version
-
             version("onnxruntime-gpu")
             packages.append("onnxruntime-gpu")
-        except Exception:
+        except PackageNotFoundError:
             packages.append("onnxruntime")
     return [_get_pinned_requirement(p) for p in packages]
 
@@ -161,37 +170,30 @@ def _copy_code(path: Path, extra_code_paths: Sequence[str] | None) -> str:
     return CODE_SUBPATH
 
 
-def _export_config(
-    export_config: ExportConfig | None,
-    backend: str | Backend,
-    providers: Sequence[str] | None,
-    session_options: Mapping[str, Any] | None,
-    example_sentences: Sequence[str] | None,
-    parity_sentences: Sequence[str] | None,
-    parity: ParityConfig | None,
-    onnx: OnnxOptions | None,
-    torchscript: TorchScriptOptions | None,
-    strict_providers: bool,
-) -> ExportConfig:
+def _export_config(given: Mapping[str, Any]) -> ExportConfig:
+    """The one :class:`ExportConfig` of ``save_model``'s export arguments: ``export_config``, else built from
+    ``backend``, ``providers``, ``session_options``, ``strict_providers``, the sentences and the typed options."""
+    export_config = given["export_config"]
     if export_config is not None:
         if not isinstance(export_config, ExportConfig):
             raise ConfigError(f"export_config must be an ExportConfig, got {type(export_config).__name__}.")
         return export_config
-    runtime_values: dict[str, Any] = dict(session_options or {})
+    runtime_values: dict[str, Any] = dict(given["session_options"] or {})
     allowed = {"intra_op_num_threads", "inter_op_num_threads", "graph_optimization_level", "allow_spinning"}
     unknown = sorted(set(runtime_values) - allowed)
     if unknown:
         raise ConfigError(f"Unknown session option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}.")
+    providers = given["providers"]
     if providers:
         runtime_values["providers"] = tuple([providers] if isinstance(providers, str) else providers)
     return ExportConfig(
-        backend=Backend.parse(backend),
-        onnx=onnx or OnnxOptions(),
-        torchscript=torchscript or TorchScriptOptions(),
-        runtime=RuntimeOptions(**runtime_values, strict_providers=strict_providers),
-        parity=parity or ParityConfig(),
-        example_sentences=tuple(example_sentences or ()),
-        parity_sentences=tuple(parity_sentences or ()),
+        backend=Backend.parse(given["backend"]),
+        onnx=given["onnx"] or OnnxOptions(),
+        torchscript=given["torchscript"] or TorchScriptOptions(),
+        runtime=RuntimeOptions(**runtime_values, strict_providers=given["strict_providers"]),
+        parity=given["parity"] or ParityConfig(),
+        example_sentences=tuple(given["example_sentences"] or ()),
+        parity_sentences=tuple(given["parity_sentences"] or ()),
     )
 
 
@@ -273,10 +275,9 @@ def save_model(
 ) -> None:
     """Save a Flair model as an MLflow model directory at ``path``.
 
-    Every keyword is checked: an unknown one raises ``TypeError`` naming the closest valid one, and an
-    export option given flat (``quantize="int8"``) is refused with its typed form
-    (``onnx=OnnxOptions(quantize="int8")``). ``validate_serving_input``, which MLflow's ``Model.log``
-    reads and passes on, is accepted here and left to MLflow.
+    Every keyword is checked: an unknown one raises ``TypeError`` naming the closest valid one, and an export
+    option given flat (``quantize="int8"``) is refused with its typed form (``onnx=OnnxOptions(quantize="int8")``).
+    ``validate_serving_input``, which MLflow's ``Model.log`` reads and passes on, is left to MLflow.
 
     Args:
         flair_model: a Flair ``SequenceTagger``, the path of a Flair ``.pt`` file, or a bundle directory.
@@ -285,22 +286,104 @@ def save_model(
         providers: ONNX Runtime execution providers, recorded and used on load.
         session_options: ``intra_op_num_threads``, ``inter_op_num_threads``, ``graph_optimization_level``,
             ``allow_spinning``.
-        example_sentences: sentences for tracing the encoder.
-        parity_sentences: sentences for the parity gate (generated when not given).
+        example_sentences / parity_sentences: sentences for tracing / for the parity gate (else generated).
         parity: parity gate settings (thresholds, a labeled CoNLL set, force).
-        onnx: ONNX options: opset, optimize level, int8 quantization, fp16, external data.
-        torchscript: TorchScript options: force_max_length, freeze.
+        onnx / torchscript: the typed options of those backends (``OnnxOptions``, ``TorchScriptOptions``).
         strict_providers: fail on load when a recorded execution provider is missing.
         export_config: a complete :class:`ExportConfig`; replaces all the export arguments above.
         mlflow_model, signature, input_example, pip_requirements, extra_pip_requirements, code_paths,
         conda_env, metadata: as in every MLflow flavor.
     """
-    import pandas as pd
-    import yaml
+    given = dict(locals())  # the arguments: taken before any other name is bound here
+    from mlflow.utils.environment import _validate_env_arguments
+    from mlflow.utils.model_utils import _validate_and_prepare_target_save_path
+
+    _refuse_unknown_keywords("save_model", kwargs, _keywords(save_model))
+    _validate_env_arguments(conda_env, pip_requirements, extra_pip_requirements)
+    path = Path(os.path.abspath(path))
+    config = _export_config(given)
+    _validate_and_prepare_target_save_path(str(path))
+    try:
+        info = _place_bundle(flair_model, path / BUNDLE_SUBPATH, config)
+        _write_model_dir(path, info, given)
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
+def _write_model_dir(path: Path, info: Any, given: Mapping[str, Any]) -> None:
+    """Everything around the bundle at ``path``: ``code/``, the example, environments and ``MLmodel``."""
     from mlflow.models import Model
     from mlflow.models.model import MLMODEL_FILE_NAME
+
+    code_subpath = _copy_code(path, given["code_paths"])
+    mlflow_model = given["mlflow_model"] if given["mlflow_model"] is not None else Model()
+    _describe_model(mlflow_model, path, info.manifest["task"], given)
+    _add_flavors(mlflow_model, info, code_subpath)
+    _write_environment(path, info.manifest["backend"], given)
+    # the bundle is covered by its manifest; every other file (code/, requirements, examples) by this record
+    mlflow_model.flavors[FLAVOR_NAME][FILES_RECORD_KEY] = outside_bundle_digests(path, BUNDLE_SUBPATH)
+    mlflow_model.save(str(path / MLMODEL_FILE_NAME))
+
+
+def _describe_model(mlflow_model: Any, path: Path, task: str, given: Mapping[str, Any]) -> None:
+    """Signature (ours by default), input example (two example texts by default) and metadata."""
+    import pandas as pd
     from mlflow.models.utils import _save_example
+
+    signature, input_example = given["signature"], given["input_example"]
+    mlflow_model.signature = signature if signature is not None else default_signature(task)
+    if input_example is None:
+        input_example = pd.DataFrame({"text": EXAMPLE_TEXTS})
+    _save_example(mlflow_model, input_example, str(path))
+    if given["metadata"] is not None:
+        mlflow_model.metadata = dict(given["metadata"])
+
+
+def _add_flavors(mlflow_model: Any, info: Any, code_subpath: str) -> None:
+    """The pyfunc flavor and ours, with the backend, the manifest's digest, its settings and versions."""
     from mlflow.pyfunc import add_to_model
+    from mlflow.utils.environment import _CONDA_ENV_FILE_NAME, _PYTHON_ENV_FILE_NAME
+
+    manifest = info.manifest
+    add_to_model(
+        mlflow_model,
+        loader_module="mlflow_flavor",
+        data=BUNDLE_SUBPATH,
+        code=code_subpath,
+        conda_env=_CONDA_ENV_FILE_NAME,
+        python_env=_PYTHON_ENV_FILE_NAME,
+        # MLflow passes on only the model_config keys declared here: declare every one we accept.
+        model_config=_default_model_config(manifest),
+    )
+    onnx_info = manifest.get("onnx") or manifest.get("flair_onnx") or {}
+    versions = manifest.get("versions", {})
+    mlflow_model.add_flavor(
+        FLAVOR_NAME,
+        bundle=BUNDLE_SUBPATH,
+        code=code_subpath,
+        backend=manifest["backend"],
+        task=manifest["task"],
+        model_class=manifest["model_class"],
+        tag_type=manifest.get("tag_type"),
+        manifest_sha256=info.manifest_sha256,
+        providers=onnx_info.get("providers"),
+        session_options=onnx_info.get("session_options"),
+        opset=onnx_info.get("opset"),
+        precision=onnx_info.get("precision"),
+        optimization=(onnx_info.get("optimization") or {}).get("level"),
+        quantization=onnx_info.get("quantization"),
+        flair_version=versions.get("flair"),
+        torch_version=versions.get("torch"),
+        transformers_version=versions.get("transformers"),
+        onnxruntime_version=versions.get("onnxruntime"),
+        parity=_parity_summary(manifest.get("parity")),
+    )
+
+
+def _write_environment(path: Path, backend: str, given: Mapping[str, Any]) -> None:
+    """conda.yaml, requirements.txt (constraints.txt) and python_env.yaml, as MLflow's own flavors write them."""
+    import yaml
     from mlflow.utils.environment import (
         _CONDA_ENV_FILE_NAME,
         _CONSTRAINTS_FILE_NAME,
@@ -309,167 +392,53 @@ def save_model(
         _process_conda_env,
         _process_pip_requirements,
         _PythonEnv,
-        _validate_env_arguments,
     )
     from mlflow.utils.file_utils import write_to
-    from mlflow.utils.model_utils import _validate_and_prepare_target_save_path
 
-    _refuse_unknown_keywords(
-        "save_model",
-        {k: v for k, v in kwargs.items() if k not in _MLFLOW_PASSED_KEYWORDS},
-        [p for p in inspect.signature(save_model).parameters if p != "kwargs"],
-    )
-    _validate_env_arguments(conda_env, pip_requirements, extra_pip_requirements)
-    path = Path(os.path.abspath(path))
-    config = _export_config(
-        export_config,
-        backend,
-        providers,
-        session_options,
-        example_sentences,
-        parity_sentences,
-        parity,
-        onnx,
-        torchscript,
-        strict_providers,
-    )
-    _validate_and_prepare_target_save_path(str(path))
-    try:
-        info = _place_bundle(flair_model, path / BUNDLE_SUBPATH, config)
-        manifest = info.manifest
-        code_subpath = _copy_code(path, code_paths)
-
-        if mlflow_model is None:
-            mlflow_model = Model()
-        mlflow_model.signature = signature if signature is not None else default_signature(manifest["task"])
-        if input_example is None:
-            input_example = pd.DataFrame({"text": EXAMPLE_TEXTS})
-        _save_example(mlflow_model, input_example, str(path))
-        if metadata is not None:
-            mlflow_model.metadata = dict(metadata)
-
-        add_to_model(
-            mlflow_model,
-            loader_module="mlflow_flavor",
-            data=BUNDLE_SUBPATH,
-            code=code_subpath,
-            conda_env=_CONDA_ENV_FILE_NAME,
-            python_env=_PYTHON_ENV_FILE_NAME,
-            # MLflow passes on only the model_config keys declared here: declare every one we accept.
-            model_config=_default_model_config(manifest),
+    conda_env, pip_requirements = given["conda_env"], given["pip_requirements"]
+    if conda_env is None:
+        default_reqs = None if pip_requirements else get_default_pip_requirements(backend)
+        conda_env, pip_reqs, pip_constraints = _process_pip_requirements(
+            default_reqs, pip_requirements, given["extra_pip_requirements"]
         )
-        onnx_info = manifest.get("onnx") or manifest.get("flair_onnx") or {}
-        versions = manifest.get("versions", {})
-        mlflow_model.add_flavor(
-            FLAVOR_NAME,
-            bundle=BUNDLE_SUBPATH,
-            code=code_subpath,
-            backend=manifest["backend"],
-            task=manifest["task"],
-            model_class=manifest["model_class"],
-            tag_type=manifest.get("tag_type"),
-            manifest_sha256=info.manifest_sha256,
-            providers=onnx_info.get("providers"),
-            session_options=onnx_info.get("session_options"),
-            opset=onnx_info.get("opset"),
-            precision=onnx_info.get("precision"),
-            optimization=(onnx_info.get("optimization") or {}).get("level"),
-            quantization=onnx_info.get("quantization"),
-            flair_version=versions.get("flair"),
-            torch_version=versions.get("torch"),
-            transformers_version=versions.get("transformers"),
-            onnxruntime_version=versions.get("onnxruntime"),
-            parity=_parity_summary(manifest.get("parity")),
-        )
-
-        if conda_env is None:
-            default_reqs = None if pip_requirements else get_default_pip_requirements(manifest["backend"])
-            conda_env, pip_reqs, pip_constraints = _process_pip_requirements(
-                default_reqs, pip_requirements, extra_pip_requirements
-            )
-        else:
-            conda_env, pip_reqs, pip_constraints = _process_conda_env(conda_env)
-        with open(path / _CONDA_ENV_FILE_NAME, "w") as f:
-            yaml.safe_dump(conda_env, stream=f, default_flow_style=False)
-        if pip_constraints:
-            write_to(str(path / _CONSTRAINTS_FILE_NAME), "\n".join(pip_constraints))
-        write_to(str(path / _REQUIREMENTS_FILE_NAME), "\n".join(pip_reqs))
-        _PythonEnv.current().to_yaml(str(path / _PYTHON_ENV_FILE_NAME))
-        # the bundle is covered by its manifest; every other file (code/, requirements, examples) by this record
-        mlflow_model.flavors[FLAVOR_NAME][FILES_RECORD_KEY] = outside_bundle_digests(path, BUNDLE_SUBPATH)
-        mlflow_model.save(str(path / MLMODEL_FILE_NAME))
-    except BaseException:
-        shutil.rmtree(path, ignore_errors=True)
-        raise
+    else:
+        conda_env, pip_reqs, pip_constraints = _process_conda_env(conda_env)
+    with open(path / _CONDA_ENV_FILE_NAME, "w") as f:
+        yaml.safe_dump(conda_env, stream=f, default_flow_style=False)
+    if pip_constraints:
+        write_to(str(path / _CONSTRAINTS_FILE_NAME), "\n".join(pip_constraints))
+    write_to(str(path / _REQUIREMENTS_FILE_NAME), "\n".join(pip_reqs))
+    _PythonEnv.current().to_yaml(str(path / _PYTHON_ENV_FILE_NAME))
 
 
-def log_model(
-    flair_model: Any,
-    name: str | None = None,
-    *,
-    registered_model_name: str | None = None,
-    backend: str | Backend = Backend.ONNX,
-    providers: Sequence[str] | None = None,
-    session_options: Mapping[str, Any] | None = None,
-    example_sentences: Sequence[str] | None = None,
-    parity_sentences: Sequence[str] | None = None,
-    parity: ParityConfig | None = None,
-    onnx: OnnxOptions | None = None,
-    torchscript: TorchScriptOptions | None = None,
-    strict_providers: bool = False,
-    export_config: ExportConfig | None = None,
-    signature: Any = None,
-    input_example: Any = None,
-    pip_requirements: Sequence[str] | None = None,
-    extra_pip_requirements: Sequence[str] | None = None,
-    code_paths: Sequence[str] | None = None,
-    conda_env: Any = None,
-    metadata: Mapping[str, Any] | None = None,
-    **kwargs: Any,
-):
+def _log_model_keywords() -> list[str]:
+    """What ``log_model`` takes: its own keywords, ``save_model``'s and those of MLflow's ``Model.log``."""
+    from mlflow.models import Model
+
+    own, saved = _keywords(log_model), _keywords(save_model, "path", "mlflow_model")
+    return list(dict.fromkeys([*own, *saved, *_keywords(Model.log, "cls", "artifact_path", "flavor")]))
+
+
+def log_model(flair_model: Any, name: str | None = None, *, registered_model_name: str | None = None, **kwargs: Any):
     """Log a Flair model as an MLflow model of this flavor (MLflow 3 ``name=`` form); returns ``ModelInfo``.
 
-    Takes :func:`save_model`'s keywords and those of MLflow's ``Model.log`` (``run_id``, ``tags``, ``params``,
-    ``await_registration_for``, ``model_type``, ``step``, ``model_id``, ``resources``, ``auth_policy``,
-    ``prompts``, ``validate_serving_input``); anything else raises ``TypeError`` before a run is touched.
+    Takes :func:`save_model`'s keywords (``backend``, ``onnx``, ``export_config``, ``signature``, ...) and those
+    of MLflow's ``Model.log`` (``run_id``, ``tags``, ``params``, ``await_registration_for``, ``model_type``,
+    ``step``, ``model_id``, ``resources``, ``auth_policy``, ``prompts``, ``validate_serving_input``); anything
+    else raises ``TypeError`` before a run is touched. A registered version is verified where it landed and
+    its digests recorded in the registry.
     """
     from mlflow.models import Model
 
     import mlflow_flavor
 
-    own = [p for p in inspect.signature(log_model).parameters if p != "kwargs"]
-    passed_to_mlflow = [
-        p for p in inspect.signature(Model.log).parameters if p not in ("cls", "artifact_path", "flavor", "kwargs")
-    ]
-    _refuse_unknown_keywords(
-        "log_model",
-        {k: v for k, v in kwargs.items() if k not in passed_to_mlflow and k not in _MLFLOW_PASSED_KEYWORDS},
-        [*own, *passed_to_mlflow],
-    )
-
+    _refuse_unknown_keywords("log_model", kwargs, _log_model_keywords())
     info = Model.log(
         artifact_path=None,
         name=name or "model",
         flavor=mlflow_flavor,
         registered_model_name=registered_model_name,
         flair_model=flair_model,
-        backend=backend,
-        providers=providers,
-        session_options=session_options,
-        example_sentences=example_sentences,
-        parity_sentences=parity_sentences,
-        parity=parity,
-        onnx=onnx,
-        torchscript=torchscript,
-        strict_providers=strict_providers,
-        export_config=export_config,
-        signature=signature,
-        input_example=input_example,
-        pip_requirements=pip_requirements,
-        extra_pip_requirements=extra_pip_requirements,
-        code_paths=code_paths,
-        conda_env=conda_env,
-        metadata=metadata,
         **kwargs,
     )
     if registered_model_name and info.registered_model_version:
