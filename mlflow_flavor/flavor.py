@@ -345,6 +345,8 @@ def _add_flavors(mlflow_model: Any, info: Any, code_subpath: str) -> None:
     from mlflow.pyfunc import add_to_model
     from mlflow.utils.environment import _CONDA_ENV_FILE_NAME, _PYTHON_ENV_FILE_NAME
 
+    from exporter.backends import flavor_metadata
+
     manifest = info.manifest
     add_to_model(
         mlflow_model,
@@ -356,7 +358,6 @@ def _add_flavors(mlflow_model: Any, info: Any, code_subpath: str) -> None:
         # MLflow passes on only the model_config keys declared here: declare every one we accept.
         model_config=_default_model_config(manifest),
     )
-    onnx_info = manifest.get("onnx") or manifest.get("flair_onnx") or {}
     versions = manifest.get("versions", {})
     mlflow_model.add_flavor(
         FLAVOR_NAME,
@@ -367,12 +368,7 @@ def _add_flavors(mlflow_model: Any, info: Any, code_subpath: str) -> None:
         model_class=manifest["model_class"],
         tag_type=manifest.get("tag_type"),
         manifest_sha256=info.manifest_sha256,
-        providers=onnx_info.get("providers"),
-        session_options=onnx_info.get("session_options"),
-        opset=onnx_info.get("opset"),
-        precision=onnx_info.get("precision"),
-        optimization=(onnx_info.get("optimization") or {}).get("level"),
-        quantization=onnx_info.get("quantization"),
+        **flavor_metadata(manifest),  # providers, session options, opset, precision, optimization, quantization
         flair_version=versions.get("flair"),
         torch_version=versions.get("torch"),
         transformers_version=versions.get("transformers"),
