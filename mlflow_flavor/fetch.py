@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from exporter.errors import BundleError, FlairMlflowError
+from exporter.errors import BundleError, ChecksumError, FlairMlflowError
 from exporter.manifest import sha256_bytes, sha256_file, verify_bundle
 
 __all__ = [
@@ -287,48 +287,68 @@ def fetch_model(
     """
     from mlflow.exceptions import MlflowException
 
-    from exporter.errors import ChecksumError
     from mlflow_flavor.redact import redact
 
     if os.path.isdir(model_uri):
         return verify_model_dir(Path(model_uri)).path
     with using_tracking_uri(tracking_uri):
         try:
-            version = resolve_version(model_uri)
-            tags = dict(version.tags or {}) if version is not None else {}
-            if version is not None:
-                model_uri = f"models:/{version.name}/{version.version}"
-            root = Path(cache_dir) if cache_dir else model_cache_dir()
-            root.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as tmp:
-                head = sha256_bytes(_download_mlmodel(model_uri, Path(tmp) / "head"))
-                cached = root / head[:32]
-                if use_cache and cached.is_dir():
-                    try:
-                        verified = verify_model_dir(cached)
-                        check_registered_digests(verified, tags, f"The cached copy of {model_uri}")
-                        if verified.files.get(MLMODEL) == head:
-                            log.info("Using the verified cached copy of %s in %s", model_uri, cached)
-                            return verified.path
-                    except BundleError as e:
-                        log.warning(
-                            "Cached copy %s failed verification (%s); downloading again", cached, redact(str(e))
-                        )
-                    shutil.rmtree(cached, ignore_errors=True)
-                log.info("Downloading %s", model_uri)
-                local = download_model(model_uri, Path(tmp) / "model")
-                verified = verify_model_dir(local)
-                check_registered_digests(verified, tags, model_uri)
-                if verified.files.get(MLMODEL) != head:
-                    raise ChecksumError(f"{model_uri} changed while it was being downloaded; fetch it again.")
-                if not use_cache:
-                    return Path(shutil.move(str(local), Path(tempfile.mkdtemp(prefix="flair-mlflow-model-")) / "model"))
-                try:
-                    os.rename(local, cached)
-                except OSError:
-                    if not cached.is_dir():  # another process won the race when the entry exists now
-                        raise
-                log.info("Cached %s in %s", model_uri, cached)
-                return cached
+            return _fetch_uri(model_uri, Path(cache_dir) if cache_dir else model_cache_dir(), use_cache)
         except MlflowException as e:
             raise FlairMlflowError(f"Could not fetch {redact(model_uri)}: {redact(e.message)}") from None
+
+
+def _fetch_uri(model_uri: str, root: Path, use_cache: bool) -> Path:
+    """:func:`fetch_model` for a URI: the cached copy of its exact ``MLmodel``, else a verified download."""
+    version = resolve_version(model_uri)
+    tags = dict(version.tags or {}) if version is not None else {}
+    if version is not None:
+        model_uri = f"models:/{version.name}/{version.version}"
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as tmp:
+        head = sha256_bytes(_download_mlmodel(model_uri, Path(tmp) / "head"))
+        cached = root / head[:32]
+        hit = _cached_copy(cached, head, tags, model_uri) if use_cache else None
+        if hit is not None:
+            return hit
+        log.info("Downloading %s", model_uri)
+        local = download_model(model_uri, Path(tmp) / "model")
+        verified = verify_model_dir(local)
+        check_registered_digests(verified, tags, model_uri)
+        if verified.files.get(MLMODEL) != head:
+            raise ChecksumError(f"{model_uri} changed while it was being downloaded; fetch it again.")
+        if not use_cache:
+            return Path(shutil.move(str(local), Path(tempfile.mkdtemp(prefix="flair-mlflow-model-")) / "model"))
+        return _move_into_cache(local, cached, model_uri)
+
+
+def _cached_copy(cached: Path, head: str, tags: dict[str, str], model_uri: str) -> Path | None:
+    """The cached copy of exactly the ``MLmodel`` whose sha256 is ``head``, verified; None where there is none.
+
+    A cached copy that fails verification (or holds another ``MLmodel``) is removed, to be downloaded again.
+    """
+    from mlflow_flavor.redact import redact
+
+    if not cached.is_dir():
+        return None
+    try:
+        verified = verify_model_dir(cached)
+        check_registered_digests(verified, tags, f"The cached copy of {model_uri}")
+        if verified.files.get(MLMODEL) == head:
+            log.info("Using the verified cached copy of %s in %s", model_uri, cached)
+            return verified.path
+    except BundleError as e:
+        log.warning("Cached copy %s failed verification (%s); downloading again", cached, redact(str(e)))
+    shutil.rmtree(cached, ignore_errors=True)
+    return None
+
+
+def _move_into_cache(local: Path, cached: Path, model_uri: str) -> Path:
+    """Rename a verified download into the cache in one step (another process may have done it first)."""
+    try:
+        os.rename(local, cached)
+    except OSError:
+        if not cached.is_dir():  # another process won the race when the entry exists now
+            raise
+    log.info("Cached %s in %s", model_uri, cached)
+    return cached

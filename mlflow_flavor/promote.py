@@ -322,63 +322,13 @@ def promote(config: PromotionConfig, progress: Progress | None = None) -> Promot
     """
     say = progress or (lambda message: None)
     source_version = _resolve_source(config)
-    source_tags = dict(source_version.tags or {})
-    source_uri = f"models:/{config.name}/{source_version.version}"
-    if not source_tags.get(FILES_DIGEST_TAG) and not config.allow_untagged:
-        raise SourceVerificationError(
-            f"Refused to promote {config.name} version {source_version.version}: the registry holds no "
-            f"{FILES_DIGEST_TAG} for it, so its files cannot be checked against what was registered. Versions "
-            "registered through flair-mlflow carry it. Use --allow-untagged to promote it on its own manifest."
-        )
     work = Path(tempfile.mkdtemp(prefix="flair-mlflow-promote-"))
     try:
-        try:
-            source = _download_verified(config.tracking_uri, source_uri, work / "source")
-            check_registered_digests(source, source_tags, f"{config.name} version {source_version.version}")
-        except BundleError as e:
-            raise SourceVerificationError(
-                f"Refused to promote {config.name} version {source_version.version}: {redact(str(e))}"
-            ) from None
-        except Exception as e:
-            raise _failed(f"downloading {source_uri} from the source", e) from None
+        source = _verified_source(config, source_version, work)
         say(f"verified source {config.name} v{source_version.version} ({len(source.files)} files)")
-
-        target_uri = config.target_tracking_uri or config.tracking_uri
         name = config.target_name or config.name
-        client = _client(target_uri)
-        created = False
-        if not config.copies:
-            version = str(source_version.version)
-        else:
-            tags = {
-                SOURCE_TAGS["tracking_uri"]: config.source_uri,
-                SOURCE_TAGS["name"]: config.name,
-                SOURCE_TAGS["version"]: str(source_version.version),
-                TARGET_LOCATION_TAG: _normalized(config.target_artifact_location or "") or "default",
-                BUNDLE_DIGEST_TAG: source.bundle_sha256,
-                FILES_DIGEST_TAG: source.tree_sha256,
-            }
-            # the same source version with the same bundle, copied to the same location
-            match = {k: tags[k] for k in (*SOURCE_TAGS.values(), TARGET_LOCATION_TAG, BUNDLE_DIGEST_TAG)}
-            try:
-                copies = _copies_of(client, name, match)
-                if copies:
-                    copy = copies[0]
-                    say(f"found earlier copy {name} v{copy.version}")
-                else:
-                    copy = _register_copy(client, config, source, tags, say)
-                    created = True
-                version = str(copy.version)
-            except FlairMlflowError:
-                raise
-            except Exception as e:  # S3, HTTP and registry errors alike: wrapped, redacted, alias untouched
-                raise _failed(f"copying to {config.target_uri}", e) from None
-            try:
-                _verify_copy(target_uri, name, copy, source, work, client, say)
-            except FlairMlflowError:
-                raise
-            except Exception as e:
-                raise _failed(f"verifying the copy {name} v{version} in the target", e) from None
+        client = _client(config.target_tracking_uri or config.tracking_uri)
+        version, created = _target_version(config, client, source_version, source, work, say)
         evaluation_run_id = None
         if config.eval_conll:
             evaluation_run_id = _quality_gate(config, client, name, version, source, work, say)
@@ -401,6 +351,62 @@ def promote(config: PromotionConfig, progress: Progress | None = None) -> Promot
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _verified_source(config: PromotionConfig, source_version, work: Path) -> VerifiedModel:
+    """The source version downloaded into ``work`` and checked against its manifest and registered digests."""
+    source_tags = dict(source_version.tags or {})
+    source_uri = f"models:/{config.name}/{source_version.version}"
+    if not source_tags.get(FILES_DIGEST_TAG) and not config.allow_untagged:
+        raise SourceVerificationError(
+            f"Refused to promote {config.name} version {source_version.version}: the registry holds no "
+            f"{FILES_DIGEST_TAG} for it, so its files cannot be checked against what was registered. Versions "
+            "registered through flair-mlflow carry it. Use --allow-untagged to promote it on its own manifest."
+        )
+    try:
+        source = _download_verified(config.tracking_uri, source_uri, work / "source")
+        check_registered_digests(source, source_tags, f"{config.name} version {source_version.version}")
+    except BundleError as e:
+        raise SourceVerificationError(
+            f"Refused to promote {config.name} version {source_version.version}: {redact(str(e))}"
+        ) from None
+    except Exception as e:
+        raise _failed(f"downloading {source_uri} from the source", e) from None
+    return source
+
+
+def _target_version(config: PromotionConfig, client, source_version, source: VerifiedModel, work: Path, say):
+    """The version the alias / stage move to, and whether this promotion created it: the source version itself,
+    or its copy in the target (an earlier one found by its source tags, else a new one), verified byte for byte."""
+    if not config.copies:
+        return str(source_version.version), False
+    name = config.target_name or config.name
+    tags = {
+        SOURCE_TAGS["tracking_uri"]: config.source_uri,
+        SOURCE_TAGS["name"]: config.name,
+        SOURCE_TAGS["version"]: str(source_version.version),
+        TARGET_LOCATION_TAG: _normalized(config.target_artifact_location or "") or "default",
+        BUNDLE_DIGEST_TAG: source.bundle_sha256,
+        FILES_DIGEST_TAG: source.tree_sha256,
+    }
+    # the same source version with the same bundle, copied to the same location
+    match = {k: tags[k] for k in (*SOURCE_TAGS.values(), TARGET_LOCATION_TAG, BUNDLE_DIGEST_TAG)}
+    try:
+        copies = _copies_of(client, name, match)
+        if copies:
+            say(f"found earlier copy {name} v{copies[0].version}")
+        copy = copies[0] if copies else _register_copy(client, config, source, tags, say)
+    except FlairMlflowError:
+        raise
+    except Exception as e:  # S3, HTTP and registry errors alike: wrapped, redacted, alias untouched
+        raise _failed(f"copying to {config.target_uri}", e) from None
+    try:
+        _verify_copy(config.target_tracking_uri or config.tracking_uri, name, copy, source, work, client, say)
+    except FlairMlflowError:
+        raise
+    except Exception as e:
+        raise _failed(f"verifying the copy {name} v{copy.version} in the target", e) from None
+    return str(copy.version), not copies
 
 
 def _current_uri() -> str:
