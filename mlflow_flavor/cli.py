@@ -6,17 +6,30 @@ import contextlib
 import json
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 
+from exporter.config import (
+    OPTIMIZATION_LEVELS,
+    PRECISIONS,
+    QUANTIZATIONS,
+    Backend,
+    OnnxOptions,
+    RuntimeOptions,
+)
 from exporter.errors import FlairMlflowError
 from mlflow_flavor.loadtest import BACKENDS as LOADTEST_BACKENDS
 from mlflow_flavor.loadtest import BATCHING as LOADTEST_BATCHING
 
-log = logging.getLogger("flair_mlflow")
-
-BACKENDS = ["onnx", "torchscript", "torch"]
+#: the backends to choose from (``flair-onnx`` is chosen by itself for a model from Flair's own ``export_onnx``)
+BACKENDS = [b.value for b in Backend if b is not Backend.FLAIR_ONNX]
+#: the CLI's word for an option left off (``OnnxOptions`` reads it as None)
+NONE = "none"
+_ONNX = OnnxOptions()
+_RUNTIME = RuntimeOptions()
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -63,108 +76,85 @@ def _read_lines(path: str | None) -> list[str]:
     return [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+#: the options of ``export`` and ``log`` that build the export config (:func:`_export_config`)
+_EXPORT_OPTIONS = [
+    click.option("--backend", type=click.Choice(BACKENDS), default=Backend.ONNX.value, show_default=True),
+    click.option("--opset", type=int, default=_ONNX.opset, show_default=True, help="ONNX opset."),
+    click.option(
+        "--optimize",
+        type=click.Choice([NONE, *OPTIMIZATION_LEVELS]),
+        default=_ONNX.optimize or NONE,
+        show_default=True,
+        help="ONNX Runtime transformer optimizer level.",
+    ),
+    click.option(
+        "--quantize", type=click.Choice([NONE, *QUANTIZATIONS]), default=_ONNX.quantize or NONE, show_default=True
+    ),
+    click.option(
+        "--per-channel/--per-tensor", default=_ONNX.per_channel, show_default=True, help="int8 weight granularity."
+    ),
+    click.option("--precision", type=click.Choice(PRECISIONS), default=_ONNX.precision, show_default=True),
+    click.option("--fp16-fallback", is_flag=True, help="Export fp32 with a warning where CUDA is missing."),
+    click.option("--external-data", is_flag=True, help="Store ONNX weights in an external-data file."),
+    click.option("--force-max-length", is_flag=True, help="TorchScript: pad to the maximum length (static shapes)."),
+    click.option("--strict-providers", is_flag=True, help="Refuse to load where a provider is missing."),
+    click.option("--gold-conll", type=click.Path(exists=True, dir_okay=False), help="Labeled set for the parity gate."),
+    click.option("--provider", "providers", multiple=True, help="ONNX Runtime execution provider (repeatable)."),
+    click.option(
+        "--intra-op-threads", type=int, default=_RUNTIME.intra_op_num_threads, show_default=True, help="0: ORT decides."
+    ),
+    click.option(
+        "--encoder-workers",
+        type=int,
+        default=_RUNTIME.encoder_workers,
+        show_default=True,
+        help="Run each batch in this many parts at once (with --intra-op-threads 1: one per core).",
+    ),
+    click.option(
+        "--length-buckets/--no-length-buckets",
+        default=_RUNTIME.length_buckets,
+        show_default=True,
+        help="Group each batch by subtoken length so that short sentences skip long ones' padding.",
+    ),
+    click.option("--parity-sentences", type=click.Path(exists=True, dir_okay=False), help="One sentence per line."),
+    click.option(
+        "--min-agreement",
+        type=float,
+        default=None,
+        help="Share of sentences with identical entities required (default 1.0 lossless, none lossy).",
+    ),
+    click.option("--force", is_flag=True, help="Record a failing parity report instead of stopping."),
+]
+
+
 def _export_options(f):
-    options = [
-        click.option("--backend", type=click.Choice(BACKENDS), default="onnx", show_default=True),
-        click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset."),
-        click.option(
-            "--optimize",
-            type=click.Choice(["none", "fusion", "basic", "extended", "all"]),
-            default="none",
-            show_default=True,
-            help="ONNX Runtime transformer optimizer level.",
-        ),
-        click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", show_default=True),
-        click.option("--per-channel/--per-tensor", default=True, show_default=True, help="int8 weight granularity."),
-        click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True),
-        click.option("--fp16-fallback", is_flag=True, help="Export fp32 with a warning where CUDA is missing."),
-        click.option("--external-data", is_flag=True, help="Store ONNX weights in an external-data file."),
-        click.option(
-            "--force-max-length", is_flag=True, help="TorchScript: pad to the maximum length (static shapes)."
-        ),
-        click.option("--strict-providers", is_flag=True, help="Refuse to load where a provider is missing."),
-        click.option(
-            "--gold-conll", type=click.Path(exists=True, dir_okay=False), help="Labeled set for the parity gate."
-        ),
-        click.option("--provider", "providers", multiple=True, help="ONNX Runtime execution provider (repeatable)."),
-        click.option("--intra-op-threads", type=int, default=0, show_default=True, help="0 = ONNX Runtime decides."),
-        click.option(
-            "--encoder-workers",
-            type=int,
-            default=1,
-            show_default=True,
-            help="Run each batch in this many parts at once (with --intra-op-threads 1: one per core).",
-        ),
-        click.option(
-            "--length-buckets/--no-length-buckets",
-            default=True,
-            show_default=True,
-            help="Group each batch by subtoken length so that short sentences skip long ones' padding.",
-        ),
-        click.option("--parity-sentences", type=click.Path(exists=True, dir_okay=False), help="One sentence per line."),
-        click.option(
-            "--min-agreement",
-            type=float,
-            default=None,
-            help="Share of sentences with identical entities required (default 1.0 lossless, none lossy).",
-        ),
-        click.option("--force", is_flag=True, help="Record a failing parity report instead of stopping."),
-    ]
-    for option in reversed(options):
+    for option in reversed(_EXPORT_OPTIONS):
         f = option(f)
     return f
 
 
-def _parity(min_agreement: float | None, force: bool, gold_conll: str | None):
-    from exporter.config import ParityConfig
+def _export_config(options: Mapping[str, Any]):
+    """The :class:`ExportConfig` of the export options' values (click's parameters of ``export`` and ``log``)."""
+    from exporter.config import ExportConfig, ParityConfig, TorchScriptOptions
 
-    return ParityConfig(min_tag_agreement=min_agreement, force=force, gold_conll=gold_conll)
-
-
-def _export_config(
-    backend,
-    opset,
-    optimize,
-    quantize,
-    per_channel,
-    precision,
-    fp16_fallback,
-    external_data,
-    force_max_length,
-    strict_providers,
-    providers,
-    intra_op_threads,
-    encoder_workers,
-    length_buckets,
-    parity_sentences,
-    min_agreement,
-    force,
-    gold_conll,
-):
-    from exporter.config import ExportConfig, OnnxOptions, RuntimeOptions, TorchScriptOptions
-
+    providers = options["providers"]
     runtime = RuntimeOptions(
-        intra_op_num_threads=intra_op_threads,
-        encoder_workers=encoder_workers,
-        length_buckets=length_buckets,
-        strict_providers=strict_providers,
+        intra_op_num_threads=options["intra_op_threads"],
+        encoder_workers=options["encoder_workers"],
+        length_buckets=options["length_buckets"],
+        strict_providers=options["strict_providers"],
         **({"providers": tuple(providers)} if providers else {}),
     )
+    onnx_keys = ("opset", "optimize", "quantize", "per_channel", "precision", "fp16_fallback", "external_data")
     return ExportConfig(
-        backend=backend,
-        onnx=OnnxOptions(
-            opset=opset,
-            optimize=optimize,
-            quantize=quantize,
-            per_channel=per_channel,
-            precision=precision,
-            fp16_fallback=fp16_fallback,
-            external_data=external_data,
-        ),
-        torchscript=TorchScriptOptions(force_max_length=force_max_length),
+        backend=options["backend"],
+        onnx=OnnxOptions(**{key: options[key] for key in onnx_keys}),
+        torchscript=TorchScriptOptions(force_max_length=options["force_max_length"]),
         runtime=runtime,
-        parity=_parity(min_agreement, force, gold_conll),
-        parity_sentences=tuple(_read_lines(parity_sentences)),
+        parity=ParityConfig(
+            min_tag_agreement=options["min_agreement"], force=options["force"], gold_conll=options["gold_conll"]
+        ),
+        parity_sentences=tuple(_read_lines(options["parity_sentences"])),
     )
 
 
@@ -180,7 +170,7 @@ def export(model, output, **options):
 
     _flair_logs_to_stderr()
 
-    config = _export_config(**options)
+    config = _export_config(options)
     info = save_bundle(load_flair_model(resolve_model_path(model)), output, config)
     summary = {
         "bundle": str(info.path),
@@ -220,7 +210,7 @@ def log_cmd(model, name, registered_model_name, stage, alias, experiment_name, t
 
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
-    config = _export_config(**options)
+    config = _export_config(options)
     result = run_log_job(
         model,
         backend=options["backend"],

@@ -54,7 +54,7 @@ def resolve_model_path(model: str) -> Path:
 def _option_params(config: Any) -> dict[str, Any]:
     """The export options worth seeing next to the run (no paths, nothing secret)."""
     params = {}
-    if config.backend.value == "onnx":
+    if config.backend is Backend.ONNX:
         params.update(
             {
                 "opset": config.onnx.opset,
@@ -65,7 +65,7 @@ def _option_params(config: Any) -> dict[str, Any]:
                 "providers": ",".join(config.runtime.providers),
             }
         )
-    elif config.backend.value == "torchscript":
+    elif config.backend is Backend.TORCHSCRIPT:
         params["force_max_length"] = config.torchscript.force_max_length
     return params
 
@@ -73,7 +73,7 @@ def _option_params(config: Any) -> dict[str, Any]:
 def run_log_job(
     model: str = DEMO,
     *,
-    backend: str = "onnx",
+    backend: str = Backend.ONNX.value,
     name: str = "model",
     registered_model_name: str | None = "ner",
     stage: str | None = "Production",

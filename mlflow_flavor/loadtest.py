@@ -264,11 +264,11 @@ def long_text_probe(model_dir: Path, words: int) -> dict[str, float]:
 
 
 def _save(config: LoadTestConfig, backend: str, path: Path) -> None:
-    from exporter.config import OnnxOptions, ParityConfig
+    from exporter.config import Backend, OnnxOptions, ParityConfig
     from mlflow_flavor.flavor import save_model
 
     # the load test measures speed: an int8 export that misses the parity gate is still measured
-    options = {"backend": "onnx", "onnx": OnnxOptions(quantize="int8"), "parity": ParityConfig(force=True)}
+    options = {"backend": Backend.ONNX, "onnx": OnnxOptions(quantize="int8"), "parity": ParityConfig(force=True)}
     save_model(str(config.model_path), path, **(options if backend == "int8" else {"backend": backend}))
 
 
