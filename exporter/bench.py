@@ -230,7 +230,7 @@ def _pytorch_buckets(model_path: Path) -> Any:
     """Flair's PyTorch model with its encoder called through flair-mlflow's path (buckets, lean pooling)."""
     import torch
 
-    from exporter.backends.onnx import _HiddenStates
+    from exporter.backends.tracing import HiddenStates
     from exporter.embeddings import build_accelerated_embeddings
     from exporter.fastpath import FastViterbiDecoder
     from exporter.modelfile import load_flair_model
@@ -239,7 +239,7 @@ def _pytorch_buckets(model_path: Path) -> Any:
     model = load_flair_model(model_path)
     original = find_transformer_embeddings(model)
     settings = EmbeddingSettings.from_embeddings(original)
-    wrapper = _HiddenStates(original.model, settings.hidden_state_layers).eval()
+    wrapper = HiddenStates(original.model, settings.hidden_state_layers).eval()
 
     def encoder(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[torch.Tensor]:
         with torch.no_grad():  # as Flair's own predict
@@ -293,7 +293,7 @@ def _flair_export_onnx(model_path: Path, work: Path, texts: list[str], runtime: 
     session rebuilt with the same settings as every other ONNX variant (threads, no spinning)."""
     from flair.data import Sentence
 
-    from exporter.flair_onnx import apply_runtime, legacy_onnx_export
+    from exporter.backends.flair_onnx import apply_runtime, legacy_onnx_export
     from exporter.modelfile import load_flair_model
 
     model = load_flair_model(model_path)
@@ -325,117 +325,21 @@ def _flair_onnx_bundle(model: Any, work: Path) -> Path | None:
 def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow: bool = True) -> BenchResult:
     """Run the benchmark; write the Markdown report into ``output``; log metrics and a chart to MLflow."""
     import torch
-    from tqdm import tqdm
-
-    from exporter.bundle import load_bundle, save_bundle
-    from exporter.modelfile import PICKLE_NEEDS_OPT_IN, load_flair_model
-    from exporter.parity import label_scores, max_score_diff, predictions, span_f1
 
     torch.set_num_threads(config.threads)
     texts, source = load_sentences(config)
     if not texts:
         raise ConfigError("No benchmark sentences: the CoNLL file has none of the minimum length.")
-    models: dict[str, Any] = {BASELINE: load_flair_model(config.model_path)}
-    classifier = type(models[BASELINE]).__name__ == "TextClassifier"
-    load_times: dict[str, float] = {BASELINE: 0.0}
-    sizes: dict[str, int] = {BASELINE: config.model_path.stat().st_size}
-    paths: dict[str, tuple[str, Path]] = {BASELINE: ("flair", config.model_path)}
-    runtime = RuntimeOptions(intra_op_num_threads=config.threads, inter_op_num_threads=1)
     with tempfile.TemporaryDirectory(prefix="flair-mlflow-bench-") as work_dir:
-        work = Path(work_dir)
-        if config.include_flair_onnx:
-            started = time.perf_counter()
-            models[ANCHOR], sizes[ANCHOR] = _flair_export_onnx(config.model_path, work, texts, runtime)
-            load_times[ANCHOR] = time.perf_counter() - started
-            anchor_bundle = _flair_onnx_bundle(models[ANCHOR], work)
-            if anchor_bundle:
-                paths[ANCHOR] = ("bundle", anchor_bundle)
-        # how each variant pads its encoder calls, for the executed FLOPs (default: as Flair does)
-        padding: dict[str, str] = {PYTORCH_BUCKETS: "buckets"}
-        if config.include_pytorch_buckets:
-            started = time.perf_counter()
-            models[PYTORCH_BUCKETS] = _pytorch_buckets(config.model_path)
-            load_times[PYTORCH_BUCKETS] = time.perf_counter() - started
-            sizes[PYTORCH_BUCKETS] = sizes[BASELINE]
-        for backend in tqdm(config.backends, desc="exporting", unit="variant"):
-            variant = dict(VARIANTS[backend])
-            overrides = dict(variant.pop("runtime", {}))
-            if overrides.get("encoder_workers") == "threads":
-                overrides["encoder_workers"] = config.threads
-            variant_runtime = runtime.updated(overrides)
-            if variant_runtime.length_buckets:
-                padding[backend] = "workers" if variant_runtime.encoder_workers > 1 else "buckets"
-            export_config = ExportConfig(**variant, runtime=variant_runtime, parity=ParityConfig(enabled=False))
-            info = save_bundle(models[BASELINE], work / backend, export_config)
-            started = time.perf_counter()
-            trusted = info.manifest.get("model_pickle") == PICKLE_NEEDS_OPT_IN  # written just now
-            models[backend] = load_bundle(info.path, allow_pickle=trusted)
-            load_times[backend] = time.perf_counter() - started
-            sizes[backend] = sum(e["size"] for e in info.manifest["files"].values())
-            paths[backend] = ("bundle", info.path)
-
+        lineup = _line_up(config, Path(work_dir), texts)
         plans = {
             b: _batches(texts if b >= 32 else texts[: config.small_batch_sentences], b) for b in config.batch_sizes
         }
-        for model in models.values():  # warm-up
-            _timed_pass(model, plans[max(config.batch_sizes)][:2], max(config.batch_sizes))
-        latencies: dict[tuple[str, int], list[list[float]]] = {(n, b): [] for n in models for b in config.batch_sizes}
-        spans: dict[str, list] = {}
-        scores: dict[str, list] = {}
-        total = config.repeats * len(models) * len(config.batch_sizes)
-        with tqdm(total=total, desc="benchmark passes", unit="pass") as bar:
-            for _ in range(config.repeats):
-                for batch_size in config.batch_sizes:
-                    for name, model in models.items():
-                        batch_latencies, sentences = _timed_pass(model, plans[batch_size], batch_size)
-                        latencies[(name, batch_size)].append(batch_latencies)
-                        if batch_size == max(config.batch_sizes) and name not in spans:
-                            spans[name] = [set(predictions(s, model.label_type)) for s in sentences]
-                            scores[name] = [label_scores(s, model.label_type) for s in sentences]
-                        bar.update()
-        memory = {}
-        if config.measure_memory:
-            for name, (kind, path) in tqdm(paths.items(), desc="peak memory", unit="variant"):
-                memory[name] = _peak_memory(kind, path, texts[:64], config.threads)
-        dims = _encoder_dims(models[BASELINE])
-        flops = (
-            {
-                k: _encoder_flops(dims, v)
-                for k, v in _encoder_shapes(models[BASELINE], plans[max(config.batch_sizes)], config.threads).items()
-            }
-            if dims
-            else None
-        )
-        ceiling = _matmul_gflops(config.threads)
-
-    rows = []
-    largest = max(config.batch_sizes)
-    for name in models:
-        row: dict[str, Any] = {"backend": name}
-        for b in config.batch_sizes:
-            passes = latencies[(name, b)]
-            median_pass = statistics.median(sum(p) for p in passes)
-            base_pass = statistics.median(sum(p) for p in latencies[(BASELINE, b)])
-            all_batches = [x for p in passes for x in p]
-            row[f"sps_{b}"] = sum(len(x) for x in plans[b]) / median_pass
-            row[f"ratio_{b}"] = base_pass / median_pass
-            row[f"p50_ms_{b}"] = 1000 * _percentile(all_batches, 0.5)
-            row[f"p95_ms_{b}"] = 1000 * _percentile(all_batches, 0.95)
-        row["passes_s"] = [round(sum(p), 3) for p in latencies[(name, largest)]]
-        row["identical"] = sum(a == b for a, b in zip(spans[name], spans[BASELINE]))
-        row["entity_f1"] = span_f1(spans[BASELINE], spans[name])
-        row["max_score_diff"] = max_score_diff(scores[BASELINE], scores[name]) if classifier else None
-        row["sentences"] = len(texts)
-        row["load_s"] = load_times[name]
-        row["size_mb"] = sizes[name] / 1e6
-        row["peak_rss_mb"] = memory.get(name)
-        pass_time = statistics.median(sum(p) for p in latencies[(name, largest)])
-        row["gflops"] = flops["useful"] / pass_time / 1e9 if flops else None
-        executed = flops and flops[padding.get(name, "flair")]
-        row["gflops_executed"] = executed / pass_time / 1e9 if executed else None
-        rows.append(row)
+        measured = _measure(config, lineup, plans, texts)
+    classifier = type(lineup.models[BASELINE]).__name__ == "TextClassifier"
+    rows = [_row(config, name, lineup, measured, plans, len(texts), classifier) for name in lineup.models]
     result = BenchResult(rows=rows)
-    result.markdown = _markdown(config, rows, source, ceiling, classifier)
+    result.markdown = _markdown(config, rows, source, measured.ceiling, classifier)
     if output:
         write_report(output, result.markdown, section="bench-classifier" if classifier else "bench")
         log.info("Benchmark written to %s", output)
@@ -444,17 +348,216 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
     return result
 
 
+@dataclass
+class _Lineup:
+    """The models under test by variant name, in the order they run, and what each cost to get ready."""
+
+    models: dict[str, Any] = field(default_factory=dict)
+    load_times: dict[str, float] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+    #: what the memory probe loads for each variant: ``("flair" | "bundle", path)``
+    paths: dict[str, tuple[str, Path]] = field(default_factory=dict)
+    #: how each variant pads its encoder calls, for the executed FLOPs (default: as Flair does)
+    padding: dict[str, str] = field(default_factory=lambda: {PYTORCH_BUCKETS: "buckets"})
+
+    def add(self, name: str, model: Any, load_s: float, size: int, path: tuple[str, Path] | None = None) -> None:
+        self.models[name] = model
+        self.load_times[name] = load_s
+        self.sizes[name] = size
+        if path:
+            self.paths[name] = path
+
+
+def _line_up(config: BenchConfig, work: Path, texts: list[str]) -> _Lineup:
+    """Load Flair's model, build the reference rows, export and load every variant (bundles under ``work``)."""
+    from tqdm import tqdm
+
+    from exporter.modelfile import load_flair_model
+
+    lineup = _Lineup()
+    baseline = load_flair_model(config.model_path)
+    lineup.add(BASELINE, baseline, 0.0, config.model_path.stat().st_size, ("flair", config.model_path))
+    runtime = RuntimeOptions(intra_op_num_threads=config.threads, inter_op_num_threads=1)
+    if config.include_flair_onnx:
+        _add_anchor(lineup, config.model_path, work, texts, runtime)
+    if config.include_pytorch_buckets:
+        started = time.perf_counter()
+        model = _pytorch_buckets(config.model_path)
+        lineup.add(PYTORCH_BUCKETS, model, time.perf_counter() - started, lineup.sizes[BASELINE])
+    for backend in tqdm(config.backends, desc="exporting", unit="variant"):
+        _add_variant(lineup, backend, _variant_runtime(config, backend, runtime), work)
+    return lineup
+
+
+def _add_anchor(lineup: _Lineup, model_path: Path, work: Path, texts: list[str], runtime: RuntimeOptions) -> None:
+    """Flair's own ``export_onnx``, timed from export to a ready model; bundled too for the memory probe."""
+    started = time.perf_counter()
+    model, size = _flair_export_onnx(model_path, work, texts, runtime)
+    lineup.add(ANCHOR, model, time.perf_counter() - started, size)
+    anchor_bundle = _flair_onnx_bundle(model, work)
+    if anchor_bundle:
+        lineup.paths[ANCHOR] = ("bundle", anchor_bundle)
+
+
+def _variant_runtime(config: BenchConfig, backend: str, runtime: RuntimeOptions) -> RuntimeOptions:
+    """The session settings of variant ``backend``: the benchmark's, with the variant's overrides."""
+    overrides = dict(VARIANTS[backend].get("runtime", {}))
+    if overrides.get("encoder_workers") == "threads":
+        overrides["encoder_workers"] = config.threads
+    return runtime.updated(overrides)
+
+
+def _add_variant(lineup: _Lineup, backend: str, runtime: RuntimeOptions, work: Path) -> None:
+    """Export Flair's model as variant ``backend`` into ``work`` and load it, timing the load."""
+    from exporter.bundle import load_bundle, save_bundle
+    from exporter.modelfile import PICKLE_NEEDS_OPT_IN
+
+    if runtime.length_buckets:
+        lineup.padding[backend] = "workers" if runtime.encoder_workers > 1 else "buckets"
+    options = {k: v for k, v in VARIANTS[backend].items() if k != "runtime"}
+    export_config = ExportConfig(**options, runtime=runtime, parity=ParityConfig(enabled=False))
+    info = save_bundle(lineup.models[BASELINE], work / backend, export_config)
+    started = time.perf_counter()
+    trusted = info.manifest.get("model_pickle") == PICKLE_NEEDS_OPT_IN  # written just now
+    model = load_bundle(info.path, allow_pickle=trusted)
+    load_s = time.perf_counter() - started
+    lineup.add(backend, model, load_s, sum(e["size"] for e in info.manifest["files"].values()), ("bundle", info.path))
+
+
+@dataclass
+class _Measurements:
+    """What the benchmark measured, by variant name (``latencies`` by variant and batch size)."""
+
+    #: per timed pass, the latency of each batch
+    latencies: dict[tuple[str, int], list[list[float]]]
+    #: per sentence of the first pass at the largest batch size, the predictions and (classifiers) scores
+    spans: dict[str, list]
+    scores: dict[str, list]
+    memory: dict[str, float | None]
+    #: FLOPs of one pass at the largest batch size, by padding (None when the encoder's shape is unknown)
+    flops: dict[str, float] | None
+    #: GFLOP/s of a large matrix product
+    ceiling: float
+
+
+def _measure(
+    config: BenchConfig, lineup: _Lineup, plans: dict[int, list[list[str]]], texts: list[str]
+) -> _Measurements:
+    """Timed passes, then peak memory, then the encoder's FLOPs and the machine's ceiling."""
+    from tqdm import tqdm
+
+    latencies, spans, scores = _timed_passes(config, lineup.models, plans)
+    memory = {}
+    if config.measure_memory:
+        for name, (kind, path) in tqdm(lineup.paths.items(), desc="peak memory", unit="variant"):
+            memory[name] = _peak_memory(kind, path, texts[:64], config.threads)
+    flops = _pass_flops(lineup.models[BASELINE], plans[max(config.batch_sizes)], config.threads)
+    return _Measurements(latencies, spans, scores, memory, flops, _matmul_gflops(config.threads))
+
+
+def _timed_passes(
+    config: BenchConfig, models: dict[str, Any], plans: dict[int, list[list[str]]]
+) -> tuple[dict[tuple[str, int], list[list[float]]], dict[str, list], dict[str, list]]:
+    """A warm-up, then ``config.repeats`` rounds of one pass per batch size and variant, interleaved; the
+    latencies of each pass, and the predictions of each variant's first pass at the largest batch size."""
+    from tqdm import tqdm
+
+    from exporter.parity import label_scores, predictions
+
+    largest = max(config.batch_sizes)
+    for model in models.values():  # warm-up
+        _timed_pass(model, plans[largest][:2], largest)
+    latencies: dict[tuple[str, int], list[list[float]]] = {(n, b): [] for n in models for b in config.batch_sizes}
+    spans: dict[str, list] = {}
+    scores: dict[str, list] = {}
+    total = config.repeats * len(models) * len(config.batch_sizes)
+    with tqdm(total=total, desc="benchmark passes", unit="pass") as bar:
+        for _ in range(config.repeats):
+            for batch_size in config.batch_sizes:
+                for name, model in models.items():
+                    batch_latencies, sentences = _timed_pass(model, plans[batch_size], batch_size)
+                    latencies[(name, batch_size)].append(batch_latencies)
+                    if batch_size == largest and name not in spans:
+                        spans[name] = [set(predictions(s, model.label_type)) for s in sentences]
+                        scores[name] = [label_scores(s, model.label_type) for s in sentences]
+                    bar.update()
+    return latencies, spans, scores
+
+
+def _pass_flops(model: Any, batches: list[list[str]], workers: int) -> dict[str, float] | None:
+    """The encoder's FLOPs over ``batches``, by padding (see :func:`_encoder_shapes`)."""
+    dims = _encoder_dims(model)
+    if not dims:
+        return None
+    return {k: _encoder_flops(dims, v) for k, v in _encoder_shapes(model, batches, workers).items()}
+
+
+def _row(
+    config: BenchConfig,
+    name: str,
+    lineup: _Lineup,
+    measured: _Measurements,
+    plans: dict[int, list[list[str]]],
+    sentences: int,
+    classifier: bool,
+) -> dict[str, Any]:
+    """The report's row of variant ``name``: throughput per batch size, then fidelity and cost."""
+    from exporter.parity import max_score_diff, span_f1
+
+    largest = max(config.batch_sizes)
+    row: dict[str, Any] = {"backend": name}
+    for b in config.batch_sizes:
+        row.update(_throughput(measured.latencies, name, b, plans[b]))
+    spans, scores = measured.spans, measured.scores
+    row["passes_s"] = [round(sum(p), 3) for p in measured.latencies[(name, largest)]]
+    row["identical"] = sum(a == b for a, b in zip(spans[name], spans[BASELINE]))
+    row["entity_f1"] = span_f1(spans[BASELINE], spans[name])
+    row["max_score_diff"] = max_score_diff(scores[BASELINE], scores[name]) if classifier else None
+    row["sentences"] = sentences
+    row["load_s"] = lineup.load_times[name]
+    row["size_mb"] = lineup.sizes[name] / 1e6
+    row["peak_rss_mb"] = measured.memory.get(name)
+    pass_time = statistics.median(sum(p) for p in measured.latencies[(name, largest)])
+    flops = measured.flops
+    row["gflops"] = flops["useful"] / pass_time / 1e9 if flops else None
+    executed = flops and flops[lineup.padding.get(name, "flair")]
+    row["gflops_executed"] = executed / pass_time / 1e9 if executed else None
+    return row
+
+
+def _throughput(
+    latencies: dict[tuple[str, int], list[list[float]]], name: str, b: int, batches: list[list[str]]
+) -> dict[str, float]:
+    """Sentences/s of the median pass, its ratio to Flair PyTorch's, and p50/p95 batch latency."""
+    passes = latencies[(name, b)]
+    median_pass = statistics.median(sum(p) for p in passes)
+    base_pass = statistics.median(sum(p) for p in latencies[(BASELINE, b)])
+    all_batches = [x for p in passes for x in p]
+    return {
+        f"sps_{b}": sum(len(x) for x in batches) / median_pass,
+        f"ratio_{b}": base_pass / median_pass,
+        f"p50_ms_{b}": 1000 * _percentile(all_batches, 0.5),
+        f"p95_ms_{b}": 1000 * _percentile(all_batches, 0.95),
+    }
+
+
 def _markdown(
     config: BenchConfig, rows: list[dict[str, Any]], source: str, ceiling: float, classifier: bool = False
 ) -> str:
+    lines = [
+        *_preamble(config, source, ceiling),
+        *_throughput_table(config, rows, classifier),
+        *_fidelity_table(config, rows, classifier),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _preamble(config: BenchConfig, source: str, ceiling: float) -> list[str]:
+    """How, where and on what the benchmark ran."""
     from exporter.manifest import library_versions
 
-    unit, agree, f1 = ("texts", "labels", "label") if classifier else ("sentences", "entities", "entity")
-
-    sizes = config.batch_sizes
-    largest = max(sizes)
     versions = library_versions()
-    lines = [
+    return [
         "Measured by `flair-mlflow bench`; ratios compare variants measured side by side in one run, passes "
         "interleaved, median of the passes.",
         "",
@@ -464,7 +567,7 @@ def _markdown(
         f"- Machine: {_machine()}, {config.threads} threads (torch and ONNX Runtime intra-op); "
         f"2048³ fp32 matrix product: {ceiling:.0f} GFLOP/s",
         f"- Model: `{config.model_path.name}`",
-        f"- Sentences: {source}; batch {largest} over all of them, smaller batches over the first "
+        f"- Sentences: {source}; batch {max(config.batch_sizes)} over all of them, smaller batches over the first "
         f"{config.small_batch_sentences}; {config.repeats} timed passes per variant and batch size",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
         f"- Variants: `{PYTORCH_BUCKETS}` is Flair's PyTorch encoder inside flair-mlflow's path (length "
@@ -472,6 +575,14 @@ def _markdown(
         f"`-workers` variants run each batch in {config.threads} parts at once, one ONNX Runtime thread each. Encoder "
         "GFLOP/s: *useful* counts the sentences without padding, *executed* the padding each variant computes",
         "",
+    ]
+
+
+def _throughput_table(config: BenchConfig, rows: list[dict[str, Any]], classifier: bool) -> list[str]:
+    unit = "texts" if classifier else "sentences"
+    sizes = config.batch_sizes
+    largest = max(sizes)
+    lines = [
         f"### Throughput ({unit}/s, and ratio to Flair PyTorch)",
         "",
         "| variant | "
@@ -487,9 +598,14 @@ def _markdown(
             + " | ".join(cells)
             + f" | {r[f'p50_ms_{largest}']:.0f} / {r[f'p95_ms_{largest}']:.0f} | {gflops} |"
         )
-    lines += [
+    return lines
+
+
+def _fidelity_table(config: BenchConfig, rows: list[dict[str, Any]], classifier: bool) -> list[str]:
+    agree, f1 = ("labels", "label") if classifier else ("entities", "entity")
+    lines = [
         "",
-        f"### Fidelity and cost (batch {largest})",
+        f"### Fidelity and cost (batch {max(config.batch_sizes)})",
         "",
         f"| variant | identical {agree} | {f1} F1 vs PyTorch | "
         + ("max score diff | " if classifier else "")
@@ -504,7 +620,7 @@ def _markdown(
             + f"{r['load_s']:.2f} "
             f"| {r['size_mb']:.1f} | {rss} | {', '.join(map(str, r['passes_s']))} |"
         )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def write_report(output: Path, markdown: str, section: str = "bench") -> None:
@@ -540,44 +656,57 @@ def _log_to_mlflow(config: BenchConfig, result: BenchResult) -> None:
             }
         )
         for r in result.rows:
-            key = r["backend"].replace("-", "_")
-            metrics = {
-                f"{key}_identical_share": r["identical"] / r["sentences"],
-                f"{key}_entity_f1": r["entity_f1"],
-                f"{key}_load_s": r["load_s"],
-                f"{key}_size_mb": r["size_mb"],
-            }
-            for b in config.batch_sizes:
-                metrics.update(
-                    {
-                        f"{key}_sps_b{b}": r[f"sps_{b}"],
-                        f"{key}_ratio_b{b}": r[f"ratio_{b}"],
-                        f"{key}_p95_ms_b{b}": r[f"p95_ms_{b}"],
-                    }
-                )
-            if r["peak_rss_mb"]:
-                metrics[f"{key}_peak_rss_mb"] = r["peak_rss_mb"]
-            mlflow.log_metrics(metrics)
-        fig, ax = plt.subplots(figsize=(8, 4))
-        width = 0.8 / len(config.batch_sizes)
-        for i, b in enumerate(config.batch_sizes):
-            xs = [j + i * width for j in range(len(result.rows))]
-            bars = ax.bar(xs, [r[f"ratio_{b}"] for r in result.rows], width, label=f"batch {b}")
-            for bar, r in zip(bars, result.rows):
-                ax.annotate(
-                    f"{r[f'ratio_{b}']:.2f}",
-                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                    ha="center",
-                    va="bottom",
-                    fontsize=7,
-                )
-        ax.axhline(1.0, color="grey", linewidth=0.8)
-        ax.set_xticks([j + width * (len(config.batch_sizes) - 1) / 2 for j in range(len(result.rows))])
-        ax.set_xticklabels([r["backend"] for r in result.rows], rotation=20, ha="right")
-        ax.set_ylabel("throughput vs Flair PyTorch")
-        ax.set_title(f"predict throughput, {config.threads} threads")
-        ax.legend()
-        fig.tight_layout()
+            mlflow.log_metrics(_metrics(config, r))
+        fig = _ratio_chart(config, result.rows)
         mlflow.log_figure(fig, "benchmark.png")
         plt.close(fig)
         mlflow.log_text(result.markdown, "BENCHMARKS.md")
+
+
+def _metrics(config: BenchConfig, r: dict[str, Any]) -> dict[str, float]:
+    """The MLflow metrics of one report row, named after its variant."""
+    key = r["backend"].replace("-", "_")
+    metrics = {
+        f"{key}_identical_share": r["identical"] / r["sentences"],
+        f"{key}_entity_f1": r["entity_f1"],
+        f"{key}_load_s": r["load_s"],
+        f"{key}_size_mb": r["size_mb"],
+    }
+    for b in config.batch_sizes:
+        metrics.update(
+            {
+                f"{key}_sps_b{b}": r[f"sps_{b}"],
+                f"{key}_ratio_b{b}": r[f"ratio_{b}"],
+                f"{key}_p95_ms_b{b}": r[f"p95_ms_{b}"],
+            }
+        )
+    if r["peak_rss_mb"]:
+        metrics[f"{key}_peak_rss_mb"] = r["peak_rss_mb"]
+    return metrics
+
+
+def _ratio_chart(config: BenchConfig, rows: list[dict[str, Any]]) -> Any:
+    """A bar chart of each variant's throughput ratio to Flair PyTorch, per batch size."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / len(config.batch_sizes)
+    for i, b in enumerate(config.batch_sizes):
+        xs = [j + i * width for j in range(len(rows))]
+        bars = ax.bar(xs, [r[f"ratio_{b}"] for r in rows], width, label=f"batch {b}")
+        for bar, r in zip(bars, rows):
+            ax.annotate(
+                f"{r[f'ratio_{b}']:.2f}",
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
+    ax.axhline(1.0, color="grey", linewidth=0.8)
+    ax.set_xticks([j + width * (len(config.batch_sizes) - 1) / 2 for j in range(len(rows))])
+    ax.set_xticklabels([r["backend"] for r in rows], rotation=20, ha="right")
+    ax.set_ylabel("throughput vs Flair PyTorch")
+    ax.set_title(f"predict throughput, {config.threads} threads")
+    ax.legend()
+    fig.tight_layout()
+    return fig
