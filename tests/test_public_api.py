@@ -134,7 +134,7 @@ def test_every_backend_is_one_module_with_the_same_surface():
     constants (issue 14): adding a backend is one module and one entry."""
     import inspect
 
-    from exporter.backends import MODULES, backend_module
+    from exporter.backends import MODULES, SURFACE, backend_module
 
     assert set(MODULES) == set(Backend)
     signatures = {}
@@ -147,7 +147,7 @@ def test_every_backend_is_one_module_with_the_same_surface():
         assert module.SECTION is None or isinstance(module.SECTION, str)
         assert isinstance(module.MODEL_PICKLE_ALWAYS, bool) and isinstance(module.PICKLE_REASON, str)
         assert isinstance(module.DATA_EMBEDDINGS, tuple)
-        assert {"export", "load"} <= set(module.__all__)
+        assert set(SURFACE) <= set(module.__all__) and all(hasattr(module, name) for name in module.__all__)
     assert set(signatures.values()) == {
         (("model", "directory", "config"), ("directory", "manifest", "runtime", "state", "model_cls"))
     }

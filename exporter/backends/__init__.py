@@ -29,10 +29,12 @@ from typing import Any
 
 from exporter.config import Backend
 
-__all__ = ["MODULES", "backend_module", "choose_backend", "flavor_metadata"]
+__all__ = ["MODULES", "SURFACE", "backend_module", "choose_backend", "flavor_metadata"]
 
 log = logging.getLogger(__name__)
 
+#: the names every backend module defines (see above)
+SURFACE = ("DATA_EMBEDDINGS", "MODEL_PICKLE_ALWAYS", "PICKLE_REASON", "SECTION", "export", "load")
 #: the module of each backend
 MODULES: Mapping[Backend, str] = {
     Backend.TORCH: "exporter.backends.torch",

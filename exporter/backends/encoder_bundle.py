@@ -1,8 +1,9 @@
 """What the encoder backends (``onnx``, ``torchscript``) share: they export the transformer encoder alone and
 keep the rest of the Flair model (its head, dictionaries, embedding settings) in a slimmed ``model.pt``.
 
-Writing: :func:`exported_embeddings` finds the transformer embeddings (refusing an already accelerated
-model), :func:`write_model_files` writes the tokenizer and the slimmed model. Loading: :func:`assemble_model`
+Writing: :func:`export_bundle_files` finds the transformer embeddings (refusing an already accelerated
+model), has the backend export the encoder, and writes the tokenizer and the slimmed model;
+:func:`manifest_entries` is what the backend adds to the manifest. Loading: :func:`assemble_model`
 rebuilds the Flair model around an encoder with Flair's own embedding logic reproduced by
 ``exporter.embeddings``.
 """
@@ -23,9 +24,9 @@ __all__ = [
     "DATA_EMBEDDINGS",
     "TOKENIZER_DIR",
     "assemble_model",
+    "export_bundle_files",
     "exported_embeddings",
-    "move_encoder_files",
-    "write_model_files",
+    "manifest_entries",
 ]
 
 TOKENIZER_DIR = "tokenizer"
@@ -47,14 +48,27 @@ def exported_embeddings(model: Any) -> tuple[Any, Any]:
     return embeddings, EmbeddingSettings.from_embeddings(embeddings)
 
 
-def move_encoder_files(source: Path, directory: Path, files: list[str]) -> None:
-    """Move the exported encoder files from their scratch folder into the bundle, then drop the folder."""
-    for name in files:
-        os.replace(source / name, directory / name)
-    source.rmdir()
+def export_bundle_files(
+    model: Any, directory: Path, config: Any, export_encoder: Callable[..., dict[str, Any]]
+) -> tuple[Any, dict[str, Any]]:
+    """Write an encoder backend's files: the encoder (``export_encoder(embeddings, settings, folder, config)``
+    returns ``{"files": [...], ...}``), the tokenizer and the slimmed Flair model.
+
+    Returns:
+        The embedding settings, and what the encoder export returned with ``model_pickle`` added.
+    """
+    embeddings, settings = exported_embeddings(model)
+    scratch = directory / "encoder"
+    scratch.mkdir()
+    exported = export_encoder(embeddings, settings, scratch, config)
+    for name in exported["files"]:
+        os.replace(scratch / name, directory / name)
+    scratch.rmdir()
+    _write_model_files(model, embeddings, directory)
+    return settings, exported
 
 
-def write_model_files(model: Any, embeddings: Any, directory: Path) -> dict[str, Any]:
+def _write_model_files(model: Any, embeddings: Any, directory: Path) -> None:
     """Write the tokenizer and the Flair model without its transformer weights (the encoder holds them)."""
     import torch
 
@@ -63,7 +77,11 @@ def write_model_files(model: Any, embeddings: Any, directory: Path) -> dict[str,
     state[embeddings_key(state)] = None
     state["state_dict"] = OrderedDict((k, v) for k, v in state["state_dict"].items() if not k.startswith("embeddings."))
     torch.save(state, directory / MODEL_FILE)  # protocol 2: what torch.load(weights_only=True) reads
-    return {"model_pickle": PICKLE_WEIGHTS_ONLY}
+
+
+def manifest_entries(settings: Any, section_key: str, section: dict[str, Any]) -> dict[str, Any]:
+    """What an encoder backend adds to the manifest: the embedding settings, the model file's kind, its section."""
+    return {"embeddings": settings.to_dict(), "model_pickle": PICKLE_WEIGHTS_ONLY, section_key: section}
 
 
 def assemble_model(

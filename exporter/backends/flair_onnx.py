@@ -28,22 +28,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from exporter.backends import SURFACE
 from exporter.config import CPU_PROVIDER, ExportConfig, RuntimeOptions
 from exporter.errors import BundleError, UnsupportedModelError
 from exporter.modelfile import MODEL_FILE, PICKLE_NEEDS_OPT_IN, embeddings_key
 
-__all__ = [
-    "DATA_EMBEDDINGS",
-    "FLAIR_ONNX_DIR",
-    "MODEL_PICKLE_ALWAYS",
-    "PICKLE_REASON",
-    "SECTION",
-    "apply_runtime",
-    "export",
-    "is_flair_onnx",
-    "legacy_onnx_export",
-    "load",
-]
+__all__ = [*SURFACE, "FLAIR_ONNX_DIR", "apply_runtime", "is_flair_onnx", "legacy_onnx_export"]
 
 log = logging.getLogger(__name__)
 

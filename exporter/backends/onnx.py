@@ -18,28 +18,19 @@ from typing import Any
 
 import torch
 
-from exporter.backends.encoder_bundle import (
-    DATA_EMBEDDINGS,
-    assemble_model,
-    exported_embeddings,
-    move_encoder_files,
-    write_model_files,
-)
+from exporter.backends import SURFACE
+from exporter.backends.encoder_bundle import DATA_EMBEDDINGS as DATA_EMBEDDINGS
+from exporter.backends.encoder_bundle import assemble_model, export_bundle_files, manifest_entries
 from exporter.backends.tracing import HiddenStates, quiet_tracing, trace_inputs
 from exporter.config import CPU_PROVIDER, CUDA_PROVIDER, ExportConfig, RuntimeOptions
 from exporter.errors import ExportError, MissingDependencyError, ProviderError
 from exporter.settings import EmbeddingSettings
 
 __all__ = [
-    "DATA_EMBEDDINGS",
+    *SURFACE,
     "ENCODER_FILE",
-    "MODEL_PICKLE_ALWAYS",
-    "PICKLE_REASON",
-    "SECTION",
     "OrtEncoder",
-    "export",
     "export_encoder",
-    "load",
     "provider_name",
     "resolve_providers",
     "session_options",
@@ -56,11 +47,7 @@ PICKLE_REASON = ""
 
 def export(model: Any, directory: Path, config: ExportConfig) -> dict[str, Any]:
     """Export the encoder graph, the tokenizer and the slimmed Flair model; return the manifest's additions."""
-    embeddings, settings = exported_embeddings(model)
-    scratch = directory / "encoder"
-    scratch.mkdir()
-    exported = export_encoder(embeddings, settings, scratch, config)
-    move_encoder_files(scratch, directory, exported["files"])
+    settings, exported = export_bundle_files(model, directory, config, export_encoder)
     section = {
         "model_file": ENCODER_FILE,
         "files": exported["files"],
@@ -73,7 +60,7 @@ def export(model: Any, directory: Path, config: ExportConfig) -> dict[str, Any]:
         "optimization": exported["optimization"],
         "quantization": exported["quantization"],
     }
-    return {"embeddings": settings.to_dict(), **write_model_files(model, embeddings, directory), SECTION: section}
+    return manifest_entries(settings, SECTION, section)
 
 
 def load(

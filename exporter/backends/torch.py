@@ -20,20 +20,11 @@ from typing import Any
 
 import torch
 
+from exporter.backends import SURFACE
 from exporter.config import ExportConfig, RuntimeOptions
 from exporter.modelfile import MODEL_FILE, PICKLE_NEEDS_OPT_IN, PICKLE_WEIGHTS_ONLY
 
-__all__ = [
-    "DATA_EMBEDDINGS",
-    "MODEL_PICKLE_ALWAYS",
-    "PICKLE_REASON",
-    "SECTION",
-    "add_length_buckets",
-    "export",
-    "has_length_buckets",
-    "is_flair_jit",
-    "load",
-]
+__all__ = [*SURFACE, "add_length_buckets", "has_length_buckets", "is_flair_jit"]
 
 SECTION = None
 MODEL_PICKLE_ALWAYS = False

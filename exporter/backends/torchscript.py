@@ -17,29 +17,15 @@ from typing import Any
 
 import torch
 
-from exporter.backends.encoder_bundle import (
-    DATA_EMBEDDINGS,
-    assemble_model,
-    exported_embeddings,
-    move_encoder_files,
-    write_model_files,
-)
+from exporter.backends import SURFACE
+from exporter.backends.encoder_bundle import DATA_EMBEDDINGS as DATA_EMBEDDINGS
+from exporter.backends.encoder_bundle import assemble_model, export_bundle_files, manifest_entries
 from exporter.backends.tracing import HiddenStates, quiet_tracing, trace_inputs
 from exporter.config import ExportConfig, RuntimeOptions
 from exporter.errors import ExportError
 from exporter.settings import EmbeddingSettings
 
-__all__ = [
-    "DATA_EMBEDDINGS",
-    "ENCODER_FILE",
-    "MODEL_PICKLE_ALWAYS",
-    "PICKLE_REASON",
-    "SECTION",
-    "TorchScriptEncoder",
-    "export",
-    "export_encoder",
-    "load",
-]
+__all__ = [*SURFACE, "ENCODER_FILE", "TorchScriptEncoder", "export_encoder"]
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +37,10 @@ PICKLE_REASON = ""
 
 def export(model: Any, directory: Path, config: ExportConfig) -> dict[str, Any]:
     """Trace the encoder; write it, the tokenizer and the slimmed Flair model; return the manifest's additions."""
-    embeddings, settings = exported_embeddings(model)
-    scratch = directory / "encoder"
-    scratch.mkdir()
-    exported = export_encoder(embeddings, settings, scratch, config)
-    move_encoder_files(scratch, directory, exported["files"])
+    settings, exported = export_bundle_files(model, directory, config, export_encoder)
     if config.torchscript.force_max_length:
         settings = replace(settings, force_max_length=True)
-    return {
-        "embeddings": settings.to_dict(),
-        **write_model_files(model, embeddings, directory),
-        SECTION: {"model_file": ENCODER_FILE, **exported},
-    }
+    return manifest_entries(settings, SECTION, {"model_file": ENCODER_FILE, **exported})
 
 
 def load(
