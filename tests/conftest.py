@@ -15,6 +15,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tinymodels import build_tiny_bert, build_tiny_tagger  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+#: test files that must run on the same pytest-xdist worker: both build MLflow virtualenv environments
+SHARED_WORKER = {"test_project.py": "virtualenv", "test_serve_virtualenv.py": "virtualenv"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under ``pytest -n 2 --dist loadgroup`` each file runs on one worker (its module fixtures, servers
+    included, start once), and the files of :data:`SHARED_WORKER` share one."""
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(SHARED_WORKER.get(item.path.name, item.path.name)))
 
 
 @pytest.fixture(autouse=True)
