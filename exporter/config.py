@@ -162,7 +162,8 @@ class RuntimeOptions:
 #: ONNX Runtime transformer-optimizer levels, by ORT's names: ``fusion`` runs only the transformer
 #: fusions (attention, LayerNorm, GELU, ...), the others add ORT's graph optimizations of that level.
 OPTIMIZATION_LEVELS = {"fusion": 0, "basic": 1, "extended": 2, "all": 99}
-QUANTIZATIONS = ("int8",)
+#: int8 recipes (exporter.backends.onnx_quantize); "int8" is the default recipe
+QUANTIZATIONS = ("int8", "int8-dynamic", "int8-per-token", "int8-block32", "int8-block128")
 PRECISIONS = ("fp32", "fp16")
 
 
@@ -174,8 +175,13 @@ class OnnxOptions:
         opset: the ONNX opset to export with (14 or newer).
         optimize: run ONNX Runtime's transformer optimizer at this level (``fusion``, ``basic``,
             ``extended``, ``all``), or not at all (None).
-        quantize: ``int8`` for dynamic int8 quantization of the weights (CPU), or None.
-        per_channel: quantize weights per output channel (more faithful) rather than per tensor.
+        quantize: an int8 recipe for CPUs, or None: ``int8`` (the default recipe), ``int8-dynamic`` (ONNX
+            Runtime's dynamic quantization: one activation scale per call, so answers depend on the batch),
+            ``int8-per-token`` (one activation scale per token: batch-independent), ``int8-block32`` /
+            ``int8-block128`` (MatMulNBits 8-bit weights in blocks; batch-independent). Measured trade-offs
+            in docs/BENCHMARKS.md.
+        per_channel: ``int8-dynamic``: quantize weights per output channel (more faithful) rather than per
+            tensor (the other recipes fix their own weight granularity).
         precision: ``fp32``, or ``fp16`` for the CUDA execution provider.
         fp16_fallback: when fp16 is asked for on a machine without CUDA, export fp32 with a warning
             instead of refusing.

@@ -16,13 +16,14 @@ from typing import Any
 
 from exporter.backends.onnx_graph import needs_external_data, save_graph
 from exporter.config import OnnxOptions
-from exporter.errors import ConfigError, ExportError
+from exporter.errors import ConfigError, ExportError, MissingDependencyError
 
-__all__ = ["RECIPES", "quantize_graph"]
+__all__ = ["DEFAULT_INT8", "RECIPES", "quantize_graph"]
 
 log = logging.getLogger(__name__)
 
 _SCRATCH = "quantized.onnx"
+Recipe = Callable[[Path, OnnxOptions], tuple[Any, dict[str, Any]]]
 
 
 class _DropQuantizerChatter(logging.Filter):
@@ -44,54 +45,103 @@ def _quiet_quantizer() -> Iterator[None]:
         root.removeFilter(chatter)
 
 
-def _dynamic_int8(target: Path, output: Path, options: OnnxOptions, external: bool) -> dict[str, Any]:
-    """Weights int8 (per channel or per tensor), activations quantized per call from their own range."""
+def _dynamic_int8(target: Path, options: OnnxOptions) -> tuple[Any, dict[str, Any]]:
+    """ONNX Runtime's dynamic quantization: weights int8 (per channel or per tensor), each MatMul's input
+    quantized per call with one scale for the whole tensor, so a text's numbers depend on its batch."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(
-        str(target),
-        str(output),
-        weight_type=QuantType.QInt8,
-        per_channel=options.per_channel,
-        use_external_data_format=external,
-        # without it ORT 1.32 fails on these graphs ("Unable to find data type for weight_name=...")
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
-    return {"type": "int8", "method": "dynamic", "weight_type": "QInt8", "per_channel": options.per_channel}
+    output = target.parent / (_SCRATCH + ".tmp")
+    try:
+        quantize_dynamic(
+            str(target),
+            str(output),
+            weight_type=QuantType.QInt8,
+            per_channel=options.per_channel,
+            use_external_data_format=needs_external_data(target.parent, options),
+            # without it ORT 1.32 fails on these graphs ("Unable to find data type for weight_name=...")
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+        model = onnx.load(str(output))
+    finally:
+        for path in target.parent.iterdir():
+            if path.name.startswith(_SCRATCH):
+                path.unlink()
+    record = {"method": "dynamic", "weight_type": "QInt8", "per_channel": options.per_channel}
+    return model, {**record, "batch_independent": False}
 
 
-#: recipe name (``OnnxOptions.quantize``) -> function(graph, output, options, external) -> manifest record
-RECIPES: Mapping[str, Callable[[Path, Path, OnnxOptions, bool], dict[str, Any]]] = {
-    "int8": _dynamic_int8,
+def _per_token_int8(target: Path, options: OnnxOptions) -> tuple[Any, dict[str, Any]]:
+    """Weights int8 per output channel; each MatMul's input quantized per token (one scale per row, from that
+    row alone), so a text's numbers never depend on what it is batched with. See ``onnx_per_token``."""
+    import onnx
+
+    from exporter.backends.onnx_per_token import quantize_per_token
+
+    model = onnx.load(str(target))
+    count = quantize_per_token(model)
+    return model, {
+        "method": "per-token",
+        "weight_type": "QInt8",
+        "per_channel": True,
+        "batch_independent": True,
+        "matmuls": count,
+    }
+
+
+def _block_int8(block_size: int) -> Recipe:
+    """ONNX Runtime's MatMulNBits with 8-bit weights in blocks of ``block_size`` along the input dimension;
+    accuracy level 4 quantizes each input row block by block, so a text's numbers do not depend on its batch."""
+
+    def recipe(target: Path, options: OnnxOptions) -> tuple[Any, dict[str, Any]]:
+        import onnx
+
+        try:
+            from onnxruntime.quantization.matmul_nbits_quantizer import (
+                DefaultWeightOnlyQuantConfig,
+                MatMulNBitsQuantizer,
+            )
+        except ImportError as e:  # the quantizer needs onnx-ir, which onnxruntime does not pull in
+            raise MissingDependencyError("onnx-ir", purpose=f"quantize='int8-block{block_size}'") from e
+        config = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=True, accuracy_level=4, bits=8)
+        quantizer = MatMulNBitsQuantizer(onnx.load(str(target)), algo_config=config)
+        quantizer.process()
+        return quantizer.model.model, {
+            "method": "matmul-nbits",
+            "weight_type": "int8 blocks",
+            "block_size": block_size,
+            "accuracy_level": 4,
+            "batch_independent": True,
+        }
+
+    return recipe
+
+
+#: recipe name (``OnnxOptions.quantize``) -> function(graph path, options) -> (quantized graph, manifest record)
+RECIPES: Mapping[str, Recipe] = {
+    "int8-dynamic": _dynamic_int8,
+    "int8-per-token": _per_token_int8,
+    "int8-block32": _block_int8(32),
+    "int8-block128": _block_int8(128),
 }
+#: what ``quantize="int8"`` means (chosen from the measurements in docs/BENCHMARKS.md)
+DEFAULT_INT8 = "int8-dynamic"
 
 
 def quantize_graph(target: Path, options: OnnxOptions) -> dict[str, Any]:
-    """Quantize ``target`` in place with the recipe ``options.quantize`` names."""
-    import onnx
-
-    recipe = RECIPES.get(options.quantize)
+    """Quantize ``target`` in place with the recipe ``options.quantize`` names (``int8``: the default recipe)."""
+    name = DEFAULT_INT8 if options.quantize == "int8" else options.quantize
+    recipe = RECIPES.get(name)
     if recipe is None:
-        raise ConfigError(f"Unknown quantization {options.quantize!r}; choose one of {', '.join(RECIPES)}.")
+        raise ConfigError(f"Unknown quantization {options.quantize!r}; choose one of int8, {', '.join(RECIPES)}.")
     started = time.perf_counter()
-    output = target.parent / (_SCRATCH + ".tmp")
     try:
         with _quiet_quantizer():
-            record = recipe(target, output, options, needs_external_data(target.parent, options))
-    except ExportError:
+            model, record = recipe(target, options)
+    except (ExportError, MissingDependencyError):
         raise
-    except Exception as e:  # the quantizer raises assorted errors on graphs it cannot handle
-        raise ExportError(f"{options.quantize} quantization failed: {e}") from e
-    model = onnx.load(str(output))
-    for path in output.parent.iterdir():
-        if path.name.startswith(_SCRATCH):
-            path.unlink()
+    except Exception as e:  # the quantizers raise assorted errors on graphs they cannot handle
+        raise ExportError(f"{name} quantization failed: {e}") from e
     save_graph(model, target, options.external_data)
-    log.info(
-        "Quantized the encoder (%s, %s weights) in %.1f s",
-        options.quantize,
-        "per-channel" if options.per_channel else "per-tensor",
-        time.perf_counter() - started,
-    )
-    return record
+    log.info("Quantized the encoder (%s) in %.1f s", name, time.perf_counter() - started)
+    return {"type": "int8", "recipe": name, **record}
