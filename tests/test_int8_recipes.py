@@ -73,3 +73,20 @@ def test_unknown_recipe_is_refused_with_the_choices():
 
     with pytest.raises(ConfigError, match="int8-per-token"):
         OnnxOptions(quantize="int4")
+
+
+def test_recipe_report_measures_every_variant_side_by_side(tiny_tagger_file, tmp_path):
+    from exporter.corpus import generate_tagged_sentences
+    from exporter.int8_report import FP32, ORIGINAL, RecipeReportConfig, compare_recipes, recipe_markdown
+
+    conll = tmp_path / "check.conll"
+    conll.write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in generate_tagged_sentences(24, seed=3)))
+    config = RecipeReportConfig(tiny_tagger_file, conll, sentences=24, speed_sentences=8, recipes=("int8-per-token",))
+    rows = compare_recipes(config)
+    assert [r["variant"] for r in rows] == [ORIGINAL, FP32, "int8-per-token"]
+    original, fp32, per_token = rows
+    assert original["agreement_f1"] == 1.0 and original["ratio_b32"] == 1.0
+    assert fp32["agreement_f1"] == 1.0 and fp32["batch_independent_share"] == 1.0  # lossless, batch-independent
+    assert per_token["batch_independent_share"] == 1.0 and 0 <= per_token["agreement_f1"] <= 1
+    assert all(r["texts_per_s_b1"] > 0 and r["texts_per_s_b32"] > 0 for r in rows)
+    assert fp32["bundle_mb"] > 0 and "| int8-per-token |" in recipe_markdown(config, rows)

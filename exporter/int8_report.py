@@ -1,0 +1,147 @@
+"""Compare the int8 recipes on one tagger and a labeled CoNLL set, side by side in one run.
+
+For Flair's PyTorch model, the ONNX fp32 export and every recipe of ``onnx_quantize.RECIPES``:
+end-to-end ``predict`` throughput at batch 1 and 32 (and the ratio to Flair's PyTorch ``predict``), entity
+F1 against the original's own output (agreement), gold F1, the share of sentences whose entities are the
+same alone (batch 1) as within batches of 32 (batch independence), and the bundle's size. The default int8
+recipe is chosen from this table (docs/BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from exporter.config import ExportConfig, OnnxOptions, ParityConfig
+
+__all__ = ["RecipeReportConfig", "compare_recipes", "recipe_markdown"]
+
+log = logging.getLogger(__name__)
+
+ORIGINAL = "flair-pytorch"
+FP32 = "onnx-fp32"
+
+
+@dataclass(frozen=True)
+class RecipeReportConfig:
+    """What to compare and on how much data.
+
+    Attributes:
+        model_path: a Flair ``SequenceTagger`` ``.pt`` file.
+        conll: labeled sentences (two-column CoNLL) for agreement, gold F1 and batch independence.
+        sentences: how many of them (the first ones).
+        speed_sentences: how many of them are timed (at batch 1 and 32).
+        recipes: the int8 recipes to compare (default: all).
+        threads: torch and ONNX Runtime threads (0: the libraries decide).
+        optimize: ONNX Runtime's transformer optimizer level for every export (None: not optimized).
+    """
+
+    model_path: Path
+    conll: Path
+    sentences: int = 1500
+    speed_sentences: int = 384
+    recipes: tuple[str, ...] = ()
+    threads: int = 0
+    optimize: str | None = None
+
+
+def _spans(model: Any, tokens: Sequence[Sequence[str]], batch_size: int) -> list[frozenset]:
+    """Each sentence's predicted entities as token spans (comparable with gold spans)."""
+    from flair.data import Sentence
+
+    from exporter.parity import token_spans
+
+    sentences = [Sentence(list(t)) for t in tokens]
+    model.predict(sentences, mini_batch_size=batch_size)
+    return [frozenset(token_spans(s, model.label_type)) for s in sentences]
+
+
+def _throughput(model: Any, tokens: Sequence[Sequence[str]], batch_size: int) -> float:
+    from flair.data import Sentence
+
+    sentences = [Sentence(list(t)) for t in tokens]
+    model.predict(sentences[: min(len(sentences), 32)], mini_batch_size=batch_size)  # warm-up
+    sentences = [Sentence(list(t)) for t in tokens]
+    started = time.perf_counter()
+    model.predict(sentences, mini_batch_size=batch_size)
+    return len(sentences) / (time.perf_counter() - started)
+
+
+def _row(name: str, model: Any, data: Any, reference: list[frozenset], config: RecipeReportConfig) -> dict[str, Any]:
+    from exporter.scores import TAGGER, score
+
+    tokens = data.tokens
+    batched = _spans(model, tokens, 32)
+    alone = _spans(model, tokens, 1)
+    speed = tokens[: config.speed_sentences]
+    return {
+        "variant": name,
+        "texts_per_s_b32": _throughput(model, speed, 32),
+        "texts_per_s_b1": _throughput(model, speed, 1),
+        "agreement_f1": score(reference, batched, TAGGER)["f1_micro"],
+        "gold_f1": score(data.gold, batched, TAGGER)["f1_micro"],
+        "batch_independent_share": sum(a == b for a, b in zip(alone, batched)) / len(tokens),
+    }
+
+
+def _variants(config: RecipeReportConfig) -> dict[str, OnnxOptions]:
+    from exporter.backends.onnx_quantize import RECIPES
+
+    recipes = config.recipes or tuple(RECIPES)
+    variants = {FP32: OnnxOptions(optimize=config.optimize)}
+    variants.update({recipe: OnnxOptions(optimize=config.optimize, quantize=recipe) for recipe in recipes})
+    return variants
+
+
+def compare_recipes(config: RecipeReportConfig, progress: Callable[[str], None] = log.info) -> list[dict[str, Any]]:
+    """One row per variant (Flair PyTorch first), measured in this process, one after the other."""
+    import torch
+
+    from exporter.bundle import load_bundle, save_bundle
+    from exporter.modelfile import load_flair_model
+    from exporter.scores import TAGGER, load_examples
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    data = load_examples(config.conll, TAGGER, limit=config.sentences)
+    original = load_flair_model(config.model_path)
+    reference = _spans(original, data.tokens, 32)
+    rows = [_row(ORIGINAL, original, data, reference, config)]
+    with tempfile.TemporaryDirectory(prefix="flair-mlflow-int8-") as work:
+        for name, options in _variants(config).items():
+            progress(f"{name}: export")
+            export = ExportConfig(onnx=options, parity=ParityConfig(enabled=False))
+            info = save_bundle(original, Path(work) / name, export)
+            runtime = {"intra_op_num_threads": config.threads} if config.threads else None
+            progress(f"{name}: measure")
+            row = _row(name, load_bundle(info.path, runtime=runtime), data, reference, config)
+            row["bundle_mb"] = sum(e["size"] for e in info.manifest["files"].values()) / 1e6
+            rows.append(row)
+    base_b32, base_b1 = rows[0]["texts_per_s_b32"], rows[0]["texts_per_s_b1"]
+    for row in rows:
+        row["ratio_b32"], row["ratio_b1"] = row["texts_per_s_b32"] / base_b32, row["texts_per_s_b1"] / base_b1
+    return rows
+
+
+def recipe_markdown(config: RecipeReportConfig, rows: Sequence[dict[str, Any]]) -> str:
+    """The comparison as a Markdown table."""
+    lines = [
+        f"int8 recipes on `{Path(config.model_path).name}`: {config.sentences} sentences of `{config.conll}` "
+        f"(speed on the first {config.speed_sentences}), one process, one run; ratios to Flair's PyTorch `predict`.",
+        "",
+        "| variant | batch 32 | batch 1 | agreement F1 | gold F1 | same alone as in batch | bundle MB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        size = f"{r['bundle_mb']:.0f}" if "bundle_mb" in r else ""
+        lines.append(
+            f"| {r['variant']} | {r['texts_per_s_b32']:.0f}/s ({r['ratio_b32']:.2f}x) | {r['texts_per_s_b1']:.0f}/s "
+            f"({r['ratio_b1']:.2f}x) | {r['agreement_f1']:.4f} | {r['gold_f1']:.4f} | "
+            f"{100 * r['batch_independent_share']:.1f} % | {size} |"
+        )
+    return "\n".join(lines) + "\n"
