@@ -1,25 +1,38 @@
-"""A small generated NER corpus (PER / LOC / ORG / MISC) and plain sentences for tracing and parity checks.
+"""Texts for training the demo models, tracing and parity checks.
 
-Sentences come from templates filled with names, places, organisations and other names; they are
-deterministic for a given seed. The demo tagger is trained on them, and exports are checked on them when
-the user gives no sentences of their own.
+Two sources:
+
+- a small generated NER corpus (PER / LOC / ORG / MISC): sentences from templates filled with names, places,
+  organisations and other names, deterministic for a given seed. The demo tagger and classifier are trained
+  on them; tracing uses them;
+- the shipped check set (:func:`check_sentences`): natural English text written for this project, on which
+  exports are checked when the user gives no sentences of their own.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import random
 from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = [
+    "CHECK_SENTENCES_FILE",
     "LABEL_PREFIX",
     "TOPICS",
+    "check_sentences",
     "generate_sentences",
     "generate_tagged_sentences",
     "generate_topic_texts",
     "read_conll",
     "read_labeled_texts",
 ]
+
+log = logging.getLogger(__name__)
+
+#: The shipped check set, relative to the ``exporter`` package (package data: one text per line, UTF-8).
+CHECK_SENTENCES_FILE = "data/check_sentences.txt"
 
 #: How a text classification file marks its labels (FastText style, as Flair's ``ClassificationCorpus`` reads it).
 LABEL_PREFIX = "__label__"
@@ -270,6 +283,50 @@ def generate_sentences(count: int, seed: int = 1, long_every: int = 16, long_wor
                 words += [w for w, _ in rng.choice(generate_tagged_sentences(1, rng.randrange(1 << 30)))]
                 words += rng.sample(WORDS, 8)
         texts.append(" ".join(words))
+    return texts
+
+
+@functools.lru_cache(maxsize=1)
+def _check_lines() -> tuple[str, ...]:
+    from importlib.resources import files
+
+    text = files("exporter").joinpath(CHECK_SENTENCES_FILE).read_text(encoding="utf-8")
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+def check_sentences(count: int | None = None, long_every: int = 16, long_words: int = 420) -> list[str]:
+    """The shipped check set: natural English text written for this project, the default parity sentences.
+
+    News, web and forum posts, informal social media (lowercase, typos, hashtags, @handles), product
+    reviews, headlines and lists, long multi-clause sentences and texts without any entity, with people,
+    organisations, places, products and events named in many languages (diacritics included). The same
+    arguments always give the same texts in the same order.
+
+    Args:
+        count: how many texts; ``None`` for all of them. Fewer than the set holds: evenly spaced over it, so
+            every genre is represented. More than it holds: all of them, with a warning (a sentence is never
+            repeated: a copy would narrow the gate's interval without adding evidence).
+        long_every: every ``long_every``-th text (0: none) is a paragraph instead of one line: that line and
+            the lines after it, until it has ``long_words`` words. Like :func:`generate_sentences`' long
+            sentences, these exceed a 512-subtoken window, so the gate covers Flair's overflow windows.
+        long_words: the least number of words (split on whitespace) of each paragraph.
+    """
+    lines = _check_lines()
+    total = len(lines)
+    if count is not None and count > total:
+        log.warning("The check set has %d texts, fewer than the %d asked for: using all %d.", total, count, total)
+    n = total if count is None else min(count, total)
+    texts = []
+    for i in range(n):
+        start = i * total // n
+        text = lines[start]
+        if long_every and i % long_every == long_every - 1:
+            parts, following = [text], start + 1
+            while sum(len(p.split()) for p in parts) < long_words:
+                parts.append(lines[following % total])
+                following += 1
+            text = " ".join(parts)
+        texts.append(text)
     return texts
 
 
