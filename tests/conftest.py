@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_WORKER = {"test_project.py": "virtualenv", "test_serve_virtualenv.py": "virtualenv"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the marks
 def pytest_collection_modifyitems(config, items):
     """Under ``pytest -n 2 --dist loadgroup`` each file runs on one worker (its module fixtures, servers
     included, start once), and the files of :data:`SHARED_WORKER` share one."""
