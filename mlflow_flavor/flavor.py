@@ -93,6 +93,7 @@ def get_default_pip_requirements(backend: str | Backend = Backend.ONNX) -> list[
     from importlib.metadata import PackageNotFoundError, version
 
     from mlflow.utils.requirements_utils import _get_pinned_requirement
+    from packaging.version import Version
 
     packages = ["flair", "torch", "transformers", "pandas", "numpy"]
     if Backend.parse(backend) in ONNXRUNTIME_BACKENDS:
@@ -101,19 +102,21 @@ def get_default_pip_requirements(backend: str | Backend = Backend.ONNX) -> list[
             packages.append("onnxruntime-gpu")
         except PackageNotFoundError:
             packages.append("onnxruntime")
-    return [_get_pinned_requirement(p) for p in packages]
+    # the public version: a local label (torch's "+cpu") installs only from its maker's own index
+    return [_get_pinned_requirement(p, version=Version(version(p)).public) for p in packages]
 
 
 def default_signature(task: str = "sequence-tagging"):
-    """Input: one column of texts (a DataFrame ``text`` column, a list or a single string).
-    Output: per text, a list of entities. Params: the whitelisted prediction options.
+    """Output: per text, a list of entities (or labels). Params: the whitelisted prediction options. Input: none
+    declared; the pyfunc takes a DataFrame ``text`` column, a list of strings or a single string.
 
-    The input column is declared as ``AnyType``: with a ``string`` column MLflow's scoring server casts
-    numbers to strings before the model sees them, so ``[1, 2]`` would be tagged as the texts "1" and "2".
+    No input schema, because each one MLflow offers breaks a request format: with a ``string`` column MLflow's
+    scoring server casts numbers to strings before the model sees them (``[1, 2]`` would be tagged as the texts
+    "1" and "2"), and with ``AnyType`` it cannot read ``text/csv`` at all (it asks the schema for pandas types).
     The pyfunc checks every value itself and answers 400 for anything that is not a string.
     """
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import AnyType, Array, ColSpec, DataType, Object, ParamSchema, ParamSpec, Property, Schema
+    from mlflow.types.schema import Array, ColSpec, DataType, Object, ParamSchema, ParamSpec, Property, Schema
 
     entity = Object(
         [
@@ -127,7 +130,6 @@ def default_signature(task: str = "sequence-tagging"):
     if task == "text-classification":
         label = Object([Property("label", DataType.string), Property("score", DataType.double)])
         return ModelSignature(
-            inputs=Schema([ColSpec(AnyType())]),
             outputs=Schema([ColSpec(Array(label), name="labels")]),
             params=ParamSchema(
                 [
@@ -148,7 +150,6 @@ def default_signature(task: str = "sequence-tagging"):
         ]
     )
     return ModelSignature(
-        inputs=Schema([ColSpec(AnyType())]),
         outputs=Schema([ColSpec(Array(entity), name="entities")]),
         params=params,
     )
@@ -428,6 +429,11 @@ def log_model(flair_model: Any, name: str | None = None, *, registered_model_nam
 
     import mlflow_flavor
 
+    if "artifact_path" in kwargs:  # MLflow 2's spelling, which Model.log of MLflow 3 also takes: say which to use
+        raise TypeError(
+            f"log_model() takes the logged model's name as name= (MLflow 3), not artifact_path= (MLflow 2): use "
+            f"name={kwargs['artifact_path']!r}; nothing was logged."
+        )
     _refuse_unknown_keywords("log_model", kwargs, _log_model_keywords())
     info = Model.log(
         artifact_path=None,

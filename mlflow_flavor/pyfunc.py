@@ -128,10 +128,13 @@ def normalize_texts(model_input: Any) -> list[str]:
     if isinstance(model_input, str):
         return [model_input]
     if isinstance(model_input, pd.DataFrame):
-        # MLflow's schema enforcement passes the first column on; a list arrives as column 0.
+        # MLflow names an unnamed column by its position: a list arrives as column 0, and Spark's UDF passes the
+        # column of a model without an input schema as "0".
         if TEXT_COLUMN in model_input.columns:
             column = model_input[TEXT_COLUMN]
-        elif len(model_input.columns) == 1 and isinstance(model_input.columns[0], (int, np.integer)):
+        elif len(model_input.columns) == 1 and (
+            isinstance(model_input.columns[0], (int, np.integer)) or model_input.columns[0] == "0"
+        ):
             column = model_input.iloc[:, 0]
         else:
             names = ", ".join(map(repr, model_input.columns[:10]))

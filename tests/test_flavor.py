@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import textwrap
@@ -137,3 +138,35 @@ def test_loads_where_the_project_is_not_installed(registered, tracking, tmp_path
     out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "'start': 0" in out.stdout or "[[]]" in out.stdout
+
+
+def test_mlflow_2s_artifact_path_gets_the_name_to_use(tiny_tagger):
+    with pytest.raises(TypeError, match=r"not artifact_path= \(MLflow 2\): use name='ner'"):
+        mlflow_flavor.log_model(tiny_tagger, artifact_path="ner")
+    assert mlflow.active_run() is None and mlflow.search_runs().empty
+
+
+class _Messages(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_requirements_pin_versions_pip_finds_anywhere_without_mlflows_warning(monkeypatch):
+    """A local version label (torch's "+cpu") installs only from its maker's index: pinned without it, quietly."""
+    import importlib.metadata
+
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: real(name).split("+")[0] + "+cpu")
+    messages = _Messages()
+    logging.getLogger("mlflow").addHandler(messages)  # MLflow's loggers do not propagate to pytest's
+    try:
+        requirements = mlflow_flavor.get_default_pip_requirements()
+    finally:
+        logging.getLogger("mlflow").removeHandler(messages)
+    assert f"torch=={real('torch').split('+')[0]}" in requirements
+    assert not any("+" in r for r in requirements), requirements
+    assert not any("local version label" in m for m in messages.messages), messages.messages

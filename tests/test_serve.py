@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
+
 import mlflow
 import pytest
 from conftest import log_and_stage
@@ -37,3 +41,19 @@ def test_models_serve_answers_every_payload_format(tiny_tagger, tracking, tmp_pa
         # still answers correctly afterwards
         status, body = post_json(f"{url}/invocations", payloads["inputs"])
         assert status == 200 and body["predictions"] == expected
+        # CSV, which the server lists as supported: one text per row under a `text` header (quoted as CSV quotes)
+        csv_body = "text\n" + "".join(f'"{t}"\n' for t in TEXTS)
+        status, body = _post_csv(f"{url}/invocations", csv_body)
+        assert status == 200, body
+        assert body["predictions"] == expected
+        status, body = _post_csv(f"{url}/invocations", "words\nAngela Merkel\n")
+        assert status == 400 and "no 'text' column" in body["message"], body
+
+
+def _post_csv(url: str, text: str) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=text.encode(), headers={"Content-Type": "text/csv"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
