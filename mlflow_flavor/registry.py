@@ -12,7 +12,14 @@ from typing import Any
 from exporter.errors import PromotionError
 from mlflow_flavor.redact import redact
 
-__all__ = ["RegisteredVersion", "alias_target", "register_model_version", "stage_and_alias", "versions_in_stage"]
+__all__ = [
+    "RegisteredVersion",
+    "alias_target",
+    "register_model_version",
+    "stage_and_alias",
+    "versions_in_stage",
+    "warn_alias_case",
+]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +78,33 @@ def alias_target(client, name: str, alias: str) -> str | None:
         raise
 
 
+def warn_alias_case(client, name: str, alias: str) -> list[str]:
+    """Warn when ``alias`` differs only by case from aliases ``name`` already has; return those.
+
+    MLflow's aliases are case-sensitive: ``Production`` beside ``production`` is a second alias, not the same one.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        aliases = client.get_registered_model(name).aliases or {}
+    except MlflowException as e:
+        if e.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return []
+        raise
+    twins = sorted(a for a in aliases if a != alias and a.lower() == alias.lower())
+    if twins:
+        log.warning(
+            "Alias %r differs only by case from %s of model %s: MLflow aliases are case-sensitive, so this sets a "
+            "second alias beside it (which still points to version %s). To move that one, give %r.",
+            alias,
+            " and ".join(repr(t) for t in twins),
+            name,
+            ", ".join(str(aliases[t]) for t in twins),
+            twins[0],
+        )
+    return twins
+
+
 def stage_and_alias(
     name: str,
     version: str,
@@ -91,6 +125,8 @@ def stage_and_alias(
     client = client or MlflowClient()
     previous_stages = _stages(client, name) if stage else {}
     previous_alias = alias_target(client, name, alias) if alias else None
+    if alias:
+        warn_alias_case(client, name, alias)
     with warnings.catch_warnings():
         # Stages are deprecated in MLflow 3 but still resolve models:/name/Stage URIs.
         warnings.simplefilter("ignore", category=FutureWarning)

@@ -91,3 +91,23 @@ def test_credentials_never_survive_uris_or_messages(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-from-env")
     message = redact("PUT http://u:p@ss@h/b failed with key s3cr3t-from-env (X-Amz-Signature=abcdef)")
     assert "s3cr3t" not in message and "p@ss" not in message and "abcdef" not in message
+
+
+def test_an_alias_differing_only_by_case_is_warned_about(tiny_bundle, caplog):
+    """MLflow's aliases are case-sensitive: `Production` beside `production` is a second alias, said so."""
+    log_and_stage(str(tiny_bundle))
+    log_and_stage(str(tiny_bundle))  # v2 holds @production
+    with caplog.at_level("WARNING", logger="mlflow_flavor.registry"):
+        promote(PromotionConfig(name="ner", version="2", to_alias="production"))  # the same spelling: no warning
+    assert not [r for r in caplog.records if "differs only by case" in r.getMessage()]
+    result = CliRunner().invoke(main, ["promote", "--name", "ner", "--version", "1", "--to-alias", "Production"])
+    assert result.exit_code == 0, result.output
+    assert "Alias 'Production' differs only by case from 'production' of model ner" in result.stderr
+    assert "still points to version 2" in result.stderr and "give 'production'" in result.stderr
+    aliases = mlflow.MlflowClient().get_registered_model("ner").aliases
+    assert {alias: str(version) for alias, version in aliases.items()} == {"Production": "1", "production": "2"}
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mlflow_flavor.registry"):
+        promote(PromotionConfig(name="ner", version="2", to_alias="PRODUCTION"))
+    (warning,) = [r.getMessage() for r in caplog.records if "differs only by case" in r.getMessage()]
+    assert "from 'Production' and 'production' of model ner" in warning
