@@ -180,8 +180,16 @@ def verify_model_dir(directory: Path) -> VerifiedModel:
     )
 
 
-def check_registered_digests(verified: VerifiedModel, tags: dict[str, str] | None, what: str) -> None:
+#: where a copy that differs from its registered digests was changed, by default
+CHANGED_IN_STORE = "in the artifact store after registration"
+
+
+def check_registered_digests(
+    verified: VerifiedModel, tags: dict[str, str] | None, what: str, changed_in: str = CHANGED_IN_STORE
+) -> None:
     """Compare a verified download with the digests the registry recorded for it (when it recorded them).
+
+    ``changed_in`` says where the files must have been changed (the artifact store, or a local cache).
 
     Raises:
         ChecksumError: the files differ from what was registered.
@@ -197,7 +205,7 @@ def check_registered_digests(verified: VerifiedModel, tags: dict[str, str] | Non
     if problems:
         raise ChecksumError(
             f"{what} differs from what was registered ({'; '.join(problems)}): its files (MLmodel, code/, "
-            "requirements or the bundle) were changed in the artifact store after registration."
+            f"requirements or the bundle) were changed {changed_in}."
         )
 
 
@@ -207,7 +215,7 @@ def seal_version(name: str, version: str, client: Any = None) -> VerifiedModel:
 
     client = client or MlflowClient()
     with tempfile.TemporaryDirectory(prefix="flair-mlflow-seal-") as tmp:
-        verified = verify_model_dir(download_model(f"models:/{name}/{version}", Path(tmp) / "model"))
+        verified = verify_model_dir(download_model(f"models:/{name}/{version}", Path(tmp) / "model", quiet=True))
     client.set_model_version_tag(name, version, BUNDLE_DIGEST_TAG, verified.bundle_sha256)
     client.set_model_version_tag(name, version, FILES_DIGEST_TAG, verified.tree_sha256)
     log.info(
@@ -257,20 +265,49 @@ def resolve_version(model_uri: str):
     return client.get_model_version(name, version)
 
 
-def download_model(model_uri: str, destination: Path) -> Path:
-    """Download every artifact of ``model_uri`` into ``destination`` (a new directory); return it."""
+#: MLflow's switch for its "Downloading artifacts" progress bar (read each time a download starts)
+PROGRESS_BAR_VARIABLE = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
+@contextlib.contextmanager
+def _progress_bar(shown: bool) -> Iterator[None]:
+    """MLflow's download progress bar off inside the block unless ``shown``; the variable is put back after."""
+    if shown:
+        yield
+        return
+    saved = os.environ.get(PROGRESS_BAR_VARIABLE)
+    os.environ[PROGRESS_BAR_VARIABLE] = "false"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(PROGRESS_BAR_VARIABLE, None)
+        else:
+            os.environ[PROGRESS_BAR_VARIABLE] = saved
+
+
+def download_model(model_uri: str, destination: Path, *, quiet: bool = False) -> Path:
+    """Download every artifact of ``model_uri`` into ``destination`` (a new directory); return it.
+
+    ``quiet``: no progress bar (for internal steps, such as checking what was just uploaded).
+    """
     import mlflow
 
     destination.mkdir(parents=True, exist_ok=True)
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(destination)))
+    with _progress_bar(shown=not quiet):
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(destination)))
 
 
 def _download_mlmodel(model_uri: str, destination: Path) -> bytes:
+    """The ``MLmodel`` file of ``model_uri`` alone (one small file: no progress bar)."""
     import mlflow
     from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
 
     uri = ModelsArtifactRepository.get_underlying_uri(model_uri) if model_uri.startswith("models:/") else model_uri
-    path = mlflow.artifacts.download_artifacts(artifact_uri=f"{uri.rstrip('/')}/{MLMODEL}", dst_path=str(destination))
+    with _progress_bar(shown=False):
+        path = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{uri.rstrip('/')}/{MLMODEL}", dst_path=str(destination)
+        )
     return Path(path).read_bytes()
 
 
@@ -333,7 +370,8 @@ def _cached_copy(cached: Path, head: str, tags: dict[str, str], model_uri: str) 
         return None
     try:
         verified = verify_model_dir(cached)
-        check_registered_digests(verified, tags, f"The cached copy of {model_uri}")
+        changed_in = f"in the local cache ({cached}) after download"
+        check_registered_digests(verified, tags, f"The cached copy of {model_uri}", changed_in=changed_in)
         if verified.files.get(MLMODEL) == head:
             log.info("Using the verified cached copy of %s in %s", model_uri, cached)
             return verified.path
