@@ -248,18 +248,14 @@ def demo(rebuild, classifier, train_conll, output, sentences, epochs):
 
 
 @main.command()
-@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
-def verify(bundle):
-    """Verify every checksum of a bundle directory (or of an MLflow model directory holding one)."""
-    from exporter.manifest import MANIFEST_FILE, verify_bundle
+@click.argument("model")
+@click.option("--tracking-uri", default=None, help="For models:/ URIs; defaults to MLFLOW_TRACKING_URI.")
+def verify(model, tracking_uri):
+    """Verify every checksum of MODEL: a bundle directory, an MLflow model directory (every file, and the digest
+    MLmodel records) or a models:/ URI (downloaded afresh, also checked against the registry's digests)."""
+    from mlflow_flavor.fetch import verify_reference
 
-    path = Path(bundle)
-    if not (path / MANIFEST_FILE).exists() and (path / "MLmodel").exists():
-        from mlflow_flavor.fetch import verify_model_dir
-
-        manifest = verify_model_dir(path).manifest  # also checks the digest MLmodel records
-    else:
-        manifest = verify_bundle(path)
+    path, manifest = verify_reference(model, tracking_uri=tracking_uri)
     click.echo(f"OK: {len(manifest['files'])} files verified in {path}")
 
 
@@ -285,6 +281,7 @@ def predict(model, texts, text_file, min_score, return_tokens, split_sentences, 
     directory written by `flair-mlflow export`. The options are the pyfunc's params.
     """
     from mlflow_flavor.evaluate import load_reference
+    from mlflow_flavor.fetch import locate_reference
 
     if text_file is not None:
         with click.open_file(text_file, encoding="utf-8") as f:
@@ -299,8 +296,9 @@ def predict(model, texts, text_file, min_score, return_tokens, split_sentences, 
         "mini_batch_size": mini_batch_size,
     }
     params = {k: v for k, v in given.items() if v is not None}
+    located = locate_reference(model, tracking_uri=tracking_uri)  # fetched and verified before Flair is imported
     _flair_logs_to_stderr()
-    loaded = load_reference(model, tracking_uri=tracking_uri)
+    loaded = load_reference(model, located=located)
     answers = loaded.predictor.predict(list(texts), params=params or None)
     click.echo(json.dumps(answers, indent=2, ensure_ascii=False))
 

@@ -186,37 +186,33 @@ def _task(manifest: dict[str, Any]) -> str:
     return CLASSIFIER if manifest.get("task") == "text-classification" else TAGGER
 
 
-def load_reference(reference: str, tracking_uri: str | None = None) -> _Loaded:
+def load_reference(reference: str, tracking_uri: str | None = None, *, located: Path | None = None) -> _Loaded:
     """Load a ``models:/`` URI, an MLflow model directory or a bundle directory as a pyfunc, verified first.
+
+    ``located``: its local directory, when :func:`mlflow_flavor.fetch.locate_reference` already found it.
 
     Raises:
         ConfigError: the reference is none of these.
         BundleError: verification failed.
     """
     from exporter.manifest import MANIFEST_FILE
+    from mlflow_flavor.fetch import locate_reference
     from mlflow_flavor.redact import redact
 
-    path = Path(reference)
-    if path.is_dir() and (path / MANIFEST_FILE).is_file():
+    path = located or locate_reference(reference, tracking_uri=tracking_uri)
+    if (path / MANIFEST_FILE).is_file():
         from exporter.bundle import load_bundle
         from mlflow_flavor.pyfunc import FlairPyfuncModel
 
         model = load_bundle(path)
         manifest = model.flair_mlflow_manifest
         predictor = FlairPyfuncModel(model, manifest)
-    elif path.is_dir() or reference.startswith("models:/") or "://" in reference:
+    else:
         import mlflow
 
-        from mlflow_flavor.fetch import fetch_model
-
-        predictor = mlflow.pyfunc.load_model(str(fetch_model(reference, tracking_uri=tracking_uri)))
+        predictor = mlflow.pyfunc.load_model(str(path))
         impl = getattr(predictor, "_model_impl", predictor)  # MLflow's PyFuncModel wraps our FlairPyfuncModel
         model, manifest = impl.model, impl.manifest
-    else:
-        raise ConfigError(
-            f"{redact(reference)} is not a model reference: give a models:/ URI (models:/ner/3, models:/ner@production, "
-            "models:/ner/Production), an MLflow model directory, or a bundle directory written by flair-mlflow export."
-        )
     tag_type = manifest.get("tag_type") or model.label_type
     return _Loaded(redact(reference), predictor, model, _task(manifest), tag_type)
 

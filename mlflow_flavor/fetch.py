@@ -16,29 +16,35 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
-from exporter.errors import BundleError, ChecksumError, FlairMlflowError
-from exporter.manifest import sha256_bytes, sha256_file, verify_bundle
+from exporter.errors import BundleError, ChecksumError, ConfigError, FlairMlflowError
+from exporter.manifest import MANIFEST_FILE, sha256_bytes, sha256_file, verify_bundle
 
 __all__ = [
     "BUNDLE_DIGEST_TAG",
     "FILES_DIGEST_TAG",
     "check_registered_digests",
+    "check_registry_chosen",
     "seal_version",
     "VerifiedModel",
     "download_model",
     "fetch_model",
+    "locate_reference",
+    "not_a_model_error",
     "model_cache_dir",
     "resolve_version",
     "tree_digest",
     "using_tracking_uri",
     "verify_model_dir",
+    "verify_reference",
 ]
 
 log = logging.getLogger(__name__)
@@ -156,9 +162,15 @@ def verify_model_dir(directory: Path) -> VerifiedModel:
     from mlflow.utils.model_utils import _get_flavor_configuration
 
     directory = Path(directory)
+    if (directory / MANIFEST_FILE).is_file() and not (directory / MLMODEL).is_file():
+        raise BundleError(
+            f"{directory.absolute()} is a bundle, not an MLflow model (it holds {MANIFEST_FILE}, no {MLMODEL} file): "
+            f"flair-mlflow predict, verify and evaluate and exporter.load_bundle take it as it is; "
+            f"`flair-mlflow log --model {directory}` logs it as an MLflow model."
+        )
     if not (directory / MLMODEL).is_file():
         raise BundleError(
-            f"{directory} holds no MLmodel file: it is not an MLflow model (or it was only partly copied)."
+            f"{directory.absolute()} holds no MLmodel file: it is not an MLflow model (or it was only partly copied)."
         )
     try:
         conf = _get_flavor_configuration(str(directory), FLAVOR_NAME)
@@ -326,13 +338,62 @@ def fetch_model(
 
     from mlflow_flavor.redact import redact
 
-    if os.path.isdir(model_uri):
-        return verify_model_dir(Path(model_uri)).path
+    path = Path(model_uri)
+    if path.is_dir() and ((path / MLMODEL).is_file() or (path / MANIFEST_FILE).is_file()):
+        return verify_model_dir(path).path  # a bundle is refused there, with what to do with it
+    if path.exists() or not is_model_uri(model_uri):
+        raise not_a_model_error(model_uri, accepted=MLFLOW_MODEL_REFERENCES)
     with using_tracking_uri(tracking_uri):
+        check_registry_chosen(model_uri)
         try:
             return _fetch_uri(model_uri, Path(cache_dir) if cache_dir else model_cache_dir(), use_cache)
         except MlflowException as e:
-            raise FlairMlflowError(f"Could not fetch {redact(model_uri)}: {redact(e.message)}") from None
+            elsewhere = f". Is it in another registry? {REGISTRY_HINT}." if e.error_code == NOT_FOUND else ""
+            raise FlairMlflowError(
+                f"Could not fetch {redact(model_uri)} from {_registry_uri()}: {redact(e.message)}{elsewhere}"
+            ) from None
+
+
+#: MLflow's error code for a registered model, version, alias or run that is not there
+NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"
+#: how to say which registry to use, in every message about one
+REGISTRY_HINT = (
+    "Name the registry with --tracking-uri URI (flair-mlflow) or MLFLOW_TRACKING_URI=URI in the environment "
+    "(mlflow.set_tracking_uri in Python), e.g. sqlite:////path/to/mlflow.db or http://mlflow-server:5000"
+)
+
+
+def _registry_uri() -> str:
+    """The registry ``models:/`` URIs resolve against now, without credentials."""
+    import mlflow
+
+    from mlflow_flavor.redact import redact
+
+    return redact(mlflow.get_registry_uri())
+
+
+def check_registry_chosen(what: str) -> None:
+    """Refuse to look ``what`` (a model URI, a version) up in MLflow's default store when no tracking or registry URI was chosen and
+    that store does not exist: the lookup would create an empty ``mlflow.db`` in the current directory.
+
+    Raises:
+        ConfigError: naming the store it would have searched and how to choose one.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+
+    if mlflow.is_tracking_uri_set() or registry_utils._registry_uri or os.environ.get("MLFLOW_REGISTRY_URI"):
+        return
+    uri = mlflow.get_tracking_uri()  # MLflow's default: sqlite:///mlflow.db, made absolute
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or Path(unquote(uri[len(prefix) :])).exists():
+        return
+    from mlflow_flavor.redact import redact
+
+    raise ConfigError(
+        f"Cannot look up {redact(what)}: no tracking URI is set, and MLflow's default store {uri} does not "
+        f"exist (it would have been created empty here). {REGISTRY_HINT}."
+    )
 
 
 def _fetch_uri(model_uri: str, root: Path, use_cache: bool) -> Path:
@@ -390,3 +451,84 @@ def _move_into_cache(local: Path, cached: Path, model_uri: str) -> Path:
             raise
     log.info("Cached %s in %s", model_uri, cached)
     return cached
+
+
+#: what an MLflow model reference is (what fetch_model takes), for the messages that refuse one
+MLFLOW_MODEL_REFERENCES = (
+    "a models:/ URI (models:/ner/3, models:/ner@production, models:/ner/Production) or an MLflow model directory"
+)
+#: what a model reference is (what predict, verify and evaluate take)
+MODEL_REFERENCES = (
+    "a models:/ URI (models:/ner/3, models:/ner@production, models:/ner/Production), an MLflow model directory, "
+    "or a bundle directory written by flair-mlflow export"
+)
+
+
+def is_model_uri(reference: str) -> bool:
+    """A URI MLflow downloads from (``models:/``, ``runs:/``, ``s3://``, ...), not a path (nor a drive letter)."""
+    return re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/", reference) is not None
+
+
+def locate_reference(reference: str, *, tracking_uri: str | None = None) -> Path:
+    """The local directory of a model reference: a bundle directory as it is (its loader verifies it), an MLflow
+    model directory verified in place, a URI fetched (verified, cached).
+
+    Raises:
+        ConfigError: the reference is none of these (saying what it is and what to give instead).
+        BundleError: verification failed.
+    """
+    path = Path(reference).expanduser()
+    if path.is_dir() and (path / MANIFEST_FILE).is_file():
+        return path
+    if path.is_dir() and (path / MLMODEL).is_file():
+        return fetch_model(str(path))
+    if is_model_uri(reference) and not path.exists():
+        return fetch_model(reference, tracking_uri=tracking_uri)
+    raise not_a_model_error(reference)
+
+
+def not_a_model_error(reference: str, accepted: str = MODEL_REFERENCES) -> ConfigError:
+    """The refusal of a reference that is no model: what it is, and what to give instead (``accepted``)."""
+    from mlflow_flavor.redact import redact
+
+    path = Path(reference).expanduser().absolute()
+    if not path.exists():
+        what = f"{path} does not exist"
+    elif path.is_file():
+        what = (
+            f"{path} is a file; a Flair .pt file becomes a bundle with `flair-mlflow export {reference} OUT_DIR` "
+            f"or an MLflow model with `flair-mlflow log --model {reference}`"
+        )
+    else:
+        inner = [p for p in sorted(path.iterdir()) if (p / MANIFEST_FILE).is_file() or (p / MLMODEL).is_file()]
+        hint = f" (did you mean {inner[0]}?)" if inner else ""
+        what = f"{path} holds neither {MANIFEST_FILE} (a bundle) nor {MLMODEL} (an MLflow model){hint}"
+    return ConfigError(f"{redact(reference)} is not a model reference: {what}. Give {accepted}.")
+
+
+def verify_reference(reference: str, *, tracking_uri: str | None = None) -> tuple[str, dict[str, Any]]:
+    """Verify every checksum of a model reference; return where it was verified and its bundle's manifest.
+
+    A bundle directory against its manifest, an MLflow model directory file by file (:func:`verify_model_dir`), a
+    URI downloaded afresh (not from the cache) into a temporary directory and also checked against the digests the
+    registry recorded.
+
+    Raises:
+        ConfigError: the reference is no model.
+        BundleError: verification failed (ChecksumError).
+    """
+    from exporter.manifest import read_manifest
+    from mlflow_flavor.redact import redact
+
+    path = Path(reference).expanduser()
+    if (path / MANIFEST_FILE).is_file():
+        return str(path), verify_bundle(path)
+    if (path / MLMODEL).is_file():
+        return str(path), verify_model_dir(path).manifest
+    if not is_model_uri(reference) or path.exists():
+        raise not_a_model_error(reference)
+    fetched = fetch_model(reference, tracking_uri=tracking_uri, use_cache=False)  # a temporary copy of its own
+    try:
+        return redact(reference), read_manifest(fetched / BUNDLE_SUBPATH)[0]
+    finally:
+        shutil.rmtree(fetched.parent, ignore_errors=True)

@@ -40,8 +40,10 @@ from mlflow_flavor.evaluate import EVALUATION_RUN_TAG
 from mlflow_flavor.fetch import (
     BUNDLE_DIGEST_TAG,
     FILES_DIGEST_TAG,
+    REGISTRY_HINT,
     VerifiedModel,
     check_registered_digests,
+    check_registry_chosen,
     download_model,
     using_tracking_uri,
     verify_model_dir,
@@ -200,6 +202,8 @@ def _failed(step: str, error: BaseException) -> PromotionError:
 
 
 def _resolve_source(config: PromotionConfig):
+    if not config.tracking_uri:
+        check_registry_chosen(f"{config.name} version {config.version}")
     client = _client(config.tracking_uri)
     try:
         if config.version.startswith("@"):
@@ -209,14 +213,14 @@ def _resolve_source(config: PromotionConfig):
         if getattr(e, "error_code", None) in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             raise PromotionError(
                 f"Model {config.name!r} version {config.version} was not found in {config.source_uri}: "
-                f"{redact(e.message)}"
+                f"{redact(e.message)}. Is it in another registry? {REGISTRY_HINT}."
             ) from None
         raise _failed(f"looking up {config.name!r} version {config.version} in {config.source_uri}", e) from None
 
 
-def _download_verified(uri: str, model_uri: str, directory: Path) -> VerifiedModel:
+def _download_verified(uri: str, model_uri: str, directory: Path, quiet: bool = False) -> VerifiedModel:
     with using_tracking_uri(uri):
-        local = download_model(model_uri, directory)
+        local = download_model(model_uri, directory, quiet=quiet)
     return verify_model_dir(local)
 
 
@@ -420,7 +424,7 @@ def _verify_copy(target_uri, name, copy, source: VerifiedModel, work: Path, clie
     for attempt in (1, 2):
         destination = work / f"target-{attempt}"
         try:
-            landed = _download_verified(target_uri, f"models:/{name}/{copy.version}", destination)
+            landed = _download_verified(target_uri, f"models:/{name}/{copy.version}", destination, quiet=True)
             _check_same(landed, source)
         except BundleError as e:
             if attempt == 2:
