@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -52,11 +53,15 @@ def _flair_logs_to_stderr() -> None:
 
 class _Group(click.Group):
     def invoke(self, ctx):
-        from mlflow.exceptions import MlflowException
-
         try:
             return super().invoke(ctx)
-        except (FlairMlflowError, MlflowException) as e:
+        except Exception as e:
+            # MLflow's errors too, without importing MLflow (seconds) for commands that stop before they need it
+            mlflow_errors = sys.modules.get("mlflow.exceptions")
+            if not isinstance(e, FlairMlflowError) and not (
+                mlflow_errors and isinstance(e, mlflow_errors.MlflowException)
+            ):
+                raise
             from mlflow_flavor.redact import redact
 
             click.echo(f"Error: {redact(str(e))}", err=True)
@@ -65,9 +70,22 @@ class _Group(click.Group):
 
 @click.group(cls=_Group)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def main(verbose: bool) -> None:
+@click.option(
+    "-C",
+    "--directory",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Run as if started in DIRECTORY: relative paths resolve against it (the MLflow project passes the "
+    "directory `mlflow run` was started in).",
+)
+@click.pass_context
+def main(ctx: click.Context, verbose: bool, directory: str | None) -> None:
     """Export Flair models to accelerated backends and govern them with MLflow."""
     _setup_logging(verbose)
+    if directory:
+        previous = os.getcwd()
+        os.chdir(directory)
+        ctx.call_on_close(lambda: os.chdir(previous))  # the process (a test's CliRunner) gets its directory back
 
 
 def _read_lines(path: str | None) -> list[str]:
@@ -119,7 +137,7 @@ _EXPORT_OPTIONS = [
     click.option("--parity-sentences", type=click.Path(exists=True, dir_okay=False), help="One sentence per line."),
     click.option(
         "--min-agreement",
-        type=float,
+        type=click.FloatRange(0, 1),
         default=None,
         help="Share of sentences with identical entities required (default 1.0 lossless, none lossy).",
     ),
@@ -133,8 +151,55 @@ def _export_options(f):
     return f
 
 
+#: the option that sets each config field, for a config's refusal (its message starts with the field's name)
+_OPTION_OF_FIELD = {
+    "opset": "--opset",
+    "precision": "--precision / --quantize",
+    "providers": "--provider",
+    "intra_op_num_threads": "--intra-op-threads",
+    "encoder_workers": "--encoder-workers",
+    "min_tag_agreement": "--min-agreement",
+    "gold_conll": "--gold-conll",
+}
+
+
 def _export_config(options: Mapping[str, Any]):
-    """The :class:`ExportConfig` of the export options' values (click's parameters of ``export`` and ``log``)."""
+    """The :class:`ExportConfig` of the export options' values (click's parameters of ``export`` and ``log``),
+    checked before anything slow runs: a refusal names the option, ``--precision fp16`` is checked for CUDA."""
+    from exporter.errors import ConfigError
+
+    try:
+        config = _build_export_config(options)
+    except ConfigError as e:
+        options_named = [option for field, option in _OPTION_OF_FIELD.items() if str(e).startswith(field)]
+        if not options_named:
+            raise
+        raise click.BadParameter(str(e), param_hint=options_named[0]) from None
+    _check_fp16(config)
+    return config
+
+
+def _check_fp16(config) -> None:
+    """``--precision fp16`` runs on ONNX Runtime's CUDA provider: refuse in the CLI's terms, before any loading."""
+    from exporter.config import CPU_PROVIDER, CUDA_PROVIDER
+
+    if config.backend is not Backend.ONNX or config.onnx.precision != "fp16" or config.onnx.fp16_fallback:
+        return
+    import onnxruntime as ort
+
+    if CUDA_PROVIDER not in config.runtime.providers:
+        why = f"is not among the --provider values ({', '.join(config.runtime.providers)})"
+    elif CUDA_PROVIDER not in ort.get_available_providers():
+        why = "this machine's onnxruntime does not offer (install onnxruntime-gpu on a machine with CUDA)"
+    else:
+        return
+    raise click.UsageError(
+        f"--precision fp16 runs on ONNX Runtime's {CUDA_PROVIDER}, which {why}. Export fp16 on a machine with CUDA "
+        f"with --provider {CUDA_PROVIDER} --provider {CPU_PROVIDER}, or add --fp16-fallback to export fp32 instead."
+    )
+
+
+def _build_export_config(options: Mapping[str, Any]):
     from exporter.config import ExportConfig, ParityConfig, TorchScriptOptions
 
     providers = options["providers"]
@@ -168,9 +233,10 @@ def export(model, output, **options):
     from exporter.modelfile import load_flair_model
     from mlflow_flavor.job import resolve_model_path
 
+    config = _export_config(options)  # every check before the seconds of loading Flair and the model
+    _check_output(Path(output))
+    _check_model(model)
     _flair_logs_to_stderr()
-
-    config = _export_config(options)
     info = save_bundle(load_flair_model(resolve_model_path(model)), output, config)
     summary = {
         "bundle": str(info.path),
@@ -178,6 +244,22 @@ def export(model, output, **options):
         "parity": _short(info.manifest.get("parity")),
     }
     click.echo(json.dumps(summary, indent=2))
+
+
+def _check_output(target: Path) -> None:
+    """A bundle goes into a new or empty directory: refuse another before anything slow runs."""
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise click.BadParameter(
+            f"{target.absolute()} already exists and is not an empty directory; choose a new path.", param_hint="OUTPUT"
+        )
+
+
+def _check_model(model: str) -> None:
+    """Refuse a model path that does not exist before anything slow runs (the demo models are built later)."""
+    from mlflow_flavor.job import DEMO, DEMO_CLASSIFIER, resolve_model_path
+
+    if model not in (DEMO, DEMO_CLASSIFIER):
+        resolve_model_path(model)
 
 
 def _short(report):
@@ -202,15 +284,15 @@ def _short(report):
 @click.option("--tracking-uri", default=None, help="Defaults to MLFLOW_TRACKING_URI, else sqlite:///mlflow.db.")
 def log_cmd(model, name, registered_model_name, stage, alias, experiment_name, tracking_uri, **options):
     """Export a model, log it, register a new version, move it to a stage and set an alias."""
+    config = _export_config(options)  # every check before the seconds of importing MLflow and Flair
+    _check_model(model)
     import mlflow
 
     from mlflow_flavor.job import run_log_job
 
     _flair_logs_to_stderr()
-
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
-    config = _export_config(options)
     result = run_log_job(
         model,
         backend=options["backend"],

@@ -45,8 +45,10 @@ def resolve_model_path(model: str) -> Path:
         return demo_classifier_path()
     path = Path(model).expanduser()
     if not path.exists():
+        relative = "" if path.is_absolute() else f" (relative paths resolve against the current directory {Path.cwd()})"
         raise ConfigError(
-            f"Model {model!r} not found: give the path of a Flair .pt file or a bundle, 'demo' or 'demo-classifier'."
+            f"Model {model!r} not found: {path.absolute()} does not exist{relative}. Give the path of a Flair .pt "
+            "file or a bundle, 'demo' or 'demo-classifier'."
         )
     return path
 

@@ -1,10 +1,17 @@
-"""The CLI's export options: choices and defaults come from the library's configs, and build one ExportConfig."""
+"""The CLI's export options: choices and defaults come from the library's configs, build one ExportConfig, and are
+checked (in the CLI's terms) before anything slow runs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+import pytest
+from click.testing import CliRunner
+from conftest import REPO
 
 from exporter.config import OPTIMIZATION_LEVELS, PRECISIONS, QUANTIZATIONS, Backend, ExportConfig, OnnxOptions
+from mlflow_flavor import cli
 from mlflow_flavor.cli import _export_config, main
 
 
@@ -40,3 +47,88 @@ def test_every_option_reaches_its_config():
     assert runtime.providers == ("A", "B") and runtime.strict_providers
     assert (runtime.intra_op_num_threads, runtime.encoder_workers, runtime.length_buckets) == (1, 2, False)
     assert (config.parity.min_tag_agreement, config.parity.force) == (0.5, True)
+
+
+@pytest.fixture()
+def nothing_loads(monkeypatch):
+    """Loading Flair or a model fails loudly: what the CLI refuses must be refused before either."""
+    import exporter.modelfile
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("Flair or the model was loaded before the options were checked")
+
+    monkeypatch.setattr(cli, "_flair_logs_to_stderr", loaded)
+    monkeypatch.setattr(exporter.modelfile, "load_flair_model", loaded)
+
+
+@pytest.mark.parametrize("command", ["export", "log"])
+def test_options_are_checked_in_the_clis_terms_before_anything_loads(
+    command, nothing_loads, tiny_tagger_file, tmp_path
+):
+    runner = CliRunner()
+    base = ["export", str(tiny_tagger_file), str(tmp_path / "out")] if command == "export" else ["log", "--model"]
+    base = base if command == "export" else [*base, str(tiny_tagger_file)]
+    result = runner.invoke(main, [*base, "--min-agreement", "1.5"])
+    assert result.exit_code == 2 and "Invalid value for '--min-agreement': 1.5 is not in the range" in result.output
+    result = runner.invoke(main, [*base, "--encoder-workers", "0"])
+    assert result.exit_code == 2 and "Invalid value for --encoder-workers: encoder_workers must be" in result.output
+    result = runner.invoke(main, [*base, "--precision", "fp16"])
+    assert result.exit_code == 2, result.output
+    assert "--precision fp16 runs on ONNX Runtime's CUDAExecutionProvider" in result.output
+    assert "--provider CUDAExecutionProvider" in result.output and "--fp16-fallback" in result.output
+    assert "fp16_fallback" not in result.output and "providers=[" not in result.output
+    missing = (
+        ["export", "missing.pt", str(tmp_path / "out")] if command == "export" else ["log", "--model", "missing.pt"]
+    )
+    result = runner.invoke(main, missing)
+    assert result.exit_code == 2 and f"{Path.cwd() / 'missing.pt'} does not exist" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_existing_output_folder_is_refused_before_anything_loads(nothing_loads, tiny_tagger_file, tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(main, ["export", str(tiny_tagger_file), str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert f"{tmp_path / 'out'} already exists and is not an empty directory; choose a new path" in result.output
+    assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
+
+
+def test_cuda_on_a_machine_without_it_names_the_install(monkeypatch):
+    import onnxruntime
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    args = ["--precision", "fp16", "--provider", "CUDAExecutionProvider", "--provider", "CPUExecutionProvider"]
+    with pytest.raises(click.UsageError, match="onnxruntime does not offer \\(install onnxruntime-gpu"):
+        _export_config(_context(*args).params)
+    assert _export_config(_context(*args, "--fp16-fallback").params).onnx.fp16_fallback
+
+
+def test_directory_option_resolves_relative_paths_and_gives_the_directory_back(tiny_bundle, tmp_path):
+    here = Path.cwd()
+    runner = CliRunner()
+    result = runner.invoke(main, ["-C", str(tiny_bundle.parent), "verify", tiny_bundle.name])
+    assert result.exit_code == 0 and result.output.strip().endswith(f"files verified in {tiny_bundle.name}")
+    assert Path.cwd() == here
+    result = runner.invoke(main, ["-C", str(tmp_path), "log", "--model", "bundle1"])
+    assert result.exit_code == 2
+    assert (
+        f"{tmp_path / 'bundle1'} does not exist (relative paths resolve against the current directory" in result.output
+    )
+    assert Path.cwd() == here
+
+
+def test_the_project_resolves_relative_paths_where_mlflow_run_started(tmp_path, monkeypatch):
+    """MLflow runs each entry point in the project folder: base_dir (a path parameter) brings the user's."""
+    from mlflow.projects._project_spec import load_project
+
+    monkeypatch.chdir(tmp_path)
+    project = load_project(str(REPO))
+    storage = tmp_path / "storage"
+    storage.mkdir()
+    for entry, given in (("main", {"model": "bundle1"}), ("promote", {"version": "1", "eval_conll": "test.conll"})):
+        command = project.get_entry_point(entry).compute_command(given, str(storage))
+        assert command.startswith(f"python -m mlflow_flavor.cli -C {tmp_path} "), command
+        # the run records the parameter as given, not this machine's folder
+        params, _ = project.get_entry_point(entry).compute_parameters(given, None)
+        assert params["base_dir"] == "."

@@ -20,10 +20,10 @@ def demo_cache(tmp_path_factory):
     return path
 
 
-def _mlflow_run(tracking, *args, env=None, timeout=1500):
+def _mlflow_run(tracking, *args, env=None, timeout=1500, cwd=REPO):
     command = [sys.executable, "-m", "mlflow", "run", str(REPO), *args]
     full_env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, **(env or {})}
-    out = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=REPO)
+    out = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd)
     assert out.returncode == 0, (out.stdout[-3000:], out.stderr[-5000:])
     return out
 
@@ -31,7 +31,10 @@ def _mlflow_run(tracking, *args, env=None, timeout=1500):
 def test_project_with_a_user_model_archives_the_previous_version(tiny_tagger_file, tracking, demo_cache):
     env = {"FLAIR_MLFLOW_CACHE": demo_cache}
     _mlflow_run(tracking, "-P", "backend=torch", "-P", f"model={tiny_tagger_file}", "--env-manager", "local", env=env)
-    _mlflow_run(tracking, "-P", "backend=onnx", "-P", f"model={tiny_tagger_file}", "--env-manager", "local", env=env)
+    # from the folder holding the model, with a relative path: resolved where `mlflow run` started, not in the
+    # project folder where MLflow runs the entry point
+    relative = ("-P", "backend=onnx", "-P", f"model={tiny_tagger_file.name}", "--env-manager", "local")
+    _mlflow_run(tracking, *relative, env=env, cwd=tiny_tagger_file.parent)
     client = mlflow.MlflowClient()
     assert client.get_model_version("ner", "1").current_stage == "Archived"
     latest = client.get_model_version("ner", "2")
@@ -39,6 +42,7 @@ def test_project_with_a_user_model_archives_the_previous_version(tiny_tagger_fil
     assert str(client.get_model_version_by_alias("ner", "production").version) == "2"
     conf = mlflow.models.Model.load("models:/ner/Production").flavors["flair_mlflow"]
     assert conf["backend"] == "onnx"
+    assert client.get_run(latest.run_id).data.params["model"] == tiny_tagger_file.name  # as the user gave it
 
     # the `promote` entry point: verify version 1 and point an alias and a stage at it
     _mlflow_run(
