@@ -78,8 +78,8 @@ def alias_target(client, name: str, alias: str) -> str | None:
         raise
 
 
-def warn_alias_case(client, name: str, alias: str) -> list[str]:
-    """Warn when ``alias`` differs only by case from aliases ``name`` already has; return those.
+def warn_alias_case(client, name: str, alias: str) -> None:
+    """Warn when ``alias`` differs only by case from aliases ``name`` already has.
 
     MLflow's aliases are case-sensitive: ``Production`` beside ``production`` is a second alias, not the same one.
     """
@@ -89,20 +89,15 @@ def warn_alias_case(client, name: str, alias: str) -> list[str]:
         aliases = client.get_registered_model(name).aliases or {}
     except MlflowException as e:
         if e.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return []
+            return
         raise
     twins = sorted(a for a in aliases if a != alias and a.lower() == alias.lower())
-    if twins:
-        log.warning(
-            "Alias %r differs only by case from %s of model %s: MLflow aliases are case-sensitive, so this sets a "
-            "second alias beside it (which still points to version %s). To move that one, give %r.",
-            alias,
-            " and ".join(repr(t) for t in twins),
-            name,
-            ", ".join(str(aliases[t]) for t in twins),
-            twins[0],
-        )
-    return twins
+    if not twins:
+        return
+    existing, versions = " and ".join(map(repr, twins)), ", ".join(str(aliases[t]) for t in twins)
+    message = "Alias %r differs only by case from %s of model %s: MLflow aliases are case-sensitive, so this sets"
+    message += " a second alias beside it (which still points to version %s). To move that one, give %r."
+    log.warning(message, alias, existing, name, versions, twins[0])
 
 
 def stage_and_alias(
