@@ -4,6 +4,11 @@ Both models predict the same fresh sentences; the report counts sentences whose 
 and label) are identical, scores the exported model's entities against the original's (micro F1), and
 records the largest difference between the two embeddings' token vectors. Every differing sentence is
 collected before the gate decides, so a failure lists the worst cases at once.
+
+Each F1 comes with a 95 % bootstrap interval over sentences (:func:`bootstrap_intervals`): the sentences are
+resampled with replacement 1,000 times (fixed seed) and the F1 recomputed from the resampled sums of
+per-sentence true positives, false positives and false negatives. An interval that holds the threshold says
+that the verdict could go the other way on other sentences of the same kind.
 """
 
 from __future__ import annotations
@@ -15,12 +20,25 @@ from typing import Any
 from exporter.config import ParityConfig
 from exporter.errors import ParityError
 
-__all__ = ["check_parity", "entity_spans", "gold_spans", "predictions", "span_f1", "token_spans"]
+__all__ = [
+    "BOOTSTRAP",
+    "bootstrap_intervals",
+    "check_parity",
+    "entity_spans",
+    "gold_spans",
+    "predictions",
+    "span_counts",
+    "span_f1",
+    "token_spans",
+]
 
 log = logging.getLogger(__name__)
 
 _EMBEDDING_SAMPLE = 16
 _WORST_LISTED = 10
+#: the bootstrap of the report's intervals: resamples, seed, confidence
+BOOTSTRAP = {"method": "percentile bootstrap over sentences", "resamples": 1000, "seed": 12, "confidence": 0.95}
+_DRAWS_PER_CHUNK = 500_000  # sentence draws resampled at once (bounds the memory of a large check set)
 
 
 def predictions(sentence: Any, label_type: str) -> list[tuple]:
@@ -60,6 +78,75 @@ def span_f1(gold: Sequence[set], predicted: Sequence[set]) -> float:
     precision = tp / n_pred if n_pred else 0.0
     recall = tp / n_gold if n_gold else 0.0
     return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def span_counts(gold: Sequence[set], predicted: Sequence[set]) -> Any:
+    """Per-sentence ``(true positives, false positives, false negatives)`` of predicted against gold span
+    sets, as an integer array of shape ``(sentences, 3)``; :func:`span_f1` is the F1 of its column sums."""
+    import numpy as np
+
+    rows = [(len(g & p), len(p - g), len(g - p)) for g, p in zip(gold, predicted)]
+    return np.array(rows, dtype=np.int64).reshape(-1, 3)
+
+
+def _f1_of_sums(sums: Any) -> Any:
+    """:func:`span_f1` (the same operations, so the same floats) of summed ``(tp, fp, fn)`` in the last axis."""
+    import numpy as np
+
+    tp, fp, fn = (sums[..., i].astype(np.float64) for i in range(3))
+    n_pred, n_gold = tp + fp, tp + fn
+    precision = np.divide(tp, n_pred, out=np.zeros_like(tp), where=n_pred > 0)
+    recall = np.divide(tp, n_gold, out=np.zeros_like(tp), where=n_gold > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(tp), where=total > 0)
+    return np.where((n_gold == 0) & (n_pred == 0), 1.0, f1)
+
+
+def _resampled_sums(counts: Any, resamples: int, seed: int) -> Any:
+    """The column sums of ``counts`` over ``resamples`` resamples of its rows, drawn with replacement."""
+    import numpy as np
+
+    n = len(counts)
+    rng = np.random.default_rng(seed)
+    rows_per_chunk = max(1, _DRAWS_PER_CHUNK // n)
+    sums = []
+    for start in range(0, resamples, rows_per_chunk):
+        picks = rng.integers(0, n, size=(min(rows_per_chunk, resamples - start), n))
+        sums.append(counts[picks].sum(axis=1))
+    return np.concatenate(sums)
+
+
+def bootstrap_intervals(
+    counts: dict[str, Any], differences: Sequence[tuple[str, str, str]] = (), **bootstrap: Any
+) -> dict[str, list[float]]:
+    """Percentile bootstrap intervals of micro F1 over sentences, all from the same resamples (paired).
+
+    Args:
+        counts: name -> per-sentence ``(tp, fp, fn)`` (:func:`span_counts`), the same sentences in each.
+        differences: ``(name, minuend, subtrahend)``: also the interval of the difference of two F1s.
+        bootstrap: overrides of :data:`BOOTSTRAP` (``resamples``, ``seed``, ``confidence``).
+
+    Returns:
+        name -> ``[low, high]``, widened where needed to hold the F1 of all sentences (the point estimate);
+        ``[F1, F1]`` when there are no sentences.
+    """
+    import numpy as np
+
+    settings = {**BOOTSTRAP, **bootstrap}
+    matrices = [np.asarray(c, dtype=np.int64).reshape(-1, 3) for c in counts.values()]
+    points = {name: float(_f1_of_sums(m.sum(axis=0))) for name, m in zip(counts, matrices)}
+    points.update({name: points[a] - points[b] for name, a, b in differences})
+    if not len(matrices[0]):
+        return {name: [point, point] for name, point in points.items()}
+    sums = _resampled_sums(np.concatenate(matrices, axis=1), settings["resamples"], settings["seed"])
+    f1s = {name: _f1_of_sums(sums[:, 3 * i : 3 * i + 3]) for i, name in enumerate(counts)}
+    f1s.update({name: f1s[a] - f1s[b] for name, a, b in differences})
+    tail = (1 - settings["confidence"]) / 2
+    intervals = {}
+    for name, values in f1s.items():
+        low, high = np.quantile(values, [tail, 1 - tail])
+        intervals[name] = [min(float(low), points[name]), max(float(high), points[name])]
+    return intervals
 
 
 def _sentence(text: str | Sequence[str]) -> Any:
@@ -129,15 +216,22 @@ def check_parity(
     lossy: bool = False,
     gold: Sequence[set[tuple[int, int, str]]] | None = None,
     batch_size: int = 32,
+    recipe: str | None = None,
 ) -> dict[str, Any]:
     """Compare ``exported`` with ``original`` on ``texts`` (strings, or token lists when ``gold`` labels
-    them); return the report, raise :class:`ParityError` when it violates the thresholds."""
+    them); return the report, raise :class:`ParityError` when it violates the thresholds.
+
+    ``recipe``, the int8 recipe of a quantized export, is recorded as the report's ``int8_recipe``.
+    """
     thresholds = config.thresholds(lossy)
     a = _predict(original, texts, batch_size)
     b = _predict(exported, texts, batch_size)
     report = _compare(original, exported, texts, a, b, lossy, thresholds)
     if gold is not None:
         _add_gold_scores(report, gold, a, b, original.label_type)
+    report["bootstrap"] = dict(BOOTSTRAP)
+    if recipe is not None:
+        report["int8_recipe"] = recipe
     failures = _failures(report, thresholds)
     report["passed"] = not failures
     report["failures"] = failures
@@ -169,6 +263,7 @@ def _compare(
         "identical_sentences": identical,
         "tag_agreement": identical / n if n else 1.0,
         "entity_f1_vs_original": span_f1(spans_a, spans_b),
+        "entity_f1_vs_original_interval": bootstrap_intervals({"f1": span_counts(spans_a, spans_b)})["f1"],
         "entities_original": sum(len(s) for s in spans_a),
         "entities_exported": sum(len(s) for s in spans_b),
         "max_abs_embedding_diff": _max_embedding_diff(original, exported, texts[:_EMBEDDING_SAMPLE]),
@@ -206,10 +301,15 @@ def _differences(
 def _add_gold_scores(
     report: dict[str, Any], gold: Sequence[set[tuple[int, int, str]]], a: list[Any], b: list[Any], tag_type: str
 ) -> None:
-    """Both models' F1 against gold labels, and how much the export loses."""
-    report["gold_f1_original"] = span_f1(gold, [token_spans(s, tag_type) for s in a])
-    report["gold_f1_exported"] = span_f1(gold, [token_spans(s, tag_type) for s in b])
+    """Both models' F1 against gold labels, how much the export loses, and the intervals of the three."""
+    predicted_a = [token_spans(s, tag_type) for s in a]
+    predicted_b = [token_spans(s, tag_type) for s in b]
+    report["gold_f1_original"] = span_f1(gold, predicted_a)
+    report["gold_f1_exported"] = span_f1(gold, predicted_b)
     report["gold_f1_drop"] = report["gold_f1_original"] - report["gold_f1_exported"]
+    counts = {"gold_f1_original": span_counts(gold, predicted_a), "gold_f1_exported": span_counts(gold, predicted_b)}
+    intervals = bootstrap_intervals(counts, [("gold_f1_drop", "gold_f1_original", "gold_f1_exported")])
+    report.update({f"{name}_interval": interval for name, interval in intervals.items()})
 
 
 def _failures(report: dict[str, Any], thresholds: dict[str, float]) -> list[str]:
@@ -224,28 +324,81 @@ def _failures(report: dict[str, Any], thresholds: dict[str, float]) -> list[str]
     return failures
 
 
+def _interval(report: dict[str, Any], key: str) -> str:
+    low, high = report[f"{key}_interval"]
+    return f"[{low:.4f}, {high:.4f}]"
+
+
 def _log_report(report: dict[str, Any]) -> None:
     gold = (
         f", gold F1 {report['gold_f1_original']:.4f} -> {report['gold_f1_exported']:.4f}"
+        f" (drop {report['gold_f1_drop']:.4f}, {_interval(report, 'gold_f1_drop')})"
         if "gold_f1_drop" in report
         else ""
     )
+    recipe = f" ({report['int8_recipe']})" if "int8_recipe" in report else ""
     log.info(
-        "Parity on %d sentences: %d identical (%.4f), entity F1 vs original %.4f, max embedding diff %.2e%s",
+        "Parity%s on %d sentences: %d identical (%.4f), entity F1 vs original %.4f (%d %% interval %s), "
+        "max embedding diff %.2e%s",
+        recipe,
         report["sentences"],
         report["identical_sentences"],
         report["tag_agreement"],
         report["entity_f1_vs_original"],
+        round(100 * report["bootstrap"]["confidence"]),
+        _interval(report, "entity_f1_vs_original"),
         report["max_abs_embedding_diff"],
         gold,
     )
 
 
+def _where_threshold_lies(low: float, high: float, threshold: float, minimum: bool = True) -> str:
+    """Where a threshold (a minimum, or a maximum) lies relative to an interval: does the verdict hang on it?"""
+    some_pass = high >= threshold if minimum else low <= threshold
+    some_fail = low < threshold if minimum else high > threshold
+    if some_pass and some_fail:
+        return (
+            f"the threshold {threshold} lies inside it, so the verdict could go either way on other sentences "
+            "of this kind: check on more sentences (parity_sentences) or on a labeled set (gold_conll)"
+        )
+    side = "below" if some_fail == minimum else "above"
+    return (
+        f"the whole interval lies {side} the threshold {threshold}: "
+        "more sentences of this kind would very likely give the same verdict"
+    )
+
+
+def _uncertainty(report: dict[str, Any]) -> str:
+    """The gate's intervals, and whether each threshold lies inside its interval (a verdict near a coin toss)."""
+    thresholds = report["thresholds"]
+    low, high = report["entity_f1_vs_original_interval"]
+    f1_threshold = thresholds["min_entity_f1"]
+    where = (
+        f"the threshold {f1_threshold} asks for identical predictions: any difference fails, whatever the interval"
+        if f1_threshold >= 1.0
+        else _where_threshold_lies(low, high, f1_threshold)
+    )
+    confidence = f"{round(100 * report['bootstrap']['confidence'])} % interval"
+    lines = [
+        f"Entity F1 vs original {report['entity_f1_vs_original']:.4f}, {confidence} "
+        f"{_interval(report, 'entity_f1_vs_original')} over {report['sentences']} sentences: {where}."
+    ]
+    if "gold_f1_drop_interval" in report:
+        low, high = report["gold_f1_drop_interval"]
+        lines.append(
+            f"Gold F1 drop {report['gold_f1_drop']:.4f}, {confidence} {_interval(report, 'gold_f1_drop')}: "
+            f"{_where_threshold_lies(low, high, thresholds['max_gold_f1_drop'], minimum=False)}."
+        )
+    return "\n".join(lines)
+
+
 def _parity_error(report: dict[str, Any], failures: list[str]) -> ParityError:
     n, identical = report["sentences"], report["identical_sentences"]
+    recipe = f" ({report['int8_recipe']})" if "int8_recipe" in report else ""
     lines = [f"  {w['text'][:120]!r}: original {w['original']} exported {w['exported']}" for w in report["worst"]]
     return ParityError(
-        f"The exported model fails the parity gate on {n} check sentences: {'; '.join(failures)}. "
+        f"The exported model{recipe} fails the parity gate on {n} check sentences: {'; '.join(failures)}.\n"
+        f"{_uncertainty(report)}\n"
         f"{n - identical} sentences differ; the worst:\n"
         + "\n".join(lines)
         + "\nChoose a more faithful backend (fp32, per-channel int8), relax the thresholds, or force the export.",
