@@ -101,8 +101,9 @@ def _labels(model: Any) -> list[str]:
 
 
 def _parity_sentences(config: ExportConfig) -> tuple[list, list | None]:
-    """Check sentences: the labeled set, the user's sentences, or generated ones (long ones included)."""
-    from exporter.corpus import generate_sentences, read_conll
+    """Check sentences: the labeled set, the user's sentences, or ``num_sentences`` texts of the shipped check
+    set (``exporter.corpus.check_sentences``: natural text, every 16th a paragraph beyond 512 subtokens)."""
+    from exporter.corpus import check_sentences, read_conll
     from exporter.parity import gold_spans
 
     if config.parity.gold_conll:
@@ -110,7 +111,7 @@ def _parity_sentences(config: ExportConfig) -> tuple[list, list | None]:
         return [[w for w, _ in s] for s in labeled], [gold_spans([t for _, t in s]) for s in labeled]
     if config.parity_sentences:
         return list(config.parity_sentences), None
-    return generate_sentences(config.parity.num_sentences, seed=7), None
+    return check_sentences(config.parity.num_sentences), None
 
 
 def _checked_config(model: Any, config: ExportConfig | None) -> ExportConfig:
@@ -152,13 +153,15 @@ def _write_contents(model: Any, model_class: str, work: Path, config: ExportConf
 
 def _gate(model: Any, work: Path, content: dict[str, Any], digest: str, config: ExportConfig) -> dict[str, Any]:
     """Load the bundle just written and compare it with ``model`` (raises ParityError when it fails)."""
+    from exporter.backends import flavor_metadata
     from exporter.parity import check_parity
 
     # Flair's own ONNX / JIT models need their pickle (see exporter.modelfile): this process wrote it
     trusted = content.get("model_pickle") == PICKLE_NEEDS_OPT_IN
     exported = load_bundle(work, expected_manifest_sha256=digest, allow_pickle=trusted)
     texts, gold = _parity_sentences(config)
-    return check_parity(model, exported, texts, config.parity, lossy=config.lossy, gold=gold)
+    recipe = (flavor_metadata(content)["quantization"] or {}).get("recipe")  # int8 exports only
+    return check_parity(model, exported, texts, config.parity, lossy=config.lossy, gold=gold, recipe=recipe)
 
 
 def save_bundle(model: Any, path: str | Path, config: ExportConfig | None = None) -> BundleInfo:
