@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from conftest import entities_of
-from tinymodels import build_tiny_tagger
+from tinymodels import build_tiny_classifier, build_tiny_tagger
 
-from exporter import ExportConfig, ParityConfig, load_bundle, save_bundle
-from exporter.corpus import generate_sentences
+from exporter import ExportConfig, OnnxOptions, ParityConfig, ParityError, load_bundle, save_bundle
+from exporter.backends.onnx_quantize import DEFAULT_INT8
+from exporter.corpus import check_sentences, generate_sentences, generate_tagged_sentences
 
 # 200 check sentences; every 16th is ~420 words, far beyond the tiny BERT's 64-token maximum length.
 PARITY_TEXTS = generate_sentences(200, seed=3)
@@ -71,3 +74,104 @@ def test_torch_backend_is_flair_itself(tiny_tagger, tmp_path):
     assert info.manifest["parity"]["identical_sentences"] == 16
     model = load_bundle(info.path)
     assert type(model.embeddings).__name__ == "TransformerWordEmbeddings"
+
+
+def test_the_default_gate_checks_the_shipped_check_set(tiny_tagger, tmp_path, monkeypatch, caplog):
+    import exporter.corpus
+
+    given = []
+
+    def spy(*args, **kwargs):
+        given.append(check_sentences(*args, **kwargs))
+        return given[-1]
+
+    monkeypatch.setattr(exporter.corpus, "check_sentences", spy)
+    with caplog.at_level(logging.INFO, logger="exporter.parity"):
+        report = save_bundle(tiny_tagger, tmp_path / "b").manifest["parity"]
+    assert given == [check_sentences(ParityConfig().num_sentences)]
+    assert report["sentences"] == len(given[0]) == report["identical_sentences"]
+    # Flair's overflow windows: the paragraphs exceed even a 512-subtoken window (the tiny BERT's is 64)
+    tokenizer = tiny_tagger.embeddings.tokenizer
+    assert sum(len(tokenizer(text)["input_ids"]) > 512 for text in given[0]) >= len(given[0]) // 16 >= 4
+    assert report["entity_f1_vs_original_interval"] == [1.0, 1.0] and "int8_recipe" not in report
+    assert report["bootstrap"] == {
+        "method": "percentile bootstrap over sentences",
+        "resamples": 1000,
+        "seed": 12,
+        "confidence": 0.95,
+    }
+    assert "entity F1 vs original 1.0000 (95 % interval [1.0000, 1.0000])" in caplog.text
+
+
+INT8 = OnnxOptions(quantize="int8", per_channel=False)  # per tensor: the least faithful, differences are sure
+
+
+@pytest.fixture(scope="module")
+def int8_report(tiny_tagger, tmp_path_factory):
+    config = ExportConfig(onnx=INT8, parity=ParityConfig(force=True))
+    return save_bundle(tiny_tagger, tmp_path_factory.mktemp("int8") / "b", config).manifest["parity"]
+
+
+def test_a_quantized_export_records_its_recipe_and_its_interval(int8_report):
+    assert int8_report["int8_recipe"] == DEFAULT_INT8  # "int8" names the default recipe
+    low, high = int8_report["entity_f1_vs_original_interval"]
+    assert low <= int8_report["entity_f1_vs_original"] <= high and low < high  # it differs somewhere
+
+
+def test_a_named_recipe_is_recorded_by_name(tiny_tagger, tmp_path):
+    config = ExportConfig(onnx=OnnxOptions(quantize="int8-per-token"), parity=ParityConfig(force=True))
+    report = save_bundle(tiny_tagger, tmp_path / "b", config).manifest["parity"]
+    assert report["int8_recipe"] == "int8-per-token"
+
+
+def test_a_failure_near_the_threshold_says_the_verdict_could_go_either_way(tiny_tagger, tmp_path, int8_report):
+    f1 = int8_report["entity_f1_vs_original"]
+    low, high = int8_report["entity_f1_vs_original_interval"]
+    threshold = round((f1 + high) / 2, 6)  # the export misses it, yet it lies inside the interval
+    assert f1 < threshold <= high
+    config = ExportConfig(onnx=INT8, parity=ParityConfig(min_entity_f1=threshold))
+    with pytest.raises(ParityError, match="entity F1 vs original") as caught:
+        save_bundle(tiny_tagger, tmp_path / "near", config)
+    message = str(caught.value)
+    assert f"fails the parity gate on {int8_report['sentences']} check sentences" in message
+    assert f"Entity F1 vs original {f1:.4f}, 95 % interval [{low:.4f}, {high:.4f}] over" in message
+    assert f"the threshold {threshold} lies inside it, so the verdict could go either way" in message
+    assert f"({DEFAULT_INT8})" in message
+    assert caught.value.report["entity_f1_vs_original_interval"] == [low, high]
+
+
+def test_a_failure_on_identical_predictions_says_any_difference_fails(tiny_tagger, tmp_path):
+    config = ExportConfig(onnx=INT8, parity=ParityConfig(min_entity_f1=1.0))
+    with pytest.raises(ParityError) as caught:
+        save_bundle(tiny_tagger, tmp_path / "strict", config)
+    low, high = caught.value.report["entity_f1_vs_original_interval"]
+    assert f"95 % interval [{low:.4f}, {high:.4f}]" in str(caught.value)
+    assert "the threshold 1.0 asks for identical predictions: any difference fails" in str(caught.value)
+
+
+@pytest.fixture(scope="module")
+def gold_conll(tmp_path_factory):
+    path = tmp_path_factory.mktemp("gold") / "gold.conll"
+    with open(path, "w") as f:
+        for sentence in generate_tagged_sentences(120, seed=23):
+            f.write("\n".join(f"{w} {t}" for w, t in sentence) + "\n\n")
+    return str(path)
+
+
+def test_gold_scores_come_with_intervals(tiny_tagger, tmp_path, gold_conll):
+    lossless = save_bundle(tiny_tagger, tmp_path / "fp32", ExportConfig(parity=ParityConfig(gold_conll=gold_conll)))
+    report = lossless.manifest["parity"]
+    assert report["gold_f1_original_interval"] == report["gold_f1_exported_interval"]
+    assert report["gold_f1_drop_interval"] == [0.0, 0.0]  # both models on the same resamples
+    forced = ParityConfig(gold_conll=gold_conll, force=True)
+    report = save_bundle(tiny_tagger, tmp_path / "int8", ExportConfig(onnx=INT8, parity=forced)).manifest["parity"]
+    for key in ("gold_f1_original", "gold_f1_exported", "gold_f1_drop", "entity_f1_vs_original"):
+        low, high = report[f"{key}_interval"]
+        assert low <= report[key] <= high, key
+
+
+def test_a_classifier_gate_reports_the_interval_of_its_label_f1(tiny_bert, tmp_path):
+    classifier = build_tiny_classifier(tiny_bert)
+    texts = tuple(check_sentences(24))
+    report = save_bundle(classifier, tmp_path / "b", ExportConfig(parity_sentences=texts)).manifest["parity"]
+    assert report["sentences"] == 24 and report["entity_f1_vs_original_interval"] == [1.0, 1.0]
