@@ -111,9 +111,13 @@ def default_signature(task: str = "sequence-tagging"):
     declared; the pyfunc takes a DataFrame ``text`` column, a list of strings or a single string.
 
     No input schema, because each one MLflow offers breaks a request format: with a ``string`` column MLflow's
-    scoring server casts numbers to strings before the model sees them (``[1, 2]`` would be tagged as the texts
-    "1" and "2"), and with ``AnyType`` it cannot read ``text/csv`` at all (it asks the schema for pandas types).
-    The pyfunc checks every value itself and answers 400 for anything that is not a string.
+    scoring server casts numbers and nulls to strings before the model sees them (``[1, None]`` would be tagged
+    as the texts "1" and "None"), and with ``AnyType`` or an object tensor it cannot read ``text/csv`` at all
+    (it asks the schema for pandas types). The pyfunc checks every value it receives and answers 400 for
+    anything that is not a string. One case it cannot see: without a schema the server turns an ``inputs`` or
+    ``instances`` list that mixes strings and numbers (``["a", 3]``) into a numpy array of strings before the
+    model is called, so ``3`` arrives as the text "3" (a list of numbers alone, nulls and every DataFrame
+    format keep their types and are refused).
     """
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Array, ColSpec, DataType, Object, ParamSchema, ParamSpec, Property, Schema

@@ -143,6 +143,9 @@ def normalize_texts(model_input: Any) -> list[str]:
                 f"Send a DataFrame with a single string column '{TEXT_COLUMN}', a list of strings, or a string."
             )
         values = column.tolist()
+    elif isinstance(model_input, np.ndarray) and model_input.ndim == 0:
+        # MLflow's scoring server turns {"inputs": "one text"} into a 0-d array when the model has no input schema
+        return [_check_text(0, model_input.item())]
     elif isinstance(model_input, (pd.Series, np.ndarray)):
         if isinstance(model_input, np.ndarray) and model_input.ndim != 1:
             raise InputError(f"Expected a one-dimensional array of strings, got shape {model_input.shape}.")

@@ -35,9 +35,12 @@ def test_models_serve_answers_every_payload_format(tiny_tagger, tracking, tmp_pa
         status, body = post_json(f"{url}/invocations", {"inputs": TEXTS, "params": {"min_score": 0.99}})
         assert status == 200
         assert all(e["score"] >= 0.99 for entities in body["predictions"] for e in entities)
-        status, body = post_json(f"{url}/invocations", {"dataframe_records": [{"text": None}]})
-        assert 400 <= status < 500, body
-        assert "string" in body.get("message", "")
+        status, body = post_json(f"{url}/invocations", {"inputs": TEXTS[0]})
+        assert status == 200 and body["predictions"] == expected[:1], body
+        for bad in ({"dataframe_records": [{"text": None}]}, {"inputs": [1, 2]}, {"inputs": ["a", None]}):
+            status, body = post_json(f"{url}/invocations", bad)
+            assert 400 <= status < 500, (bad, body)
+            assert "string" in body.get("message", ""), (bad, body)
         # still answers correctly afterwards
         status, body = post_json(f"{url}/invocations", payloads["inputs"])
         assert status == 200 and body["predictions"] == expected

@@ -27,7 +27,8 @@ VALID_PARAMS = [
 ]
 INVALID = [
     ({"inputs": ["fine", None]}, "missing"),
-    ({"inputs": ["fine", 3]}, "string"),
+    # MLflow's server keeps a number's type in DataFrame formats (in a mixed "inputs" list it makes it a string)
+    ({"dataframe_split": {"columns": ["text"], "data": [["fine"], [3]]}}, "string"),
     ({"inputs": ["fine"], "params": {"mini_batch_size": 0}}, "mini_batch_size"),
     ({"inputs": ["fine"], "params": {"output": "labels"}}, "entities, records"),
 ]
