@@ -136,9 +136,11 @@ def cap_positions(
     widths: Sequence[int],
     max_positions: int = MAX_CALL_POSITIONS,
     max_attention: int = MAX_CALL_ATTENTION,
+    max_rows: int = 0,
 ) -> list[list[int]]:
     """Cut every group whose rows x width exceed ``max_positions`` (or whose rows x width² exceed
-    ``max_attention``) into runs that do not (one row at least).
+    ``max_attention``, or whose rows exceed ``max_rows`` when it is above 0) into runs that do not (one
+    row at least).
 
     ``widths[k]`` is the padded width of ``groups[k]``. This bounds the memory of one encoder call (its
     attention grows with rows x width²) whatever the input: a long document's overflow windows, or a
@@ -148,6 +150,8 @@ def cap_positions(
     for group, width in zip(groups, widths):
         width = max(width, 1)
         step = max(1, min(max_positions // width, max_attention // (width * width)))
+        if max_rows > 0:
+            step = min(step, max_rows)
         capped.extend(group[i : i + step] for i in range(0, len(group), step))
     return capped
 
@@ -163,6 +167,7 @@ def run_in_groups(
     workers: int = 1,
     max_positions: int = MAX_CALL_POSITIONS,
     max_attention: int = MAX_CALL_ATTENTION,
+    max_rows: int = 0,
 ) -> list[torch.Tensor]:
     """``encoder(input_ids, attention_mask)``, run group by group as :func:`plan_groups` decides.
 
@@ -171,13 +176,17 @@ def run_in_groups(
     ONNX Runtime sessions with one intra-op thread: coarse parallelism beats splitting small matrix
     products across cores). No call gets more than ``max_positions`` padded positions (rows x width)
     or ``max_attention`` attention cells (rows x width²) unless one row alone has more
-    (:func:`cap_positions`). Falls back to one call (or calls of whole
-    rows at full width) when the batch has one row, the mask is not right-padded (left-padding
-    tokenizers), or splitting would not pay.
+    (:func:`cap_positions`), and none more than ``max_rows`` rows when it is above 0, each such call
+    padded only to its own longest row even with ``buckets`` off: with ``max_rows=1`` every row runs
+    alone, at its own length, so its hidden states cannot depend on the other rows (an int8 graph that
+    takes activation scales per call gives a text the same numbers in any batch). Falls back to one call
+    (or calls of whole rows at full width) when the batch has one row, the mask is not right-padded
+    (left-padding tokenizers), or splitting would not pay.
     """
     rows, full_width = input_ids.size(0), input_ids.size(1)
     parallel = executor is not None and workers > 1
-    lengths = _right_padded_lengths(attention_mask) if rows > 1 and (buckets or parallel) else None
+    capped = 0 < max_rows < rows
+    lengths = _right_padded_lengths(attention_mask) if rows > 1 and (buckets or parallel or capped) else None
     if lengths is None or min(lengths) < 1:
         lengths, buckets, parallel = None, False, False
         groups = [list(range(rows))]
@@ -188,9 +197,9 @@ def run_in_groups(
             groups = split_for_workers(groups, workers)
 
     def width_of(group: list[int]) -> int:
-        return lengths[group[0]] if buckets and lengths is not None else full_width
+        return lengths[group[0]] if (buckets or capped) and lengths is not None else full_width
 
-    groups = cap_positions(groups, [width_of(g) for g in groups], max_positions, max_attention)
+    groups = cap_positions(groups, [width_of(g) for g in groups], max_positions, max_attention, max_rows)
     if len(groups) == 1 and not parallel and width_of(groups[0]) == full_width:
         return list(encoder(input_ids, attention_mask))
 

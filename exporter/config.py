@@ -75,11 +75,15 @@ class RuntimeOptions:
             call still uses ``intra_op_num_threads``: on an N-core machine, ``intra_op_num_threads=1``
             with ``encoder_workers=N`` keeps every core on whole matrix products instead of splitting
             small ones (measured 9 % faster fp32 and 15 % int8 encoder time on 2 cores).
+        max_call_rows: the most rows (sentences, or windows of a long one) in one encoder call; 0 (the
+            default) leaves it to the buckets. With 1, every row runs alone at its own length, so an int8
+            graph that takes its activation scale from each call (``int8-dynamic``) gives a text the same
+            entities in any batch (``exporter.buckets.run_in_groups``).
 
     Session settings (threads, optimization level, ``allow_spinning``) apply to the ``onnx`` and
     ``flair-onnx`` backends; ``length_buckets`` to ``onnx``, ``torchscript`` and ``torch`` (Flair's own
     model, its transformer call run in buckets); ``encoder_workers`` to ``onnx`` and ``torchscript``
-    (``flair-onnx`` keeps Flair's pooling inside its graph).
+    (``flair-onnx`` keeps Flair's pooling inside its graph), as does ``max_call_rows``.
     """
 
     providers: tuple[str, ...] = (CPU_PROVIDER,)
@@ -90,6 +94,7 @@ class RuntimeOptions:
     allow_spinning: bool = False
     length_buckets: bool = True
     encoder_workers: int = 1
+    max_call_rows: int = 0
 
     def __post_init__(self) -> None:
         providers = self.providers
@@ -109,6 +114,7 @@ class RuntimeOptions:
             or self.encoder_workers < 1
         ):
             raise ConfigError(f"encoder_workers must be a positive integer, got {self.encoder_workers!r}.")
+        _positive_or_zero("max_call_rows", self.max_call_rows)
         if self.graph_optimization_level not in GRAPH_OPTIMIZATION_LEVELS:
             raise ConfigError(
                 f"graph_optimization_level must be one of {', '.join(GRAPH_OPTIMIZATION_LEVELS)}, "

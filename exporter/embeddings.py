@@ -35,7 +35,12 @@ class EncoderProxy(torch.nn.Module):
     """Stands where Flair expects the Hugging Face model; runs an accelerated encoder instead."""
 
     def __init__(
-        self, encoder: Encoder, settings: EmbeddingSettings, length_buckets: bool = True, workers: int = 1
+        self,
+        encoder: Encoder,
+        settings: EmbeddingSettings,
+        length_buckets: bool = True,
+        workers: int = 1,
+        max_rows: int = 0,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -43,6 +48,7 @@ class EncoderProxy(torch.nn.Module):
         static = settings.force_max_length
         self.length_buckets = length_buckets and not static
         self.workers = 1 if static else workers
+        self.max_rows = 0 if static else max_rows
         self._executor: ThreadPoolExecutor | None = None
         self.config = SimpleNamespace(
             model_type=settings.model_type,
@@ -64,6 +70,7 @@ class EncoderProxy(torch.nn.Module):
                 buckets=self.length_buckets,
                 executor=self.executor,
                 workers=self.workers,
+                max_rows=self.max_rows,
             )
         )
         # Flair takes ``[-1]`` of the model output: the tuple of hidden states.
@@ -94,6 +101,7 @@ class _AcceleratedMixin:
         encoder: Encoder,
         length_buckets: bool = True,
         workers: int = 1,
+        max_rows: int = 0,
     ) -> None:
         TransformerBaseEmbeddings.__init__(
             self,
@@ -128,7 +136,7 @@ class _AcceleratedMixin:
         self.layer_mean = settings.layer_mean
         self.subtoken_pooling = settings.subtoken_pooling
         self.static_embeddings = True
-        self.model = EncoderProxy(encoder, settings, length_buckets, workers)
+        self.model = EncoderProxy(encoder, settings, length_buckets, workers, max_rows)
         self.eval()
 
     def forward(
@@ -182,17 +190,23 @@ class AcceleratedTransformerDocumentEmbeddings(_AcceleratedMixin, DocumentEmbedd
 
 
 def build_accelerated_embeddings(
-    settings: EmbeddingSettings, tokenizer: Any, encoder: Encoder, length_buckets: bool = True, workers: int = 1
+    settings: EmbeddingSettings,
+    tokenizer: Any,
+    encoder: Encoder,
+    length_buckets: bool = True,
+    workers: int = 1,
+    max_rows: int = 0,
 ) -> AcceleratedTransformerWordEmbeddings | AcceleratedTransformerDocumentEmbeddings:
     """Return word or document embeddings, as the original embedding was.
 
     ``length_buckets`` runs each batch through the encoder in groups of similar subtoken length
     (:mod:`exporter.buckets`); off, every batch goes through in one call, padded as Flair pads it.
-    ``workers`` above 1 runs parts of each batch concurrently on that many threads.
+    ``workers`` above 1 runs parts of each batch concurrently on that many threads. ``max_rows`` above 0
+    caps the rows of one encoder call (1: every row alone).
     """
     cls = (
         AcceleratedTransformerWordEmbeddings
         if settings.is_token_embedding
         else AcceleratedTransformerDocumentEmbeddings
     )
-    return cls(settings, tokenizer, encoder, length_buckets, workers)
+    return cls(settings, tokenizer, encoder, length_buckets, workers, max_rows)

@@ -10,6 +10,7 @@ recipe is chosen from this table (docs/BENCHMARKS.md).
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -19,7 +20,7 @@ from typing import Any
 
 from exporter.config import ExportConfig, OnnxOptions, ParityConfig
 
-__all__ = ["RecipeReportConfig", "compare_recipes", "recipe_markdown"]
+__all__ = ["RecipeReportConfig", "compare_recipes", "log_recipes_to_mlflow", "recipe_markdown"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ class RecipeReportConfig:
         recipes: the int8 recipes to compare (default: all).
         threads: torch and ONNX Runtime threads (0: the libraries decide).
         optimize: ONNX Runtime's transformer optimizer level for every export (None: not optimized).
+        call_rows: each export is measured once per value, loaded with ``max_call_rows`` set to it (0: the
+            buckets decide; 1: every sentence alone in its encoder call).
     """
 
     model_path: Path
@@ -48,6 +51,7 @@ class RecipeReportConfig:
     recipes: tuple[str, ...] = ()
     threads: int = 0
     optimize: str | None = None
+    call_rows: tuple[int, ...] = (0,)
 
 
 def _spans(model: Any, tokens: Sequence[Sequence[str]], batch_size: int) -> list[frozenset]:
@@ -98,6 +102,16 @@ def _variants(config: RecipeReportConfig) -> dict[str, OnnxOptions]:
     return variants
 
 
+def _runtimes(config: RecipeReportConfig) -> dict[str, dict[str, int]]:
+    """Name suffix -> runtime options, one per ``call_rows`` value."""
+    runtimes = {}
+    for rows in config.call_rows:
+        runtime = {"intra_op_num_threads": config.threads} if config.threads else {}
+        runtime["max_call_rows"] = rows
+        runtimes["" if rows == 0 else f", {rows} row{'s' if rows > 1 else ''}/call"] = runtime
+    return runtimes
+
+
 def compare_recipes(config: RecipeReportConfig, progress: Callable[[str], None] = log.info) -> list[dict[str, Any]]:
     """One row per variant (Flair PyTorch first), measured in this process, one after the other."""
     import torch
@@ -117,11 +131,11 @@ def compare_recipes(config: RecipeReportConfig, progress: Callable[[str], None] 
             progress(f"{name}: export")
             export = ExportConfig(onnx=options, parity=ParityConfig(enabled=False))
             info = save_bundle(original, Path(work) / name, export)
-            runtime = {"intra_op_num_threads": config.threads} if config.threads else None
-            progress(f"{name}: measure")
-            row = _row(name, load_bundle(info.path, runtime=runtime), data, reference, config)
-            row["bundle_mb"] = sum(e["size"] for e in info.manifest["files"].values()) / 1e6
-            rows.append(row)
+            for suffix, runtime in _runtimes(config).items():
+                progress(f"{name}{suffix}: measure")
+                row = _row(name + suffix, load_bundle(info.path, runtime=runtime), data, reference, config)
+                row["bundle_mb"] = sum(e["size"] for e in info.manifest["files"].values()) / 1e6
+                rows.append(row)
     base_b32, base_b1 = rows[0]["texts_per_s_b32"], rows[0]["texts_per_s_b1"]
     for row in rows:
         row["ratio_b32"], row["ratio_b1"] = row["texts_per_s_b32"] / base_b32, row["texts_per_s_b1"] / base_b1
@@ -145,3 +159,59 @@ def recipe_markdown(config: RecipeReportConfig, rows: Sequence[dict[str, Any]]) 
             f"{100 * r['batch_independent_share']:.1f} % | {size} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _trade_off_chart(rows: Sequence[dict[str, Any]]) -> Any:
+    """Speed (batch 32, x Flair PyTorch) against agreement with the original, one point per variant; hollow
+    points are variants whose entities change with the batch for some sentences."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for r in rows:
+        independent = r["batch_independent_share"] >= 0.995
+        ax.scatter(r["ratio_b32"], r["agreement_f1"], s=60, edgecolors="C0", facecolors="C0" if independent else "none")
+        ax.annotate(
+            r["variant"], (r["ratio_b32"], r["agreement_f1"]), fontsize=7, xytext=(4, 3), textcoords="offset points"
+        )
+    ax.axhline(0.98, color="grey", linewidth=0.8, linestyle="--")
+    ax.set_xlabel("end-to-end throughput at batch 32, x Flair PyTorch predict")
+    ax.set_ylabel("entity F1 against the original's output")
+    ax.set_title("int8 recipes: speed and fidelity (filled: same entities alone as in a batch, >= 99.5 %)")
+    fig.tight_layout()
+    return fig
+
+
+def log_recipes_to_mlflow(config: RecipeReportConfig, rows: Sequence[dict[str, Any]], markdown: str) -> str:
+    """Log the comparison as one MLflow run (parameters, one metric per variant and column, the chart and
+    the table); returns the run id."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    with mlflow.start_run(run_name="int8-recipes", nested=bool(mlflow.active_run())) as run:
+        mlflow.log_params(
+            {
+                "model": Path(config.model_path).name,
+                "conll": Path(config.conll).name,
+                "sentences": config.sentences,
+                "speed_sentences": config.speed_sentences,
+                "threads": config.threads,
+                "optimize": config.optimize,
+                "call_rows": ",".join(map(str, config.call_rows)),
+            }
+        )
+        for r in rows:
+            key = re.sub(r"[^0-9A-Za-z]+", "_", r["variant"]).strip("_")
+            mlflow.log_metrics(
+                {
+                    f"{key}_{column}": float(r[column])
+                    for column in ("ratio_b32", "ratio_b1", "agreement_f1", "gold_f1", "batch_independent_share")
+                }
+            )
+        fig = _trade_off_chart(rows)
+        mlflow.log_figure(fig, "int8_recipes.png")
+        plt.close(fig)
+        mlflow.log_text(markdown, "int8_recipes.md")
+        return run.info.run_id

@@ -31,6 +31,8 @@ BACKENDS = [b.value for b in Backend if b is not Backend.FLAIR_ONNX]
 NONE = "none"
 _ONNX = OnnxOptions()
 _RUNTIME = RuntimeOptions()
+#: the int8 recipes by name ("int8" is the default one's alias)
+_RECIPES = [q for q in QUANTIZATIONS if q != "int8"]
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -129,6 +131,13 @@ _EXPORT_OPTIONS = [
         help="Run each batch in this many parts at once (with --intra-op-threads 1: one per core).",
     ),
     click.option(
+        "--max-call-rows",
+        type=click.IntRange(0),
+        default=_RUNTIME.max_call_rows,
+        show_default=True,
+        help="Most rows per encoder call (1: each text alone, batch-independent int8-dynamic; 0: buckets decide).",
+    ),
+    click.option(
         "--length-buckets/--no-length-buckets",
         default=_RUNTIME.length_buckets,
         show_default=True,
@@ -207,6 +216,7 @@ def _build_export_config(options: Mapping[str, Any]):
         intra_op_num_threads=options["intra_op_threads"],
         encoder_workers=options["encoder_workers"],
         length_buckets=options["length_buckets"],
+        max_call_rows=options["max_call_rows"],
         strict_providers=options["strict_providers"],
         **({"providers": tuple(providers)} if providers else {}),
     )
@@ -443,6 +453,49 @@ def bench(
     )
     result = run_benchmark(config, output=Path(output) if output else None, log_to_mlflow=log_to_mlflow)
     click.echo(result.markdown)
+
+
+@main.command("int8-report")
+@click.option("--model", default="demo", show_default=True, help="A Flair SequenceTagger .pt path or 'demo'.")
+@click.option("--conll", type=click.Path(exists=True, dir_okay=False), required=True, help="Labeled sentences.")
+@click.option("--sentences", type=click.IntRange(1), default=1500, show_default=True, help="The first N of them.")
+@click.option("--speed-sentences", type=click.IntRange(1), default=384, show_default=True, help="Timed at batch 1, 32.")
+@click.option("--recipe", "recipes", type=click.Choice(_RECIPES), multiple=True, help="Repeatable; default: all.")
+@click.option(
+    "--call-rows",
+    type=click.IntRange(0),
+    multiple=True,
+    help="max_call_rows values to measure (repeatable; default 0).",
+)
+@click.option("--threads", type=click.IntRange(0), default=2, show_default=True)
+@click.option("--optimize", type=click.Choice(list(OPTIMIZATION_LEVELS)), default=None, help="Optimizer level.")
+@click.option("--output", type=click.Path(dir_okay=False), help="Also write the Markdown table here.")
+@click.option("--log-to-mlflow/--no-log-to-mlflow", default=True, show_default=True)
+def int8_report(model, conll, sentences, speed_sentences, recipes, call_rows, threads, optimize, output, log_to_mlflow):
+    """Compare every int8 recipe with Flair's PyTorch model and the fp32 export, side by side in one run:
+    speed at batch 1 and 32, agreement, gold F1, batch independence, size. JSON rows on stdout."""
+    from exporter.int8_report import RecipeReportConfig, compare_recipes, log_recipes_to_mlflow, recipe_markdown
+    from mlflow_flavor.job import resolve_model_path
+
+    config = RecipeReportConfig(
+        model_path=resolve_model_path(model),
+        conll=Path(conll),
+        sentences=sentences,
+        speed_sentences=speed_sentences,
+        recipes=tuple(recipes),
+        threads=threads,
+        optimize=optimize,
+        call_rows=tuple(call_rows) or (0,),
+    )
+    rows = compare_recipes(config, progress=lambda step: click.echo(f"int8-report: {step}", err=True))
+    markdown = recipe_markdown(config, rows)
+    if output:
+        Path(output).write_text(markdown, encoding="utf-8")
+    click.echo(markdown, err=True)
+    result = {"rows": rows}
+    if log_to_mlflow:
+        result["run_id"] = log_recipes_to_mlflow(config, rows, markdown)
+    click.echo(json.dumps(result))
 
 
 @main.command()

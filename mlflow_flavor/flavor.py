@@ -223,9 +223,17 @@ def _parity_summary(report: Mapping[str, Any] | None) -> dict[str, Any] | None:
         "max_label_score_diff",
         "gold_f1_original",
         "gold_f1_exported",
+        "gold_f1_drop",
+        "int8_recipe",
         "passed",
     )
-    return {k: report[k] for k in keys if k in report}
+    summary = {k: report[k] for k in keys if k in report}
+    # each 95 % bootstrap interval as two numbers (MLmodel readers and MLflow metrics take scalars)
+    for key in ("entity_f1_vs_original", "gold_f1_original", "gold_f1_exported", "gold_f1_drop"):
+        interval = report.get(f"{key}_interval")
+        if interval:
+            summary[f"{key}_low"], summary[f"{key}_high"] = float(interval[0]), float(interval[1])
+    return summary
 
 
 def _place_bundle(flair_model: Any, target: Path, config: ExportConfig):

@@ -140,9 +140,29 @@ def test_no_encoder_call_exceeds_the_position_cap_and_hidden_states_stay(bert, b
     assert [rows for rows, _ in recorder.shapes] == [1, 1]
 
 
+@pytest.mark.parametrize("buckets", [True, False])
+def test_row_cap_runs_rows_alone_at_their_own_length(bert, buckets):
+    """max_rows=1: every row is one call, padded to nothing but itself, whatever buckets say."""
+    model, tokenizer = bert
+    texts = generate_sentences(9, seed=7, long_every=0)
+    ids, mask = _batch(tokenizer, texts)
+    lengths = mask.sum(1).tolist()
+    recorder = _Recorder(model)
+    rows = run_in_groups(recorder, ids, mask, 32, buckets=buckets, max_rows=1)
+    assert sorted(recorder.shapes) == sorted((1, n) for n in lengths)
+    for row, n in enumerate(lengths):
+        alone = _Recorder(model)(ids[row : row + 1, :n], mask[row : row + 1, :n])
+        torch.testing.assert_close(rows[0][row, :n], alone[0][0], atol=1e-6, rtol=1e-5)
+    recorder = _Recorder(model)
+    run_in_groups(recorder, ids, mask, 32, buckets=buckets, max_rows=4)
+    assert max(r for r, _ in recorder.shapes) <= 4 and sum(r for r, _ in recorder.shapes) == len(texts)
+
+
 def test_runtime_options_are_type_checked():
     with pytest.raises(ConfigError, match="encoder_workers"):
         RuntimeOptions(encoder_workers=0)
+    with pytest.raises(ConfigError, match="max_call_rows"):
+        RuntimeOptions(max_call_rows=-1)
     with pytest.raises(ConfigError, match="length_buckets must be true or false"):
         RuntimeOptions().updated({"length_buckets": "false"})
     with pytest.raises(ConfigError, match="allow_spinning must be true or false"):

@@ -102,6 +102,9 @@ def test_log_registers_stages_and_aliases(tiny_tagger_file, tracking):
     run = client.get_run(out["run_id"])
     assert run.data.params["backend"] == "torch"
     assert run.data.metrics["parity_tag_agreement"] == 1.0
+    assert (
+        run.data.metrics["parity_entity_f1_vs_original_low"] == run.data.metrics["parity_entity_f1_vs_original"] == 1.0
+    )
 
 
 def test_demo_recipe_trains_on_a_conll_file(tmp_path):

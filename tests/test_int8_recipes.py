@@ -68,6 +68,29 @@ def test_batch_independent_recipes_give_a_text_the_same_numbers_alone_and_in_a_b
         assert worst > 1e-4, worst
 
 
+def _proxy_states(model, texts):
+    """Each text's last hidden states through the loaded model's encoder proxy (buckets, row cap and all)."""
+    batch = model.embeddings.tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        states = model.embeddings.model(batch["input_ids"], batch["attention_mask"])[0][-1]
+    return [states[i, : int(m.sum())].numpy() for i, m in enumerate(batch["attention_mask"])]
+
+
+def test_one_row_per_encoder_call_makes_the_dynamic_recipe_batch_independent(recipe_bundles):
+    path = recipe_bundles["int8-dynamic"].path
+    batch = [text for text in TEXTS if len(text.split()) < 25][:16]
+    for rows, independent in ((0, False), (1, True)):
+        model = load_bundle(path, runtime={"max_call_rows": rows})
+        together = _proxy_states(model, batch)
+        alone = [_proxy_states(model, [text])[0] for text in batch]
+        worst = max(float(np.abs(a - b).max()) for a, b in zip(alone, together))
+        if independent:
+            assert worst == 0.0, worst  # the very same call, row by row
+            assert entities_of(model, batch) == [entities_of(model, [text])[0] for text in batch]
+        else:
+            assert worst > 1e-4, worst
+
+
 def test_unknown_recipe_is_refused_with_the_choices():
     from exporter.errors import ConfigError
 
@@ -75,18 +98,37 @@ def test_unknown_recipe_is_refused_with_the_choices():
         OnnxOptions(quantize="int4")
 
 
-def test_recipe_report_measures_every_variant_side_by_side(tiny_tagger_file, tmp_path):
+def test_recipe_report_measures_every_variant_side_by_side_and_logs_a_run(tiny_tagger_file, tmp_path):
+    """flair-mlflow int8-report: JSON rows on stdout, the table in a file, a run with metrics and the chart."""
+    import json
+
+    import mlflow
+    from click.testing import CliRunner
+
     from exporter.corpus import generate_tagged_sentences
-    from exporter.int8_report import FP32, ORIGINAL, RecipeReportConfig, compare_recipes, recipe_markdown
+    from exporter.int8_report import FP32, ORIGINAL
+    from mlflow_flavor.cli import main
 
     conll = tmp_path / "check.conll"
     conll.write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in generate_tagged_sentences(24, seed=3)))
-    config = RecipeReportConfig(tiny_tagger_file, conll, sentences=24, speed_sentences=8, recipes=("int8-per-token",))
-    rows = compare_recipes(config)
-    assert [r["variant"] for r in rows] == [ORIGINAL, FP32, "int8-per-token"]
-    original, fp32, per_token = rows
+    table = tmp_path / "int8.md"
+    args = ["int8-report", "--model", str(tiny_tagger_file), "--conll", str(conll), "--sentences", "24"]
+    args += ["--speed-sentences", "8", "--recipe", "int8-dynamic", "--call-rows", "0", "--call-rows", "1"]
+    result = CliRunner().invoke(main, [*args, "--output", str(table)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    rows = report["rows"]
+    one = ", 1 row/call"
+    assert [r["variant"] for r in rows] == [ORIGINAL, FP32, FP32 + one, "int8-dynamic", "int8-dynamic" + one]
+    original, fp32, fp32_rows, dynamic, dynamic_rows = rows
     assert original["agreement_f1"] == 1.0 and original["ratio_b32"] == 1.0
     assert fp32["agreement_f1"] == 1.0 and fp32["batch_independent_share"] == 1.0  # lossless, batch-independent
-    assert per_token["batch_independent_share"] == 1.0 and 0 <= per_token["agreement_f1"] <= 1
+    assert fp32_rows["agreement_f1"] == 1.0
+    assert dynamic_rows["batch_independent_share"] == 1.0 and 0 <= dynamic["agreement_f1"] <= 1
     assert all(r["texts_per_s_b1"] > 0 and r["texts_per_s_b32"] > 0 for r in rows)
-    assert fp32["bundle_mb"] > 0 and "| int8-per-token |" in recipe_markdown(config, rows)
+    assert fp32["bundle_mb"] > 0 and "| int8-dynamic, 1 row/call |" in table.read_text()
+    run = mlflow.get_run(report["run_id"])
+    assert run.data.metrics["int8_dynamic_1_row_call_batch_independent_share"] == 1.0
+    assert run.data.params["call_rows"] == "0,1"
+    artifacts = {a.path for a in mlflow.artifacts.list_artifacts(run_id=run.info.run_id)}
+    assert {"int8_recipes.png", "int8_recipes.md"} <= artifacts

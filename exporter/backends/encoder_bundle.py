@@ -102,7 +102,7 @@ def assemble_model(
     settings = EmbeddingSettings.from_dict(manifest["embeddings"])
     tokenizer = AutoTokenizer.from_pretrained(str(directory / TOKENIZER_DIR))
     embeddings = build_accelerated_embeddings(
-        settings, tokenizer, encoder, runtime.length_buckets, runtime.encoder_workers
+        settings, tokenizer, encoder, runtime.length_buckets, runtime.encoder_workers, runtime.max_call_rows
     )
     state.pop("__cls__", None)
     state[embeddings_key(state)] = embeddings

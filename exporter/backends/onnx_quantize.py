@@ -125,7 +125,7 @@ RECIPES: Mapping[str, Recipe] = {
     "int8-block128": _block_int8(128),
 }
 #: what ``quantize="int8"`` means (chosen from the measurements in docs/BENCHMARKS.md)
-DEFAULT_INT8 = "int8-dynamic"
+DEFAULT_INT8 = "int8-per-token"
 
 
 def quantize_graph(target: Path, options: OnnxOptions) -> dict[str, Any]:
