@@ -258,7 +258,10 @@ class ParityConfig:
 
     Attributes:
         enabled: run the gate at all.
-        num_sentences: how many check sentences to generate when none are given.
+        num_sentences: how many texts of the shipped check set (``exporter.corpus.check_sentences``, 602
+            natural texts, every 16th a paragraph beyond 512 subtokens) to check on when none are given; None
+            for all of them. 256 by default: on the demo tagger's int8 export the 95 % interval of the entity
+            F1 was 0.041 wide on 64 texts and 0.018 on all 602; 256 keeps the export a few seconds shorter.
         min_tag_agreement: share of sentences with identical entities required (default: 1.0 for
             lossless backends, no requirement for lossy ones).
         min_entity_f1: entity F1 of the exported model against the original's output (default: 1.0
@@ -270,7 +273,7 @@ class ParityConfig:
     """
 
     enabled: bool = True
-    num_sentences: int = 64
+    num_sentences: int | None = 256
     min_tag_agreement: float | None = None
     min_entity_f1: float | None = None
     max_gold_f1_drop: float = 0.005
@@ -279,8 +282,10 @@ class ParityConfig:
     force: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.num_sentences, int) or self.num_sentences < 1:
-            raise ConfigError(f"num_sentences must be a positive integer, got {self.num_sentences!r}.")
+        if self.num_sentences is not None and (
+            not isinstance(self.num_sentences, int) or isinstance(self.num_sentences, bool) or self.num_sentences < 1
+        ):
+            raise ConfigError(f"num_sentences must be a positive integer or None (all), got {self.num_sentences!r}.")
         for name in ("min_tag_agreement", "min_entity_f1", "max_gold_f1_drop"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= float(value) <= 1.0:

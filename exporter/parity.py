@@ -399,8 +399,19 @@ def _parity_error(report: dict[str, Any], failures: list[str]) -> ParityError:
     return ParityError(
         f"The exported model{recipe} fails the parity gate on {n} check sentences: {'; '.join(failures)}.\n"
         f"{_uncertainty(report)}\n"
-        f"{n - identical} sentences differ; the worst:\n"
-        + "\n".join(lines)
-        + "\nChoose a more faithful backend (fp32, per-channel int8), relax the thresholds, or force the export.",
+        f"{n - identical} sentences differ; the worst:\n" + "\n".join(lines) + f"\n{_next_step(report)}",
         report,
+    )
+
+
+def _next_step(report: dict[str, Any]) -> str:
+    """What to do about a failed gate; for an int8 export, the recipes measured as more faithful."""
+    if "int8_recipe" in report:
+        from exporter.backends.onnx_quantize import more_faithful_recipes
+
+        hint = more_faithful_recipes(report["int8_recipe"], report["thresholds"]["min_entity_f1"])
+        if hint:
+            return hint + " Or relax the thresholds, or force the export."
+    return (
+        "Choose a more faithful backend (fp32, a more faithful int8 recipe), relax the thresholds, or force the export."
     )

@@ -96,6 +96,20 @@ def _read_lines(path: str | None) -> list[str]:
     return [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+class _OptionalFile(click.Path):
+    """An existing file, or the empty string for none (how ``mlflow run -P`` leaves a path parameter unset)."""
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, dir_okay=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value in ("", None):
+            return None
+        return super().convert(value, param, ctx)
+
+
+_OPTIONAL_FILE = _OptionalFile()
+
 #: the options of ``export`` and ``log`` that build the export config (:func:`_export_config`)
 _EXPORT_OPTIONS = [
     click.option("--backend", type=click.Choice(BACKENDS), default=Backend.ONNX.value, show_default=True),
@@ -118,7 +132,11 @@ _EXPORT_OPTIONS = [
     click.option("--external-data", is_flag=True, help="Store ONNX weights in an external-data file."),
     click.option("--force-max-length", is_flag=True, help="TorchScript: pad to the maximum length (static shapes)."),
     click.option("--strict-providers", is_flag=True, help="Refuse to load where a provider is missing."),
-    click.option("--gold-conll", type=click.Path(exists=True, dir_okay=False), help="Labeled set for the parity gate."),
+    click.option(
+        "--gold-conll",
+        type=_OPTIONAL_FILE,
+        help="Labeled two-column CoNLL set for the parity gate (its sentences become the check set).",
+    ),
     click.option("--provider", "providers", multiple=True, help="ONNX Runtime execution provider (repeatable)."),
     click.option(
         "--intra-op-threads", type=int, default=_RUNTIME.intra_op_num_threads, show_default=True, help="0: ORT decides."
@@ -143,7 +161,11 @@ _EXPORT_OPTIONS = [
         show_default=True,
         help="Group each batch by subtoken length so that short sentences skip long ones' padding.",
     ),
-    click.option("--parity-sentences", type=click.Path(exists=True, dir_okay=False), help="One sentence per line."),
+    click.option(
+        "--parity-sentences",
+        type=_OPTIONAL_FILE,
+        help="Your own check set: a text file, one text per line (default: 256 texts of the shipped set).",
+    ),
     click.option(
         "--min-agreement",
         type=click.FloatRange(0, 1),

@@ -132,3 +132,29 @@ def test_the_project_resolves_relative_paths_where_mlflow_run_started(tmp_path, 
         # the run records the parameter as given, not this machine's folder
         params, _ = project.get_entry_point(entry).compute_parameters(given, None)
         assert params["base_dir"] == "."
+
+
+def test_the_main_entry_takes_a_check_set_and_leaves_it_unset_by_default(tmp_path, monkeypatch):
+    """-P parity_sentences=FILE / -P gold_conll=FILE reach the export; left out, the shipped check set is used."""
+    import shlex
+
+    from mlflow.projects._project_spec import load_project
+
+    from mlflow_flavor.cli import log_cmd
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.txt").write_text("Angela Merkel visited Paris .\n")
+    entry = load_project(str(REPO)).get_entry_point("main")
+    storage = tmp_path / "storage"
+    storage.mkdir()
+
+    def parsed(given):
+        argv = shlex.split(entry.compute_command(given, str(storage)))
+        return log_cmd.make_context("log", argv[argv.index("log") + 1 :]).params
+
+    default = parsed({})
+    assert default["parity_sentences"] is None and default["gold_conll"] is None
+    mine = parsed({"parity_sentences": "mine.txt"})
+    assert mine["parity_sentences"] == "mine.txt" and mine["gold_conll"] is None
+    with pytest.raises(click.BadParameter, match="does not exist"):
+        parsed({"gold_conll": "missing.conll"})

@@ -138,6 +138,27 @@ def test_a_failure_near_the_threshold_says_the_verdict_could_go_either_way(tiny_
     assert f"the threshold {threshold} lies inside it, so the verdict could go either way" in message
     assert f"({DEFAULT_INT8})" in message
     assert caught.value.report["entity_f1_vs_original_interval"] == [low, high]
+    # the next step: the recipes measured as more faithful, the fastest that met the threshold there to try
+    from exporter.backends.onnx_quantize import MEASURED
+
+    better = [r for r in MEASURED if MEASURED[r][0] > MEASURED[DEFAULT_INT8][0]]
+    assert better and all(f"{r} ({MEASURED[r][0]:.3f}" in message for r in better)
+    assert "Try quantize='" in message and "--quantize" in message and "-P quantize=" in message
+
+
+def test_the_advice_tries_the_fastest_recipe_measured_to_pass():
+    from exporter.backends.onnx_quantize import MEASURED, more_faithful_recipes
+
+    slowest_first = sorted(MEASURED, key=lambda r: MEASURED[r][1])
+    fastest = slowest_first[-1]
+    threshold = min(MEASURED[r][0] for r in MEASURED if r != fastest)
+    advice = more_faithful_recipes(fastest, threshold)
+    faster_passing = max(
+        (r for r in MEASURED if MEASURED[r][0] >= threshold and r != fastest), key=lambda r: MEASURED[r][1]
+    )
+    assert f"Try quantize='{faster_passing}'" in advice
+    assert more_faithful_recipes("int8-unknown", 0.9) == ""
+    assert "Try the fp32 export" in more_faithful_recipes(max(MEASURED, key=lambda r: MEASURED[r][0]), 0.999)
 
 
 def test_a_failure_on_identical_predictions_says_any_difference_fails(tiny_tagger, tmp_path):
