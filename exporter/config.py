@@ -170,6 +170,8 @@ class RuntimeOptions:
 OPTIMIZATION_LEVELS = {"fusion": 0, "basic": 1, "extended": 2, "all": 99}
 #: int8 recipes (exporter.backends.onnx_quantize); "int8" is the default recipe
 QUANTIZATIONS = ("int8", "int8-dynamic", "int8-per-token", "int8-block32", "int8-block128")
+#: what ``quantize="int8"`` means (chosen from the measurements in docs/BENCHMARKS.md)
+DEFAULT_INT8 = "int8-block32"
 PRECISIONS = ("fp32", "fp16")
 
 
@@ -187,7 +189,7 @@ class OnnxOptions:
             ``int8-block128`` (MatMulNBits 8-bit weights in blocks; batch-independent). Measured trade-offs
             in docs/BENCHMARKS.md.
         per_channel: ``int8-dynamic``: quantize weights per output channel (more faithful) rather than per
-            tensor (the other recipes fix their own weight granularity).
+            tensor. The other recipes fix their own weight granularity and refuse ``per_channel=False``.
         precision: ``fp32``, or ``fp16`` for the CUDA execution provider.
         fp16_fallback: when fp16 is asked for on a machine without CUDA, export fp32 with a warning
             instead of refusing.
@@ -215,6 +217,12 @@ class OnnxOptions:
             object.__setattr__(self, "quantize", None)
         if self.quantize is not None and self.quantize not in QUANTIZATIONS:
             raise ConfigError(f"quantize must be one of {', '.join(QUANTIZATIONS)} (or none), got {self.quantize!r}.")
+        recipe = DEFAULT_INT8 if self.quantize == "int8" else self.quantize
+        if not self.per_channel and recipe is not None and recipe != "int8-dynamic":
+            raise ConfigError(
+                f"per_channel=False (--per-tensor) applies to quantize='int8-dynamic' only; {recipe} fixes its own "
+                "weight granularity. Ask for quantize='int8-dynamic' with per_channel=False, or keep per_channel=True."
+            )
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}.")
         if self.precision == "fp16" and self.quantize:

@@ -31,7 +31,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEMO_VERSION = 1
+DEMO_VERSION = 2  # 2: saved as plain data (torch.save of the state dict), not by Flair's model.save
 TRAIN_SENTENCES = 3000
 DEV_SENTENCES = 200
 MAX_EPOCHS = 20
@@ -85,7 +85,11 @@ def _train_and_save(model: Any, corpus: Any, target: Path, max_epochs: int, star
         )
         model.eval()
         partial = Path(work) / "demo.pt"
-        model.save(partial)
+        # as plain data (what torch.load(weights_only=True) reads): loading it runs no code and warns nothing;
+        # Flair's own Model.load reads it too. Flair's model.save would write pickle protocol 4.
+        import torch
+
+        torch.save(model._get_state_dict(), partial)
         os.replace(partial, target)
     log.info("Demo %s trained in %.0f s and saved to %s", type(model).__name__, time.perf_counter() - started, target)
     return target

@@ -114,7 +114,7 @@ def test_gate_reports_gold_f1_and_stops_a_lossy_export_that_violates_it(tiny_tag
         save_bundle(
             tiny_tagger,
             tmp_path / "strict",
-            ExportConfig(onnx=OnnxOptions(quantize="int8", per_channel=False), parity=strict),
+            ExportConfig(onnx=OnnxOptions(quantize="int8-dynamic", per_channel=False), parity=strict),
         )
     assert caught.value.report["worst"], "the error lists the worst sentences"
     assert "original [" in str(caught.value)
@@ -123,7 +123,7 @@ def test_gate_reports_gold_f1_and_stops_a_lossy_export_that_violates_it(tiny_tag
     info = save_bundle(
         tiny_tagger,
         tmp_path / "forced",
-        ExportConfig(onnx=OnnxOptions(quantize="int8", per_channel=False), parity=forced),
+        ExportConfig(onnx=OnnxOptions(quantize="int8-dynamic", per_channel=False), parity=forced),
     )
     report = info.manifest["parity"]
     assert report["passed"] is False and report["failures"]

@@ -126,6 +126,10 @@ def test_demo_recipe_trains_on_a_conll_file(tmp_path):
     assert out.exit_code == 0, out.output
     tagger = SequenceTagger.load(target)
     assert {"B-PER", "B-LOC", "B-ORG"} <= set(tagger.label_dictionary.get_items())
+    # saved as plain data: the safe reader takes it (no code run, no "needs full unpickling" warning on export)
+    from exporter.modelfile import load_state
+
+    assert load_state(target)["__cls__"] == "SequenceTagger"
     out = runner.invoke(main, ["demo", "--train-conll", str(conll), "--output", str(target), "--sentences", "0"])
     assert out.exit_code == 2 and "at least 1" in out.output
     conll.write_text("Paris B-LOC\n")

@@ -33,19 +33,21 @@ def test_cli_defaults_are_the_library_defaults():
 
 
 def test_every_option_reaches_its_config():
-    args = ["--backend", "torchscript", "--opset", "16", "--optimize", "all", "--quantize", "int8", "--per-tensor"]
+    args = ["--backend", "torchscript", "--opset", "16", "--optimize", "all", "--quantize", "int8-dynamic"]
+    args += ["--per-tensor", "--max-call-rows", "1"]
     args += ["--fp16-fallback", "--external-data", "--force-max-length", "--strict-providers", "--provider", "A"]
     args += ["--provider", "B", "--intra-op-threads", "1", "--encoder-workers", "2", "--no-length-buckets"]
     args += ["--min-agreement", "0.5", "--force"]
     config = _export_config(_context(*args).params)
     assert config.backend is Backend.TORCHSCRIPT
     assert config.onnx == OnnxOptions(
-        opset=16, optimize="all", quantize="int8", per_channel=False, fp16_fallback=True, external_data=True
+        opset=16, optimize="all", quantize="int8-dynamic", per_channel=False, fp16_fallback=True, external_data=True
     )
     assert config.torchscript.force_max_length
     runtime = config.runtime
     assert runtime.providers == ("A", "B") and runtime.strict_providers
     assert (runtime.intra_op_num_threads, runtime.encoder_workers, runtime.length_buckets) == (1, 2, False)
+    assert runtime.max_call_rows == 1
     assert (config.parity.min_tag_agreement, config.parity.force) == (0.5, True)
 
 

@@ -9,7 +9,6 @@ from conftest import entities_of
 from tinymodels import build_tiny_classifier, build_tiny_tagger
 
 from exporter import ExportConfig, OnnxOptions, ParityConfig, ParityError, load_bundle, save_bundle
-from exporter.backends.onnx_quantize import DEFAULT_INT8
 from exporter.corpus import check_sentences, generate_sentences, generate_tagged_sentences
 
 # 200 check sentences; every 16th is ~420 words, far beyond the tiny BERT's 64-token maximum length.
@@ -103,7 +102,8 @@ def test_the_default_gate_checks_the_shipped_check_set(tiny_tagger, tmp_path, mo
     assert "entity F1 vs original 1.0000 (95 % interval [1.0000, 1.0000])" in caplog.text
 
 
-INT8 = OnnxOptions(quantize="int8", per_channel=False)  # per tensor: the least faithful, differences are sure
+# the least faithful recipe (dynamic, weights per tensor): differences are sure even on a tiny model
+INT8 = OnnxOptions(quantize="int8-dynamic", per_channel=False)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def int8_report(tiny_tagger, tmp_path_factory):
 
 
 def test_a_quantized_export_records_its_recipe_and_its_interval(int8_report):
-    assert int8_report["int8_recipe"] == DEFAULT_INT8  # "int8" names the default recipe
+    assert int8_report["int8_recipe"] == "int8-dynamic"
     low, high = int8_report["entity_f1_vs_original_interval"]
     assert low <= int8_report["entity_f1_vs_original"] <= high and low < high  # it differs somewhere
 
@@ -136,12 +136,12 @@ def test_a_failure_near_the_threshold_says_the_verdict_could_go_either_way(tiny_
     assert f"fails the parity gate on {int8_report['sentences']} check sentences" in message
     assert f"Entity F1 vs original {f1:.4f}, 95 % interval [{low:.4f}, {high:.4f}] over" in message
     assert f"the threshold {threshold} lies inside it, so the verdict could go either way" in message
-    assert f"({DEFAULT_INT8})" in message
+    assert "(int8-dynamic)" in message
     assert caught.value.report["entity_f1_vs_original_interval"] == [low, high]
     # the next step: the recipes measured as more faithful, the fastest that met the threshold there to try
     from exporter.backends.onnx_quantize import MEASURED
 
-    better = [r for r in MEASURED if MEASURED[r][0] > MEASURED[DEFAULT_INT8][0]]
+    better = [r for r in MEASURED if MEASURED[r][0] > MEASURED["int8-dynamic"][0]]
     assert better and all(f"{r} ({MEASURED[r][0]:.3f}" in message for r in better)
     assert "Try quantize='" in message and "--quantize" in message and "-P quantize=" in message
 

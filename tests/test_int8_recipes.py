@@ -91,6 +91,15 @@ def test_one_row_per_encoder_call_makes_the_dynamic_recipe_batch_independent(rec
             assert worst > 1e-4, worst
 
 
+@pytest.mark.parametrize("quantize", ["int8", "int8-per-token", "int8-block32"])
+def test_per_tensor_weights_are_refused_where_the_recipe_fixes_its_own(quantize):
+    from exporter.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="applies to quantize='int8-dynamic' only"):
+        OnnxOptions(quantize=quantize, per_channel=False)
+    assert not OnnxOptions(quantize="int8-dynamic", per_channel=False).per_channel
+
+
 def test_unknown_recipe_is_refused_with_the_choices():
     from exporter.errors import ConfigError
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.backends.onnx_graph import needs_external_data, save_graph
-from exporter.config import OnnxOptions
+from exporter.config import DEFAULT_INT8, OnnxOptions
 from exporter.errors import ConfigError, ExportError, MissingDependencyError
 
 __all__ = ["DEFAULT_INT8", "MEASURED", "RECIPES", "more_faithful_recipes", "quantize_graph"]
@@ -124,20 +124,18 @@ RECIPES: Mapping[str, Recipe] = {
     "int8-block32": _block_int8(32),
     "int8-block128": _block_int8(128),
 }
-#: what ``quantize="int8"`` means (chosen from the measurements in docs/BENCHMARKS.md)
-DEFAULT_INT8 = "int8-per-token"
 #: What ``flair-mlflow int8-report`` measured for each recipe on the WikiANN-trained demo-recipe tagger
 #: (MiniLM, 1,500 WikiANN English test sentences, docs/BENCHMARKS.md): entity F1 against the original's own
 #: output, and end-to-end speed at batch 32 as a multiple of Flair's PyTorch ``predict``. The parity gate
 #: names the recipes that did better than the one that failed.
 MEASURED_ON = "a WikiANN-trained MiniLM tagger (flair-mlflow int8-report, docs/BENCHMARKS.md)"
 MEASURED: Mapping[str, tuple[float, float]] = {
-    "int8-dynamic": (0.9447, 4.32),
-    "int8-per-token": (0.9643, 3.12),
-    "int8-block128": (0.9775, 1.81),
-    "int8-block32": (0.9887, 1.72),
+    "int8-dynamic": (0.9447, 3.52),
+    "int8-per-token": (0.9662, 3.00),
+    "int8-block128": (0.9775, 2.10),
+    "int8-block32": (0.9887, 1.68),
 }
-FP32_MEASURED_SPEED = 2.82
+FP32_MEASURED_SPEED = 3.27
 
 
 def more_faithful_recipes(recipe: str, min_entity_f1: float) -> str:
