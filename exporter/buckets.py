@@ -24,11 +24,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
+from dataclasses import dataclass
 
 import torch
 
 __all__ = [
+    "AS_PADDED",
+    "BUCKETED",
     "CALL_OVERHEAD_TOKENS",
+    "Batching",
     "MAX_CALL_POSITIONS",
     "Encoder",
     "call_overhead",
@@ -53,6 +57,22 @@ MAX_CALL_POSITIONS = 8192
 #: model, two per call ~700 MB. A batch of 32 sentences of up to 128 subtokens stays one call; wider
 #: batches are cut into calls of fewer rows (same hidden states, some per-call cost).
 MAX_CALL_ATTENTION = 2 * 512 * 512
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How :func:`run_in_groups` cuts each batch into encoder calls (``RuntimeOptions``' ``length_buckets``,
+    ``encoder_workers`` and ``max_call_rows``)."""
+
+    buckets: bool = True
+    workers: int = 1
+    max_rows: int = 0
+
+
+#: the default: groups of similar length, one call at a time, no row cap
+BUCKETED = Batching()
+#: static shapes (``force_max_length``): every batch reaches the encoder as Flair padded it
+AS_PADDED = Batching(buckets=False, workers=1, max_rows=0)
 
 
 def call_overhead(hidden_size: int) -> float:

@@ -19,7 +19,7 @@ import torch
 from flair.embeddings import DocumentEmbeddings, TokenEmbeddings, TransformerEmbeddings
 from flair.embeddings.transformer import TransformerBaseEmbeddings
 
-from exporter.buckets import Encoder, run_in_groups
+from exporter.buckets import AS_PADDED, BUCKETED, Batching, Encoder, run_in_groups
 from exporter.errors import BundleError
 from exporter.settings import EmbeddingSettings
 
@@ -34,21 +34,11 @@ __all__ = [
 class EncoderProxy(torch.nn.Module):
     """Stands where Flair expects the Hugging Face model; runs an accelerated encoder instead."""
 
-    def __init__(
-        self,
-        encoder: Encoder,
-        settings: EmbeddingSettings,
-        length_buckets: bool = True,
-        workers: int = 1,
-        max_rows: int = 0,
-    ) -> None:
+    def __init__(self, encoder: Encoder, settings: EmbeddingSettings, batching: Batching = BUCKETED) -> None:
         super().__init__()
         self.encoder = encoder
         # static shapes (force_max_length) must reach the encoder as they are
-        static = settings.force_max_length
-        self.length_buckets = length_buckets and not static
-        self.workers = 1 if static else workers
-        self.max_rows = 0 if static else max_rows
+        self.batching = AS_PADDED if settings.force_max_length else batching
         self._executor: ThreadPoolExecutor | None = None
         self.config = SimpleNamespace(
             model_type=settings.model_type,
@@ -67,10 +57,10 @@ class EncoderProxy(torch.nn.Module):
                 input_ids,
                 attention_mask,
                 self.config.hidden_size,
-                buckets=self.length_buckets,
+                buckets=self.batching.buckets,
                 executor=self.executor,
-                workers=self.workers,
-                max_rows=self.max_rows,
+                workers=self.batching.workers,
+                max_rows=self.batching.max_rows,
             )
         )
         # Flair takes ``[-1]`` of the model output: the tuple of hidden states.
@@ -79,10 +69,12 @@ class EncoderProxy(torch.nn.Module):
     @property
     def executor(self) -> ThreadPoolExecutor | None:
         """The threads that run a batch's parts concurrently (``workers`` above 1), started on first use."""
-        if self.workers > 1 and self._executor is None:
+        if self.batching.workers > 1 and self._executor is None:
             with _EXECUTOR_LOCK:
                 if self._executor is None:
-                    self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="flair-mlflow-encoder")
+                    self._executor = ThreadPoolExecutor(
+                        self.batching.workers, thread_name_prefix="flair-mlflow-encoder"
+                    )
         return self._executor
 
 
@@ -99,9 +91,7 @@ class _AcceleratedMixin:
         settings: EmbeddingSettings,
         tokenizer: Any,
         encoder: Encoder,
-        length_buckets: bool = True,
-        workers: int = 1,
-        max_rows: int = 0,
+        batching: Batching = BUCKETED,
     ) -> None:
         TransformerBaseEmbeddings.__init__(
             self,
@@ -136,7 +126,7 @@ class _AcceleratedMixin:
         self.layer_mean = settings.layer_mean
         self.subtoken_pooling = settings.subtoken_pooling
         self.static_embeddings = True
-        self.model = EncoderProxy(encoder, settings, length_buckets, workers, max_rows)
+        self.model = EncoderProxy(encoder, settings, batching)
         self.eval()
 
     def forward(
@@ -193,20 +183,16 @@ def build_accelerated_embeddings(
     settings: EmbeddingSettings,
     tokenizer: Any,
     encoder: Encoder,
-    length_buckets: bool = True,
-    workers: int = 1,
-    max_rows: int = 0,
+    batching: Batching = BUCKETED,
 ) -> AcceleratedTransformerWordEmbeddings | AcceleratedTransformerDocumentEmbeddings:
     """Return word or document embeddings, as the original embedding was.
 
-    ``length_buckets`` runs each batch through the encoder in groups of similar subtoken length
-    (:mod:`exporter.buckets`); off, every batch goes through in one call, padded as Flair pads it.
-    ``workers`` above 1 runs parts of each batch concurrently on that many threads. ``max_rows`` above 0
-    caps the rows of one encoder call (1: every row alone).
+    ``batching`` says how each batch is cut into encoder calls (:class:`exporter.buckets.Batching`: groups
+    of similar subtoken length, parts run concurrently, the most rows per call); the default buckets.
     """
     cls = (
         AcceleratedTransformerWordEmbeddings
         if settings.is_token_embedding
         else AcceleratedTransformerDocumentEmbeddings
     )
-    return cls(settings, tokenizer, encoder, length_buckets, workers, max_rows)
+    return cls(settings, tokenizer, encoder, batching)

@@ -12,7 +12,7 @@ from conftest import entities_of
 from transformers import AutoModel, AutoTokenizer
 
 from exporter import ExportConfig, load_bundle, save_bundle
-from exporter.buckets import plan_groups, run_in_groups, split_for_workers
+from exporter.buckets import AS_PADDED, plan_groups, run_in_groups, split_for_workers
 from exporter.config import RuntimeOptions, TorchScriptOptions
 from exporter.corpus import generate_sentences
 from exporter.errors import ConfigError
@@ -197,8 +197,8 @@ def test_bundle_tags_the_same_with_and_without_buckets(tiny_tagger, tmp_path):
         return encoder(input_ids, attention_mask)
 
     parallel.embeddings.model.encoder = recording
-    assert bucketed.embeddings.model.length_buckets and not plain.embeddings.model.length_buckets
-    assert parallel.embeddings.model.workers == 2
+    assert bucketed.embeddings.model.batching.buckets and not plain.embeddings.model.batching.buckets
+    assert parallel.embeddings.model.batching.workers == 2
     expected = entities_of(tiny_tagger, texts)
     assert entities_of(bucketed, texts) == expected
     assert entities_of(plain, texts) == expected
@@ -214,7 +214,7 @@ def test_static_shapes_are_never_bucketed(tiny_tagger, tmp_path):
         parity_sentences=tuple(generate_sentences(6, seed=2)),
     )
     model = load_bundle(save_bundle(tiny_tagger, tmp_path / "ts", config).path)
-    assert model.embeddings.model.length_buckets is False
+    assert model.embeddings.model.batching == AS_PADDED
 
 
 def _encoder_widths(model) -> tuple[list[int], Any]:

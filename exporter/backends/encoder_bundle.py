@@ -95,15 +95,15 @@ def assemble_model(
     """The Flair model of ``state`` with accelerated embeddings around ``encoder`` (CRF decoding in numpy)."""
     from transformers import AutoTokenizer
 
+    from exporter.buckets import Batching
     from exporter.embeddings import build_accelerated_embeddings
     from exporter.fastpath import FastViterbiDecoder
     from exporter.settings import EmbeddingSettings
 
     settings = EmbeddingSettings.from_dict(manifest["embeddings"])
     tokenizer = AutoTokenizer.from_pretrained(str(directory / TOKENIZER_DIR))
-    embeddings = build_accelerated_embeddings(
-        settings, tokenizer, encoder, runtime.length_buckets, runtime.encoder_workers, runtime.max_call_rows
-    )
+    batching = Batching(runtime.length_buckets, runtime.encoder_workers, runtime.max_call_rows)
+    embeddings = build_accelerated_embeddings(settings, tokenizer, encoder, batching)
     state.pop("__cls__", None)
     state[embeddings_key(state)] = embeddings
     model = model_cls._init_model_with_state_dict(state)
