@@ -58,7 +58,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "onnx": OnnxOptions(quantize="int8", per_channel=True),
         "runtime": {"intra_op_num_threads": 1, "encoder_workers": "threads"},
     },
-    "onnx-int8-per-tensor": {"backend": Backend.ONNX, "onnx": OnnxOptions(quantize="int8", per_channel=False)},
+    "onnx-int8-dynamic": {"backend": Backend.ONNX, "onnx": OnnxOptions(quantize="int8-dynamic")},
+    "onnx-int8-per-tensor": {
+        "backend": Backend.ONNX,
+        "onnx": OnnxOptions(quantize="int8-dynamic", per_channel=False),
+    },
     "onnx-optimized-int8": {"backend": Backend.ONNX, "onnx": OnnxOptions(optimize="all", quantize="int8")},
     "torchscript": {"backend": Backend.TORCHSCRIPT, "torchscript": TorchScriptOptions()},
     # Flair's own .pt; its transformer call in length buckets (nothing exported)

@@ -164,7 +164,7 @@ _EXPORT_OPTIONS = [
     click.option(
         "--parity-sentences",
         type=_OPTIONAL_FILE,
-        help="Your own check set: a text file, one text per line (default: 256 texts of the shipped set).",
+        help="Your own check set: a text file, one text per line (default: 128 texts of the shipped set).",
     ),
     click.option(
         "--min-agreement",
