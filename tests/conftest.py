@@ -96,6 +96,12 @@ def log_and_stage(model, name: str = "ner", **log_kwargs):
     return info
 
 
+def write_conll(path: Path, sentences) -> Path:
+    """Labeled sentences (lists of ``(token, tag)``) as a two-column CoNLL file, a blank line after each."""
+    path.write_text("".join("".join(f"{w} {t}\n" for w, t in s) + "\n" for s in sentences), encoding="utf-8")
+    return path
+
+
 def entities_of(model, texts: list[str]) -> list[list[tuple[int, int, str]]]:
     """Entities of a Flair model on fresh sentences, as (start, end, label)."""
     from flair.data import Sentence

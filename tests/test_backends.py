@@ -6,7 +6,7 @@ import logging
 
 import mlflow
 import pytest
-from conftest import entities_of
+from conftest import entities_of, write_conll
 from tinymodels import build_tiny_tagger
 
 import mlflow_flavor
@@ -101,11 +101,7 @@ def test_fp16_without_cuda_is_refused_or_falls_back_as_asked(tiny_tagger, tmp_pa
 
 @pytest.fixture(scope="module")
 def gold_conll(tmp_path_factory):
-    path = tmp_path_factory.mktemp("gold") / "gold.conll"
-    with open(path, "w") as f:
-        for sentence in generate_tagged_sentences(80, seed=21):
-            f.write("\n".join(f"{w} {t}" for w, t in sentence) + "\n\n")
-    return str(path)
+    return str(write_conll(tmp_path_factory.mktemp("gold") / "gold.conll", generate_tagged_sentences(80, seed=21)))
 
 
 def test_gate_reports_gold_f1_and_stops_a_lossy_export_that_violates_it(tiny_tagger, tmp_path, gold_conll):

@@ -6,6 +6,7 @@ import json
 
 import mlflow
 from click.testing import CliRunner
+from conftest import write_conll
 
 from mlflow_flavor.cli import main
 
@@ -113,10 +114,7 @@ def test_demo_recipe_trains_on_a_conll_file(tmp_path):
 
     from exporter.corpus import generate_tagged_sentences
 
-    conll = tmp_path / "train.conll"
-    conll.write_text(
-        "\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in generate_tagged_sentences(60, seed=5)) + "\n"
-    )
+    conll = write_conll(tmp_path / "train.conll", generate_tagged_sentences(60, seed=5))
     runner = CliRunner()
     out = runner.invoke(main, ["demo", "--train-conll", str(conll)])
     assert out.exit_code == 2 and "--output" in out.output

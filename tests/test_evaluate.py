@@ -13,7 +13,7 @@ from pathlib import Path
 import mlflow
 import pytest
 from click.testing import CliRunner
-from conftest import REPO, log_and_stage
+from conftest import REPO, log_and_stage, write_conll
 from mlflow.exceptions import MlflowException
 from test_s3_promotion import s3, source_server, target_server  # noqa: F401  (its fixtures: S3 and two servers)
 
@@ -38,11 +38,6 @@ def _bio(spans, length: int) -> list[str]:
     return tags
 
 
-def _write_conll(path: Path, sentences) -> Path:
-    path.write_text("".join("".join(f"{w} {t}\n" for w, t in s) + "\n" for s in sentences), encoding="utf-8")
-    return path
-
-
 def _own_labels(tagger, count: int, seed: int) -> list[list[tuple[str, str]]]:
     """Generated sentences labeled with ``tagger``'s own predictions (it is right on them by construction)."""
     from flair.data import Sentence
@@ -63,12 +58,12 @@ def mixed_conll(tiny_tagger, tmp_path_factory) -> Path:
     from exporter.corpus import generate_tagged_sentences
 
     rows = generate_tagged_sentences(30, seed=11) + _own_labels(tiny_tagger, 30, seed=12) + RETOKENIZED
-    return _write_conll(tmp_path_factory.mktemp("eval") / "mixed.conll", rows)
+    return write_conll(tmp_path_factory.mktemp("eval") / "mixed.conll", rows)
 
 
 @pytest.fixture(scope="module")
 def own_conll(tiny_tagger, tmp_path_factory) -> Path:
-    return _write_conll(tmp_path_factory.mktemp("eval") / "own.conll", _own_labels(tiny_tagger, 40, seed=13))
+    return write_conll(tmp_path_factory.mktemp("eval") / "own.conll", _own_labels(tiny_tagger, 40, seed=13))
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from conftest import entities_of
+from conftest import entities_of, write_conll
 from tinymodels import build_tiny_classifier, build_tiny_tagger
 
 from exporter import ExportConfig, OnnxOptions, ParityConfig, ParityError, load_bundle, save_bundle
@@ -172,11 +172,7 @@ def test_a_failure_on_identical_predictions_says_any_difference_fails(tiny_tagge
 
 @pytest.fixture(scope="module")
 def gold_conll(tmp_path_factory):
-    path = tmp_path_factory.mktemp("gold") / "gold.conll"
-    with open(path, "w") as f:
-        for sentence in generate_tagged_sentences(120, seed=23):
-            f.write("\n".join(f"{w} {t}" for w, t in sentence) + "\n\n")
-    return str(path)
+    return str(write_conll(tmp_path_factory.mktemp("gold") / "gold.conll", generate_tagged_sentences(120, seed=23)))
 
 
 def test_gold_scores_come_with_intervals(tiny_tagger, tmp_path, gold_conll):

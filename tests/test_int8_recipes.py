@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import entities_of
+from conftest import entities_of, write_conll
 
 from exporter import ExportConfig, OnnxOptions, ParityConfig, load_bundle, save_bundle
 from exporter.backends.onnx_quantize import DEFAULT_INT8, RECIPES
@@ -118,8 +118,7 @@ def test_recipe_report_measures_every_variant_side_by_side_and_logs_a_run(tiny_t
     from exporter.int8_report import FP32, ORIGINAL
     from mlflow_flavor.cli import main
 
-    conll = tmp_path / "check.conll"
-    conll.write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in generate_tagged_sentences(24, seed=3)))
+    conll = write_conll(tmp_path / "check.conll", generate_tagged_sentences(24, seed=3))
     table = tmp_path / "int8.md"
     args = ["int8-report", "--model", str(tiny_tagger_file), "--conll", str(conll), "--sentences", "24"]
     args += ["--speed-sentences", "8", "--recipe", "int8-dynamic", "--call-rows", "0", "--call-rows", "1"]
