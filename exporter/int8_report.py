@@ -131,11 +131,11 @@ def compare_recipes(config: RecipeReportConfig, progress: Callable[[str], None] 
             progress(f"{name}: export")
             export = ExportConfig(onnx=options, parity=ParityConfig(enabled=False))
             info = save_bundle(original, Path(work) / name, export)
+            size_mb = sum(e["size"] for e in info.manifest["files"].values()) / 1e6
             for suffix, runtime in _runtimes(config).items():
                 progress(f"{name}{suffix}: measure")
                 row = _row(name + suffix, load_bundle(info.path, runtime=runtime), data, reference, config)
-                row["bundle_mb"] = sum(e["size"] for e in info.manifest["files"].values()) / 1e6
-                rows.append(row)
+                rows.append({**row, "bundle_mb": size_mb})
     base_b32, base_b1 = rows[0]["texts_per_s_b32"], rows[0]["texts_per_s_b1"]
     for row in rows:
         row["ratio_b32"], row["ratio_b1"] = row["texts_per_s_b32"] / base_b32, row["texts_per_s_b1"] / base_b1

@@ -70,14 +70,7 @@ def entity_spans(sentence: Any, tag_type: str) -> list[tuple[int, int, str]]:
 
 def span_f1(gold: Sequence[set], predicted: Sequence[set]) -> float:
     """Micro F1 of predicted span sets against gold span sets (1.0 when both are empty)."""
-    tp = sum(len(g & p) for g, p in zip(gold, predicted))
-    n_gold = sum(len(g) for g in gold)
-    n_pred = sum(len(p) for p in predicted)
-    if n_gold == 0 and n_pred == 0:
-        return 1.0
-    precision = tp / n_pred if n_pred else 0.0
-    recall = tp / n_gold if n_gold else 0.0
-    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+    return _f1_of_counts(span_counts(gold, predicted))
 
 
 def span_counts(gold: Sequence[set], predicted: Sequence[set]) -> Any:
@@ -89,8 +82,13 @@ def span_counts(gold: Sequence[set], predicted: Sequence[set]) -> Any:
     return np.array(rows, dtype=np.int64).reshape(-1, 3)
 
 
+def _f1_of_counts(counts: Any) -> float:
+    """Micro F1 of per-sentence ``(tp, fp, fn)`` (:func:`span_counts`)."""
+    return float(_f1_of_sums(counts.sum(axis=0)))
+
+
 def _f1_of_sums(sums: Any) -> Any:
-    """:func:`span_f1` (the same operations, so the same floats) of summed ``(tp, fp, fn)`` in the last axis."""
+    """Micro F1 of summed ``(tp, fp, fn)`` in the last axis (1.0 where nothing was expected or predicted)."""
     import numpy as np
 
     tp, fp, fn = (sums[..., i].astype(np.float64) for i in range(3))
@@ -255,6 +253,7 @@ def _compare(
     spans_a = [set(predictions(s, tag_type)) for s in a]
     spans_b = [set(predictions(s, tag_type)) for s in b]
     worst = _differences(texts, spans_a, spans_b)
+    counts = span_counts(spans_a, spans_b)
     n = len(texts)
     identical = n - len(worst)
     report: dict[str, Any] = {
@@ -262,8 +261,8 @@ def _compare(
         "lossy": lossy,
         "identical_sentences": identical,
         "tag_agreement": identical / n if n else 1.0,
-        "entity_f1_vs_original": span_f1(spans_a, spans_b),
-        "entity_f1_vs_original_interval": bootstrap_intervals({"f1": span_counts(spans_a, spans_b)})["f1"],
+        "entity_f1_vs_original": _f1_of_counts(counts),
+        "entity_f1_vs_original_interval": bootstrap_intervals({"f1": counts})["f1"],
         "entities_original": sum(len(s) for s in spans_a),
         "entities_exported": sum(len(s) for s in spans_b),
         "max_abs_embedding_diff": _max_embedding_diff(original, exported, texts[:_EMBEDDING_SAMPLE]),
@@ -302,12 +301,12 @@ def _add_gold_scores(
     report: dict[str, Any], gold: Sequence[set[tuple[int, int, str]]], a: list[Any], b: list[Any], tag_type: str
 ) -> None:
     """Both models' F1 against gold labels, how much the export loses, and the intervals of the three."""
-    predicted_a = [token_spans(s, tag_type) for s in a]
-    predicted_b = [token_spans(s, tag_type) for s in b]
-    report["gold_f1_original"] = span_f1(gold, predicted_a)
-    report["gold_f1_exported"] = span_f1(gold, predicted_b)
+    counts = {
+        "gold_f1_original": span_counts(gold, [token_spans(s, tag_type) for s in a]),
+        "gold_f1_exported": span_counts(gold, [token_spans(s, tag_type) for s in b]),
+    }
+    report.update({name: _f1_of_counts(c) for name, c in counts.items()})
     report["gold_f1_drop"] = report["gold_f1_original"] - report["gold_f1_exported"]
-    counts = {"gold_f1_original": span_counts(gold, predicted_a), "gold_f1_exported": span_counts(gold, predicted_b)}
     intervals = bootstrap_intervals(counts, [("gold_f1_drop", "gold_f1_original", "gold_f1_exported")])
     report.update({f"{name}_interval": interval for name, interval in intervals.items()})
 
