@@ -1,9 +1,15 @@
 """Export Flair models to accelerated backends and write verified bundles.
 
-Heavy libraries (torch, flair, onnx, onnxruntime) are imported only when a function needs them.
+The layers, from the bottom (see docs/ARCHITECTURE.md): ``errors`` and ``config``; ``format`` (the bundle's
+files); ``runtime`` (what runs inside Flair's predict); ``backends`` (one module per backend); ``quality`` (the
+parity gate and metrics); ``bundle`` (``load`` and ``save``); ``tools`` (bench, int8 report, demo). Heavy
+libraries (torch, flair, onnx, onnxruntime) are imported only when a function needs them.
 """
 
 from __future__ import annotations
+
+import importlib
+import pkgutil
 
 from exporter.config import Backend, ExportConfig, OnnxOptions, ParityConfig, RuntimeOptions
 from exporter.errors import (
@@ -16,9 +22,13 @@ from exporter.errors import (
     MissingDependencyError,
     ParityError,
     ProviderError,
-    ServerError,
+    UnsafeModelFileError,
     UnsupportedModelError,
 )
+
+# A logged model's code/ holds only the runtime layers of this package; where such a copy is imported first
+# (MLflow puts code/ ahead on sys.path), the installed package still provides the other layers.
+__path__ = pkgutil.extend_path(__path__, __name__)
 
 __all__ = [
     "Backend",
@@ -35,7 +45,7 @@ __all__ = [
     "ParityError",
     "ProviderError",
     "RuntimeOptions",
-    "ServerError",
+    "UnsafeModelFileError",
     "UnsupportedModelError",
     "load_bundle",
     "save_bundle",
@@ -43,10 +53,12 @@ __all__ = [
 
 __version__ = "0.1.0"
 
+#: the public functions of the bundle layer, imported on first use: ``save_bundle`` pulls in the parity gate,
+#: which a logged model does not ship
+_LAZY = {"load_bundle": "exporter.bundle.load", "save_bundle": "exporter.bundle.save"}
+
 
 def __getattr__(name: str):
-    if name in ("load_bundle", "save_bundle"):
-        from exporter import bundle
-
-        return getattr(bundle, name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)  # lazy: save_bundle imports the parity gate
     raise AttributeError(f"module 'exporter' has no attribute {name!r}")

@@ -9,10 +9,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from exporter.digests import sha256_file
 from exporter.errors import ConfigError
 
 __all__ = [
@@ -22,6 +25,7 @@ __all__ = [
     "ParityConfig",
     "RuntimeOptions",
     "TorchScriptOptions",
+    "cache_dir",
 ]
 
 CPU_PROVIDER = "CPUExecutionProvider"
@@ -68,7 +72,7 @@ class RuntimeOptions:
             default here: Flair's own torch work follows every encoder call, and spinning threads take the
             cores it needs (measured 10-15 % slower end to end on 2 cores, fp32 and int8).
         length_buckets: run each batch through the encoder in groups of similar subtoken length, each
-            padded only to its own longest sentence (see ``exporter.buckets``). fp32 hidden states are
+            padded only to its own longest sentence (see ``exporter.runtime.buckets``). fp32 hidden states are
             unchanged up to summation order; int8 ones change a little, as dynamic quantization takes each
             call's activation scale from that call (the parity gate runs with the recorded setting).
         encoder_workers: run each batch's groups in this many parts at once, on as many threads. Each
@@ -78,7 +82,7 @@ class RuntimeOptions:
         max_call_rows: the most rows (sentences, or windows of a long one) in one encoder call; 0 (the
             default) leaves it to the buckets. With 1, every row runs alone at its own length, so an int8
             graph that takes its activation scale from each call (``int8-dynamic``) gives a text the same
-            entities in any batch (``exporter.buckets.run_in_groups``).
+            entities in any batch (``exporter.runtime.buckets.run_in_groups``).
 
     Session settings (threads, optimization level, ``allow_spinning``) apply to the ``onnx`` and
     ``flair-onnx`` backends; ``length_buckets`` to ``onnx``, ``torchscript`` and ``torch`` (Flair's own
@@ -266,7 +270,7 @@ class ParityConfig:
 
     Attributes:
         enabled: run the gate at all.
-        num_sentences: how many texts of the shipped check set (``exporter.corpus.check_sentences``, 602
+        num_sentences: how many texts of the shipped check set (``exporter.quality.corpus.check_sentences``, 602
             natural texts, every 16th a paragraph beyond 512 subtokens) to check on when none are given; None
             for all of them. 128 by default (8 of them paragraphs): on the demo tagger's int8 export the 95 %
             interval of the entity F1 was 0.041 wide on 64 texts and 0.018 on all 602; each doubling of the
@@ -316,10 +320,6 @@ class ParityConfig:
         """As recorded in manifests: the gold set by file name and sha256, not by its local path."""
         data = dataclasses.asdict(self)
         if self.gold_conll:
-            from pathlib import Path
-
-            from exporter.manifest import sha256_file
-
             data["gold_conll"] = {"name": Path(self.gold_conll).name, "sha256": sha256_file(Path(self.gold_conll))}
         return data
 
@@ -378,3 +378,9 @@ def _from_dict(cls: type, data: Mapping[str, Any]):
     if "providers" in values:
         values["providers"] = tuple(values["providers"])
     return cls(**values)
+
+
+def cache_dir() -> Path:
+    """Where flair-mlflow caches what it builds or downloads: ``$FLAIR_MLFLOW_CACHE`` or ``~/.cache/flair-mlflow``
+    (the demo models, verified model downloads)."""
+    return Path(os.environ.get("FLAIR_MLFLOW_CACHE") or Path.home() / ".cache" / "flair-mlflow")

@@ -1,6 +1,8 @@
-"""The errors that flair-mlflow raises.
+"""The errors of the exporter, and the base of every error flair-mlflow raises.
 
-Every error a user can meet derives from :class:`FlairMlflowError`, so one ``except`` catches them all::
+Every error a user can meet derives from :class:`FlairMlflowError`, so one ``except`` catches them all. The
+registry's and the server's errors are defined in their own layers (``mlflow_flavor.registry.errors``,
+``mlflow_flavor.tools.serving``); ``mlflow_flavor`` re-exports the whole tree::
 
     FlairMlflowError
     ├── ConfigError               an option is out of range or options contradict each other
@@ -12,13 +14,25 @@ Every error a user can meet derives from :class:`FlairMlflowError`, so one ``exc
     │   └── UnsafeModelFileError  a model file would run code when loaded (refused without allow_pickle)
     ├── ProviderError             a requested execution provider is not available (strict mode)
     ├── InputError                prediction input of the wrong shape or type
-    ├── ServerError               a model server did not start or stopped answering
-    ├── PromotionError            a promotion stopped; the target alias / stage was left as it was
-    │   ├── SourceVerificationError   the source version's files differ from its manifest (refused)
-    │   └── QualityGateError          the version scored below the quality gate on labeled data (refused)
-    └── MissingDependencyError    an optional package is not installed
+    ├── MissingDependencyError    an optional package is not installed
+    ├── ServerError               a model server did not start or stopped answering      (mlflow_flavor.tools)
+    └── PromotionError            a promotion stopped; the target was left as it was   (mlflow_flavor.registry)
+        ├── SourceVerificationError   the source version's files differ from its manifest (refused)
+        └── QualityGateError          the version scored below the quality gate on labeled data (refused)
 
-Messages say what failed, what was expected, and what to do about it.
+Messages say what failed, what was expected, and what to do about it. Each class names the MLflow error code
+(``mlflow_code``, a name in ``mlflow.protos.databricks_pb2``) it leaves the flavor with, which MLflow turns into
+an HTTP status: the request is at fault (400) only where the caller can fix it by sending something else; a
+corrupt or tampered model, an unsafe model file or a server without what the model needs are 5xx (see
+``mlflow_flavor.boundary``)::
+
+    InputError, ConfigError, UnsupportedModelError   INVALID_PARAMETER_VALUE  400  change the request
+    ChecksumError, SourceVerificationError           DATA_LOSS                500  the model's files changed
+    BundleError, UnsafeModelFileError, ParityError,  INVALID_STATE            500  the model cannot serve as is
+      PromotionError, QualityGateError
+    ProviderError, MissingDependencyError,           INTERNAL_ERROR           500  the server lacks what it needs
+      ExportError, FlairMlflowError (any other)
+    ServerError                                      TEMPORARILY_UNAVAILABLE  503  a model server stopped
 """
 
 from __future__ import annotations
@@ -32,11 +46,7 @@ __all__ = [
     "InputError",
     "MissingDependencyError",
     "ParityError",
-    "PromotionError",
     "ProviderError",
-    "QualityGateError",
-    "ServerError",
-    "SourceVerificationError",
     "UnsafeModelFileError",
     "UnsupportedModelError",
 ]
@@ -45,17 +55,25 @@ __all__ = [
 class FlairMlflowError(Exception):
     """Base class of every flair-mlflow error."""
 
+    mlflow_code = "INTERNAL_ERROR"
+
 
 class ConfigError(FlairMlflowError, ValueError):
     """An option is out of range, or two options contradict each other."""
+
+    mlflow_code = "INVALID_PARAMETER_VALUE"
 
 
 class UnsupportedModelError(FlairMlflowError, TypeError):
     """The Flair model (or its embeddings) is of a kind we cannot export faithfully."""
 
+    mlflow_code = "INVALID_PARAMETER_VALUE"
+
 
 class ExportError(FlairMlflowError, RuntimeError):
     """The conversion to the accelerated backend failed."""
+
+    mlflow_code = "INTERNAL_ERROR"
 
 
 class ParityError(FlairMlflowError):
@@ -65,6 +83,8 @@ class ParityError(FlairMlflowError):
         report: the parity report (a dict) that violated the thresholds.
     """
 
+    mlflow_code = "INVALID_STATE"
+
     def __init__(self, message: str, report: dict | None = None) -> None:
         super().__init__(message)
         self.report = report or {}
@@ -73,33 +93,41 @@ class ParityError(FlairMlflowError):
 class BundleError(FlairMlflowError):
     """A bundle is missing, incomplete, or written by an unknown schema version."""
 
+    mlflow_code = "INVALID_STATE"
+
 
 class ChecksumError(BundleError):
     """A bundled file's size or sha256 differs from what the manifest recorded."""
+
+    mlflow_code = "DATA_LOSS"
 
 
 class UnsafeModelFileError(BundleError):
     """A model file (a pickle) needs more than plain data to load: loading it would run code it names.
 
     Refused unless the caller opts in (``allow_pickle=True``, the CLI's ``--allow-pickle`` or
-    ``FLAIR_MLFLOW_ALLOW_PICKLE=1`` for pyfunc loading and serving); see ``exporter.pickles``.
+    ``FLAIR_MLFLOW_ALLOW_PICKLE=1`` for pyfunc loading and serving); see ``exporter.format.modelfile``.
     """
+
+    mlflow_code = "INVALID_STATE"
 
 
 class ProviderError(FlairMlflowError, RuntimeError):
     """A requested ONNX Runtime execution provider is not available and strict providers were asked for."""
 
+    mlflow_code = "INTERNAL_ERROR"
+
 
 class InputError(FlairMlflowError, ValueError):
     """Prediction input has the wrong shape or type."""
 
-
-class ServerError(FlairMlflowError, RuntimeError):
-    """A model server (``mlflow models serve``) did not start or stopped answering."""
+    mlflow_code = "INVALID_PARAMETER_VALUE"
 
 
 class MissingDependencyError(FlairMlflowError, ImportError):
     """An optional dependency is not installed."""
+
+    mlflow_code = "INTERNAL_ERROR"
 
     def __init__(self, package: str, extra: str | None = None, purpose: str = "") -> None:
         hint = f"pip install 'flair-mlflow[{extra}]'" if extra else f"pip install {package}"
@@ -107,25 +135,3 @@ class MissingDependencyError(FlairMlflowError, ImportError):
         super().__init__(f"The package '{package}' is needed{what} but is not installed. Install it with: {hint}")
         self.package = package
         self.extra = extra
-
-
-class PromotionError(FlairMlflowError, RuntimeError):
-    """A promotion stopped before moving the target alias or stage; running it again resumes it."""
-
-
-class SourceVerificationError(PromotionError):
-    """The model version to promote failed checksum verification: it is refused, nothing is copied."""
-
-
-class QualityGateError(PromotionError):
-    """The version to promote scored below the quality gate on the labeled set: nothing was moved.
-
-    Attributes:
-        failures: one line per failed check, naming the metric, the values and the threshold.
-        run_id: the MLflow run holding both evaluations.
-    """
-
-    def __init__(self, message: str, failures: list[str] | None = None, run_id: str | None = None) -> None:
-        super().__init__(message)
-        self.failures = list(failures or [])
-        self.run_id = run_id

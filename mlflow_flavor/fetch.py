@@ -25,8 +25,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from exporter.config import cache_dir
 from exporter.errors import BundleError, ChecksumError, ConfigError, FlairMlflowError
-from exporter.manifest import MANIFEST_FILE, sha256_bytes, sha256_file, verify_bundle
+from exporter.format.manifest import MANIFEST_FILE, read_manifest, sha256_bytes, sha256_file, verify_bundle
+from mlflow_flavor.mlmodel import BUNDLE_SUBPATH, FILES_RECORD_KEY, FLAVOR_NAME, MLMODEL
+from mlflow_flavor.redact import redact
 
 __all__ = [
     "BUNDLE_DIGEST_TAG",
@@ -54,12 +57,6 @@ log = logging.getLogger(__name__)
 # registry's database, apart from the artifact store, so files replaced in a bucket cannot match them.
 BUNDLE_DIGEST_TAG = "flair_mlflow.bundle_sha256"
 FILES_DIGEST_TAG = "flair_mlflow.files_sha256"
-MLMODEL = "MLmodel"
-#: the flavor's name and where its bundle lives in a model directory (the flavor module uses these)
-FLAVOR_NAME = "flair_mlflow"
-BUNDLE_SUBPATH = "bundle"
-#: the flavor section's record of every file outside the bundle (MLmodel excluded): {relative path: sha256}
-FILES_RECORD_KEY = "files_sha256"
 # written by MLflow into every download of a models:/name/version URI; not part of the stored model
 DOWNLOAD_ONLY_FILES = frozenset({"registered_model_meta"})
 # written by MLflow's Model.log after the flavor saved the model (a list of variable names, read by no loader)
@@ -82,8 +79,6 @@ class VerifiedModel:
 
 def model_cache_dir() -> Path:
     """``$FLAIR_MLFLOW_CACHE/models`` (default ``~/.cache/flair-mlflow/models``)."""
-    from exporter.demo import cache_dir
-
     return cache_dir() / "models"
 
 
@@ -128,7 +123,6 @@ def outside_bundle_digests(directory: Path, bundle: str) -> dict[str, str]:
 
 def _check_recorded_files(directory: Path, bundle: str, recorded: Any) -> None:
     """Compare every file outside the bundle with the record ``save_model`` wrote into ``MLmodel``."""
-    from exporter.errors import ChecksumError
 
     if not isinstance(recorded, dict):
         raise ChecksumError(f"{directory}/{MLMODEL}: its {FILES_RECORD_KEY} record is damaged.")
@@ -206,7 +200,6 @@ def check_registered_digests(
     Raises:
         ChecksumError: the files differ from what was registered.
     """
-    from exporter.errors import ChecksumError
 
     tags = tags or {}
     problems = []
@@ -336,8 +329,6 @@ def fetch_model(
     """
     from mlflow.exceptions import MlflowException
 
-    from mlflow_flavor.redact import redact
-
     path = Path(model_uri)
     if path.is_dir() and ((path / MLMODEL).is_file() or (path / MANIFEST_FILE).is_file()):
         return verify_model_dir(path).path  # a bundle is refused there, with what to do with it
@@ -367,8 +358,6 @@ def _registry_uri() -> str:
     """The registry ``models:/`` URIs resolve against now, without credentials."""
     import mlflow
 
-    from mlflow_flavor.redact import redact
-
     return redact(mlflow.get_registry_uri())
 
 
@@ -388,7 +377,6 @@ def check_registry_chosen(what: str) -> None:
     prefix = "sqlite:///"
     if not uri.startswith(prefix) or Path(unquote(uri[len(prefix) :])).exists():
         return
-    from mlflow_flavor.redact import redact
 
     raise ConfigError(
         f"Cannot look up {redact(what)}: no tracking URI is set, and MLflow's default store {uri} does not "
@@ -425,7 +413,6 @@ def _cached_copy(cached: Path, head: str, tags: dict[str, str], model_uri: str) 
 
     A cached copy that fails verification (or holds another ``MLmodel``) is removed, to be downloaded again.
     """
-    from mlflow_flavor.redact import redact
 
     if not cached.is_dir():
         return None
@@ -489,7 +476,6 @@ def locate_reference(reference: str, *, tracking_uri: str | None = None) -> Path
 
 def not_a_model_error(reference: str, accepted: str = MODEL_REFERENCES) -> ConfigError:
     """The refusal of a reference that is no model: what it is, and what to give instead (``accepted``)."""
-    from mlflow_flavor.redact import redact
 
     path = Path(reference).expanduser().absolute()
     if not path.exists():
@@ -517,8 +503,6 @@ def verify_reference(reference: str, *, tracking_uri: str | None = None) -> tupl
         ConfigError: the reference is no model.
         BundleError: verification failed (ChecksumError).
     """
-    from exporter.manifest import read_manifest
-    from mlflow_flavor.redact import redact
 
     path = Path(reference).expanduser()
     if (path / MANIFEST_FILE).is_file():

@@ -1,7 +1,8 @@
 """The ``flair_mlflow`` MLflow flavor: save, log and load Flair models as verified bundles.
 
 Follows MLflow's flavor contract: ``save_model`` writes an MLflow model directory (``MLmodel``, the bundle
-under ``bundle/``, this package and ``exporter`` under ``code/``, explicit pip requirements),
+under ``bundle/``, the runtime modules of this package and ``exporter`` under ``code/``, explicit pip
+requirements),
 ``log_model`` is a thin call to ``Model.log``, ``load_model`` returns the accelerated Flair model, and
 ``_load_pyfunc`` returns the pyfunc wrapper. The ``MLmodel`` flavor section records the backend, the
 manifest's sha256 (checked before anything is unpickled), providers, session options and versions.
@@ -11,18 +12,26 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
 import inspect
 import logging
 import os
 import shutil
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from exporter.backends import flavor_metadata
+from exporter.bundle.save import BundleInfo, save_bundle
 from exporter.config import Backend, ExportConfig, OnnxOptions, ParityConfig, RuntimeOptions, TorchScriptOptions
 from exporter.errors import ConfigError
-from mlflow_flavor.boundary import mlflow_errors
-from mlflow_flavor.fetch import BUNDLE_SUBPATH, FILES_RECORD_KEY, FLAVOR_NAME, outside_bundle_digests
+from exporter.format.manifest import MANIFEST_FILE, read_manifest, verify_bundle
+from exporter.format.modelfile import load_flair_model
+from mlflow_flavor.fetch import outside_bundle_digests, seal_version
+from mlflow_flavor.loading import _load_pyfunc, load_model  # noqa: F401  (the flavor contract's loaders)
+from mlflow_flavor.mlmodel import BUNDLE_SUBPATH, CODE_SUBPATH, FILES_RECORD_KEY, FLAVOR_NAME, LOADER_MODULE
+from mlflow_flavor.pyfunc import ServingOptions
 
 __all__ = [
     "FLAVOR_NAME",
@@ -34,12 +43,47 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CODE_SUBPATH = "code"
 EXAMPLE_TEXTS = ["Angela Merkel met Tim Cook in Paris .", "George Washington went to Washington ."]
-_PACKAGES = ("exporter", "mlflow_flavor")
+#: What a logged model's ``code/`` holds: the modules that loading and predicting import (``mlflow_flavor``, the
+#: pyfunc loader package, and all it imports), nothing else: no writing side, registry, tools, CLI or check set.
+#: Code in ``code/`` runs on load; tests/test_architecture.py keeps this list equal to the import graph's.
+RUNTIME_MODULES = (
+    "exporter",
+    "exporter.backends",
+    "exporter.backends.encoder_bundle",
+    "exporter.backends.flair_onnx",
+    "exporter.backends.kinds",
+    "exporter.backends.onnx",
+    "exporter.backends.onnx_graph",
+    "exporter.backends.onnx_per_token",
+    "exporter.backends.onnx_quantize",
+    "exporter.backends.torch",
+    "exporter.backends.torchscript",
+    "exporter.backends.tracing",
+    "exporter.bundle",
+    "exporter.bundle.load",
+    "exporter.config",
+    "exporter.digests",
+    "exporter.errors",
+    "exporter.format",
+    "exporter.format.manifest",
+    "exporter.format.modelfile",
+    "exporter.runtime",
+    "exporter.runtime.buckets",
+    "exporter.runtime.embeddings",
+    "exporter.runtime.fastpath",
+    "exporter.runtime.settings",
+    "mlflow_flavor",
+    "mlflow_flavor.batching",
+    "mlflow_flavor.boundary",
+    "mlflow_flavor.fetch",
+    "mlflow_flavor.loading",
+    "mlflow_flavor.mlmodel",
+    "mlflow_flavor.pyfunc",
+    "mlflow_flavor.redact",
+)
 #: the backends whose bundles run on ONNX Runtime (their requirements name onnxruntime, or onnxruntime-gpu)
 ONNXRUNTIME_BACKENDS = frozenset({Backend.ONNX, Backend.FLAIR_ONNX})
-_SERVING_KEYS = ("max_texts", "torch_num_threads", "adaptive_batching", "max_batch_texts", "max_wait_ms", "log_batches")
 
 
 #: read by MLflow's ``Model.log`` from the keywords it passes on to ``save_model`` (accepted, used by MLflow)
@@ -159,13 +203,22 @@ def default_signature(task: str = "sequence-tagging"):
     )
 
 
+def runtime_files() -> dict[str, Path]:
+    """The source file of each module of :data:`RUNTIME_MODULES`, by its path relative to ``code/``."""
+    files = {}
+    for name in RUNTIME_MODULES:
+        source = Path(importlib.util.find_spec(name).origin)
+        files["/".join(name.split(".")) + ("/__init__.py" if source.name == "__init__.py" else ".py")] = source
+    return files
+
+
 def _copy_code(path: Path, extra_code_paths: Sequence[str] | None) -> str:
     code_dir = path / CODE_SUBPATH
-    code_dir.mkdir()
+    for relative, source in runtime_files().items():
+        (code_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, code_dir / relative)
+    code_dir.mkdir(exist_ok=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for package in _PACKAGES:
-        module = __import__(package)
-        shutil.copytree(Path(module.__file__).parent, code_dir / package, ignore=ignore)
     for extra in extra_code_paths or ():
         src = Path(extra)
         if src.is_dir():
@@ -203,10 +256,6 @@ def _export_config(given: Mapping[str, Any]) -> ExportConfig:
 
 
 def _default_model_config(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    import dataclasses
-
-    from mlflow_flavor.pyfunc import ServingOptions
-
     runtime = RuntimeOptions.from_dict(manifest["runtime"]).to_dict()
     return {**runtime, **dataclasses.asdict(ServingOptions())}
 
@@ -238,9 +287,6 @@ def _parity_summary(report: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 def _place_bundle(flair_model: Any, target: Path, config: ExportConfig):
     """Export ``flair_model`` (a Flair model, a Flair ``.pt`` path, or an existing bundle directory) into ``target``."""
-    from exporter.bundle import BundleInfo, save_bundle
-    from exporter.manifest import MANIFEST_FILE, read_manifest, verify_bundle
-
     if isinstance(flair_model, (str, os.PathLike)):
         source = Path(flair_model)
         if source.is_dir() and (source / MANIFEST_FILE).is_file():
@@ -256,8 +302,6 @@ def _place_bundle(flair_model: Any, target: Path, config: ExportConfig):
                     config.backend.value,
                 )
             return BundleInfo(path=target, manifest_sha256=digest, manifest=manifest)
-        from exporter.modelfile import load_flair_model
-
         flair_model = load_flair_model(source)
     return save_bundle(flair_model, target, config)
 
@@ -358,12 +402,10 @@ def _add_flavors(mlflow_model: Any, info: Any, code_subpath: str) -> None:
     from mlflow.pyfunc import add_to_model
     from mlflow.utils.environment import _CONDA_ENV_FILE_NAME, _PYTHON_ENV_FILE_NAME
 
-    from exporter.backends import flavor_metadata
-
     manifest = info.manifest
     add_to_model(
         mlflow_model,
-        loader_module="mlflow_flavor",
+        loader_module=LOADER_MODULE,
         data=BUNDLE_SUBPATH,
         code=code_subpath,
         conda_env=_CONDA_ENV_FILE_NAME,
@@ -439,8 +481,6 @@ def log_model(flair_model: Any, name: str | None = None, *, registered_model_nam
     """
     from mlflow.models import Model
 
-    import mlflow_flavor
-
     if "artifact_path" in kwargs:  # MLflow 2's spelling, which Model.log of MLflow 3 also takes: say which to use
         raise TypeError(
             f"log_model() takes the logged model's name as name= (MLflow 3), not artifact_path= (MLflow 2): use "
@@ -450,102 +490,13 @@ def log_model(flair_model: Any, name: str | None = None, *, registered_model_nam
     info = Model.log(
         artifact_path=None,
         name=name or "model",
-        flavor=mlflow_flavor,
+        flavor=sys.modules[__name__],
+        flavor_name=LOADER_MODULE,  # the name MLflow records for the logged model (that of the loader package)
         registered_model_name=registered_model_name,
         flair_model=flair_model,
         **kwargs,
     )
     if registered_model_name and info.registered_model_version:
-        from mlflow_flavor.fetch import seal_version
-
         # verify what landed in the artifact store and record its digests in the registry
         seal_version(registered_model_name, str(info.registered_model_version))
     return info
-
-
-def _runtime_overrides(model_config: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split a pyfunc ``model_config`` into session overrides and serving options; refuse unknown keys."""
-    import dataclasses
-
-    runtime_keys = {f.name for f in dataclasses.fields(RuntimeOptions)}
-    config = dict(model_config or {})
-    unknown = sorted(set(config) - runtime_keys - set(_SERVING_KEYS))
-    if unknown:
-        allowed = ", ".join(sorted(runtime_keys | set(_SERVING_KEYS)))
-        raise ConfigError(f"Unknown model_config key(s) {', '.join(unknown)}; allowed: {allowed}.")
-    runtime = {k: v for k, v in config.items() if k in runtime_keys}
-    serving = {k: v for k, v in config.items() if k in _SERVING_KEYS}
-    # environment variables fill in thread counts left at 0 ("let the library decide")
-    for key, target in (
-        ("intra_op_num_threads", runtime),
-        ("inter_op_num_threads", runtime),
-        ("torch_num_threads", serving),
-    ):
-        env = os.environ.get(f"FLAIR_MLFLOW_{key.upper()}")
-        if env and not target.get(key):
-            try:
-                target[key] = int(env)
-            except ValueError:
-                raise ConfigError(f"FLAIR_MLFLOW_{key.upper()} must be an integer, got {env!r}.") from None
-    return runtime, serving
-
-
-def _load_from_local(local_path: Path, model_config: Mapping[str, Any] | None = None, allow_pickle: bool | None = None):
-    from mlflow.utils.model_utils import _get_flavor_configuration
-
-    from exporter.bundle import load_bundle
-
-    conf = _get_flavor_configuration(str(local_path), FLAVOR_NAME)
-    runtime, serving = _runtime_overrides(model_config)
-    model = load_bundle(
-        local_path / conf.get("bundle", BUNDLE_SUBPATH),
-        runtime=runtime or None,
-        expected_manifest_sha256=conf.get("manifest_sha256"),
-        allow_pickle=allow_pickle,
-    )
-    return model, serving
-
-
-def load_model(
-    model_uri: str,
-    dst_path: str | None = None,
-    model_config: Mapping[str, Any] | None = None,
-    *,
-    allow_pickle: bool | None = None,
-):
-    """Load the Flair model (accelerated as logged) from ``model_uri`` (``models:/...``, ``runs:/...``, a path).
-
-    ``allow_pickle=True`` unpickles the bundle's model.pt fully (running the code it names): needed only for
-    bundles of schema 1 and 2 and for ``flair-onnx`` / Flair JIT models, and only for models you trust.
-    ``None`` (default) follows ``FLAIR_MLFLOW_ALLOW_PICKLE`` in the environment.
-    """
-    from mlflow.tracking.artifact_utils import _download_artifact_from_uri
-
-    from mlflow_flavor.fetch import fetch_model
-
-    with mlflow_errors():
-        if dst_path is None:
-            local_path = fetch_model(model_uri)  # verified, cached per exact model
-        else:
-            local_path = Path(_download_artifact_from_uri(artifact_uri=model_uri, output_path=dst_path))
-        model, _ = _load_from_local(local_path, model_config, allow_pickle)
-    return model
-
-
-def _load_pyfunc(path: str, model_config: Mapping[str, Any] | None = None):
-    """MLflow's pyfunc loader: ``path`` is the bundle directory inside the model directory.
-
-    The opt-in to unpickle model.pt comes only from this process's environment (``FLAIR_MLFLOW_ALLOW_PICKLE=1``):
-    a ``model_config`` key could be set by whoever wrote the ``MLmodel`` file, which MLflow reads it from.
-    """
-    from mlflow_flavor.pyfunc import FlairPyfuncModel, ServingOptions
-
-    local_path = Path(path).parent
-    with mlflow_errors():
-        model, serving = _load_from_local(local_path, model_config)
-        options = ServingOptions(**serving)
-        if options.torch_num_threads:
-            import torch
-
-            torch.set_num_threads(options.torch_num_threads)
-        return FlairPyfuncModel(model, model.flair_mlflow_manifest, options)

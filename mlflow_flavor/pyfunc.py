@@ -9,13 +9,14 @@ Output: one list per input text of ``{"text", "label", "start", "end", "score"}`
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import logging
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.errors import InputError
+from exporter.errors import ConfigError, InputError
 from mlflow_flavor.batching import AdaptiveBatcher
 from mlflow_flavor.boundary import mlflow_errors
 
@@ -24,6 +25,7 @@ __all__ = [
     "SPARK_CLASSIFIER_RESULT_TYPE",
     "SPARK_RESULT_TYPE",
     "FlairPyfuncModel",
+    "SERVING_KEYS",
     "ServingOptions",
     "normalize_texts",
     "parse_params",
@@ -85,8 +87,6 @@ class ServingOptions:
     log_batches: bool = False
 
     def __post_init__(self) -> None:
-        from exporter.errors import ConfigError
-
         def integer(name: str, low: int, high: int) -> None:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -102,6 +102,10 @@ class ServingOptions:
         wait = self.max_wait_ms
         if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= 1000:
             raise ConfigError(f"max_wait_ms must be a number of milliseconds from 0 to 1000, got {wait!r}.")
+
+
+#: the ``model_config`` keys that configure the pyfunc wrapper (the others configure the runtime)
+SERVING_KEYS = tuple(f.name for f in dataclasses.fields(ServingOptions))
 
 
 def _describe(value: Any) -> str:

@@ -164,7 +164,7 @@ class TrackingServer:
     """A real ``mlflow server`` process (SQLite store) on a free loopback port."""
 
     def __init__(self, directory: Path, env: dict[str, str], artifact_args: list[str]):
-        from mlflow_flavor.serving import free_port
+        from mlflow_flavor.tools.serving import free_port
 
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Real server processes for tests (the helpers live in mlflow_flavor.serving) and a JSON client."""
+"""Real server processes for tests (the helpers live in mlflow_flavor.tools.serving) and a JSON client."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import urllib.error
 import urllib.request
 
-from mlflow_flavor.serving import free_port, serve_model
+from mlflow_flavor.tools.serving import free_port, serve_model
 
 model_server = serve_model
 

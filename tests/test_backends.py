@@ -22,7 +22,7 @@ from exporter import (
 )
 from exporter.backends.onnx_quantize import DEFAULT_INT8
 from exporter.config import TorchScriptOptions
-from exporter.corpus import generate_sentences, generate_tagged_sentences
+from exporter.quality.corpus import generate_sentences, generate_tagged_sentences
 
 TEXTS = generate_sentences(48, seed=5)
 

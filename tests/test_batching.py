@@ -244,7 +244,7 @@ def test_split_sentences_keeps_offsets_right_around_removed_characters(tiny_tagg
 
 def test_a_long_text_is_never_padded_against_the_short_ones_it_is_merged_with(tiny_tagger):
     """Flair pads a mini-batch to its longest sentence after the encoder: a long document goes alone."""
-    from exporter.corpus import generate_sentences
+    from exporter.quality.corpus import generate_sentences
     from mlflow_flavor.pyfunc import LONG_SENTENCE_WORDS
 
     long_text = " ".join(generate_sentences(80, seed=2, long_every=0))
@@ -288,7 +288,7 @@ def test_concurrent_requests_merge_and_get_the_answers_they_get_alone(tiny_bundl
     from concurrent.futures import ThreadPoolExecutor
 
     from exporter import load_bundle
-    from exporter.corpus import generate_sentences
+    from exporter.quality.corpus import generate_sentences
 
     texts = generate_sentences(120, seed=5, long_every=7)
     rng = random.Random(1)

@@ -12,10 +12,10 @@ from conftest import entities_of
 from transformers import AutoModel, AutoTokenizer
 
 from exporter import ExportConfig, load_bundle, save_bundle
-from exporter.buckets import AS_PADDED, plan_groups, run_in_groups, split_for_workers
 from exporter.config import RuntimeOptions, TorchScriptOptions
-from exporter.corpus import generate_sentences
 from exporter.errors import ConfigError
+from exporter.quality.corpus import generate_sentences
+from exporter.runtime.buckets import AS_PADDED, plan_groups, run_in_groups, split_for_workers
 
 
 def test_plan_covers_every_row_once_longest_first():
@@ -37,7 +37,7 @@ def test_one_long_sentence_gets_a_call_of_its_own():
 
 
 def test_bigger_encoders_split_more_readily():
-    from exporter.buckets import call_overhead
+    from exporter.runtime.buckets import call_overhead
 
     assert call_overhead(384) == 200 and call_overhead(768) == 50 and call_overhead(32) == 200
     lengths = [40] * 8 + [24] * 8
@@ -270,7 +270,7 @@ def test_a_bucketed_torch_bundle_still_saves_as_a_plain_flair_model(tiny_tagger,
 def test_combine_windows_equals_flairs_combine_strided_tensors(half_stride):
     from flair.embeddings.transformer import combine_strided_tensors
 
-    from exporter.fastpath import combine_windows
+    from exporter.runtime.fastpath import combine_windows
 
     generator = torch.Generator().manual_seed(half_stride)
     max_length = 24

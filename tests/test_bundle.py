@@ -20,7 +20,7 @@ from exporter import (
     load_bundle,
     save_bundle,
 )
-from exporter.manifest import MANIFEST_FILE, read_manifest
+from exporter.format.manifest import MANIFEST_FILE, read_manifest
 
 TEXTS = ["Angela Merkel met Tim Cook in Paris .", "Siemens opened an office in Munich , Germany ."]
 

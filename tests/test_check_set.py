@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.corpus import CHECK_SENTENCES_FILE, check_sentences
-from exporter.parity import bootstrap_intervals, span_counts, span_f1
+from exporter.quality.corpus import CHECK_SENTENCES_FILE, check_sentences
+from exporter.quality.parity import bootstrap_intervals, span_counts, span_f1
 
 LINES = check_sentences(long_every=0)
 
@@ -23,10 +23,10 @@ def test_the_check_set_is_package_data():
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         tomllib = pytest.importorskip("tomli")
-    text = importlib.resources.files("exporter").joinpath(CHECK_SENTENCES_FILE).read_text(encoding="utf-8")
+    text = importlib.resources.files("exporter.quality").joinpath(CHECK_SENTENCES_FILE).read_text(encoding="utf-8")
     assert text.splitlines() == LINES and len(LINES) >= 400
     pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
-    patterns = pyproject["tool"]["setuptools"]["package-data"]["exporter"]
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["exporter.quality"]
     assert any(fnmatch.fnmatch(CHECK_SENTENCES_FILE, p) for p in patterns)
 
 
@@ -78,7 +78,7 @@ def test_the_loader_is_deterministic_and_spreads_a_subset_over_the_set():
 
 
 def test_asking_for_more_than_the_set_gives_all_of_it_once(caplog):
-    with caplog.at_level(logging.WARNING, logger="exporter.corpus"):
+    with caplog.at_level(logging.WARNING, logger="exporter.quality.corpus"):
         texts = check_sentences(len(LINES) + 100, long_every=0)
     assert texts == LINES
     assert f"has {len(LINES)} texts, fewer than the {len(LINES) + 100} asked for" in caplog.text
@@ -98,7 +98,7 @@ def test_long_paragraphs_exceed_the_demo_encoders_window():
     from flair.data import Sentence
     from transformers import AutoTokenizer
 
-    from exporter.demo import minilm_path
+    from exporter.tools.demo import minilm_path
 
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
     texts = check_sentences()

@@ -9,8 +9,8 @@ from servers import model_server, post_json
 from tinymodels import build_tiny_classifier
 
 from exporter import ExportConfig, load_bundle, save_bundle
-from exporter.corpus import generate_sentences
-from exporter.parity import predictions
+from exporter.quality.corpus import generate_sentences
+from exporter.quality.parity import predictions
 
 TEXTS = generate_sentences(64, seed=31)  # every 16th text is far beyond the tiny BERT's 64 tokens
 

@@ -8,7 +8,7 @@ import mlflow
 from click.testing import CliRunner
 from conftest import write_conll
 
-from mlflow_flavor.cli import main
+from mlflow_flavor.cli.commands import main
 
 
 def test_export_then_verify(tiny_tagger_file, tmp_path):
@@ -68,7 +68,7 @@ def test_verify_an_mlflow_model_directory_checks_every_file_outside_the_bundle(t
 
 
 def test_export_records_batching_options(tiny_tagger_file, tmp_path):
-    from exporter.manifest import read_manifest
+    from exporter.format.manifest import read_manifest
 
     args = ["export", str(tiny_tagger_file), str(tmp_path / "b"), "--intra-op-threads", "1", "--encoder-workers", "2"]
     result = CliRunner().invoke(main, [*args, "--no-length-buckets"])
@@ -112,7 +112,7 @@ def test_demo_recipe_trains_on_a_conll_file(tmp_path):
     """`flair-mlflow demo --train-conll`: the demo recipe (frozen MiniLM + CRF) on a user's CoNLL file."""
     from flair.models import SequenceTagger
 
-    from exporter.corpus import generate_tagged_sentences
+    from exporter.quality.corpus import generate_tagged_sentences
 
     conll = write_conll(tmp_path / "train.conll", generate_tagged_sentences(60, seed=5))
     runner = CliRunner()
@@ -125,7 +125,7 @@ def test_demo_recipe_trains_on_a_conll_file(tmp_path):
     tagger = SequenceTagger.load(target)
     assert {"B-PER", "B-LOC", "B-ORG"} <= set(tagger.label_dictionary.get_items())
     # saved as plain data: the safe reader takes it (no code run, no "needs full unpickling" warning on export)
-    from exporter.modelfile import load_state
+    from exporter.format.modelfile import load_state
 
     assert load_state(target)["__cls__"] == "SequenceTagger"
     out = runner.invoke(main, ["demo", "--train-conll", str(conll), "--output", str(target), "--sentences", "0"])
@@ -148,7 +148,7 @@ def test_export_prints_one_json_document_on_stdout_even_with_flair_logging(tiny_
     # Flair's dictionary line is filtered while flair-mlflow builds models; whatever else Flair logs goes to stderr
     assert "SequenceTagger predicts" not in completed.stdout + completed.stderr
     code = (
-        "from mlflow_flavor.cli import _flair_logs_to_stderr; _flair_logs_to_stderr(); "
+        "from mlflow_flavor.cli.commands import _flair_logs_to_stderr; _flair_logs_to_stderr(); "
         "import logging; logging.getLogger('flair').warning('flair says hello')"
     )
     flair_log = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from conftest import REPO
 
 from exporter.config import OPTIMIZATION_LEVELS, PRECISIONS, QUANTIZATIONS, Backend, ExportConfig, OnnxOptions
-from mlflow_flavor import cli
-from mlflow_flavor.cli import _export_config, main
+from mlflow_flavor.cli import commands as cli
+from mlflow_flavor.cli.commands import _export_config, main
 
 
 def _context(*args: str) -> click.Context:
@@ -54,13 +54,13 @@ def test_every_option_reaches_its_config():
 @pytest.fixture()
 def nothing_loads(monkeypatch):
     """Loading Flair or a model fails loudly: what the CLI refuses must be refused before either."""
-    import exporter.modelfile
+    import exporter.format.modelfile
 
     def loaded(*args, **kwargs):
         raise AssertionError("Flair or the model was loaded before the options were checked")
 
     monkeypatch.setattr(cli, "_flair_logs_to_stderr", loaded)
-    monkeypatch.setattr(exporter.modelfile, "load_flair_model", loaded)
+    monkeypatch.setattr(exporter.format.modelfile, "load_flair_model", loaded)
 
 
 @pytest.mark.parametrize("command", ["export", "log"])
@@ -142,7 +142,7 @@ def test_the_main_entry_takes_a_check_set_and_leaves_it_unset_by_default(tmp_pat
 
     from mlflow.projects._project_spec import load_project
 
-    from mlflow_flavor.cli import log_cmd
+    from mlflow_flavor.cli.commands import log_cmd
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mine.txt").write_text("Angela Merkel visited Paris .\n")

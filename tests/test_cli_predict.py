@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from mlflow_flavor.cli import main
+from mlflow_flavor.cli.commands import main
 
 TEXTS = ["Angela Merkel met Tim Cook in Paris .", "Siemens opened a new office in Munich , Germany ."]
 

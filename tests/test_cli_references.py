@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import log_and_stage
 
-from mlflow_flavor.cli import main
+from mlflow_flavor.cli.commands import main
 
 URI = "models:/ner/Production"
 HINTS = ("--tracking-uri", "MLFLOW_TRACKING_URI")

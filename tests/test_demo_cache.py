@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter import demo
+from exporter.tools import demo
 
 
 @pytest.mark.parametrize(

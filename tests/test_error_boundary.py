@@ -16,7 +16,9 @@ from mlflow.protos import databricks_pb2
 import mlflow_flavor
 from exporter import errors
 from exporter.errors import ConfigError, FlairMlflowError, InputError, MissingDependencyError, UnsupportedModelError
-from mlflow_flavor.boundary import ERROR_CODES, error_code, mlflow_errors
+from mlflow_flavor.boundary import error_code, mlflow_errors
+from mlflow_flavor.registry import errors as registry_errors
+from mlflow_flavor.tools.serving import ServerError
 
 REPO = Path(__file__).resolve().parents[1]
 TEXTS = ["Angela Merkel met Tim Cook in Paris ."]
@@ -55,11 +57,20 @@ def _error_class_names_in_source() -> set[str]:
         names |= more
 
 
+#: every error class of both packages (each layer's module of errors imported above) and its MLflow code
+ERROR_CODES = {cls: cls.mlflow_code for cls in sorted(_error_classes_in_memory(), key=lambda c: c.__name__)}
+
+
 def test_every_error_class_has_its_own_code():
+    """Each class declares its code in its own body (a new class is placed on purpose, not by inheritance)."""
     mapped = {cls.__name__ for cls in ERROR_CODES}
     public = {getattr(errors, name) for name in errors.__all__}
+    public |= {getattr(registry_errors, name) for name in registry_errors.__all__} | {ServerError}
+    public |= {getattr(mlflow_flavor, name) for name in mlflow_flavor.__all__ if name.endswith("Error")}
     assert public <= set(ERROR_CODES), public - set(ERROR_CODES)
-    assert _error_classes_in_memory() <= set(ERROR_CODES), _error_classes_in_memory() - set(ERROR_CODES)
+    assert all("mlflow_code" in vars(cls) for cls in ERROR_CODES), [
+        c for c in ERROR_CODES if "mlflow_code" not in vars(c)
+    ]
     assert _error_class_names_in_source() <= mapped, _error_class_names_in_source() - mapped
 
 
@@ -75,7 +86,7 @@ def test_boundary_keeps_message_and_cause_and_lets_other_errors_through():
     class NewInputError(InputError):
         pass
 
-    assert error_code(NewInputError("x")) == "INVALID_PARAMETER_VALUE"  # the nearest listed base class
+    assert error_code(NewInputError("x")) == "INVALID_PARAMETER_VALUE"  # that of the nearest base class
     with pytest.raises(MlflowException, match="the checksum differs") as raised:
         with mlflow_errors():
             raise errors.ChecksumError("the checksum differs")

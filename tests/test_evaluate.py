@@ -17,10 +17,17 @@ from conftest import REPO, log_and_stage, write_conll
 from mlflow.exceptions import MlflowException
 from test_s3_promotion import s3, source_server, target_server  # noqa: F401  (its fixtures: S3 and two servers)
 
-from exporter.errors import ConfigError, QualityGateError
-from mlflow_flavor.cli import main
-from mlflow_flavor.evaluate import EVALUATION_RUN_TAG, PER_LABEL_PLOT, PER_LABEL_TABLE, EvaluationConfig, evaluate_model
-from mlflow_flavor.promote import PromotionConfig, promote
+from exporter.errors import ConfigError
+from mlflow_flavor.cli.commands import main
+from mlflow_flavor.registry.errors import QualityGateError
+from mlflow_flavor.registry.evaluate import (
+    EVALUATION_RUN_TAG,
+    PER_LABEL_PLOT,
+    PER_LABEL_TABLE,
+    EvaluationConfig,
+    evaluate_model,
+)
+from mlflow_flavor.registry.promote import PromotionConfig, promote
 
 # sentences whose tokens Flair's tokenizer would split differently: scored on the file's own tokens
 RETOKENIZED = [
@@ -42,7 +49,7 @@ def _own_labels(tagger, count: int, seed: int) -> list[list[tuple[str, str]]]:
     """Generated sentences labeled with ``tagger``'s own predictions (it is right on them by construction)."""
     from flair.data import Sentence
 
-    from exporter.corpus import generate_tagged_sentences
+    from exporter.quality.corpus import generate_tagged_sentences
 
     rows = []
     for tagged in generate_tagged_sentences(count, seed=seed):
@@ -55,7 +62,7 @@ def _own_labels(tagger, count: int, seed: int) -> list[list[tuple[str, str]]]:
 @pytest.fixture(scope="module")
 def mixed_conll(tiny_tagger, tmp_path_factory) -> Path:
     """Half template gold, half the tagger's own labels, plus sentences Flair's tokenizer splits otherwise."""
-    from exporter.corpus import generate_tagged_sentences
+    from exporter.quality.corpus import generate_tagged_sentences
 
     rows = generate_tagged_sentences(30, seed=11) + _own_labels(tiny_tagger, 30, seed=12) + RETOKENIZED
     return write_conll(tmp_path_factory.mktemp("eval") / "mixed.conll", rows)
@@ -138,7 +145,7 @@ def test_classifier_f1_equals_flairs_own_evaluate(tiny_bert, tiny_bundle, mixed_
     from tinymodels import build_tiny_classifier
 
     import mlflow_flavor
-    from exporter.corpus import generate_topic_texts
+    from exporter.quality.corpus import generate_topic_texts
 
     classifier = build_tiny_classifier(tiny_bert)
     known = list(classifier.label_dictionary.get_items())

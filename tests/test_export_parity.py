@@ -9,7 +9,7 @@ from conftest import entities_of, write_conll
 from tinymodels import build_tiny_classifier, build_tiny_tagger
 
 from exporter import ExportConfig, OnnxOptions, ParityConfig, ParityError, load_bundle, save_bundle
-from exporter.corpus import check_sentences, generate_sentences, generate_tagged_sentences
+from exporter.quality.corpus import check_sentences, generate_sentences, generate_tagged_sentences
 
 # 200 check sentences; every 16th is ~420 words, far beyond the tiny BERT's 64-token maximum length.
 PARITY_TEXTS = generate_sentences(200, seed=3)
@@ -76,7 +76,7 @@ def test_torch_backend_is_flair_itself(tiny_tagger, tmp_path):
 
 
 def test_the_default_gate_checks_the_shipped_check_set(tiny_tagger, tmp_path, monkeypatch, caplog):
-    import exporter.corpus
+    import exporter.bundle.save
 
     given = []
 
@@ -84,8 +84,8 @@ def test_the_default_gate_checks_the_shipped_check_set(tiny_tagger, tmp_path, mo
         given.append(check_sentences(*args, **kwargs))
         return given[-1]
 
-    monkeypatch.setattr(exporter.corpus, "check_sentences", spy)
-    with caplog.at_level(logging.INFO, logger="exporter.parity"):
+    monkeypatch.setattr(exporter.bundle.save, "check_sentences", spy)
+    with caplog.at_level(logging.INFO, logger="exporter.quality.parity"):
         report = save_bundle(tiny_tagger, tmp_path / "b").manifest["parity"]
     assert given == [check_sentences(ParityConfig().num_sentences)]
     assert report["sentences"] == len(given[0]) == report["identical_sentences"]

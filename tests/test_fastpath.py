@@ -10,7 +10,7 @@ import torch
 def test_fast_viterbi_equals_flairs_decoder(tiny_tagger, integers):
     from flair.models.sequence_tagger_utils.viterbi import ViterbiDecoder
 
-    from exporter.fastpath import FastViterbiDecoder
+    from exporter.runtime.fastpath import FastViterbiDecoder
 
     flair_decoder = ViterbiDecoder(tiny_tagger.label_dictionary)
     ours = FastViterbiDecoder.replacing(flair_decoder)

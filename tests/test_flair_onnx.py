@@ -15,8 +15,8 @@ from tinymodels import build_tiny_tagger
 import mlflow_flavor
 from exporter import load_bundle, save_bundle
 from exporter.backends.flair_onnx import legacy_onnx_export
-from exporter.corpus import generate_sentences
 from exporter.errors import UnsafeModelFileError
+from exporter.quality.corpus import generate_sentences
 
 TEXTS = generate_sentences(24, seed=13, long_every=0)
 

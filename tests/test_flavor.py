@@ -103,8 +103,12 @@ def test_unknown_params_and_model_config_are_named(registered):
 
 def test_model_carries_code_signature_example_and_requirements(registered):
     local = Path(mlflow.artifacts.download_artifacts(registered.model_uri))
-    assert (local / "code" / "exporter" / "bundle.py").is_file()
-    assert (local / "code" / "mlflow_flavor" / "flavor.py").is_file()
+    assert (local / "code" / "exporter" / "bundle" / "load.py").is_file()
+    assert (local / "code" / "mlflow_flavor" / "loading.py").is_file()
+    # the runtime only: not the writing side, the registry, the CLI or the check set
+    assert not (local / "code" / "mlflow_flavor" / "flavor.py").exists()
+    assert not (local / "code" / "mlflow_flavor" / "cli").exists()
+    assert not (local / "code" / "exporter" / "quality").exists()
     requirements = (local / "requirements.txt").read_text()
     for package in ("flair==", "torch==", "transformers==", "onnxruntime=="):
         assert package in requirements

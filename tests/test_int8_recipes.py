@@ -11,7 +11,7 @@ from conftest import entities_of, write_conll
 from exporter import ExportConfig, OnnxOptions, ParityConfig, load_bundle, save_bundle
 from exporter.backends.onnx_quantize import DEFAULT_INT8, RECIPES
 from exporter.config import QUANTIZATIONS
-from exporter.corpus import generate_sentences
+from exporter.quality.corpus import generate_sentences
 
 TEXTS = generate_sentences(40, seed=11)
 
@@ -114,9 +114,9 @@ def test_recipe_report_measures_every_variant_side_by_side_and_logs_a_run(tiny_t
     import mlflow
     from click.testing import CliRunner
 
-    from exporter.corpus import generate_tagged_sentences
-    from exporter.int8_report import FP32, ORIGINAL
-    from mlflow_flavor.cli import main
+    from exporter.quality.corpus import generate_tagged_sentences
+    from exporter.tools.int8_report import FP32, ORIGINAL
+    from mlflow_flavor.cli.commands import main
 
     conll = write_conll(tmp_path / "check.conll", generate_tagged_sentences(24, seed=3))
     table = tmp_path / "int8.md"

@@ -8,7 +8,7 @@ import pytest
 from conftest import entities_of
 
 from exporter import ExportConfig, ParityConfig, load_bundle, save_bundle
-from exporter.manifest import read_manifest
+from exporter.format.manifest import read_manifest
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from mlflow_flavor.cli import main
+from mlflow_flavor.cli.commands import main
 
 pytestmark = pytest.mark.slow
 

@@ -7,11 +7,12 @@ import pytest
 from click.testing import CliRunner
 from conftest import log_and_stage
 
-from exporter.errors import ConfigError, PromotionError, SourceVerificationError
-from mlflow_flavor.cli import main
+from exporter.errors import ConfigError
+from mlflow_flavor.cli.commands import main
 from mlflow_flavor.fetch import BUNDLE_DIGEST_TAG, FILES_DIGEST_TAG
-from mlflow_flavor.promote import PromotionConfig, promote
 from mlflow_flavor.redact import public_uri, redact
+from mlflow_flavor.registry.errors import PromotionError, SourceVerificationError
+from mlflow_flavor.registry.promote import PromotionConfig, promote
 
 
 def test_registration_seals_the_version_with_its_digests(tiny_bundle):
@@ -97,7 +98,7 @@ def test_an_alias_differing_only_by_case_is_warned_about(tiny_bundle, caplog):
     """MLflow's aliases are case-sensitive: `Production` beside `production` is a second alias, said so."""
     log_and_stage(str(tiny_bundle))
     log_and_stage(str(tiny_bundle))  # v2 holds @production
-    with caplog.at_level("WARNING", logger="mlflow_flavor.registry"):
+    with caplog.at_level("WARNING", logger="mlflow_flavor.registry.versions"):
         promote(PromotionConfig(name="ner", version="2", to_alias="production"))  # the same spelling: no warning
     assert not [r for r in caplog.records if "differs only by case" in r.getMessage()]
     result = CliRunner().invoke(main, ["promote", "--name", "ner", "--version", "1", "--to-alias", "Production"])
@@ -107,7 +108,7 @@ def test_an_alias_differing_only_by_case_is_warned_about(tiny_bundle, caplog):
     aliases = mlflow.MlflowClient().get_registered_model("ner").aliases
     assert {alias: str(version) for alias, version in aliases.items()} == {"Production": "1", "production": "2"}
     caplog.clear()
-    with caplog.at_level("WARNING", logger="mlflow_flavor.registry"):
+    with caplog.at_level("WARNING", logger="mlflow_flavor.registry.versions"):
         promote(PromotionConfig(name="ner", version="2", to_alias="PRODUCTION"))
     (warning,) = [r.getMessage() for r in caplog.records if "differs only by case" in r.getMessage()]
     assert "from 'Production' and 'production' of model ner" in warning

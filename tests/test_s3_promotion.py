@@ -118,7 +118,7 @@ def _client(uri: str):
 
 
 def _promote(progress=None, **kwargs):
-    from mlflow_flavor.promote import PromotionConfig, promote
+    from mlflow_flavor.registry.promote import PromotionConfig, promote
 
     def say(message):
         OUTPUTS.append(message)
@@ -185,7 +185,7 @@ def test_proxied_server_log_load(source_server, tiny_tagger, monkeypatch, s3):
 def test_promote_within_one_registry(source_server, tiny_tagger, monkeypatch):
     from click.testing import CliRunner
 
-    from mlflow_flavor.cli import main
+    from mlflow_flavor.cli.commands import main
 
     _use(source_server.uri, monkeypatch)
     first = _log(tiny_tagger, "ner-local")
@@ -277,7 +277,7 @@ def test_promote_across_servers_and_buckets(source_server, target_server, tiny_t
 
 
 def test_tampered_source_is_refused(source_server, target_server, tiny_tagger, s3, monkeypatch):
-    from exporter.errors import SourceVerificationError
+    from mlflow_flavor.registry.errors import SourceVerificationError
 
     _use(source_server.uri, monkeypatch)
     version = _log(tiny_tagger, "ner-tampered")
@@ -321,7 +321,7 @@ def test_tampered_source_is_refused(source_server, target_server, tiny_tagger, s
 def test_s3_stopped_midway_leaves_target_alias_and_rerun_completes(
     stop_after, source_server, target_server, tiny_tagger, s3, monkeypatch
 ):
-    from exporter.errors import PromotionError
+    from mlflow_flavor.registry.errors import PromotionError
 
     name = "ner-outage-" + stop_after.split()[0]
     _use(source_server.uri, monkeypatch)
@@ -356,7 +356,7 @@ def test_s3_stopped_midway_leaves_target_alias_and_rerun_completes(
 def test_promote_cli_in_a_subprocess_and_no_secret_anywhere(source_server, target_server, s3, tmp_path):
     """Runs last: the CLI's own output, both servers' logs and stores, and every stored object."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": source_server.uri, "MLFLOW_REGISTRY_URI": source_server.uri}
-    command = [sys.executable, "-m", "mlflow_flavor.cli", "-v", "promote", "--name", "ner", "--version", "1"]
+    command = [sys.executable, "-m", "mlflow_flavor.cli.commands", "-v", "promote", "--name", "ner", "--version", "1"]
     command += ["--target-tracking-uri", target_server.uri, "--to-alias", "champion"]
     completed = subprocess.run(command, env=env, capture_output=True, text=True)
     OUTPUTS.extend([completed.stdout, completed.stderr])

@@ -14,9 +14,10 @@ from servers import model_server
 import mlflow_flavor
 from exporter import ExportConfig, load_bundle, save_bundle
 from exporter.config import Backend
-from exporter.corpus import generate_sentences
-from exporter.errors import ServerError, UnsafeModelFileError
-from exporter.manifest import MANIFEST_FILE, file_entry, sha256_bytes, verify_bundle
+from exporter.errors import UnsafeModelFileError
+from exporter.format.manifest import MANIFEST_FILE, file_entry, sha256_bytes, verify_bundle
+from exporter.quality.corpus import generate_sentences
+from mlflow_flavor.tools.serving import ServerError
 
 TEXTS = generate_sentences(12, seed=5, long_every=0)
 
@@ -151,19 +152,19 @@ def test_users_own_flair_file_loads_through_the_safe_reader_or_says_it_needs_pic
 ):
     import torch
 
-    from exporter.modelfile import load_flair_model
+    from exporter.format.modelfile import load_flair_model
 
     reference = entities_of(tiny_tagger, TEXTS)
     plain = tmp_path / "plain.pt"
     torch.save(tiny_tagger._get_state_dict(), plain)
-    with caplog.at_level("WARNING", logger="exporter.modelfile"):
+    with caplog.at_level("WARNING", logger="exporter.format.modelfile"):
         assert entities_of(load_flair_model(plain, allow_pickle=False), TEXTS) == reference
         assert entities_of(load_flair_model(plain), TEXTS) == reference
     assert "unpickling" not in caplog.text
     # Flair's own model.save writes pickle protocol 4: the safe reader says so, the default takes the full path
     with pytest.raises(UnsafeModelFileError, match="protocol 4.*allow_pickle=True if it is your own file"):
         load_flair_model(tiny_tagger_file, allow_pickle=False)
-    with caplog.at_level("WARNING", logger="exporter.modelfile"):
+    with caplog.at_level("WARNING", logger="exporter.format.modelfile"):
         assert entities_of(load_flair_model(tiny_tagger_file), TEXTS) == reference
     assert "needs full unpickling" in caplog.text and "protocol 4" in caplog.text
     caplog.clear()
@@ -175,7 +176,7 @@ def test_users_own_flair_file_loads_through_the_safe_reader_or_says_it_needs_pic
     with pytest.raises(UnsafeModelFileError, match=r"posix\.system.*allow_pickle=True if it is your own file"):
         load_flair_model(own, allow_pickle=False)
     assert not marker.exists()
-    with caplog.at_level("WARNING", logger="exporter.modelfile"):
+    with caplog.at_level("WARNING", logger="exporter.format.modelfile"):
         assert entities_of(load_flair_model(own), TEXTS) == reference  # the user's own file: trusted, with a warning
     assert marker.exists()
     assert "needs full unpickling" in caplog.text and "posix.system" in caplog.text

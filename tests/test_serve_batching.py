@@ -13,7 +13,7 @@ from servers import model_server, post_json
 from test_batching import DOCUMENTS, _same
 
 import mlflow_flavor
-from exporter.corpus import generate_sentences
+from exporter.quality.corpus import generate_sentences
 
 pytestmark = pytest.mark.slow
 

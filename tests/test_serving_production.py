@@ -14,7 +14,8 @@ from servers import model_server, post_json
 from test_batching import same_answers
 
 import mlflow_flavor
-from exporter import RuntimeOptions, ServerError
+from exporter import RuntimeOptions
+from mlflow_flavor.tools.serving import ServerError
 
 pytestmark = pytest.mark.slow
 

@@ -97,7 +97,7 @@ def test_runtime_overrides_refuse_unknown_keys():
 def test_log_with_an_unknown_stage_is_refused_before_export_or_registration(tiny_tagger_file, tmp_path):
     from click.testing import CliRunner
 
-    from mlflow_flavor.cli import main
+    from mlflow_flavor.cli.commands import main
 
     args = ["log", "--model", str(tiny_tagger_file), "--registered-model-name", "ner", "--stage", "Prod"]
     result = CliRunner().invoke(main, args)

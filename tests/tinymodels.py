@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporter.corpus import CITIES, COUNTRIES, FIRST_NAMES, LAST_NAMES, MISC, ORGS, TEMPLATES, WORDS
+from exporter.quality.corpus import CITIES, COUNTRIES, FIRST_NAMES, LAST_NAMES, MISC, ORGS, TEMPLATES, WORDS
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -126,7 +126,7 @@ def build_tiny_classifier(
     # so that the random classifier still gives different texts different labels.
     from flair.data import Sentence
 
-    from exporter.corpus import generate_sentences
+    from exporter.quality.corpus import generate_sentences
 
     samples = [Sentence(t) for t in generate_sentences(32, seed=99, long_every=0)]
     embeddings.embed(samples)

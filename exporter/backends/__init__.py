@@ -7,7 +7,7 @@ Every backend module (``torch``, ``onnx``, ``torchscript``, ``flair_onnx``) defi
   and for the encoder backends ``embeddings``; a ``runtime`` entry where the backend records its own session
   settings.
 - ``load(directory, manifest, runtime, state, model_cls) -> model``: the Flair model, accelerated, from a
-  verified bundle whose ``model.pt`` has been read into ``state`` (see ``exporter.bundle``).
+  verified bundle whose ``model.pt`` has been read into ``state`` (see ``exporter.bundle.save``).
 - ``SECTION``: the manifest key of its details (``None``: none), ``MODEL_PICKLE_ALWAYS``: whether its
   ``model.pt`` always needs full unpickling (and ``PICKLE_REASON``, said when that is refused), and
   ``DATA_EMBEDDINGS``: the embeddings a ``model.pt`` read as plain data may name.
@@ -27,14 +27,13 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
+from exporter.backends.kinds import SURFACE, is_flair_jit, is_flair_onnx
 from exporter.config import Backend
 
 __all__ = ["MODULES", "SURFACE", "backend_module", "choose_backend", "flavor_metadata"]
 
 log = logging.getLogger(__name__)
 
-#: the names every backend module defines (see above)
-SURFACE = ("DATA_EMBEDDINGS", "MODEL_PICKLE_ALWAYS", "PICKLE_REASON", "SECTION", "export", "load")
 #: the module of each backend
 MODULES: Mapping[Backend, str] = {
     Backend.TORCH: "exporter.backends.torch",
@@ -46,15 +45,12 @@ MODULES: Mapping[Backend, str] = {
 
 def backend_module(backend: Backend | str) -> ModuleType:
     """The module that exports and loads ``backend`` (imported on first use: each pulls in heavy packages)."""
-    return importlib.import_module(MODULES[Backend.parse(backend)])
+    return importlib.import_module(MODULES[Backend.parse(backend)])  # lazy: each imports torch at its top
 
 
 def choose_backend(model: Any, requested: Backend) -> Backend:
     """The backend a model is bundled with: the requested one, except for models Flair already accelerated
     (its ``export_onnx`` graph is bundled as it is; its TorchScript embeddings sit in Flair's own ``.pt``)."""
-    from exporter.backends.flair_onnx import is_flair_onnx
-    from exporter.backends.torch import is_flair_jit
-
     if is_flair_onnx(model) and requested is not Backend.FLAIR_ONNX:
         log.info("The model's embeddings were exported with Flair's export_onnx: bundling that graph as it is")
         return Backend.FLAIR_ONNX

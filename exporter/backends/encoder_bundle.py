@@ -5,7 +5,7 @@ Writing: :func:`export_bundle_files` finds the transformer embeddings (refusing 
 model), has the backend export the encoder, and writes the tokenizer and the slimmed model;
 :func:`manifest_entries` is what the backend adds to the manifest. Loading: :func:`assemble_model`
 rebuilds the Flair model around an encoder with Flair's own embedding logic reproduced by
-``exporter.embeddings``.
+``exporter.runtime.embeddings``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,15 @@ from typing import Any
 
 from exporter.config import RuntimeOptions
 from exporter.errors import UnsupportedModelError
-from exporter.modelfile import MODEL_FILE, PICKLE_WEIGHTS_ONLY, embeddings_key
+from exporter.format.modelfile import MODEL_FILE, PICKLE_WEIGHTS_ONLY, embeddings_key
+from exporter.runtime.buckets import Batching
+from exporter.runtime.embeddings import (
+    AcceleratedTransformerDocumentEmbeddings,
+    AcceleratedTransformerWordEmbeddings,
+    build_accelerated_embeddings,
+)
+from exporter.runtime.fastpath import FastViterbiDecoder
+from exporter.runtime.settings import EmbeddingSettings, find_transformer_embeddings
 
 __all__ = [
     "DATA_EMBEDDINGS",
@@ -36,9 +44,6 @@ DATA_EMBEDDINGS: tuple[str | None, ...] = (None,)
 
 def exported_embeddings(model: Any) -> tuple[Any, Any]:
     """The model's transformer embeddings and their settings; refuses a model loaded from a bundle."""
-    from exporter.embeddings import AcceleratedTransformerDocumentEmbeddings, AcceleratedTransformerWordEmbeddings
-    from exporter.settings import EmbeddingSettings, find_transformer_embeddings
-
     embeddings = find_transformer_embeddings(model)
     if isinstance(embeddings, (AcceleratedTransformerWordEmbeddings, AcceleratedTransformerDocumentEmbeddings)):
         raise UnsupportedModelError(
@@ -94,11 +99,6 @@ def assemble_model(
 ) -> Any:
     """The Flair model of ``state`` with accelerated embeddings around ``encoder`` (CRF decoding in numpy)."""
     from transformers import AutoTokenizer
-
-    from exporter.buckets import Batching
-    from exporter.embeddings import build_accelerated_embeddings
-    from exporter.fastpath import FastViterbiDecoder
-    from exporter.settings import EmbeddingSettings
 
     settings = EmbeddingSettings.from_dict(manifest["embeddings"])
     tokenizer = AutoTokenizer.from_pretrained(str(directory / TOKENIZER_DIR))

@@ -28,10 +28,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from exporter.backends import SURFACE
+from exporter.backends.kinds import SURFACE, is_flair_onnx
+from exporter.backends.onnx import provider_name, resolve_providers, session_options
+from exporter.backends.onnx_graph import graph_files
 from exporter.config import CPU_PROVIDER, ExportConfig, RuntimeOptions
 from exporter.errors import BundleError, UnsupportedModelError
-from exporter.modelfile import MODEL_FILE, PICKLE_NEEDS_OPT_IN, embeddings_key
+from exporter.format.modelfile import MODEL_FILE, PICKLE_NEEDS_OPT_IN, embeddings_key
 
 __all__ = [*SURFACE, "FLAIR_ONNX_DIR", "apply_runtime", "is_flair_onnx", "legacy_onnx_export"]
 
@@ -58,19 +60,10 @@ def legacy_onnx_export() -> Iterator[None]:
         torch.onnx.export = original
 
 
-def is_flair_onnx(model: Any) -> bool:
-    from flair.embeddings.transformer import TransformerOnnxEmbeddings
-
-    return isinstance(getattr(model, "embeddings", None), TransformerOnnxEmbeddings)
-
-
 def export(model: Any, directory: Path, config: ExportConfig) -> dict[str, Any]:
     """Copy the model's ONNX graph and external data into ``directory/flair_onnx``; save the ``.pt`` with a
     relative path. The bundle's runtime records the model's own providers unless ``config`` names others."""
     import torch
-
-    from exporter.backends.onnx import provider_name
-    from exporter.backends.onnx_graph import graph_files
 
     if not is_flair_onnx(model):
         raise UnsupportedModelError("backend='flair-onnx' is for models whose embeddings Flair's export_onnx made.")
@@ -122,8 +115,6 @@ def load(
     ``runtime`` holds the bundle's runtime settings as loading resolves them (``RuntimeOptions.for_loading``);
     the manifest's runtime section records this model's own providers (see :func:`export`).
     """
-    from exporter.backends.onnx import resolve_providers
-
     params = state.get(embeddings_key(state))
     if not isinstance(params, dict) or not params.pop("__bundle_relative__", False):
         raise BundleError(f"{directory}/{MODEL_FILE} is not a flair-onnx bundle model.")
@@ -140,8 +131,6 @@ def load(
 def apply_runtime(embeddings: Any, runtime: RuntimeOptions) -> None:
     """Replace the ONNX Runtime session of Flair's ``TransformerOnnx*Embeddings`` by one built from ``runtime``."""
     import onnxruntime as ort
-
-    from exporter.backends.onnx import session_options
 
     embeddings.session = ort.InferenceSession(
         str(embeddings.onnx_model), session_options(runtime), providers=list(embeddings.providers)

@@ -18,13 +18,15 @@ from typing import Any
 
 import torch
 
-from exporter.backends import SURFACE
+from exporter.backends import onnx_graph, onnx_quantize
 from exporter.backends.encoder_bundle import DATA_EMBEDDINGS as DATA_EMBEDDINGS
 from exporter.backends.encoder_bundle import assemble_model, export_bundle_files, manifest_entries
+from exporter.backends.kinds import SURFACE
+from exporter.backends.onnx_graph import save_graph
 from exporter.backends.tracing import HiddenStates, quiet_tracing, trace_inputs
 from exporter.config import CPU_PROVIDER, CUDA_PROVIDER, ExportConfig, RuntimeOptions
 from exporter.errors import ExportError, MissingDependencyError, ProviderError
-from exporter.settings import EmbeddingSettings
+from exporter.runtime.settings import EmbeddingSettings
 
 __all__ = [
     *SURFACE,
@@ -87,8 +89,6 @@ def export_encoder(
 ) -> dict[str, Any]:
     """Export the embedding's transformer encoder to ``directory/encoder.onnx``, then optimize, convert
     or quantize it as ``config.onnx`` says. Returns the files written and what was done to the graph."""
-    from exporter.backends import onnx_graph, onnx_quantize
-
     options = config.onnx
     precision = _check_precision(config)
     target = directory / ENCODER_FILE
@@ -120,7 +120,6 @@ def _trace_graph(embeddings: Any, settings: EmbeddingSettings, target: Path, con
         import onnx
     except ImportError as e:
         raise MissingDependencyError("onnx", purpose="the ONNX backend") from e
-    from exporter.backends.onnx_graph import save_graph
 
     wrapper = HiddenStates(embeddings.model, settings.hidden_state_layers).eval()
     input_ids, attention_mask = trace_inputs(embeddings, list(config.example_sentences))

@@ -16,7 +16,7 @@ from typing import Any
 
 from exporter.config import OPTIMIZATION_LEVELS, OnnxOptions
 from exporter.errors import ExportError, MissingDependencyError, UnsupportedModelError
-from exporter.settings import EmbeddingSettings
+from exporter.runtime.settings import EmbeddingSettings
 
 __all__ = [
     "EXTERNAL_DATA_FILE",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.backends.onnx_graph import needs_external_data, save_graph
+from exporter.backends.onnx_per_token import quantize_per_token
 from exporter.config import DEFAULT_INT8, OnnxOptions
 from exporter.errors import ConfigError, ExportError, MissingDependencyError
 
@@ -75,8 +76,6 @@ def _per_token_int8(target: Path, options: OnnxOptions) -> tuple[Any, dict[str, 
     """Weights int8 per output channel; each MatMul's input quantized per token (one scale per row, from that
     row alone), so a text's numbers never depend on what it is batched with. See ``onnx_per_token``."""
     import onnx
-
-    from exporter.backends.onnx_per_token import quantize_per_token
 
     model = onnx.load(str(target))
     count = quantize_per_token(model)

@@ -7,7 +7,7 @@ The speed-up (``RuntimeOptions.length_buckets``): Flair's
 ``TransformerEmbeddings.forward`` calls ``self.model(input_ids, attention_mask=...)[-1]`` (the tuple of
 hidden states) once per batch, padded to the batch's longest subtoken sequence. Here the transformer's
 ``forward`` is replaced, on that one instance, by one that runs the batch in groups of similar length
-(:func:`exporter.buckets.run_in_groups`) and returns the same tuple. The model's weights, state dict,
+(:func:`exporter.runtime.buckets.run_in_groups`) and returns the same tuple. The model's weights, state dict,
 ``save()`` and every other line of Flair's code stay as they are.
 """
 
@@ -20,9 +20,10 @@ from typing import Any
 
 import torch
 
-from exporter.backends import SURFACE
+from exporter.backends.kinds import SURFACE, is_flair_jit
 from exporter.config import ExportConfig, RuntimeOptions
-from exporter.modelfile import MODEL_FILE, PICKLE_NEEDS_OPT_IN, PICKLE_WEIGHTS_ONLY
+from exporter.format.modelfile import MODEL_FILE, PICKLE_NEEDS_OPT_IN, PICKLE_WEIGHTS_ONLY
+from exporter.runtime.buckets import run_in_groups
 
 __all__ = [*SURFACE, "add_length_buckets", "has_length_buckets", "is_flair_jit"]
 
@@ -47,13 +48,6 @@ def export(model: Any, directory: Path, config: ExportConfig) -> dict[str, Any]:
     return {"model_pickle": PICKLE_WEIGHTS_ONLY}
 
 
-def is_flair_jit(model: Any) -> bool:
-    """Flair's ``TransformerJit*Embeddings`` keep the traced module inside the pickle: Flair's .pt is complete."""
-    from flair.embeddings.transformer import TransformerJitEmbeddings
-
-    return isinstance(getattr(model, "embeddings", None), TransformerJitEmbeddings)
-
-
 def load(
     directory: Path, manifest: Mapping[str, Any], runtime: RuntimeOptions, state: dict[str, Any], model_cls: type
 ) -> Any:
@@ -68,7 +62,6 @@ def _bucketed_forward(self: torch.nn.Module, input_ids: torch.Tensor, attention_
     original = type(self).forward
     if attention_mask is None or kwargs:  # language ids, boxes, pixels: Flair's call, unchanged
         return original(self, input_ids, attention_mask=attention_mask, **kwargs)
-    from exporter.buckets import run_in_groups
 
     def encoder(ids: torch.Tensor, mask: torch.Tensor):
         return original(self, ids, attention_mask=mask)[-1]

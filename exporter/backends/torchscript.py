@@ -17,13 +17,13 @@ from typing import Any
 
 import torch
 
-from exporter.backends import SURFACE
 from exporter.backends.encoder_bundle import DATA_EMBEDDINGS as DATA_EMBEDDINGS
 from exporter.backends.encoder_bundle import assemble_model, export_bundle_files, manifest_entries
+from exporter.backends.kinds import SURFACE
 from exporter.backends.tracing import HiddenStates, quiet_tracing, trace_inputs
 from exporter.config import ExportConfig, RuntimeOptions
 from exporter.errors import ExportError
-from exporter.settings import EmbeddingSettings
+from exporter.runtime.settings import EmbeddingSettings
 
 __all__ = [*SURFACE, "ENCODER_FILE", "TorchScriptEncoder", "export_encoder"]
 

@@ -12,6 +12,9 @@ from typing import Any
 
 from exporter.config import Backend
 from exporter.errors import ConfigError
+from exporter.tools.demo import demo_classifier_path, demo_model_path
+from mlflow_flavor.flavor import FLAVOR_NAME, log_model
+from mlflow_flavor.registry.versions import canonical_stage, stage_and_alias
 
 __all__ = ["JobResult", "resolve_model_path", "run_log_job"]
 
@@ -36,12 +39,8 @@ def resolve_model_path(model: str) -> Path:
     """``demo`` / ``demo-classifier``: the built-in demo tagger / topic classifier (trained and cached on first
     use); anything else is a path."""
     if model == DEMO:
-        from exporter.demo import demo_model_path
-
         return demo_model_path()
     if model == DEMO_CLASSIFIER:
-        from exporter.demo import demo_classifier_path
-
         return demo_classifier_path()
     path = Path(model).expanduser()
     if not path.exists():
@@ -85,9 +84,6 @@ def run_log_job(
 ) -> JobResult:
     """Export ``model`` with ``backend``, log it to the active (or a new) run, register, stage and alias it."""
     import mlflow
-
-    from mlflow_flavor.flavor import FLAVOR_NAME, log_model
-    from mlflow_flavor.registry import canonical_stage, stage_and_alias
 
     if stage:  # before any export, run or registration: a wrong name must not leave an unstaged version behind
         stage = canonical_stage(stage)

@@ -19,9 +19,10 @@ import torch
 from flair.embeddings import DocumentEmbeddings, TokenEmbeddings, TransformerEmbeddings
 from flair.embeddings.transformer import TransformerBaseEmbeddings
 
-from exporter.buckets import AS_PADDED, BUCKETED, Batching, Encoder, run_in_groups
-from exporter.errors import BundleError
-from exporter.settings import EmbeddingSettings
+from exporter.errors import BundleError, FlairMlflowError
+from exporter.runtime.buckets import AS_PADDED, BUCKETED, Batching, Encoder, run_in_groups
+from exporter.runtime.fastpath import pool_token_embeddings
+from exporter.runtime.settings import EmbeddingSettings
 
 __all__ = [
     "AcceleratedTransformerDocumentEmbeddings",
@@ -139,12 +140,11 @@ class _AcceleratedMixin:
         word_ids: torch.Tensor | None = None,
         **unused: Any,
     ):
-        """Flair's forward; for word-only embeddings the lean pooling of :mod:`exporter.fastpath`."""
+        """Flair's forward; for word-only embeddings the lean pooling of :mod:`exporter.runtime.fastpath`."""
         if self.document_embedding or not self.token_embedding or word_ids is None:
             return TransformerEmbeddings.forward(
                 self, input_ids, sub_token_lengths, token_lengths, attention_mask, overflow_to_sample_mapping, word_ids
             )
-        from exporter.fastpath import pool_token_embeddings
 
         hidden = self.model(input_ids, attention_mask=attention_mask)[-1]
         if len(hidden) == 1 and len(self.layer_indexes) == 1:
@@ -159,8 +159,6 @@ class _AcceleratedMixin:
         return {"token_embeddings": embeddings}
 
     def to_params(self) -> dict[str, Any]:
-        from exporter.errors import FlairMlflowError
-
         raise FlairMlflowError(
             "Accelerated embeddings are saved as a flair-mlflow bundle, not as a Flair .pt: "
             "use exporter.save_bundle(...) or mlflow_flavor.save_model(...)."
@@ -187,7 +185,7 @@ def build_accelerated_embeddings(
 ) -> AcceleratedTransformerWordEmbeddings | AcceleratedTransformerDocumentEmbeddings:
     """Return word or document embeddings, as the original embedding was.
 
-    ``batching`` says how each batch is cut into encoder calls (:class:`exporter.buckets.Batching`: groups
+    ``batching`` says how each batch is cut into encoder calls (:class:`exporter.runtime.buckets.Batching`: groups
     of similar subtoken length, parts run concurrently, the most rows per call); the default buckets.
     """
     cls = (

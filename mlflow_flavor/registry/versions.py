@@ -9,8 +9,10 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.errors import PromotionError
+from exporter.errors import ConfigError
+from mlflow_flavor.fetch import seal_version
 from mlflow_flavor.redact import redact
+from mlflow_flavor.registry.errors import PromotionError
 
 __all__ = [
     "RegisteredVersion",
@@ -38,8 +40,6 @@ STAGES = ("None", "Staging", "Production", "Archived")
 
 def canonical_stage(stage: str) -> str:
     """MLflow's spelling of ``stage`` (any case); an unknown stage raises ``ConfigError`` naming the closest."""
-    from exporter.errors import ConfigError
-
     for known in STAGES:
         if str(stage).lower() == known.lower():
             return known
@@ -170,8 +170,6 @@ def register_model_version(
 ) -> RegisteredVersion:
     """Register ``model_uri`` as a new version of ``name``, then stage and alias it."""
     import mlflow
-
-    from mlflow_flavor.fetch import seal_version
 
     result = mlflow.register_model(model_uri, name, tags=tags)
     log.info("Registered %s as %s version %s", model_uri, name, result.version)

@@ -13,17 +13,33 @@ from typing import Any
 
 import click
 
+from exporter.bundle.save import save_bundle
 from exporter.config import (
+    CPU_PROVIDER,
+    CUDA_PROVIDER,
     OPTIMIZATION_LEVELS,
     PRECISIONS,
     QUANTIZATIONS,
     Backend,
+    ExportConfig,
     OnnxOptions,
+    ParityConfig,
     RuntimeOptions,
+    TorchScriptOptions,
 )
-from exporter.errors import FlairMlflowError
-from mlflow_flavor.loadtest import BACKENDS as LOADTEST_BACKENDS
-from mlflow_flavor.loadtest import BATCHING as LOADTEST_BATCHING
+from exporter.errors import ConfigError, FlairMlflowError
+from exporter.format.modelfile import load_flair_model
+from exporter.tools.demo import demo_classifier_path, demo_model_path, train_tagger_on_conll
+from exporter.tools.int8_report import RecipeReportConfig, compare_recipes, log_recipes_to_mlflow, recipe_markdown
+from mlflow_flavor.cli.job import DEMO, DEMO_CLASSIFIER, resolve_model_path, run_log_job
+from mlflow_flavor.fetch import fetch_model, locate_reference, verify_reference
+from mlflow_flavor.redact import redact
+from mlflow_flavor.registry.evaluate import EvaluationConfig, evaluate_model, load_reference
+from mlflow_flavor.registry.promote import PromotionConfig
+from mlflow_flavor.registry.promote import promote as run_promotion
+from mlflow_flavor.tools.loadtest import BACKENDS as LOADTEST_BACKENDS
+from mlflow_flavor.tools.loadtest import BATCHING as LOADTEST_BATCHING
+from mlflow_flavor.tools.loadtest import LoadTestConfig, run_load_test
 
 #: the backends to choose from (``flair-onnx`` is chosen by itself for a model from Flair's own ``export_onnx``)
 BACKENDS = [b.value for b in Backend if b is not Backend.FLAIR_ONNX]
@@ -64,7 +80,6 @@ class _Group(click.Group):
                 mlflow_errors and isinstance(e, mlflow_errors.MlflowException)
             ):
                 raise
-            from mlflow_flavor.redact import redact
 
             click.echo(f"Error: {redact(str(e))}", err=True)
             ctx.exit(2)
@@ -197,8 +212,6 @@ _OPTION_OF_FIELD = {
 def _export_config(options: Mapping[str, Any]):
     """The :class:`ExportConfig` of the export options' values (click's parameters of ``export`` and ``log``),
     checked before anything slow runs: a refusal names the option, ``--precision fp16`` is checked for CUDA."""
-    from exporter.errors import ConfigError
-
     try:
         config = _build_export_config(options)
     except ConfigError as e:
@@ -212,8 +225,6 @@ def _export_config(options: Mapping[str, Any]):
 
 def _check_fp16(config) -> None:
     """``--precision fp16`` runs on ONNX Runtime's CUDA provider: refuse in the CLI's terms, before any loading."""
-    from exporter.config import CPU_PROVIDER, CUDA_PROVIDER
-
     if config.backend is not Backend.ONNX or config.onnx.precision != "fp16" or config.onnx.fp16_fallback:
         return
     import onnxruntime as ort
@@ -231,8 +242,6 @@ def _check_fp16(config) -> None:
 
 
 def _build_export_config(options: Mapping[str, Any]):
-    from exporter.config import ExportConfig, ParityConfig, TorchScriptOptions
-
     providers = options["providers"]
     runtime = RuntimeOptions(
         intra_op_num_threads=options["intra_op_threads"],
@@ -261,10 +270,6 @@ def _build_export_config(options: Mapping[str, Any]):
 @_export_options
 def export(model, output, **options):
     """Export MODEL (a Flair .pt path, or 'demo') into a bundle directory OUTPUT."""
-    from exporter.bundle import save_bundle
-    from exporter.modelfile import load_flair_model
-    from mlflow_flavor.job import resolve_model_path
-
     config = _export_config(options)  # every check before the seconds of loading Flair and the model
     _check_output(Path(output))
     _check_model(model)
@@ -288,8 +293,6 @@ def _check_output(target: Path) -> None:
 
 def _check_model(model: str) -> None:
     """Refuse a model path that does not exist before anything slow runs (the demo models are built later)."""
-    from mlflow_flavor.job import DEMO, DEMO_CLASSIFIER, resolve_model_path
-
     if model not in (DEMO, DEMO_CLASSIFIER):
         resolve_model_path(model)
 
@@ -320,8 +323,6 @@ def log_cmd(model, name, registered_model_name, stage, alias, experiment_name, t
     _check_model(model)
     import mlflow
 
-    from mlflow_flavor.job import run_log_job
-
     _flair_logs_to_stderr()
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
@@ -351,8 +352,6 @@ def log_cmd(model, name, registered_model_name, stage, alias, experiment_name, t
 @click.option("--epochs", type=int, default=10, show_default=True, help="Epochs for --train-conll.")
 def demo(rebuild, classifier, train_conll, output, sentences, epochs):
     """Build (or find in the cache) the demo tagger or classifier and print its path."""
-    from exporter.demo import demo_classifier_path, demo_model_path, train_tagger_on_conll
-
     if train_conll:
         if not output:
             raise click.UsageError("--train-conll needs --output (the .pt file to write).")
@@ -367,8 +366,6 @@ def demo(rebuild, classifier, train_conll, output, sentences, epochs):
 def verify(model, tracking_uri):
     """Verify every checksum of MODEL: a bundle directory, an MLflow model directory (every file, and the digest
     MLmodel records) or a models:/ URI (downloaded afresh, also checked against the registry's digests)."""
-    from mlflow_flavor.fetch import verify_reference
-
     path, manifest = verify_reference(model, tracking_uri=tracking_uri)
     click.echo(f"OK: {len(manifest['files'])} files verified in {path}")
 
@@ -394,9 +391,6 @@ def predict(model, texts, text_file, min_score, return_tokens, split_sentences, 
     MODEL is a models:/ URI (fetched once, verified, cached), an MLflow model directory or a bundle
     directory written by `flair-mlflow export`. The options are the pyfunc's params.
     """
-    from mlflow_flavor.evaluate import load_reference
-    from mlflow_flavor.fetch import locate_reference
-
     if text_file is not None:
         with click.open_file(text_file, encoding="utf-8") as f:
             texts = tuple(texts) + tuple(line.rstrip("\n") for line in f)
@@ -455,8 +449,7 @@ def bench(
     log_to_mlflow,
 ):
     """Measure predict throughput of Flair PyTorch and each backend side by side, in one run."""
-    from exporter.bench import BenchConfig, run_benchmark
-    from mlflow_flavor.job import resolve_model_path
+    from exporter.tools.bench import BenchConfig, run_benchmark  # lazy: imports torch and flair (exporter.runtime)
 
     config = BenchConfig(
         model_path=resolve_model_path(model),
@@ -496,9 +489,6 @@ def bench(
 def int8_report(model, conll, sentences, speed_sentences, recipes, call_rows, threads, optimize, output, log_to_mlflow):
     """Compare every int8 recipe with Flair's PyTorch model and the fp32 export, side by side in one run:
     speed at batch 1 and 32, agreement, gold F1, batch independence, size. JSON rows on stdout."""
-    from exporter.int8_report import RecipeReportConfig, compare_recipes, log_recipes_to_mlflow, recipe_markdown
-    from mlflow_flavor.job import resolve_model_path
-
     config = RecipeReportConfig(
         model_path=resolve_model_path(model),
         conll=Path(conll),
@@ -559,9 +549,6 @@ def loadtest(
     output,
 ):
     """In-process predict vs `mlflow models serve` under concurrent clients, adaptive batching off and on."""
-    from mlflow_flavor.job import resolve_model_path
-    from mlflow_flavor.loadtest import LoadTestConfig, run_load_test
-
     config = LoadTestConfig(
         model_path=resolve_model_path(model),
         clients=clients,
@@ -585,8 +572,6 @@ def loadtest(
 @click.option("--no-cache", is_flag=True, help="Download again even when a verified copy is cached.")
 def fetch(model_uri, tracking_uri, no_cache):
     """Download MODEL_URI once into the cache, verify every checksum, print the local path."""
-    from mlflow_flavor.fetch import fetch_model
-
     click.echo(str(fetch_model(model_uri, tracking_uri=tracking_uri or None, use_cache=not no_cache)))
 
 
@@ -627,8 +612,6 @@ def evaluate(model, data, champion, limit, batch_size, experiment_name, tracking
     Prints the metrics (f1_micro, f1_macro, ... and the run id) as one JSON object.
     """
     import mlflow
-
-    from mlflow_flavor.evaluate import EvaluationConfig, evaluate_model
 
     _flair_logs_to_stderr()
     if tracking_uri:
@@ -678,9 +661,6 @@ def promote(name, version, to_alias, to_stage, tracking_uri, target_tracking_uri
     Empty values count as not given (for MLflow project parameters).
     """
     import mlflow
-
-    from mlflow_flavor.promote import PromotionConfig
-    from mlflow_flavor.promote import promote as run_promotion
 
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)

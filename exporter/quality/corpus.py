@@ -290,7 +290,7 @@ def generate_sentences(count: int, seed: int = 1, long_every: int = 16, long_wor
 def _check_lines() -> tuple[str, ...]:
     from importlib.resources import files
 
-    text = files("exporter").joinpath(CHECK_SENTENCES_FILE).read_text(encoding="utf-8")
+    text = files(__package__).joinpath(CHECK_SENTENCES_FILE).read_text(encoding="utf-8")
     return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 

@@ -14,9 +14,15 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from exporter.errors import ServerError
+from exporter.errors import FlairMlflowError
 
-__all__ = ["ServedModel", "free_port", "group_rss_mb", "serve_model"]
+__all__ = ["ServerError", "ServedModel", "free_port", "group_rss_mb", "serve_model"]
+
+
+class ServerError(FlairMlflowError, RuntimeError):
+    """A model server (``mlflow models serve``) did not start or stopped answering."""
+
+    mlflow_code = "TEMPORARILY_UNAVAILABLE"
 
 
 def free_port() -> int:

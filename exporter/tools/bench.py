@@ -26,8 +26,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from exporter.backends.flair_onnx import apply_runtime, legacy_onnx_export
+from exporter.backends.tracing import HiddenStates
+from exporter.bundle.load import load_bundle
+from exporter.bundle.save import save_bundle
 from exporter.config import Backend, ExportConfig, OnnxOptions, ParityConfig, RuntimeOptions, TorchScriptOptions
 from exporter.errors import ConfigError
+from exporter.format.manifest import library_versions
+from exporter.format.modelfile import PICKLE_NEEDS_OPT_IN, load_flair_model
+from exporter.quality.parity import label_scores, max_score_diff, predictions, span_f1
+from exporter.runtime.buckets import plan_groups, split_for_workers
+from exporter.runtime.embeddings import build_accelerated_embeddings
+from exporter.runtime.fastpath import FastViterbiDecoder
+from exporter.runtime.settings import EmbeddingSettings, find_transformer_embeddings
+from exporter.tools.report import benchmark_sentences, write_report
 
 __all__ = ["VARIANTS", "BenchConfig", "BenchResult", "load_sentences", "run_benchmark", "write_report"]
 
@@ -118,21 +130,7 @@ class BenchResult:
 
 def load_sentences(config: BenchConfig) -> tuple[list[str], str]:
     """The benchmark sentences and a description of where they come from."""
-    if config.conll:
-        from exporter.corpus import read_conll
-
-        texts = []
-        for sentence in read_conll(config.conll):
-            if len(sentence) >= config.min_words:
-                texts.append(" ".join(w for w, _ in sentence))
-            if len(texts) >= config.num_sentences:
-                break
-        where = f"`{config.conll.name}` ({config.conll.parent.name})"
-        return texts, f"the first {len(texts)} sentences of at least {config.min_words} words of {where}"
-    from exporter.corpus import generate_sentences
-
-    texts = generate_sentences(config.num_sentences, seed=11, long_every=0)
-    return texts, f"{len(texts)} generated sentences"
+    return benchmark_sentences(config.conll, config.num_sentences, config.min_words)
 
 
 def _batches(texts: list[str], batch_size: int) -> list[list[str]]:
@@ -214,8 +212,6 @@ def _encoder_shapes(model: Any, batches: list[list[str]], workers: int) -> dict[
     """The encoder calls of one pass, as ``(rows, padded length)``: without any padding (``useful``), as
     Flair pads each batch (``flair``), as length buckets split them (``buckets``), and as ``workers``
     one-thread workers split those groups again (``workers``)."""
-    from exporter.buckets import plan_groups, split_for_workers
-
     tokenizer = model.embeddings.tokenizer
     hidden = _encoder_dims(model)[0]
     shapes: dict[str, list[tuple[int, int]]] = {"useful": [], "flair": [], "buckets": [], "workers": []}
@@ -233,12 +229,6 @@ def _encoder_shapes(model: Any, batches: list[list[str]], workers: int) -> dict[
 def _pytorch_buckets(model_path: Path) -> Any:
     """Flair's PyTorch model with its encoder called through flair-mlflow's path (buckets, lean pooling)."""
     import torch
-
-    from exporter.backends.tracing import HiddenStates
-    from exporter.embeddings import build_accelerated_embeddings
-    from exporter.fastpath import FastViterbiDecoder
-    from exporter.modelfile import load_flair_model
-    from exporter.settings import EmbeddingSettings, find_transformer_embeddings
 
     model = load_flair_model(model_path)
     original = find_transformer_embeddings(model)
@@ -261,11 +251,11 @@ torch.set_num_threads({threads})
 from flair.data import Sentence
 kind, path, texts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 if kind == "flair":
-    from exporter.modelfile import load_flair_model
+    from exporter.format.modelfile import load_flair_model
     model = load_flair_model(path)
 else:
-    from exporter.bundle import load_bundle
-    from exporter.manifest import read_manifest
+    from exporter.bundle.load import load_bundle
+    from exporter.format.manifest import read_manifest
     # a bundle this benchmark wrote itself: Flair's own ONNX / JIT models need their pickle
     model = load_bundle(path, allow_pickle=read_manifest(path)[0].get("model_pickle") == "needs-allow-pickle")
 model.predict([Sentence(t) for t in texts], mini_batch_size=32)
@@ -297,9 +287,6 @@ def _flair_export_onnx(model_path: Path, work: Path, texts: list[str], runtime: 
     session rebuilt with the same settings as every other ONNX variant (threads, no spinning)."""
     from flair.data import Sentence
 
-    from exporter.backends.flair_onnx import apply_runtime, legacy_onnx_export
-    from exporter.modelfile import load_flair_model
-
     model = load_flair_model(model_path)
     with legacy_onnx_export():
         model.embeddings = model.embeddings.export_onnx(
@@ -317,8 +304,6 @@ def _flair_export_onnx(model_path: Path, work: Path, texts: list[str], runtime: 
 
 def _flair_onnx_bundle(model: Any, work: Path) -> Path | None:
     """The anchor as a bundle, so that its memory can be probed like the others."""
-    from exporter.bundle import save_bundle
-
     try:
         return save_bundle(model, work / "flair-export-bundle", ExportConfig(parity=ParityConfig(enabled=False))).path
     except Exception as e:  # the anchor is informative; never let it stop the benchmark
@@ -376,8 +361,6 @@ def _line_up(config: BenchConfig, work: Path, texts: list[str]) -> _Lineup:
     """Load Flair's model, build the reference rows, export and load every variant (bundles under ``work``)."""
     from tqdm import tqdm
 
-    from exporter.modelfile import load_flair_model
-
     lineup = _Lineup()
     baseline = load_flair_model(config.model_path)
     lineup.add(BASELINE, baseline, 0.0, config.model_path.stat().st_size, ("flair", config.model_path))
@@ -413,9 +396,6 @@ def _variant_runtime(config: BenchConfig, backend: str, runtime: RuntimeOptions)
 
 def _add_variant(lineup: _Lineup, backend: str, runtime: RuntimeOptions, work: Path) -> None:
     """Export Flair's model as variant ``backend`` into ``work`` and load it, timing the load."""
-    from exporter.bundle import load_bundle, save_bundle
-    from exporter.modelfile import PICKLE_NEEDS_OPT_IN
-
     if runtime.length_buckets:
         lineup.padding[backend] = "workers" if runtime.encoder_workers > 1 else "buckets"
     options = {k: v for k, v in VARIANTS[backend].items() if k != "runtime"}
@@ -466,8 +446,6 @@ def _timed_passes(
     latencies of each pass, and the predictions of each variant's first pass at the largest batch size."""
     from tqdm import tqdm
 
-    from exporter.parity import label_scores, predictions
-
     largest = max(config.batch_sizes)
     for model in models.values():  # warm-up
         _timed_pass(model, plans[largest][:2], largest)
@@ -506,8 +484,6 @@ def _row(
     classifier: bool,
 ) -> dict[str, Any]:
     """The report's row of variant ``name``: throughput per batch size, then fidelity and cost."""
-    from exporter.parity import max_score_diff, span_f1
-
     largest = max(config.batch_sizes)
     row: dict[str, Any] = {"backend": name}
     for b in config.batch_sizes:
@@ -558,8 +534,6 @@ def _markdown(
 
 def _preamble(config: BenchConfig, source: str, ceiling: float) -> list[str]:
     """How, where and on what the benchmark ran."""
-    from exporter.manifest import library_versions
-
     versions = library_versions()
     return [
         "Measured by `flair-mlflow bench`; ratios compare variants measured side by side in one run, passes "
@@ -625,21 +599,6 @@ def _fidelity_table(config: BenchConfig, rows: list[dict[str, Any]], classifier:
             f"| {r['size_mb']:.1f} | {rss} | {', '.join(map(str, r['passes_s']))} |"
         )
     return lines
-
-
-def write_report(output: Path, markdown: str, section: str = "bench") -> None:
-    """Replace the generated block ``section`` of ``output`` (between its markers), keeping everything else."""
-    start_mark, end_mark = f"<!-- flair-mlflow {section}: start -->", f"<!-- flair-mlflow {section}: end -->"
-    block = f"{start_mark}\n{markdown}{end_mark}\n"
-    text = output.read_text(encoding="utf-8") if output.exists() else "# Benchmarks\n\n"
-    if start_mark in text and end_mark in text:
-        head, rest = text.split(start_mark, 1)
-        tail = rest.split(end_mark, 1)[1].lstrip("\n")
-        text = head + block + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
 
 
 def _log_to_mlflow(config: BenchConfig, result: BenchResult) -> None:

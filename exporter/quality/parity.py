@@ -17,6 +17,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from exporter.backends.onnx_quantize import more_faithful_recipes
 from exporter.config import ParityConfig
 from exporter.errors import ParityError
 
@@ -406,8 +407,6 @@ def _parity_error(report: dict[str, Any], failures: list[str]) -> ParityError:
 def _next_step(report: dict[str, Any]) -> str:
     """What to do about a failed gate; for an int8 export, the recipes measured as more faithful."""
     if "int8_recipe" in report:
-        from exporter.backends.onnx_quantize import more_faithful_recipes
-
         hint = more_faithful_recipes(report["int8_recipe"], report["thresholds"]["min_entity_f1"])
         if hint:
             return hint + " Or relax the thresholds, or force the export."

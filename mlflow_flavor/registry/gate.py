@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from exporter.errors import ConfigError
-from mlflow_flavor.evaluate import MAIN_METRIC, EvaluationReport
+from mlflow_flavor.registry.evaluate import MAIN_METRIC, EvaluationReport
 
 __all__ = ["QualityGate", "check_quality"]
 

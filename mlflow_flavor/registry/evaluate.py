@@ -5,7 +5,7 @@
     model reference ─► load (verified) ─► predict every text in batches through the pyfunc, as served
         ─► mlflow.models.evaluate(the predictions, custom metrics from mlflow.models.make_metric)
         ─► one run: metrics, a per-label table, a per-label F1 plot (challenger vs champion)
-        ─► (promotion) mlflow_flavor.gate: mlflow.validate_evaluation_results with MetricThreshold
+        ─► (promotion) mlflow_flavor.registry.gate: mlflow.validate_evaluation_results with MetricThreshold
 
 A model reference is a ``models:/`` URI (version, stage or ``@alias``), an MLflow model directory or a bundle
 directory written by ``flair-mlflow export``. Taggers are scored on entities (exact token span and label) over
@@ -33,8 +33,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from exporter.bundle.load import load_bundle
 from exporter.errors import ConfigError
-from exporter.scores import CLASSIFIER, TAGGER, Examples, labels_of, load_examples, score
+from exporter.format.manifest import MANIFEST_FILE
+from exporter.quality.metrics import CLASSIFIER, TAGGER, Examples, labels_of, load_examples, score
+from exporter.quality.parity import token_spans
+from mlflow_flavor.fetch import locate_reference
+from mlflow_flavor.pyfunc import FlairPyfuncModel
+from mlflow_flavor.redact import redact
 
 __all__ = [
     "CHAMPION_PREFIX",
@@ -195,15 +201,8 @@ def load_reference(reference: str, tracking_uri: str | None = None, *, located: 
         ConfigError: the reference is none of these.
         BundleError: verification failed.
     """
-    from exporter.manifest import MANIFEST_FILE
-    from mlflow_flavor.fetch import locate_reference
-    from mlflow_flavor.redact import redact
-
     path = located or locate_reference(reference, tracking_uri=tracking_uri)
     if (path / MANIFEST_FILE).is_file():
-        from exporter.bundle import load_bundle
-        from mlflow_flavor.pyfunc import FlairPyfuncModel
-
         model = load_bundle(path)
         manifest = model.flair_mlflow_manifest
         predictor = FlairPyfuncModel(model, manifest)
@@ -318,8 +317,6 @@ class _Progress:
 def _predict_tokens(loaded: _Loaded, tokens: list[list[str]], config: EvaluationConfig) -> list[frozenset]:
     """Sentences on the file's own tokens, through the same loaded Flair model."""
     from flair.data import Sentence
-
-    from exporter.parity import token_spans
 
     sentences = [Sentence(list(t)) for t in tokens]
     loaded.model.predict(sentences, mini_batch_size=config.mini_batch_size)

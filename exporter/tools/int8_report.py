@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from exporter.backends.onnx_quantize import RECIPES
+from exporter.bundle.load import load_bundle
+from exporter.bundle.save import save_bundle
 from exporter.config import ExportConfig, OnnxOptions, ParityConfig
+from exporter.format.modelfile import load_flair_model
+from exporter.quality.metrics import TAGGER, load_examples, score
+from exporter.quality.parity import token_spans
 
 __all__ = ["RecipeReportConfig", "compare_recipes", "log_recipes_to_mlflow", "recipe_markdown"]
 
@@ -58,8 +64,6 @@ def _spans(model: Any, tokens: Sequence[Sequence[str]], batch_size: int) -> list
     """Each sentence's predicted entities as token spans (comparable with gold spans)."""
     from flair.data import Sentence
 
-    from exporter.parity import token_spans
-
     sentences = [Sentence(list(t)) for t in tokens]
     model.predict(sentences, mini_batch_size=batch_size)
     return [frozenset(token_spans(s, model.label_type)) for s in sentences]
@@ -77,8 +81,6 @@ def _throughput(model: Any, tokens: Sequence[Sequence[str]], batch_size: int) ->
 
 
 def _row(name: str, model: Any, data: Any, reference: list[frozenset], config: RecipeReportConfig) -> dict[str, Any]:
-    from exporter.scores import TAGGER, score
-
     tokens = data.tokens
     batched = _spans(model, tokens, 32)
     alone = _spans(model, tokens, 1)
@@ -94,8 +96,6 @@ def _row(name: str, model: Any, data: Any, reference: list[frozenset], config: R
 
 
 def _variants(config: RecipeReportConfig) -> dict[str, OnnxOptions]:
-    from exporter.backends.onnx_quantize import RECIPES
-
     recipes = config.recipes or tuple(RECIPES)
     variants = {FP32: OnnxOptions(optimize=config.optimize)}
     variants.update({recipe: OnnxOptions(optimize=config.optimize, quantize=recipe) for recipe in recipes})
@@ -115,10 +115,6 @@ def _runtimes(config: RecipeReportConfig) -> dict[str, dict[str, int]]:
 def compare_recipes(config: RecipeReportConfig, progress: Callable[[str], None] = log.info) -> list[dict[str, Any]]:
     """One row per variant (Flair PyTorch first), measured in this process, one after the other."""
     import torch
-
-    from exporter.bundle import load_bundle, save_bundle
-    from exporter.modelfile import load_flair_model
-    from exporter.scores import TAGGER, load_examples
 
     if config.threads:
         torch.set_num_threads(config.threads)

@@ -2,12 +2,11 @@
 
 The manifest lists every file of the bundle with its size and sha256. :func:`verify_bundle` checks all of
 them, and the manifest's own digest where the caller knows it, before anything in the bundle is
-read: a Flair ``.pt`` is a pickle (read as data, see ``exporter.modelfile``).
+read: a Flair ``.pt`` is a pickle (read as data, see ``exporter.format.modelfile``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import platform
@@ -17,8 +16,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from exporter.digests import sha256_bytes, sha256_file
 from exporter.errors import BundleError, ChecksumError
-from exporter.modelfile import MODEL_FILE
+from exporter.format.modelfile import MODEL_FILE
 
 __all__ = [
     "MANIFEST_FILE",
@@ -40,11 +40,10 @@ MANIFEST_FILE = "bundle.json"
 #: manifests load with their defaults. 3: ``model.pt`` is plain data (pickle protocol 2, read with
 #: ``torch.load(weights_only=True)``), and ``model_pickle`` says whether loading it needs ``allow_pickle``
 #: (``flair-onnx`` and Flair JIT models); bundles of versions 1 and 2 load only with ``allow_pickle=True``
-#: (their protocol-4 pickles are beyond the safe reader), see ``exporter.modelfile``.
+#: (their protocol-4 pickles are beyond the safe reader), see ``exporter.format.modelfile``.
 SCHEMA_VERSION = 3
 READABLE_SCHEMA_VERSIONS = (1, 2, 3)
 FORMAT_NAME = "flair-mlflow-bundle"
-_CHUNK = 1 << 20
 _VERSIONED_PACKAGES = (
     "flair",
     "torch",
@@ -55,18 +54,6 @@ _VERSIONED_PACKAGES = (
     "mlflow",
     "flair-mlflow",
 )
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def file_entry(directory: Path, name: str) -> dict[str, Any]:

@@ -1,0 +1,25 @@
+"""What the backend table needs to know of a model before choosing: whether Flair itself already accelerated its
+embeddings (``export_onnx`` or TorchScript), and the surface every backend module defines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["SURFACE", "is_flair_jit", "is_flair_onnx"]
+
+#: the names every backend module defines (see ``exporter.backends``)
+SURFACE = ("DATA_EMBEDDINGS", "MODEL_PICKLE_ALWAYS", "PICKLE_REASON", "SECTION", "export", "load")
+
+
+def is_flair_onnx(model: Any) -> bool:
+    """The model's embeddings are Flair's own ``export_onnx`` embeddings (bundled as they are)."""
+    from flair.embeddings.transformer import TransformerOnnxEmbeddings
+
+    return isinstance(getattr(model, "embeddings", None), TransformerOnnxEmbeddings)
+
+
+def is_flair_jit(model: Any) -> bool:
+    """Flair's ``TransformerJit*Embeddings`` keep the traced module inside the pickle: Flair's .pt is complete."""
+    from flair.embeddings.transformer import TransformerJitEmbeddings
+
+    return isinstance(getattr(model, "embeddings", None), TransformerJitEmbeddings)

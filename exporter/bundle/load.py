@@ -1,0 +1,113 @@
+"""Read a bundle: verify every checksum, read ``model.pt`` as data, and let the backend rebuild the model.
+
+Loading verifies every checksum before ``model.pt`` is read, reads it as data (``torch.load(weights_only=True)``
+with an allowlist, see ``exporter.format.modelfile``) unless the caller passes ``allow_pickle=True``, and
+resolves every path relative to the bundle directory. This is the reading half of the bundle layer and all a
+logged model needs at load time; writing is ``exporter.bundle.save``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from exporter.backends import backend_module
+from exporter.config import Backend, RuntimeOptions
+from exporter.errors import BundleError, UnsafeModelFileError
+from exporter.format.manifest import verify_bundle
+from exporter.format.modelfile import (
+    ALLOW_PICKLE_ENV,
+    MODEL_FILE,
+    PICKLE_NEEDS_OPT_IN,
+    SUPPORTED_MODELS,
+    allow_pickle_from_env,
+    embeddings_key,
+    load_state,
+    quiet_model_init,
+)
+
+__all__ = ["OPT_IN_HINT", "load_bundle"]
+
+OPT_IN_HINT = (
+    "If you trust where this bundle came from, load it with allow_pickle=True (exporter.load_bundle, "
+    f"mlflow_flavor.load_model) or set {ALLOW_PICKLE_ENV}=1 in the environment of the loading process "
+    "(mlflow.pyfunc.load_model, mlflow models serve, the flair-mlflow command line)."
+)
+
+
+def _resolve_model_class(name: str) -> type:
+    import flair.models
+
+    if name not in SUPPORTED_MODELS:
+        raise BundleError(f"The bundle holds a {name!r}, which this flair-mlflow cannot load.")
+    return getattr(flair.models, name)
+
+
+def load_bundle(
+    path: str | Path,
+    runtime: RuntimeOptions | Mapping[str, Any] | None = None,
+    expected_manifest_sha256: str | None = None,
+    *,
+    allow_pickle: bool | None = None,
+) -> Any:
+    """Verify and load a bundle; return the Flair model, accelerated as the bundle says.
+
+    Args:
+        path: the bundle directory (any working directory, any absolute or relative path).
+        runtime: session overrides (providers, thread counts, strict providers) for the ONNX backend.
+        expected_manifest_sha256: the manifest digest recorded elsewhere (the MLmodel file); checked when given.
+        allow_pickle: unpickle ``model.pt`` fully, running whatever code it names. Needed only for bundles of
+            schema 1 and 2 and for ``flair-onnx`` / Flair JIT bundles; pass it only for bundles you trust.
+            ``None`` (default): ``True`` only where the process's environment sets ``FLAIR_MLFLOW_ALLOW_PICKLE=1``.
+
+    Raises:
+        UnsafeModelFileError: ``model.pt`` is more than plain data and ``allow_pickle`` was not given.
+    """
+    path = Path(path).absolute()
+    if allow_pickle is None:
+        allow_pickle = allow_pickle_from_env()
+    manifest = verify_bundle(path, expected_manifest_sha256)
+    module = backend_module(Backend.parse(manifest["backend"]))
+    model_cls = _resolve_model_class(manifest["model_class"])
+    options = RuntimeOptions.for_loading(manifest["runtime"], runtime)
+    state = _read_state(path, manifest, module, allow_pickle)
+    with quiet_model_init():
+        model = module.load(path, manifest, options, state, model_cls)
+    model.eval()
+    model.flair_mlflow_manifest = manifest
+    return model
+
+
+def _opt_in_hint(manifest: Mapping[str, Any]) -> str:
+    schema = manifest.get("schema_version")
+    if schema == 3:
+        return OPT_IN_HINT
+    return (
+        f"This bundle has schema version {schema}, written before flair-mlflow stored model.pt as plain data: "
+        f"export the model again, or: {OPT_IN_HINT}"
+    )
+
+
+def _read_state(path: Path, manifest: Mapping[str, Any], module: ModuleType, allow_pickle: bool) -> dict[str, Any]:
+    """``model.pt`` as data, refused (naming the opt-in) where it needs code; checked against the manifest."""
+    if not allow_pickle and (module.MODEL_PICKLE_ALWAYS or manifest.get("model_pickle") == PICKLE_NEEDS_OPT_IN):
+        raise UnsafeModelFileError(
+            f"{path} holds a {module.PICKLE_REASON or 'model whose model.pt needs code'}: loading its model.pt "
+            f"needs full unpickling, which runs code the file names. Refused by default. {OPT_IN_HINT}"
+        )
+    hint = _opt_in_hint(manifest)
+    state = load_state(path / MODEL_FILE, allow_pickle=allow_pickle, opt_in_hint=hint)
+    recorded = state.get("__cls__", manifest["model_class"])
+    if recorded != manifest["model_class"]:
+        raise BundleError(f"{path}/{MODEL_FILE} holds a {recorded!r}, the manifest says {manifest['model_class']!r}.")
+    if not allow_pickle:
+        embeddings = state.get(embeddings_key(state))
+        name = embeddings.get("__cls__") if isinstance(embeddings, Mapping) else embeddings
+        if name not in module.DATA_EMBEDDINGS:
+            raise UnsafeModelFileError(
+                f"{path}/{MODEL_FILE} names embeddings {name!r}; a {manifest['backend']} bundle loaded without "
+                f"allow_pickle may hold only {' or '.join(map(str, module.DATA_EMBEDDINGS))}. {hint}"
+            )
+    return state
