@@ -25,7 +25,12 @@ __all__ = [
     "ParityConfig",
     "RuntimeOptions",
     "TorchScriptOptions",
+    "SEQUENCE_TAGGING",
+    "TEXT_CLASSIFICATION",
     "cache_dir",
+    "check_integer",
+    "fp16_unavailable",
+    "int8_recipe",
 ]
 
 CPU_PROVIDER = "CPUExecutionProvider"
@@ -53,9 +58,23 @@ class Backend(str, enum.Enum):
             raise ConfigError(f"Unknown backend {value!r}; choose one of: {allowed}.") from None
 
 
+def check_integer(name: str, value: Any, low: int, high: int | None = None, *, note: str = "") -> None:
+    """Refuse ``value`` for the option ``name`` unless it is an integer (not a bool) from ``low`` to ``high``:
+    the one check, and the one message, of every integer option (``note`` adds what a special value means)."""
+    if not isinstance(value, bool) and isinstance(value, int) and value >= low and (high is None or value <= high):
+        return
+    if low in (0, 1):
+        kind = "a positive integer" if low == 1 else "a non-negative integer"
+        kind += (
+            f" (at most {high:,}{', ' + note if note else ''})" if high is not None else (f" ({note})" if note else "")
+        )
+    else:
+        kind = f"an integer between {low} and {high}" + (f" ({note})" if note else "")
+    raise ConfigError(f"{name} must be {kind}, got {value!r}.", option=name)
+
+
 def _positive_or_zero(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ConfigError(f"{name} must be a non-negative integer (0 = let ONNX Runtime decide), got {value!r}.")
+    check_integer(name, value, 0, note="0 = let ONNX Runtime decide")
 
 
 @dataclass(frozen=True)
@@ -105,19 +124,16 @@ class RuntimeOptions:
         if isinstance(providers, str):
             providers = (providers,)
         if not providers or not all(isinstance(p, str) and p for p in providers):
-            raise ConfigError(f"providers must be a non-empty list of provider names, got {self.providers!r}.")
+            raise ConfigError(
+                f"providers must be a non-empty list of provider names, got {self.providers!r}.", "providers"
+            )
         object.__setattr__(self, "providers", tuple(providers))
         _positive_or_zero("intra_op_num_threads", self.intra_op_num_threads)
         _positive_or_zero("inter_op_num_threads", self.inter_op_num_threads)
         for name in ("strict_providers", "allow_spinning", "length_buckets"):
             if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}.")
-        if (
-            not isinstance(self.encoder_workers, int)
-            or isinstance(self.encoder_workers, bool)
-            or self.encoder_workers < 1
-        ):
-            raise ConfigError(f"encoder_workers must be a positive integer, got {self.encoder_workers!r}.")
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}.", name)
+        check_integer("encoder_workers", self.encoder_workers, 1)
         _positive_or_zero("max_call_rows", self.max_call_rows)
         if self.graph_optimization_level not in GRAPH_OPTIMIZATION_LEVELS:
             raise ConfigError(
@@ -172,11 +188,33 @@ class RuntimeOptions:
 #: ONNX Runtime transformer-optimizer levels, by ORT's names: ``fusion`` runs only the transformer
 #: fusions (attention, LayerNorm, GELU, ...), the others add ORT's graph optimizations of that level.
 OPTIMIZATION_LEVELS = {"fusion": 0, "basic": 1, "extended": 2, "all": 99}
-#: int8 recipes (exporter.backends.onnx_quantize); "int8" is the default recipe
-QUANTIZATIONS = ("int8", "int8-dynamic", "int8-per-token", "int8-block32", "int8-block128")
+#: the tasks a bundle records (``manifest["task"]``): one name each, in every layer
+SEQUENCE_TAGGING = "sequence-tagging"
+TEXT_CLASSIFICATION = "text-classification"
+#: the int8 recipes, by name (each one function in exporter.backends.onnx_quantize.RECIPES)
+INT8_RECIPES = ("int8-dynamic", "int8-per-token", "int8-block32", "int8-block128")
 #: what ``quantize="int8"`` means (chosen from the measurements in docs/BENCHMARKS.md)
 DEFAULT_INT8 = "int8-block32"
+#: the values of ``OnnxOptions.quantize``: "int8" (the default recipe) or a recipe by name
+QUANTIZATIONS = ("int8", *INT8_RECIPES)
 PRECISIONS = ("fp32", "fp16")
+
+
+def fp16_unavailable(providers: Sequence[str], providers_named: str = "the providers") -> str | None:
+    """Why fp16 cannot run here, or None: it runs on ONNX Runtime's CUDA provider, which must be among
+    ``providers`` (called ``providers_named`` in the message) and offered by this machine's onnxruntime."""
+    if CUDA_PROVIDER not in providers:
+        return f"is not among {providers_named} ({', '.join(providers)})"
+    import onnxruntime as ort
+
+    if CUDA_PROVIDER not in ort.get_available_providers():
+        return "this machine's onnxruntime does not offer (install onnxruntime-gpu on a machine with CUDA)"
+    return None
+
+
+def int8_recipe(quantize: str | None) -> str | None:
+    """The int8 recipe a ``quantize`` value names: ``int8`` means :data:`DEFAULT_INT8`; None stays None."""
+    return DEFAULT_INT8 if quantize == "int8" else quantize
 
 
 @dataclass(frozen=True)
@@ -209,8 +247,7 @@ class OnnxOptions:
     external_data: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.opset, int) or not 14 <= self.opset <= 21:
-            raise ConfigError(f"opset must be an integer between 14 and 21, got {self.opset!r}.")
+        check_integer("opset", self.opset, 14, 21)
         if self.optimize in ("", "none"):
             object.__setattr__(self, "optimize", None)
         if self.optimize is not None and self.optimize not in OPTIMIZATION_LEVELS:
@@ -220,19 +257,26 @@ class OnnxOptions:
         if self.quantize in ("", "none"):
             object.__setattr__(self, "quantize", None)
         if self.quantize is not None and self.quantize not in QUANTIZATIONS:
-            raise ConfigError(f"quantize must be one of {', '.join(QUANTIZATIONS)} (or none), got {self.quantize!r}.")
-        recipe = DEFAULT_INT8 if self.quantize == "int8" else self.quantize
+            raise ConfigError(
+                f"quantize must be one of {', '.join(QUANTIZATIONS)} (or none), got {self.quantize!r}.", "quantize"
+            )
+        recipe = self.recipe
         if not self.per_channel and recipe is not None and recipe != "int8-dynamic":
             raise ConfigError(
                 f"per_channel=False (--per-tensor) applies to quantize='int8-dynamic' only; {recipe} fixes its own "
                 "weight granularity. Ask for quantize='int8-dynamic' with per_channel=False, or keep per_channel=True."
             )
         if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}.")
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}.", "precision")
         if self.precision == "fp16" and self.quantize:
             raise ConfigError(
                 "precision='fp16' and quantize='int8' exclude each other: choose fp16 for CUDA or int8 for CPUs."
             )
+
+    @property
+    def recipe(self) -> str | None:
+        """The int8 recipe ``quantize`` names (``int8``: :data:`DEFAULT_INT8`), or None."""
+        return int8_recipe(self.quantize)
 
     @property
     def lossy(self) -> bool:
@@ -295,19 +339,17 @@ class ParityConfig:
     force: bool = False
 
     def __post_init__(self) -> None:
-        if self.num_sentences is not None and (
-            not isinstance(self.num_sentences, int) or isinstance(self.num_sentences, bool) or self.num_sentences < 1
-        ):
-            raise ConfigError(f"num_sentences must be a positive integer or None (all), got {self.num_sentences!r}.")
+        if self.num_sentences is not None:
+            check_integer("num_sentences", self.num_sentences, 1, note="or None: all")
         for name in ("min_tag_agreement", "min_entity_f1", "max_gold_f1_drop"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= float(value) <= 1.0:
-                raise ConfigError(f"{name} must lie in [0, 1], got {value!r}.")
+                raise ConfigError(f"{name} must lie in [0, 1], got {value!r}.", name)
         if self.gold_conll is not None:
-            from pathlib import Path
-
             if not Path(self.gold_conll).is_file():
-                raise ConfigError(f"gold_conll {self.gold_conll!r} is not a file: give a two-column CoNLL file.")
+                raise ConfigError(
+                    f"gold_conll {self.gold_conll!r} is not a file: give a two-column CoNLL file.", "gold_conll"
+                )
             object.__setattr__(self, "gold_conll", str(self.gold_conll))
 
     def thresholds(self, lossy: bool) -> dict[str, float]:
@@ -334,7 +376,9 @@ class ExportConfig:
         runtime: session settings recorded in the bundle and used by default on load.
         parity: the parity gate.
         example_sentences: sentences used to trace the encoder (not used for the parity check).
-        parity_sentences: sentences for the parity check; generated when empty.
+        parity_sentences: sentences for the parity check; when empty, the gold set of ``parity.gold_conll``
+            if given, else ``parity.num_sentences`` texts of the shipped check set
+            (``exporter.quality.corpus.check_sentences``).
     """
 
     backend: Backend = Backend.ONNX

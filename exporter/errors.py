@@ -59,9 +59,18 @@ class FlairMlflowError(Exception):
 
 
 class ConfigError(FlairMlflowError, ValueError):
-    """An option is out of range, or two options contradict each other."""
+    """An option is out of range, or two options contradict each other.
+
+    Attributes:
+        option: the option at fault by its library name (a config field or keyword), where one is; a command
+            line names its own flag for it.
+    """
 
     mlflow_code = "INVALID_PARAMETER_VALUE"
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 class UnsupportedModelError(FlairMlflowError, TypeError):
@@ -107,9 +116,16 @@ class UnsafeModelFileError(BundleError):
 
     Refused unless the caller opts in (``allow_pickle=True``, the CLI's ``--allow-pickle`` or
     ``FLAIR_MLFLOW_ALLOW_PICKLE=1`` for pyfunc loading and serving); see ``exporter.format.modelfile``.
+
+    Attributes:
+        reason: why the file is not plain data (the safe reader's refusal), where known.
     """
 
     mlflow_code = "INVALID_STATE"
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ProviderError(FlairMlflowError, RuntimeError):

@@ -24,7 +24,16 @@ from typing import Any
 
 from exporter.backends import flavor_metadata
 from exporter.bundle.save import BundleInfo, save_bundle
-from exporter.config import Backend, ExportConfig, OnnxOptions, ParityConfig, RuntimeOptions, TorchScriptOptions
+from exporter.config import (
+    SEQUENCE_TAGGING,
+    TEXT_CLASSIFICATION,
+    Backend,
+    ExportConfig,
+    OnnxOptions,
+    ParityConfig,
+    RuntimeOptions,
+    TorchScriptOptions,
+)
 from exporter.errors import ConfigError
 from exporter.format.manifest import MANIFEST_FILE, read_manifest, verify_bundle
 from exporter.format.modelfile import load_flair_model
@@ -150,7 +159,7 @@ def get_default_pip_requirements(backend: str | Backend = Backend.ONNX) -> list[
     return [_get_pinned_requirement(p, version=Version(version(p)).public) for p in packages]
 
 
-def default_signature(task: str = "sequence-tagging"):
+def default_signature(task: str = SEQUENCE_TAGGING):
     """Output: per text, a list of entities (or labels). Params: the whitelisted prediction options. Input: none
     declared; the pyfunc takes a DataFrame ``text`` column, a list of strings or a single string.
 
@@ -175,7 +184,7 @@ def default_signature(task: str = "sequence-tagging"):
             Property("score", DataType.double),
         ]
     )
-    if task == "text-classification":
+    if task == TEXT_CLASSIFICATION:
         label = Object([Property("label", DataType.string), Property("score", DataType.double)])
         return ModelSignature(
             outputs=Schema([ColSpec(Array(label), name="labels")]),
@@ -228,30 +237,40 @@ def _copy_code(path: Path, extra_code_paths: Sequence[str] | None) -> str:
     return CODE_SUBPATH
 
 
-def _export_config(given: Mapping[str, Any]) -> ExportConfig:
+def _export_config(
+    export_config: ExportConfig | None,
+    *,
+    backend: str | Backend,
+    providers: Sequence[str] | str | None,
+    session_options: Mapping[str, Any] | None,
+    strict_providers: bool,
+    onnx: OnnxOptions | None,
+    torchscript: TorchScriptOptions | None,
+    parity: ParityConfig | None,
+    example_sentences: Sequence[str] | None,
+    parity_sentences: Sequence[str] | None,
+) -> ExportConfig:
     """The one :class:`ExportConfig` of ``save_model``'s export arguments: ``export_config``, else built from
     ``backend``, ``providers``, ``session_options``, ``strict_providers``, the sentences and the typed options."""
-    export_config = given["export_config"]
     if export_config is not None:
         if not isinstance(export_config, ExportConfig):
             raise ConfigError(f"export_config must be an ExportConfig, got {type(export_config).__name__}.")
         return export_config
-    runtime_values: dict[str, Any] = dict(given["session_options"] or {})
+    runtime_values: dict[str, Any] = dict(session_options or {})
     allowed = {"intra_op_num_threads", "inter_op_num_threads", "graph_optimization_level", "allow_spinning"}
     unknown = sorted(set(runtime_values) - allowed)
     if unknown:
         raise ConfigError(f"Unknown session option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}.")
-    providers = given["providers"]
     if providers:
         runtime_values["providers"] = tuple([providers] if isinstance(providers, str) else providers)
     return ExportConfig(
-        backend=Backend.parse(given["backend"]),
-        onnx=given["onnx"] or OnnxOptions(),
-        torchscript=given["torchscript"] or TorchScriptOptions(),
-        runtime=RuntimeOptions(**runtime_values, strict_providers=given["strict_providers"]),
-        parity=given["parity"] or ParityConfig(),
-        example_sentences=tuple(given["example_sentences"] or ()),
-        parity_sentences=tuple(given["parity_sentences"] or ()),
+        backend=Backend.parse(backend),
+        onnx=onnx or OnnxOptions(),
+        torchscript=torchscript or TorchScriptOptions(),
+        runtime=RuntimeOptions(**runtime_values, strict_providers=strict_providers),
+        parity=parity or ParityConfig(),
+        example_sentences=tuple(example_sentences or ()),
+        parity_sentences=tuple(parity_sentences or ()),
     )
 
 
@@ -343,7 +362,8 @@ def save_model(
         providers: ONNX Runtime execution providers, recorded and used on load.
         session_options: ``intra_op_num_threads``, ``inter_op_num_threads``, ``graph_optimization_level``,
             ``allow_spinning``.
-        example_sentences / parity_sentences: sentences for tracing / for the parity gate (else generated).
+        example_sentences / parity_sentences: sentences for tracing / for the parity gate (else the shipped
+            check set, see ``ExportConfig``).
         parity: parity gate settings (thresholds, a labeled CoNLL set, force).
         onnx / torchscript: the typed options of those backends (``OnnxOptions``, ``TorchScriptOptions``).
         strict_providers: fail on load when a recorded execution provider is missing.
@@ -351,30 +371,64 @@ def save_model(
         mlflow_model, signature, input_example, pip_requirements, extra_pip_requirements, code_paths,
         conda_env, metadata: as in every MLflow flavor.
     """
-    given = dict(locals())  # the arguments: taken before any other name is bound here
     from mlflow.utils.environment import _validate_env_arguments
     from mlflow.utils.model_utils import _validate_and_prepare_target_save_path
 
     _refuse_unknown_keywords("save_model", kwargs, _keywords(save_model))
     _validate_env_arguments(conda_env, pip_requirements, extra_pip_requirements)
     path = Path(os.path.abspath(path))
-    config = _export_config(given)
+    config = _export_config(
+        export_config,
+        backend=backend,
+        providers=providers,
+        session_options=session_options,
+        strict_providers=strict_providers,
+        onnx=onnx,
+        torchscript=torchscript,
+        parity=parity,
+        example_sentences=example_sentences,
+        parity_sentences=parity_sentences,
+    )
+    files = _ModelFiles(
+        mlflow_model=mlflow_model,
+        signature=signature,
+        input_example=input_example,
+        pip_requirements=pip_requirements,
+        extra_pip_requirements=extra_pip_requirements,
+        code_paths=code_paths,
+        conda_env=conda_env,
+        metadata=metadata,
+    )
     _validate_and_prepare_target_save_path(str(path))
     try:
         info = _place_bundle(flair_model, path / BUNDLE_SUBPATH, config)
-        _write_model_dir(path, info, given)
+        _write_model_dir(path, info, files)
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
         raise
 
 
-def _write_model_dir(path: Path, info: Any, given: Mapping[str, Any]) -> None:
+@dataclasses.dataclass(frozen=True)
+class _ModelFiles:
+    """``save_model``'s arguments for what surrounds the bundle: MLflow's own, as every flavor takes them."""
+
+    mlflow_model: Any
+    signature: Any
+    input_example: Any
+    pip_requirements: Sequence[str] | None
+    extra_pip_requirements: Sequence[str] | None
+    code_paths: Sequence[str] | None
+    conda_env: Any
+    metadata: Mapping[str, Any] | None
+
+
+def _write_model_dir(path: Path, info: Any, given: _ModelFiles) -> None:
     """Everything around the bundle at ``path``: ``code/``, the example, environments and ``MLmodel``."""
     from mlflow.models import Model
     from mlflow.models.model import MLMODEL_FILE_NAME
 
-    code_subpath = _copy_code(path, given["code_paths"])
-    mlflow_model = given["mlflow_model"] if given["mlflow_model"] is not None else Model()
+    code_subpath = _copy_code(path, given.code_paths)
+    mlflow_model = given.mlflow_model if given.mlflow_model is not None else Model()
     _describe_model(mlflow_model, path, info.manifest["task"], given)
     _add_flavors(mlflow_model, info, code_subpath)
     _write_environment(path, info.manifest["backend"], given)
@@ -383,18 +437,18 @@ def _write_model_dir(path: Path, info: Any, given: Mapping[str, Any]) -> None:
     mlflow_model.save(str(path / MLMODEL_FILE_NAME))
 
 
-def _describe_model(mlflow_model: Any, path: Path, task: str, given: Mapping[str, Any]) -> None:
+def _describe_model(mlflow_model: Any, path: Path, task: str, given: _ModelFiles) -> None:
     """Signature (ours by default), input example (two example texts by default) and metadata."""
     import pandas as pd
     from mlflow.models.utils import _save_example
 
-    signature, input_example = given["signature"], given["input_example"]
+    signature, input_example = given.signature, given.input_example
     mlflow_model.signature = signature if signature is not None else default_signature(task)
     if input_example is None:
         input_example = pd.DataFrame({"text": EXAMPLE_TEXTS})
     _save_example(mlflow_model, input_example, str(path))
-    if given["metadata"] is not None:
-        mlflow_model.metadata = dict(given["metadata"])
+    if given.metadata is not None:
+        mlflow_model.metadata = dict(given.metadata)
 
 
 def _add_flavors(mlflow_model: Any, info: Any, code_subpath: str) -> None:
@@ -432,7 +486,7 @@ def _add_flavors(mlflow_model: Any, info: Any, code_subpath: str) -> None:
     )
 
 
-def _write_environment(path: Path, backend: str, given: Mapping[str, Any]) -> None:
+def _write_environment(path: Path, backend: str, given: _ModelFiles) -> None:
     """conda.yaml, requirements.txt (constraints.txt) and python_env.yaml, as MLflow's own flavors write them."""
     import yaml
     from mlflow.utils.environment import (
@@ -446,11 +500,11 @@ def _write_environment(path: Path, backend: str, given: Mapping[str, Any]) -> No
     )
     from mlflow.utils.file_utils import write_to
 
-    conda_env, pip_requirements = given["conda_env"], given["pip_requirements"]
+    conda_env, pip_requirements = given.conda_env, given.pip_requirements
     if conda_env is None:
         default_reqs = None if pip_requirements else get_default_pip_requirements(backend)
         conda_env, pip_reqs, pip_constraints = _process_pip_requirements(
-            default_reqs, pip_requirements, given["extra_pip_requirements"]
+            default_reqs, pip_requirements, given.extra_pip_requirements
         )
     else:
         conda_env, pip_reqs, pip_constraints = _process_conda_env(conda_env)

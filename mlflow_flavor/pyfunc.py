@@ -16,6 +16,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from exporter.config import SEQUENCE_TAGGING, TEXT_CLASSIFICATION, check_integer
 from exporter.errors import ConfigError, InputError
 from mlflow_flavor.batching import AdaptiveBatcher
 from mlflow_flavor.boundary import mlflow_errors
@@ -50,11 +51,11 @@ ALLOWED_PARAMS: dict[str, tuple[type, Any]] = {
     "split_sentences": (bool, False),
 }
 #: The ``output`` values per task: a bare list per text (the first), or ``records`` (a dict per text, for Spark).
-OUTPUTS = {"sequence-tagging": ("entities", "records"), "text-classification": ("labels", "records")}
+OUTPUTS = {SEQUENCE_TAGGING: ("entities", "records"), TEXT_CLASSIFICATION: ("labels", "records")}
 #: The ``params`` that only one task understands.
 TASK_PARAMS = {
-    "sequence-tagging": ("return_tokens", "split_sentences"),
-    "text-classification": ("top_k",),
+    SEQUENCE_TAGGING: ("return_tokens", "split_sentences"),
+    TEXT_CLASSIFICATION: ("top_k",),
 }
 
 #: ``result_type`` for ``mlflow.pyfunc.spark_udf`` with ``params={"output": "records"}``: one struct per
@@ -87,15 +88,9 @@ class ServingOptions:
     log_batches: bool = False
 
     def __post_init__(self) -> None:
-        def integer(name: str, low: int, high: int) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                kind = "a positive integer" if low == 1 else "a non-negative integer"
-                raise ConfigError(f"{name} must be {kind} (at most {high:,}), got {value!r}.")
-
-        integer("max_texts", 1, 1_000_000)
-        integer("torch_num_threads", 0, 1024)
-        integer("max_batch_texts", 1, 100_000)
+        check_integer("max_texts", self.max_texts, 1, 1_000_000)
+        check_integer("torch_num_threads", self.torch_num_threads, 0, 1024)
+        check_integer("max_batch_texts", self.max_batch_texts, 1, 100_000)
         for name in ("adaptive_batching", "log_batches"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}.")
@@ -166,7 +161,7 @@ def normalize_texts(model_input: Any) -> list[str]:
     return [_check_text(i, v) for i, v in enumerate(values)]
 
 
-def parse_params(params: Mapping[str, Any] | None, task: str = "sequence-tagging") -> dict[str, Any]:
+def parse_params(params: Mapping[str, Any] | None, task: str = SEQUENCE_TAGGING) -> dict[str, Any]:
     """Check ``params`` against :data:`ALLOWED_PARAMS` for ``task``; return them with defaults filled in."""
     other = {p for t, names in TASK_PARAMS.items() if t != task for p in names}
     known = {name: spec for name, spec in ALLOWED_PARAMS.items() if name not in other}
@@ -175,7 +170,7 @@ def parse_params(params: Mapping[str, Any] | None, task: str = "sequence-tagging
     allowed = ", ".join(sorted(known))
     for name, value in (params or {}).items():
         if name in other:
-            what = "text classifier" if task == "text-classification" else "sequence tagger"
+            what = "text classifier" if task == TEXT_CLASSIFICATION else "sequence tagger"
             raise InputError(f"Parameter {name!r} does not apply to a {what}; its parameters: {allowed}.")
         if name not in known:
             raise InputError(f"Unknown parameter {name!r}; allowed parameters: {allowed}.")
@@ -297,8 +292,8 @@ class FlairPyfuncModel:
         self.manifest = dict(manifest)
         self.options = options or ServingOptions()
         self.tag_type = manifest.get("tag_type") or model.label_type
-        self.task = manifest.get("task") or "sequence-tagging"
-        self.classifier = self.task == "text-classification"
+        self.task = manifest.get("task") or SEQUENCE_TAGGING
+        self.classifier = self.task == TEXT_CLASSIFICATION
         self.batcher = AdaptiveBatcher(
             self._run,
             max_batch_texts=self.options.max_batch_texts,
@@ -307,6 +302,11 @@ class FlairPyfuncModel:
         )
         if self.options.log_batches:
             _log_batches_to_stderr()
+
+    def get_raw_model(self) -> Any:
+        """The Flair model behind the pyfunc, accelerated as logged (what MLflow's
+        ``PyFuncModel.get_raw_model()`` returns, as for MLflow's own flavors)."""
+        return self.model
 
     def predict(self, model_input: Any, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Entities for each input text; errors raise ``MlflowException`` with the code of

@@ -20,8 +20,7 @@ from exporter import (
     load_bundle,
     save_bundle,
 )
-from exporter.backends.onnx_quantize import DEFAULT_INT8
-from exporter.config import TorchScriptOptions
+from exporter.config import DEFAULT_INT8, TorchScriptOptions
 from exporter.quality.corpus import generate_sentences, generate_tagged_sentences
 
 TEXTS = generate_sentences(48, seed=5)

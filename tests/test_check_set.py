@@ -133,7 +133,8 @@ def test_the_interval_is_reproducible_and_exact_where_nothing_differs():
     assert bootstrap_intervals(counts) == bootstrap_intervals(counts)
     assert bootstrap_intervals(counts, seed=2) != bootstrap_intervals(counts)
     assert bootstrap_intervals({"f1": span_counts(reference, reference)})["f1"] == [1.0, 1.0]
-    assert bootstrap_intervals({"f1": span_counts([], [])})["f1"] == [1.0, 1.0]
+    # no sentences: nothing to find, nothing found: 0, as Flair's evaluate reports it
+    assert bootstrap_intervals({"f1": span_counts([], [])})["f1"] == [0.0, 0.0]
 
 
 def test_intervals_share_their_resamples():
@@ -154,3 +155,34 @@ def test_a_higher_confidence_gives_a_wider_interval(confidence):
     low, high = bootstrap_intervals(counts, confidence=confidence)["f1"]
     wider = bootstrap_intervals(counts, confidence=(1 + confidence) / 2)["f1"]
     assert wider[0] <= low and high <= wider[1]
+
+
+def test_one_f1_as_flair_reports_it_in_the_gate_and_in_evaluate():
+    """Nothing to find and nothing found scores 0 (Flair's evaluate), the same in the parity gate's span F1 and
+    in evaluate's scores; otherwise both agree with scikit-learn's 2 tp / (2 tp + fp + fn) on random cases."""
+    import random
+
+    from exporter.config import SEQUENCE_TAGGING
+    from exporter.quality.metrics import score
+    from exporter.quality.parity import threshold_failures
+
+    assert span_f1([set(), set()], [set(), set()]) == 0.0
+    assert score([frozenset(), frozenset()], [frozenset(), frozenset()], SEQUENCE_TAGGING)["f1_micro"] == 0.0
+    rng = random.Random(5)
+    for _ in range(300):
+        spans = [(i, i + 1, rng.choice("AB")) for i in range(6)]
+        gold = [set(rng.sample(spans, rng.randint(0, 3))) for _ in range(4)]
+        predicted = [set(rng.sample(spans, rng.randint(0, 3))) for _ in range(4)]
+        tp = sum(len(g & p) for g, p in zip(gold, predicted))
+        fp = sum(len(p - g) for g, p in zip(gold, predicted))
+        fn = sum(len(g - p) for g, p in zip(gold, predicted))
+        expected = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+        frozen = [frozenset(g) for g in gold], [frozenset(p) for p in predicted]
+        assert span_f1(gold, predicted) == pytest.approx(expected, abs=1e-12)
+        assert score(*frozen, SEQUENCE_TAGGING)["f1_micro"] == pytest.approx(expected, abs=1e-12)
+    # the gate: with nothing found on either side the F1 (0) decides nothing; agreement does
+    thresholds = {"min_tag_agreement": 1.0, "min_entity_f1": 1.0, "max_gold_f1_drop": 0.005}
+    nothing = {"tag_agreement": 1.0, "entity_f1_vs_original": 0.0, "entities_original": 0, "entities_exported": 0}
+    assert threshold_failures(nothing, thresholds) == []
+    differs = {**nothing, "tag_agreement": 0.5, "entities_exported": 2}
+    assert len(threshold_failures(differs, thresholds)) == 2

@@ -129,7 +129,7 @@ def test_demo_recipe_trains_on_a_conll_file(tmp_path):
 
     assert load_state(target)["__cls__"] == "SequenceTagger"
     out = runner.invoke(main, ["demo", "--train-conll", str(conll), "--output", str(target), "--sentences", "0"])
-    assert out.exit_code == 2 and "at least 1" in out.output
+    assert out.exit_code == 2 and "sentences must be a positive integer" in out.output
     conll.write_text("Paris B-LOC\n")
     out = runner.invoke(main, ["demo", "--train-conll", str(conll), "--output", str(target)])
     assert out.exit_code == 2 and "holds only 1 sentences" in out.output

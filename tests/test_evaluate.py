@@ -167,7 +167,7 @@ def test_classifier_f1_equals_flairs_own_evaluate(tiny_bert, tiny_bundle, mixed_
     flair = _flair_scores(classifier, data, "topic", classifier=True)
     for key, value in flair.items():
         assert round(report.challenger.metrics[key], 4) == round(value, 4), key
-    assert report.challenger.task == "classifier"
+    assert report.challenger.task == "text-classification"
     assert report.challenger.metrics["accuracy"] == pytest.approx(report.challenger.metrics["f1_micro"])
     assert 0 < report.challenger.f1 < 1
 

@@ -139,16 +139,30 @@ def test_a_failure_near_the_threshold_says_the_verdict_could_go_either_way(tiny_
     assert "(int8-dynamic)" in message
     assert caught.value.report["entity_f1_vs_original_interval"] == [low, high]
     # the next step: the recipes measured as more faithful, the fastest that met the threshold there to try
-    from exporter.backends.onnx_quantize import MEASURED
-
+    MEASURED = _measured()
     better = [r for r in MEASURED if MEASURED[r][0] > MEASURED["int8-dynamic"][0]]
     assert better and all(f"{r} ({MEASURED[r][0]:.3f}" in message for r in better)
     assert "Try quantize='" in message and "--quantize" in message and "-P quantize=" in message
 
 
-def test_the_advice_tries_the_fastest_recipe_measured_to_pass():
-    from exporter.backends.onnx_quantize import MEASURED, more_faithful_recipes
+def _measured() -> dict[str, tuple[float, float]]:
+    """What the advice quotes, by recipe: (agreement, speed at batch 32), from the shipped data file."""
+    from exporter.quality.advice import measured
 
+    return {name: (r["agreement_f1"], r["speed_b32"]) for name, r in measured()["recipes"].items()}
+
+
+def test_the_measurements_cover_every_recipe_and_are_data():
+    from exporter.backends.onnx_quantize import RECIPES
+    from exporter.config import INT8_RECIPES
+
+    assert set(_measured()) == set(RECIPES) == set(INT8_RECIPES)
+
+
+def test_the_advice_tries_the_fastest_recipe_measured_to_pass():
+    from exporter.quality.advice import more_faithful_recipes
+
+    MEASURED = _measured()
     slowest_first = sorted(MEASURED, key=lambda r: MEASURED[r][1])
     fastest = slowest_first[-1]
     threshold = min(MEASURED[r][0] for r in MEASURED if r != fastest)

@@ -102,7 +102,7 @@ def test_flair_onnx_model_is_logged_and_served_from_another_directory(
     assert [[(e["start"], e["end"], e["label"]) for e in ents] for ents in body["predictions"]] == predicted
 
 
-def test_flair_jit_embeddings_are_logged_as_they_are(tiny_bert, monkeypatch):
+def test_flair_jit_embeddings_are_logged_as_they_are(tiny_bert, monkeypatch, tmp_path):
     """Flair's TorchScript workflow: the traced module lives inside the .pt, so the torch bundle serves it."""
     import torch
     from flair.data import Sentence
@@ -130,6 +130,14 @@ def test_flair_jit_embeddings_are_logged_as_they_are(tiny_bert, monkeypatch):
     with mlflow.start_run():
         info = mlflow_flavor.log_model(tagger, name="ner")
     assert info.flavors["flair_mlflow"]["backend"] == "torch"
+    # the main job asked for onnx: the run says what was asked and what was bundled
+    from mlflow_flavor.cli.job import run_log_job
+
+    path = tmp_path / "jit.pt"
+    tagger.save(path)
+    result = run_log_job(str(path), backend="onnx", registered_model_name=None)
+    params = mlflow.get_run(result.run_id).data.params
+    assert params["backend"] == "onnx" and params["bundled_backend"] == "torch"
     with pytest.raises(mlflow.exceptions.MlflowException, match="TorchScript .JIT. model.*FLAIR_MLFLOW_ALLOW_PICKLE"):
         mlflow.pyfunc.load_model(info.model_uri)
     monkeypatch.setenv("FLAIR_MLFLOW_ALLOW_PICKLE", "1")

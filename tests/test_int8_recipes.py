@@ -9,8 +9,8 @@ import torch
 from conftest import entities_of, write_conll
 
 from exporter import ExportConfig, OnnxOptions, ParityConfig, load_bundle, save_bundle
-from exporter.backends.onnx_quantize import DEFAULT_INT8, RECIPES
-from exporter.config import QUANTIZATIONS
+from exporter.backends.onnx_quantize import RECIPES
+from exporter.config import DEFAULT_INT8, QUANTIZATIONS
 from exporter.quality.corpus import generate_sentences
 
 TEXTS = generate_sentences(40, seed=11)
@@ -122,7 +122,8 @@ def test_recipe_report_measures_every_variant_side_by_side_and_logs_a_run(tiny_t
     table = tmp_path / "int8.md"
     args = ["int8-report", "--model", str(tiny_tagger_file), "--conll", str(conll), "--sentences", "24"]
     args += ["--speed-sentences", "8", "--recipe", "int8-dynamic", "--call-rows", "0", "--call-rows", "1"]
-    result = CliRunner().invoke(main, [*args, "--output", str(table)])
+    record = tmp_path / "measured.json"
+    result = CliRunner().invoke(main, [*args, "--output", str(table), "--record", str(record)])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout.strip().splitlines()[-1])
     rows = report["rows"]
@@ -140,3 +141,9 @@ def test_recipe_report_measures_every_variant_side_by_side_and_logs_a_run(tiny_t
     assert run.data.params["call_rows"] == "0,1"
     artifacts = {a.path for a in mlflow.artifacts.list_artifacts(run_id=run.info.run_id)}
     assert {"int8_recipes.png", "int8_recipes.md"} <= artifacts
+    # --record: what a failed gate's advice quotes, in the shipped file's format, from the default call shape
+    measured = json.loads(record.read_text())
+    assert measured["recipes"] == {
+        "int8-dynamic": {"agreement_f1": round(dynamic["agreement_f1"], 4), "speed_b32": round(dynamic["ratio_b32"], 2)}
+    }
+    assert measured["fp32"] == {"speed_b32": round(fp32["ratio_b32"], 2)} and "int8-report" in measured["measured_on"]

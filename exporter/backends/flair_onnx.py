@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.backends.kinds import SURFACE, is_flair_onnx
-from exporter.backends.onnx import provider_name, resolve_providers, session_options
+from exporter.backends.onnx import check_session_providers, provider_name, resolve_providers, session_options
 from exporter.backends.onnx_graph import graph_files
 from exporter.config import CPU_PROVIDER, ExportConfig, RuntimeOptions
 from exporter.errors import BundleError, UnsupportedModelError
@@ -135,3 +135,4 @@ def apply_runtime(embeddings: Any, runtime: RuntimeOptions) -> None:
     embeddings.session = ort.InferenceSession(
         str(embeddings.onnx_model), session_options(runtime), providers=list(embeddings.providers)
     )
+    check_session_providers(embeddings.session, list(embeddings.providers), runtime.strict_providers)

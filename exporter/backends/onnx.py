@@ -24,7 +24,7 @@ from exporter.backends.encoder_bundle import assemble_model, export_bundle_files
 from exporter.backends.kinds import SURFACE
 from exporter.backends.onnx_graph import save_graph
 from exporter.backends.tracing import HiddenStates, quiet_tracing, trace_inputs
-from exporter.config import CPU_PROVIDER, CUDA_PROVIDER, ExportConfig, RuntimeOptions
+from exporter.config import CPU_PROVIDER, CUDA_PROVIDER, ExportConfig, RuntimeOptions, fp16_unavailable
 from exporter.errors import ExportError, MissingDependencyError, ProviderError
 from exporter.runtime.settings import EmbeddingSettings
 
@@ -33,6 +33,7 @@ __all__ = [
     "ENCODER_FILE",
     "OrtEncoder",
     "export_encoder",
+    "check_session_providers",
     "provider_name",
     "resolve_providers",
     "session_options",
@@ -158,15 +159,10 @@ def _check_precision(config: ExportConfig) -> str:
     """fp16 needs the CUDA execution provider, here and in the recorded providers."""
     if config.onnx.precision != "fp16":
         return "fp32"
-    import onnxruntime as ort
-
-    if CUDA_PROVIDER in ort.get_available_providers() and CUDA_PROVIDER in config.runtime.providers:
+    unavailable = fp16_unavailable(config.runtime.providers, providers_named="the bundle's providers")
+    if unavailable is None:
         return "fp16"
-    why = f"precision='fp16' runs on ONNX Runtime's {CUDA_PROVIDER}, which " + (
-        "is not among the bundle's providers"
-        if CUDA_PROVIDER not in config.runtime.providers
-        else "this machine's onnxruntime does not offer (install onnxruntime-gpu on a CUDA machine)"
-    )
+    why = f"precision='fp16' runs on ONNX Runtime's {CUDA_PROVIDER}, which {unavailable}"
     if config.onnx.fp16_fallback:
         log.warning("%s; exporting fp32 instead, as fp16_fallback asks.", why)
         return "fp32"
@@ -207,6 +203,26 @@ def resolve_providers(requested: tuple[str, ...], strict: bool) -> list[str]:
     return chosen
 
 
+def check_session_providers(session: Any, asked: list[str], strict: bool) -> list[str]:
+    """The providers ``session`` runs on. ONNX Runtime drops a provider it offers but cannot start (CUDA without
+    its libraries, a device it cannot open) with nothing but a log line: warn, or fail when strict, as MLflow's
+    own onnx flavor does."""
+    running = list(session.get_providers())
+    dropped = [p for p in asked if p not in running]
+    if dropped and strict:
+        raise ProviderError(
+            f"ONNX Runtime did not start execution provider(s) {', '.join(dropped)} (running on {', '.join(running)}): "
+            "check that the provider's libraries and device are present, or load without strict providers."
+        )
+    if dropped:
+        log.warning(
+            "ONNX Runtime did not start execution provider(s) %s; the encoder runs on %s.",
+            ", ".join(dropped),
+            ", ".join(running),
+        )
+    return running
+
+
 _LEVELS = {
     "disable": "ORT_DISABLE_ALL",
     "basic": "ORT_ENABLE_BASIC",
@@ -237,8 +253,8 @@ class OrtEncoder:
         except ImportError as e:
             raise MissingDependencyError("onnxruntime", purpose="the ONNX backend") from e
         providers = resolve_providers(runtime.providers, runtime.strict_providers)
-        self.providers = providers
         self.session = ort.InferenceSession(str(model_path), session_options(runtime), providers=providers)
+        self.providers = check_session_providers(self.session, providers, runtime.strict_providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 

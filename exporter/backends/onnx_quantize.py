@@ -16,10 +16,10 @@ from typing import Any
 
 from exporter.backends.onnx_graph import needs_external_data, save_graph
 from exporter.backends.onnx_per_token import quantize_per_token
-from exporter.config import DEFAULT_INT8, OnnxOptions
+from exporter.config import OnnxOptions
 from exporter.errors import ConfigError, ExportError, MissingDependencyError
 
-__all__ = ["DEFAULT_INT8", "MEASURED", "RECIPES", "more_faithful_recipes", "quantize_graph"]
+__all__ = ["RECIPES", "quantize_graph"]
 
 log = logging.getLogger(__name__)
 
@@ -116,49 +116,19 @@ def _block_int8(block_size: int) -> Recipe:
     return recipe
 
 
-#: recipe name (``OnnxOptions.quantize``) -> function(graph path, options) -> (quantized graph, manifest record)
+#: recipe name (``exporter.config.INT8_RECIPES``) -> function(graph path, options) -> (quantized graph, manifest
+#: record)
 RECIPES: Mapping[str, Recipe] = {
     "int8-dynamic": _dynamic_int8,
     "int8-per-token": _per_token_int8,
     "int8-block32": _block_int8(32),
     "int8-block128": _block_int8(128),
 }
-#: What ``flair-mlflow int8-report`` measured for each recipe on the WikiANN-trained demo-recipe tagger
-#: (MiniLM, 1,500 WikiANN English test sentences, docs/BENCHMARKS.md): entity F1 against the original's own
-#: output, and end-to-end speed at batch 32 as a multiple of Flair's PyTorch ``predict``. The parity gate
-#: names the recipes that did better than the one that failed.
-MEASURED_ON = "a WikiANN-trained MiniLM tagger (flair-mlflow int8-report, docs/BENCHMARKS.md)"
-MEASURED: Mapping[str, tuple[float, float]] = {
-    "int8-dynamic": (0.9447, 3.52),
-    "int8-per-token": (0.9662, 3.00),
-    "int8-block128": (0.9775, 2.10),
-    "int8-block32": (0.9887, 1.68),
-}
-FP32_MEASURED_SPEED = 3.27
-
-
-def more_faithful_recipes(recipe: str, min_entity_f1: float) -> str:
-    """Advice for a failed gate: the recipes measured as more faithful than ``recipe``, the fastest of those that
-    met ``min_entity_f1`` there to try, and the lossless fp32 export; empty for a recipe not measured."""
-    name = DEFAULT_INT8 if recipe == "int8" else recipe
-    if name not in MEASURED:
-        return ""
-    better = sorted((r for r in MEASURED if MEASURED[r][0] > MEASURED[name][0]), key=lambda r: -MEASURED[r][0])
-    # the fastest of those that met the threshold there
-    passing = sorted((r for r in better if MEASURED[r][0] >= min_entity_f1), key=lambda r: -MEASURED[r][1])
-    listed = [f"{r} ({MEASURED[r][0]:.3f}, {MEASURED[r][1]:.1f}x Flair's speed)" for r in better]
-    lines = [f"On {MEASURED_ON}, {name} agreed with the original at entity F1 {MEASURED[name][0]:.3f}"]
-    if listed:
-        lines.append(f"more faithful there: {', '.join(listed)}")
-    advice = passing[0] if passing else (better[0] if better else None)
-    fp32 = f"the fp32 export (identical entities, {FP32_MEASURED_SPEED:.1f}x)"
-    try_this = f"Try quantize='{advice}' (CLI --quantize {advice}, mlflow run -P quantize={advice}) or {fp32}"
-    return "; ".join(lines) + ". " + (try_this if advice else f"Try {fp32}") + "."
 
 
 def quantize_graph(target: Path, options: OnnxOptions) -> dict[str, Any]:
     """Quantize ``target`` in place with the recipe ``options.quantize`` names (``int8``: the default recipe)."""
-    name = DEFAULT_INT8 if options.quantize == "int8" else options.quantize
+    name = options.recipe
     recipe = RECIPES.get(name)
     if recipe is None:
         raise ConfigError(f"Unknown quantization {options.quantize!r}; choose one of int8, {', '.join(RECIPES)}.")

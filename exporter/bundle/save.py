@@ -34,7 +34,8 @@ from exporter.errors import BundleError, ConfigError, UnsupportedModelError
 from exporter.format.manifest import file_entries, library_versions, list_files, verify_bundle, write_manifest
 from exporter.format.modelfile import PICKLE_NEEDS_OPT_IN, SUPPORTED_MODELS
 from exporter.quality.corpus import check_sentences, read_conll
-from exporter.quality.parity import check_parity, gold_spans
+from exporter.quality.metrics import gold_spans
+from exporter.quality.parity import check_parity
 
 __all__ = ["BundleInfo", "refuse_existing_output", "save_bundle"]
 

@@ -34,6 +34,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from exporter.config import SEQUENCE_TAGGING, TEXT_CLASSIFICATION
 from exporter.errors import ConfigError, UnsafeModelFileError, UnsupportedModelError
 
 __all__ = [
@@ -61,7 +62,7 @@ PICKLE_NEEDS_OPT_IN = "needs-allow-pickle"
 #: the Flair model file in a bundle
 MODEL_FILE = "model.pt"
 #: Flair model classes flair-mlflow exports and loads, with the task name the flavor reports
-SUPPORTED_MODELS = {"SequenceTagger": "sequence-tagging", "TextClassifier": "text-classification"}
+SUPPORTED_MODELS = {"SequenceTagger": SEQUENCE_TAGGING, "TextClassifier": TEXT_CLASSIFICATION}
 
 
 def embeddings_key(state: Mapping[str, Any]) -> str:
@@ -145,13 +146,12 @@ def load_state(path: Path, *, allow_pickle: bool = False, opt_in_hint: str = "")
                 state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except pickle.UnpicklingError as e:
             reason = _refusal_reason(e)
-            error = UnsafeModelFileError(
+            raise UnsafeModelFileError(
                 f"{path} was not loaded: it is not plain data ({reason}). Unpickling it would run code "
                 "that the file names, and anyone who could write the file (and recompute its checksums) chooses "
-                f"that code. {opt_in_hint or 'Pass allow_pickle=True only if you trust where the file came from.'}"
-            )
-            error.reason = reason
-            raise error from None
+                f"that code. {opt_in_hint or 'Pass allow_pickle=True only if you trust where the file came from.'}",
+                reason=reason,
+            ) from None
     if not isinstance(state, dict):
         raise UnsafeModelFileError(f"{path} does not hold a Flair model state (found a {type(state).__name__}).")
     return state
@@ -183,7 +183,7 @@ def load_flair_model(path: str | Path, allow_pickle: bool | None = None) -> Any:
             "%s needs full unpickling (it is more than plain data: %s); loading it that way because it was given "
             "as your own model file. Only load .pt files you trust.",
             path,
-            getattr(e, "reason", e),
+            e.reason or e,
         )
         state = _load_state_unsafe(path)
     except UnsupportedModelError:

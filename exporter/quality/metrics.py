@@ -16,14 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from exporter.config import SEQUENCE_TAGGING, TEXT_CLASSIFICATION
 from exporter.errors import ConfigError
 from exporter.quality.corpus import LABEL_PREFIX, read_conll, read_labeled_texts
-from exporter.quality.parity import gold_spans
 
-__all__ = ["CLASSIFIER", "TAGGER", "Examples", "labels_of", "load_examples", "score"]
-
-TAGGER = "tagger"
-CLASSIFIER = "classifier"
+__all__ = ["Examples", "f1_of_counts", "gold_spans", "labels_of", "load_examples", "score"]
 
 
 @dataclass(frozen=True)
@@ -46,14 +43,16 @@ def load_examples(path: str | Path, task: str, limit: int | None = None) -> Exam
     Raises:
         ConfigError: the file holds nothing of the kind the model needs.
     """
-    if task == CLASSIFIER:
+    if task == TEXT_CLASSIFICATION:
         rows = list(read_labeled_texts(path, limit))
         if not rows:
             raise ConfigError(
                 f"{path} holds no labeled texts. A text classifier is evaluated on lines such as "
                 f"'{LABEL_PREFIX}sports The match ended 2-1 .' (Flair's ClassificationCorpus format)."
             )
-        return Examples(CLASSIFIER, str(path), [text for _, text in rows], [frozenset(labels) for labels, _ in rows])
+        return Examples(
+            TEXT_CLASSIFICATION, str(path), [text for _, text in rows], [frozenset(labels) for labels, _ in rows]
+        )
     sentences = list(read_conll(path, limit))
     if not sentences:
         raise ConfigError(f"{path} holds no sentences: a tagger is evaluated on a two-column CoNLL file (token TAG).")
@@ -64,7 +63,7 @@ def load_examples(path: str | Path, task: str, limit: int | None = None) -> Exam
         )
     tokens = [[w for w, _ in s] for s in sentences]
     return Examples(
-        TAGGER,
+        SEQUENCE_TAGGING,
         str(path),
         [" ".join(t) for t in tokens],
         [frozenset(gold_spans([tag for _, tag in s])) for s in sentences],
@@ -89,12 +88,25 @@ def _counts(gold: Sequence[frozenset], predicted: Sequence[frozenset]) -> dict[s
     return counts
 
 
+def f1_of_counts(tp: Any, fp: Any, fn: Any) -> Any:
+    """F1 of true positive, false positive and false negative counts (numbers or arrays of them), as
+    scikit-learn's ``classification_report`` with ``zero_division=0`` computes it and Flair's ``evaluate`` reports
+    it: ``2 tp / (2 tp + fp + fn)``, and 0 where there is no true positive, also where there was nothing to find
+    and nothing was found (Flair's ``evaluate`` then reports a main score of 0). The one F1 of flair-mlflow: the
+    parity gate, its bootstrap intervals, ``evaluate`` and the quality gate all compute it here."""
+    import numpy as np
+
+    tp, fp, fn = (np.asarray(x, dtype=np.float64) for x in (tp, fp, fn))
+    denominator = 2 * tp + fp + fn
+    f1 = np.divide(2 * tp, denominator, out=np.zeros_like(denominator), where=tp > 0)
+    return f1 if f1.ndim else float(f1)
+
+
 def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     """Precision, recall and F1 as scikit-learn computes them (``zero_division=0``), as Flair reports them."""
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-    return precision, recall, f1
+    return precision, recall, f1_of_counts(tp, fp, fn)
 
 
 def score(gold: Sequence[frozenset], predicted: Sequence[frozenset], task: str) -> dict[str, Any]:
@@ -111,7 +123,7 @@ def score(gold: Sequence[frozenset], predicted: Sequence[frozenset], task: str) 
     for key in ("f1", "precision", "recall"):
         values = [row[key] for row in per_label.values()]
         result[f"{key}_macro"] = sum(values) / len(values) if values else 0.0
-    if task == CLASSIFIER:
+    if task == TEXT_CLASSIFICATION:
         result["accuracy"] = sum(g == p for g, p in zip(gold, predicted)) / len(gold) if gold else 0.0
     result["per_label"] = per_label
     return result
@@ -120,3 +132,20 @@ def score(gold: Sequence[frozenset], predicted: Sequence[frozenset], task: str) 
 def labels_of(*answers: Sequence[frozenset]) -> list[str]:
     """Every label in gold or predicted answers (an entity span ends with its label)."""
     return sorted({x[-1] if isinstance(x, tuple) else x for sets in answers for s in sets for x in s})
+
+
+def gold_spans(tags: Sequence[str]) -> set[tuple[int, int, str]]:
+    """Entities of a BIO (or BIOES) tag sequence as ``(first token, last token + 1, label)``."""
+    spans, start, label = set(), None, None
+    for i, tag in enumerate([*tags, "O"]):
+        prefix, _, kind = tag.partition("-")
+        continues = prefix in ("I", "E") and kind == label and start is not None
+        if start is not None and not continues:
+            spans.add((start, i, label))
+            start, label = None, None
+        if prefix in ("B", "S") or (prefix in ("I", "E") and start is None):
+            start, label = i, kind
+        if prefix in ("E", "S") and start is not None:
+            spans.add((start, i + 1, label))
+            start, label = None, None
+    return spans

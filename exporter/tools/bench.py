@@ -30,7 +30,15 @@ from exporter.backends.flair_onnx import apply_runtime, legacy_onnx_export
 from exporter.backends.tracing import HiddenStates
 from exporter.bundle.load import load_bundle
 from exporter.bundle.save import save_bundle
-from exporter.config import Backend, ExportConfig, OnnxOptions, ParityConfig, RuntimeOptions, TorchScriptOptions
+from exporter.config import (
+    Backend,
+    ExportConfig,
+    OnnxOptions,
+    ParityConfig,
+    RuntimeOptions,
+    TorchScriptOptions,
+    check_integer,
+)
 from exporter.errors import ConfigError
 from exporter.format.manifest import library_versions
 from exporter.format.modelfile import PICKLE_NEEDS_OPT_IN, load_flair_model
@@ -113,10 +121,11 @@ class BenchConfig:
 
     def __post_init__(self) -> None:
         for name in ("num_sentences", "threads", "repeats", "small_batch_sentences"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}.")
-        if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
-            raise ConfigError(f"batch_sizes must be positive integers, got {self.batch_sizes}.")
+            check_integer(name, getattr(self, name), 1)
+        if not self.batch_sizes:
+            raise ConfigError("batch_sizes must name at least one batch size.", "batch_sizes")
+        for size in self.batch_sizes:
+            check_integer("batch_sizes", size, 1)
         for backend in self.backends:
             if backend not in VARIANTS:
                 raise ConfigError(f"Unknown benchmark backend {backend!r}; choose from {', '.join(VARIANTS)}.")

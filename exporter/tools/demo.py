@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from exporter.config import cache_dir
+from exporter.config import cache_dir, check_integer
 from exporter.errors import ConfigError, MissingDependencyError
 from exporter.quality.corpus import generate_tagged_sentences, generate_topic_texts, read_conll
 
@@ -111,8 +111,8 @@ def train_tagger_on_conll(
     split. This is
     how the int8 fidelity gate is measured on a tagger trained on real data (see docs/BENCHMARKS.md).
     """
-    if sentences < 1 or max_epochs < 1:
-        raise ConfigError(f"sentences and epochs must be at least 1, got {sentences} and {max_epochs}.")
+    check_integer("sentences", sentences, 1)
+    check_integer("max_epochs", max_epochs, 1)
     rows = list(read_conll(train_conll, limit=sentences + dev_sentences))
     held_out = min(dev_sentences, len(rows) // 10)  # small files: a tenth for dev/test
     if held_out < 1:

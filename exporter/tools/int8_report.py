@@ -21,12 +21,12 @@ from typing import Any
 from exporter.backends.onnx_quantize import RECIPES
 from exporter.bundle.load import load_bundle
 from exporter.bundle.save import save_bundle
-from exporter.config import ExportConfig, OnnxOptions, ParityConfig
+from exporter.config import SEQUENCE_TAGGING, ExportConfig, OnnxOptions, ParityConfig
 from exporter.format.modelfile import load_flair_model
-from exporter.quality.metrics import TAGGER, load_examples, score
+from exporter.quality.metrics import load_examples, score
 from exporter.quality.parity import token_spans
 
-__all__ = ["RecipeReportConfig", "compare_recipes", "log_recipes_to_mlflow", "recipe_markdown"]
+__all__ = ["RecipeReportConfig", "compare_recipes", "log_recipes_to_mlflow", "measured_record", "recipe_markdown"]
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,8 @@ def _row(name: str, model: Any, data: Any, reference: list[frozenset], config: R
         "variant": name,
         "texts_per_s_b32": _throughput(model, speed, 32),
         "texts_per_s_b1": _throughput(model, speed, 1),
-        "agreement_f1": score(reference, batched, TAGGER)["f1_micro"],
-        "gold_f1": score(data.gold, batched, TAGGER)["f1_micro"],
+        "agreement_f1": score(reference, batched, SEQUENCE_TAGGING)["f1_micro"],
+        "gold_f1": score(data.gold, batched, SEQUENCE_TAGGING)["f1_micro"],
         "batch_independent_share": sum(a == b for a, b in zip(alone, batched)) / len(tokens),
     }
 
@@ -118,7 +118,7 @@ def compare_recipes(config: RecipeReportConfig, progress: Callable[[str], None] 
 
     if config.threads:
         torch.set_num_threads(config.threads)
-    data = load_examples(config.conll, TAGGER, limit=config.sentences)
+    data = load_examples(config.conll, SEQUENCE_TAGGING, limit=config.sentences)
     original = load_flair_model(config.model_path)
     reference = _spans(original, data.tokens, 32)
     rows = [_row(ORIGINAL, original, data, reference, config)]
@@ -211,3 +211,20 @@ def log_recipes_to_mlflow(config: RecipeReportConfig, rows: Sequence[dict[str, A
         plt.close(fig)
         mlflow.log_text(markdown, "int8_recipes.md")
         return run.info.run_id
+
+
+def measured_record(config: RecipeReportConfig, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The measurements a failed int8 gate quotes (``exporter/quality/data/int8_measured.json``, read by
+    ``exporter.quality.advice``): each recipe's agreement and speed at batch 32, and fp32's speed, from the rows
+    of :func:`compare_recipes` run with the default call shapes."""
+    by_name = {row["variant"]: row for row in rows}
+    return {
+        "measured_on": f"{config.model_path.name} on {config.sentences} sentences of {Path(config.conll).name} "
+        "(flair-mlflow int8-report)",
+        "fp32": {"speed_b32": round(by_name[FP32]["ratio_b32"], 2)},
+        "recipes": {
+            name: {"agreement_f1": round(row["agreement_f1"], 4), "speed_b32": round(row["ratio_b32"], 2)}
+            for name, row in by_name.items()
+            if name in RECIPES
+        },
+    }

@@ -13,10 +13,11 @@ from typing import Any
 
 import click
 
-from exporter.bundle.save import save_bundle
+from exporter.bundle.save import refuse_existing_output, save_bundle
 from exporter.config import (
     CPU_PROVIDER,
     CUDA_PROVIDER,
+    INT8_RECIPES,
     OPTIMIZATION_LEVELS,
     PRECISIONS,
     QUANTIZATIONS,
@@ -26,11 +27,18 @@ from exporter.config import (
     ParityConfig,
     RuntimeOptions,
     TorchScriptOptions,
+    fp16_unavailable,
 )
-from exporter.errors import ConfigError, FlairMlflowError
+from exporter.errors import BundleError, ConfigError, FlairMlflowError
 from exporter.format.modelfile import load_flair_model
 from exporter.tools.demo import demo_classifier_path, demo_model_path, train_tagger_on_conll
-from exporter.tools.int8_report import RecipeReportConfig, compare_recipes, log_recipes_to_mlflow, recipe_markdown
+from exporter.tools.int8_report import (
+    RecipeReportConfig,
+    compare_recipes,
+    log_recipes_to_mlflow,
+    measured_record,
+    recipe_markdown,
+)
 from mlflow_flavor.cli.job import DEMO, DEMO_CLASSIFIER, resolve_model_path, run_log_job
 from mlflow_flavor.fetch import fetch_model, locate_reference, verify_reference
 from mlflow_flavor.redact import redact
@@ -47,8 +55,6 @@ BACKENDS = [b.value for b in Backend if b is not Backend.FLAIR_ONNX]
 NONE = "none"
 _ONNX = OnnxOptions()
 _RUNTIME = RuntimeOptions()
-#: the int8 recipes by name ("int8" is the default one's alias)
-_RECIPES = [q for q in QUANTIZATIONS if q != "int8"]
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -197,7 +203,7 @@ def _export_options(f):
     return f
 
 
-#: the option that sets each config field, for a config's refusal (its message starts with the field's name)
+#: the option that sets each config field, for a config's refusal (``ConfigError.option``)
 _OPTION_OF_FIELD = {
     "opset": "--opset",
     "precision": "--precision / --quantize",
@@ -215,10 +221,9 @@ def _export_config(options: Mapping[str, Any]):
     try:
         config = _build_export_config(options)
     except ConfigError as e:
-        options_named = [option for field, option in _OPTION_OF_FIELD.items() if str(e).startswith(field)]
-        if not options_named:
+        if e.option not in _OPTION_OF_FIELD:
             raise
-        raise click.BadParameter(str(e), param_hint=options_named[0]) from None
+        raise click.BadParameter(str(e), param_hint=_OPTION_OF_FIELD[e.option]) from None
     _check_fp16(config)
     return config
 
@@ -227,13 +232,8 @@ def _check_fp16(config) -> None:
     """``--precision fp16`` runs on ONNX Runtime's CUDA provider: refuse in the CLI's terms, before any loading."""
     if config.backend is not Backend.ONNX or config.onnx.precision != "fp16" or config.onnx.fp16_fallback:
         return
-    import onnxruntime as ort
-
-    if CUDA_PROVIDER not in config.runtime.providers:
-        why = f"is not among the --provider values ({', '.join(config.runtime.providers)})"
-    elif CUDA_PROVIDER not in ort.get_available_providers():
-        why = "this machine's onnxruntime does not offer (install onnxruntime-gpu on a machine with CUDA)"
-    else:
+    why = fp16_unavailable(config.runtime.providers, providers_named="the --provider values")
+    if why is None:
         return
     raise click.UsageError(
         f"--precision fp16 runs on ONNX Runtime's {CUDA_PROVIDER}, which {why}. Export fp16 on a machine with CUDA "
@@ -285,10 +285,10 @@ def export(model, output, **options):
 
 def _check_output(target: Path) -> None:
     """A bundle goes into a new or empty directory: refuse another before anything slow runs."""
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise click.BadParameter(
-            f"{target.absolute()} already exists and is not an empty directory; choose a new path.", param_hint="OUTPUT"
-        )
+    try:
+        refuse_existing_output(target.absolute())
+    except BundleError as e:
+        raise click.BadParameter(str(e), param_hint="OUTPUT") from None
 
 
 def _check_model(model: str) -> None:
@@ -475,7 +475,7 @@ def bench(
 @click.option("--conll", type=click.Path(exists=True, dir_okay=False), required=True, help="Labeled sentences.")
 @click.option("--sentences", type=click.IntRange(1), default=1500, show_default=True, help="The first N of them.")
 @click.option("--speed-sentences", type=click.IntRange(1), default=384, show_default=True, help="Timed at batch 1, 32.")
-@click.option("--recipe", "recipes", type=click.Choice(_RECIPES), multiple=True, help="Repeatable; default: all.")
+@click.option("--recipe", "recipes", type=click.Choice(INT8_RECIPES), multiple=True, help="Repeatable; default: all.")
 @click.option(
     "--call-rows",
     type=click.IntRange(0),
@@ -485,8 +485,16 @@ def bench(
 @click.option("--threads", type=click.IntRange(0), default=2, show_default=True)
 @click.option("--optimize", type=click.Choice(list(OPTIMIZATION_LEVELS)), default=None, help="Optimizer level.")
 @click.option("--output", type=click.Path(dir_okay=False), help="Also write the Markdown table here.")
+@click.option(
+    "--record",
+    type=click.Path(dir_okay=False),
+    help="Also write the measurements a failed int8 gate quotes (JSON, the format of "
+    "exporter/quality/data/int8_measured.json).",
+)
 @click.option("--log-to-mlflow/--no-log-to-mlflow", default=True, show_default=True)
-def int8_report(model, conll, sentences, speed_sentences, recipes, call_rows, threads, optimize, output, log_to_mlflow):
+def int8_report(
+    model, conll, sentences, speed_sentences, recipes, call_rows, threads, optimize, output, record, log_to_mlflow
+):
     """Compare every int8 recipe with Flair's PyTorch model and the fp32 export, side by side in one run:
     speed at batch 1 and 32, agreement, gold F1, batch independence, size. JSON rows on stdout."""
     config = RecipeReportConfig(
@@ -503,6 +511,8 @@ def int8_report(model, conll, sentences, speed_sentences, recipes, call_rows, th
     markdown = recipe_markdown(config, rows)
     if output:
         Path(output).write_text(markdown, encoding="utf-8")
+    if record:
+        Path(record).write_text(json.dumps(measured_record(config, rows), indent=2) + "\n", encoding="utf-8")
     click.echo(markdown, err=True)
     result = {"rows": rows}
     if log_to_mlflow:

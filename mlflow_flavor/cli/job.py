@@ -100,7 +100,11 @@ def run_log_job(
         info = log_model(
             str(source), name=name, backend=backend_value, registered_model_name=registered_model_name, **save_kwargs
         )
-        parity = info.flavors.get(FLAVOR_NAME, {}).get("parity")
+        flavor = info.flavors.get(FLAVOR_NAME, {})
+        # "backend" holds what was asked (mlflow run logs it as given); a model Flair itself accelerated is
+        # bundled with the backend it needs (exporter.backends.choose_backend): say which one was
+        mlflow.log_param("bundled_backend", flavor.get("backend"))
+        parity = flavor.get("parity")
         if parity:
             mlflow.log_metrics(
                 {

@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from exporter.bundle.load import load_bundle
+from exporter.config import SEQUENCE_TAGGING, TEXT_CLASSIFICATION, check_integer
 from exporter.errors import ConfigError
 from exporter.format.manifest import MANIFEST_FILE
-from exporter.quality.metrics import CLASSIFIER, TAGGER, Examples, labels_of, load_examples, score
+from exporter.quality.metrics import Examples, labels_of, load_examples, score
 from exporter.quality.parity import token_spans
 from mlflow_flavor.fetch import locate_reference
 from mlflow_flavor.pyfunc import FlairPyfuncModel
@@ -93,14 +94,10 @@ class EvaluationConfig:
                 "'__label__x text' lines (classifiers)."
             )
         object.__setattr__(self, "data", str(self.data))
-        for name, low, high in (("mini_batch_size", 1, 1024), ("texts_per_call", 1, 1000)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ConfigError(f"{name} must be an integer between {low} and {high}, got {value!r}.")
-        if self.limit is not None and (
-            isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1
-        ):
-            raise ConfigError(f"limit must be a positive integer, got {self.limit!r}.")
+        check_integer("mini_batch_size", self.mini_batch_size, 1, 1024)
+        check_integer("texts_per_call", self.texts_per_call, 1, 1000)
+        if self.limit is not None:
+            check_integer("limit", self.limit, 1)
 
 
 @dataclass(frozen=True)
@@ -169,7 +166,7 @@ def _mlflow_metrics(task: str, labels: Sequence[str]) -> list:
 
         return make_metric(eval_fn=eval_fn, greater_is_better=True, name=name)
 
-    names = list(_AVERAGED) + (["accuracy"] if task == CLASSIFIER else [])
+    names = list(_AVERAGED) + (["accuracy"] if task == TEXT_CLASSIFICATION else [])
     metrics = [metric(name, lambda s, n=name: s[n]) for name in names]
     for label in labels:
         metrics.append(metric(_metric_key(label), lambda s, x=label: s["per_label"].get(x, {}).get("f1", 0.0)))
@@ -189,7 +186,7 @@ class _Loaded:
 
 
 def _task(manifest: dict[str, Any]) -> str:
-    return CLASSIFIER if manifest.get("task") == "text-classification" else TAGGER
+    return manifest.get("task") or SEQUENCE_TAGGING
 
 
 def load_reference(reference: str, tracking_uri: str | None = None, *, located: Path | None = None) -> _Loaded:
@@ -411,7 +408,7 @@ def _per_label_figure(challenger: ModelScores, champion: ModelScores | None):
     axes.invert_yaxis()
     axes.set_xlim(0, 1)
     axes.set_xlabel("F1")
-    axes.set_title("Per-label F1" + (" (entities)" if challenger.task == TAGGER else ""))
+    axes.set_title("Per-label F1" + (" (entities)" if challenger.task == SEQUENCE_TAGGING else ""))
     figure.legend(loc="outside lower center", fontsize="small")
     return figure
 
@@ -468,7 +465,7 @@ def evaluate_model(
         "Evaluated %s on %d %s: F1 micro %.4f, macro %.4f%s (run %s)",
         scores.model,
         len(examples),
-        "sentences" if examples.task == TAGGER else "texts",
+        "sentences" if examples.task == SEQUENCE_TAGGING else "texts",
         scores.f1,
         scores.metrics["f1_macro"],
         f"; champion {champion_scores.model}: F1 micro {champion_scores.f1:.4f}" if champion_scores else "",

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from exporter.config import Backend, OnnxOptions, ParityConfig
+from exporter.config import Backend, OnnxOptions, ParityConfig, check_integer
 from exporter.errors import ConfigError
 from exporter.tools.report import benchmark_sentences, write_report
 from mlflow_flavor.flavor import save_model
@@ -75,11 +75,9 @@ class LoadTestConfig:
     command: str = ""
 
     def __post_init__(self) -> None:
-        if self.long_words < 0:
-            raise ConfigError(f"long_words must be 0 (off) or a number of words, got {self.long_words}.")
+        check_integer("long_words", self.long_words, 0, note="0: off")
         for name in ("clients", "requests", "texts_per_request", "num_sentences", "min_words"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}.")
+            check_integer(name, getattr(self, name), 1)
         for name, allowed in (("backends", BACKENDS), ("batching", BATCHING)):
             values = tuple(getattr(self, name))
             unknown = [v for v in values if v not in allowed]
