@@ -340,7 +340,11 @@ def log_cmd(model, name, registered_model_name, stage, alias, experiment_name, t
 
 
 @main.command()
-@click.option("--rebuild", is_flag=True, help="Train the demo model again even if it is cached.")
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Train the demo model from scratch (minutes) instead of building it from its shipped head.",
+)
 @click.option("--classifier", is_flag=True, help="The demo topic classifier instead of the demo tagger.")
 @click.option(
     "--train-conll",
