@@ -9,7 +9,6 @@ libraries (torch, flair, onnx, onnxruntime) are imported only when a function ne
 from __future__ import annotations
 
 import importlib
-import pkgutil
 
 from exporter.config import Backend, ExportConfig, OnnxOptions, ParityConfig, RuntimeOptions
 from exporter.errors import (
@@ -25,10 +24,11 @@ from exporter.errors import (
     UnsafeModelFileError,
     UnsupportedModelError,
 )
+from exporter.packaging import extend_package_path
 
 # A logged model's code/ holds only the runtime layers of this package; where such a copy is imported first
 # (MLflow puts code/ ahead on sys.path), the installed package still provides the other layers.
-__path__ = pkgutil.extend_path(__path__, __name__)
+__path__ = extend_package_path(__path__, __name__)
 
 __all__ = [
     "Backend",

@@ -10,7 +10,6 @@ functions that need them. Layers: docs/ARCHITECTURE.md.
 from __future__ import annotations
 
 import importlib
-import pkgutil
 
 from exporter.errors import (
     BundleError,
@@ -25,13 +24,14 @@ from exporter.errors import (
     UnsafeModelFileError,
     UnsupportedModelError,
 )
+from exporter.packaging import extend_package_path
 from mlflow_flavor.fetch import fetch_model
 from mlflow_flavor.loading import _load_pyfunc, load_model  # noqa: F401  (_load_pyfunc: MLflow's pyfunc entry point)
 from mlflow_flavor.mlmodel import FLAVOR_NAME
 
 # A logged model's code/ holds only the runtime modules of this package; where such a copy is imported first
 # (MLflow puts code/ ahead on sys.path), the installed package still provides the registry, tools and CLI.
-__path__ = pkgutil.extend_path(__path__, __name__)
+__path__ = extend_package_path(__path__, __name__)
 
 #: public names defined in layers a logged model does not ship, and their modules (imported on first use)
 _LAZY = {

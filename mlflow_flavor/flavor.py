@@ -77,6 +77,7 @@ RUNTIME_MODULES = (
     "exporter.format",
     "exporter.format.manifest",
     "exporter.format.modelfile",
+    "exporter.packaging",
     "exporter.runtime",
     "exporter.runtime.buckets",
     "exporter.runtime.embeddings",

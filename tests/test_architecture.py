@@ -4,6 +4,8 @@ imports inside functions and modules named in tables counted."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: the layers, lowest first: a module may import its own layer's modules and those of the layers below it
 LAYERS = [
-    ("exporter base", ("exporter.errors", "exporter.digests", "exporter.config")),
+    ("exporter base", ("exporter.errors", "exporter.digests", "exporter.config", "exporter.packaging")),
     ("format", ("exporter.format",)),
     ("runtime", ("exporter.runtime",)),
     ("backends", ("exporter.backends",)),
@@ -114,3 +116,14 @@ def test_saved_model_code_holds_the_runtime_files_only(tiny_bundle, tmp_path):
     assert shipped == sorted(runtime_files())
     assert not [name for name in shipped if name.endswith(".txt") or "/cli/" in name or "/tools/" in name]
     assert sum((path / "code" / name).stat().st_size for name in shipped) < 260_000
+    # a process where the model's code/ copy is imported first (MLflow puts it ahead on sys.path) still reaches
+    # the layers the copy does not hold, from the installed packages
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import mlflow_flavor, exporter; "
+        "assert mlflow_flavor.__file__.startswith(sys.argv[1]), mlflow_flavor.__file__; "
+        "from mlflow_flavor.registry.promote import promote; from exporter.quality.parity import check_parity; "
+        "print(mlflow_flavor.save_model.__module__, mlflow_flavor.QualityGateError.__module__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path / "code")], capture_output=True, text=True, cwd=path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["mlflow_flavor.flavor", "mlflow_flavor.registry.errors"]

@@ -34,7 +34,13 @@ VARIANTS = {
 }
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+#: the fast set checks one variant per backend; the full suite every one
+FAST_VARIANTS = ("onnx-int8", "torchscript")
+
+
+@pytest.mark.parametrize(
+    "variant", [v if v in FAST_VARIANTS else pytest.param(v, marks=pytest.mark.slow) for v in VARIANTS]
+)
 def test_variant_round_trips_through_mlflow(tiny_tagger, variant):
     options = VARIANTS[variant]
     with mlflow.start_run():
@@ -58,7 +64,9 @@ def test_variant_round_trips_through_mlflow(tiny_tagger, variant):
         assert manifest["onnx"]["optimization"]["fused_operators"]["Attention"] == 3
 
 
-@pytest.mark.parametrize("pooling", ["first", "last", "first_last", "mean"])
+@pytest.mark.parametrize(
+    "pooling", ["first", *(pytest.param(p, marks=pytest.mark.slow) for p in ("last", "first_last", "mean"))]
+)
 def test_torchscript_every_pooling_identical(tiny_bert, tmp_path, pooling):
     tagger = build_tiny_tagger(tiny_bert, subtoken_pooling=pooling, layers="-1,-2", layer_mean=False)
     texts = tuple(generate_sentences(64, seed=9))

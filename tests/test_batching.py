@@ -174,6 +174,7 @@ def _loaded(model, tmp_path_factory, backend="onnx"):
     return load_bundle(path)
 
 
+@pytest.mark.slow
 def test_texts_of_one_request_are_independent_documents_with_context_models(flert_tagger, tmp_path_factory):
     """Flair links the sentences of one predict call as context; each text must stay its own document."""
     bundle = _loaded(flert_tagger, tmp_path_factory)
@@ -282,6 +283,7 @@ def test_classifier_refuses_split_sentences(tmp_path_factory, tiny_bert):
     assert len(pyfunc.predict(["Markets fell today .", "The team won ."])) == 2
 
 
+@pytest.mark.slow
 def test_concurrent_requests_merge_and_get_the_answers_they_get_alone(tiny_bundle, flert_tagger, tmp_path_factory):
     """Many threads calling predict at once (as MLflow's server does): answers equal each request alone."""
     import random

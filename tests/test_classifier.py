@@ -43,6 +43,7 @@ def test_classifier_exports_with_identical_labels(tiny_bert, tmp_path, backend, 
     assert labels_of(load_bundle(info.path), TEXTS) == expected
 
 
+@pytest.mark.slow
 def test_classifier_through_registry_pyfunc_and_http(tiny_bert, tracking, tmp_path):
     classifier = build_tiny_classifier(tiny_bert)
     log_and_stage(classifier, name="topic", parity_sentences=TEXTS[:16])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import mlflow
+import pytest
 from click.testing import CliRunner
 from conftest import write_conll
 
@@ -135,6 +136,7 @@ def test_demo_recipe_trains_on_a_conll_file(tmp_path):
     assert out.exit_code == 2 and "holds only 1 sentences" in out.output
 
 
+@pytest.mark.slow
 def test_export_prints_one_json_document_on_stdout_even_with_flair_logging(tiny_tagger_file, tmp_path):
     """Flair logs to stdout by default; `export` moves those logs to stderr so that stdout pipes into jq."""
     import subprocess

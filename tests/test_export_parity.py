@@ -21,7 +21,9 @@ def test_check_sentences_cover_long_inputs(tiny_tagger):
     assert sum(n > tokenizer.model_max_length for n in lengths) >= 12
 
 
-@pytest.mark.parametrize("pooling", ["first", "last", "first_last", "mean"])
+@pytest.mark.parametrize(
+    "pooling", ["mean", *(pytest.param(p, marks=pytest.mark.slow) for p in ("first", "last", "first_last"))]
+)
 def test_every_subtoken_pooling_is_identical_on_200_sentences(tiny_bert, tmp_path, pooling):
     tagger = build_tiny_tagger(tiny_bert, subtoken_pooling=pooling)
     info = save_bundle(tagger, tmp_path / "b", ExportConfig(parity_sentences=tuple(PARITY_TEXTS)))

@@ -33,7 +33,7 @@ def registered(tiny_tagger):
     return info
 
 
-@pytest.mark.parametrize("backend", ["onnx", "torch"])
+@pytest.mark.parametrize("backend", ["onnx", pytest.param("torch", marks=pytest.mark.slow)])
 def test_log_register_stage_load_predict_round_trip(tiny_tagger, backend):
     info = log_and_stage(tiny_tagger, backend=backend)
     expected = entities_of(tiny_tagger, TEXTS)
@@ -117,6 +117,7 @@ def test_model_carries_code_signature_example_and_requirements(registered):
     assert model.saved_input_example_info is not None
 
 
+@pytest.mark.slow
 def test_loads_where_the_project_is_not_installed(registered, tracking, tmp_path):
     """A fresh interpreter that refuses to import our packages from anywhere but the model's code/ dir."""
     script = textwrap.dedent(

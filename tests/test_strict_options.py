@@ -70,6 +70,7 @@ def test_log_model_refuses_before_any_run_and_passes_mlflows_own_keywords(tiny_t
     assert mlflow.get_logged_model(info.model_id).tags["team"] == "nlp"
 
 
+@pytest.mark.slow
 def test_written_folders_get_the_umask_permissions(tiny_tagger, tmp_path):
     previous = os.umask(0o022)
     try:

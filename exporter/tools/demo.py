@@ -18,6 +18,7 @@ from typing import Any
 
 from exporter.config import cache_dir, check_integer
 from exporter.errors import ConfigError, MissingDependencyError
+from exporter.format.modelfile import load_state
 from exporter.quality.corpus import generate_tagged_sentences, generate_topic_texts, read_conll
 
 __all__ = [
@@ -263,8 +264,6 @@ def write_demo_head(model_path: Path, what: str, target: Path) -> Path:
     tensors the recipe trains, and the rows of MiniLM's tensors that differ from a fresh build of the recipe (the
     embedding of a token Flair adds, initialised at random when training began)."""
     import torch
-
-    from exporter.format.modelfile import load_state
 
     state = load_state(model_path)
     items = _items(state["tag_dictionary" if what == TAGGER else "label_dictionary"])
