@@ -189,7 +189,7 @@ def test_existing_target_is_not_overwritten(tiny_tagger, tmp_path):
     assert (target / "keep.txt").read_text() == "precious"
 
 
-def test_models_we_cannot_accelerate_are_refused_with_their_classes(tiny_bert, tmp_path):
+def test_a_stack_is_bundled_as_flairs_own_model_and_what_is_no_model_is_refused(tiny_bert, tmp_path):
     from flair.data import Dictionary
     from flair.embeddings import StackedEmbeddings, TransformerWordEmbeddings
     from flair.models import SequenceTagger
@@ -198,9 +198,12 @@ def test_models_we_cannot_accelerate_are_refused_with_their_classes(tiny_bert, t
     for t in ("O", "S-PER", "B-PER", "E-PER", "I-PER"):
         tags.add_item(t)
     stacked = StackedEmbeddings([TransformerWordEmbeddings(str(tiny_bert), fine_tune=False)])
-    tagger = SequenceTagger(stacked, tags, "ner", use_rnn=False)
-    with pytest.raises(UnsupportedModelError, match="StackedEmbeddings.*TransformerWordEmbeddings"):
-        save_bundle(tagger, tmp_path / "never")
+    tagger = SequenceTagger(stacked, tags, "ner", use_rnn=False).eval()
+    # no single transformer to export: Flair's own model (issue 20), answering as the original
+    info = save_bundle(tagger, tmp_path / "stacked")
+    assert info.manifest["backend"] == "torch"
+    texts = ["Angela Merkel met Tim Cook in Paris .", "George went to Washington ."]
+    assert entities_of(load_bundle(info.path), texts) == entities_of(tagger, texts)
     with pytest.raises(UnsupportedModelError, match="Cannot export a builtins.str"):
         save_bundle("not a model", tmp_path / "never")
     assert not (tmp_path / "never").exists()

@@ -138,3 +138,125 @@ def build_tiny_classifier(
         classifier.decoder.weight.copy_(weight / vectors.shape[1] ** 0.5)
         classifier.decoder.bias.copy_(-(classifier.decoder.weight @ vectors.mean(0)))
     return classifier.eval()
+
+
+def _vocabulary() -> list[str]:
+    """The words of the generated test sentences, lowercased and as written: a word-embedding vocabulary."""
+    words = set()
+    for text in TEMPLATES + WORDS + MISC + ORGS + FIRST_NAMES + LAST_NAMES + CITIES + COUNTRIES:
+        for word in text.replace("{", " ").replace("}", " ").split():
+            words.update((word, word.lower()))
+    return sorted(words)
+
+
+def build_tiny_word_embeddings(dim: int = 12, seed: int = 0):
+    """Flair's WordEmbeddings without gensim or a download: a vocabulary of the test words, random vectors."""
+    import flair
+    import torch
+    from flair.embeddings import WordEmbeddings
+
+    flair.set_seed(seed)
+    vocab = {word: i for i, word in enumerate(_vocabulary())}
+    embeddings = WordEmbeddings(None, vocab=vocab, embedding_length=dim, name="tiny-words")
+    with torch.no_grad():
+        embeddings.embedding.weight.normal_()
+    return embeddings
+
+
+def _characters():
+    from flair.data import Dictionary
+
+    chars = Dictionary(add_unk=True)
+    for char in sorted(set("".join(_vocabulary())) | set(" .,;:!?'\"-()0123456789")):
+        chars.add_item(char)
+    return chars
+
+
+def build_tiny_flair_embeddings(forward: bool, hidden: int = 24, layers: int = 1, seed: int = 0):
+    """Flair's contextual string embeddings on a random character LM of the given shape (no download)."""
+    import flair
+    from flair.embeddings import FlairEmbeddings
+    from flair.models import LanguageModel
+
+    flair.set_seed(seed)
+    lm = LanguageModel(_characters(), is_forward_lm=forward, hidden_size=hidden, nlayers=layers, embedding_size=10)
+    return FlairEmbeddings(lm)
+
+
+def _span_tags():
+    from flair.data import Dictionary
+
+    tags = Dictionary(add_unk=False)
+    for label in ("PER", "LOC", "ORG", "MISC"):
+        tags.add_item(label)
+    tags.span_labels = True
+    return tags
+
+
+def build_classic_tagger(kind: str = "flair", *, use_rnn: bool = True, use_crf: bool = True, seed: int = 0):
+    """A random tagger of the classic shapes: ``flair`` (word embeddings + forward and backward character LMs,
+    ner-english's shape), ``chars`` (word + character + one-hot embeddings), ``words`` (word embeddings alone)."""
+    import flair
+    import torch
+    from flair.data import Dictionary
+    from flair.embeddings import CharacterEmbeddings, OneHotEmbeddings, StackedEmbeddings
+    from flair.models import SequenceTagger
+
+    flair.set_seed(seed)
+    words = build_tiny_word_embeddings(seed=seed)
+    if kind == "flair":
+        members = [
+            words,
+            build_tiny_flair_embeddings(True, seed=seed),
+            build_tiny_flair_embeddings(False, seed=seed + 1),
+        ]
+    elif kind == "chars":
+        vocabulary = Dictionary(add_unk=True)
+        for word in _vocabulary():
+            vocabulary.add_item(word)
+        members = [
+            words,
+            CharacterEmbeddings(path_to_char_dict=_characters(), char_embedding_dim=8, hidden_size_char=8),
+            OneHotEmbeddings(vocab_dictionary=vocabulary, field="text", embedding_length=6),
+        ]
+    else:
+        members = [words]
+    embeddings = StackedEmbeddings(members) if len(members) > 1 else members[0]
+    tagger = SequenceTagger(
+        embeddings=embeddings,
+        tag_dictionary=_span_tags(),
+        tag_type="ner",
+        use_crf=use_crf,
+        use_rnn=use_rnn,
+        hidden_size=16,
+        reproject_embeddings=True,
+    )
+    with torch.no_grad():  # a random model that still predicts entities
+        for p in tagger.linear.parameters():
+            p.mul_(8.0)
+    return tagger.eval()
+
+
+def build_classic_classifier(kind: str = "rnn", seed: int = 0):
+    """A random TextClassifier of the classic shapes: ``rnn`` (DocumentRNNEmbeddings over word embeddings,
+    sentiment-fast's shape) or ``pool`` (DocumentPoolEmbeddings over word and forward character-LM embeddings)."""
+    import flair
+    import torch
+    from flair.data import Dictionary
+    from flair.embeddings import DocumentPoolEmbeddings, DocumentRNNEmbeddings
+    from flair.models import TextClassifier
+
+    flair.set_seed(seed)
+    words = build_tiny_word_embeddings(seed=seed)
+    if kind == "rnn":
+        embeddings = DocumentRNNEmbeddings([words], hidden_size=12, bidirectional=True)
+    else:
+        embeddings = DocumentPoolEmbeddings([words, build_tiny_flair_embeddings(True, seed=seed)])
+    labels = Dictionary(add_unk=False)
+    for label in ("POSITIVE", "NEGATIVE", "NEUTRAL"):
+        labels.add_item(label)
+    classifier = TextClassifier(embeddings, label_type="sentiment", label_dictionary=labels)
+    with torch.no_grad():
+        for p in classifier.decoder.parameters():
+            p.mul_(20.0)
+    return classifier.eval()

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
-from exporter.backends.kinds import SURFACE, is_flair_jit, is_flair_onnx
+from exporter.backends.kinds import ENCODER_BACKENDS, SURFACE, has_one_transformer, is_flair_jit, is_flair_onnx
 from exporter.config import Backend
 
 __all__ = ["MODULES", "SURFACE", "backend_module", "choose_backend", "flavor_metadata"]
@@ -50,13 +50,24 @@ def backend_module(backend: Backend | str) -> ModuleType:
 
 def choose_backend(model: Any, requested: Backend) -> Backend:
     """The backend a model is bundled with: the requested one, except for models Flair already accelerated
-    (its ``export_onnx`` graph is bundled as it is; its TorchScript embeddings sit in Flair's own ``.pt``)."""
+    (its ``export_onnx`` graph is bundled as it is; its TorchScript embeddings sit in Flair's own ``.pt``) and
+    for models without one transformer embedding to export (word embeddings, Flair's character language
+    models, stacks): those run as Flair's own model, the ``torch`` backend."""
     if is_flair_onnx(model) and requested is not Backend.FLAIR_ONNX:
         log.info("The model's embeddings were exported with Flair's export_onnx: bundling that graph as it is")
         return Backend.FLAIR_ONNX
     if is_flair_jit(model) and requested is not Backend.TORCH:
         log.info(
             "The model's embeddings are Flair's TorchScript embeddings (self-contained): bundling the .pt as it is"
+        )
+        return Backend.TORCH
+    if requested.value in ENCODER_BACKENDS and not has_one_transformer(model):
+        embeddings = getattr(model, "embeddings", None)
+        log.info(
+            "The model's embeddings (%s) hold no single transformer to export to %s: bundling Flair's own model "
+            "(backend torch)",
+            type(embeddings).__name__,
+            requested.value,
         )
         return Backend.TORCH
     return requested

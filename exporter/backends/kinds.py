@@ -5,10 +5,21 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["SURFACE", "is_flair_jit", "is_flair_onnx"]
+__all__ = ["ENCODER_BACKENDS", "SURFACE", "has_one_transformer", "is_flair_jit", "is_flair_onnx"]
 
 #: the names every backend module defines (see ``exporter.backends``)
 SURFACE = ("DATA_EMBEDDINGS", "MODEL_PICKLE_ALWAYS", "PICKLE_REASON", "SECTION", "export", "load")
+
+
+#: the backends that export a transformer encoder and keep the rest of the model (``Backend`` values)
+ENCODER_BACKENDS = ("onnx", "torchscript")
+
+
+def has_one_transformer(model: Any) -> bool:
+    """The model is embedded by one Flair transformer embedding, what the encoder backends export."""
+    from flair.embeddings import TransformerEmbeddings
+
+    return isinstance(getattr(model, "embeddings", None), TransformerEmbeddings)
 
 
 def is_flair_onnx(model: Any) -> bool:

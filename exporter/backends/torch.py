@@ -14,7 +14,7 @@ hidden states) once per batch, padded to the batch's longest subtoken sequence. 
 from __future__ import annotations
 
 import types
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,14 @@ import torch
 
 from exporter.backends.kinds import SURFACE, is_flair_jit
 from exporter.config import ExportConfig, RuntimeOptions
-from exporter.format.modelfile import MODEL_FILE, PICKLE_NEEDS_OPT_IN, PICKLE_WEIGHTS_ONLY
+from exporter.errors import UnsupportedModelError
+from exporter.format.modelfile import (
+    MODEL_FILE,
+    PICKLE_NEEDS_OPT_IN,
+    PICKLE_WEIGHTS_ONLY,
+    PLAIN_EMBEDDINGS,
+    plain_state,
+)
 from exporter.runtime.buckets import run_in_groups
 
 __all__ = [*SURFACE, "add_length_buckets", "has_length_buckets", "is_flair_jit"]
@@ -30,8 +37,9 @@ __all__ = [*SURFACE, "add_length_buckets", "has_length_buckets", "is_flair_jit"]
 SECTION = None
 MODEL_PICKLE_ALWAYS = False
 PICKLE_REASON = "Flair TorchScript (JIT) model (a TorchScript program inside the pickle)"
-#: the embeddings a torch bundle may rebuild from its model.pt without ``allow_pickle``
-DATA_EMBEDDINGS: tuple[str | None, ...] = ("TransformerWordEmbeddings", "TransformerDocumentEmbeddings")
+#: the embeddings a torch bundle may rebuild from its model.pt without ``allow_pickle``: any tree of Flair's
+#: plain-data embeddings (a transformer, word embeddings, character language models, stacks of them, ...)
+DATA_EMBEDDINGS: tuple[str | None, ...] = PLAIN_EMBEDDINGS
 
 _MARK = "_flair_mlflow_length_buckets"
 
@@ -41,11 +49,44 @@ def export(model: Any, directory: Path, config: ExportConfig) -> dict[str, Any]:
 
     The model card (training parameters, which may name optimizer and scheduler classes) is metadata that
     prediction never reads; leaving it out keeps model.pt plain data that loads without ``allow_pickle``.
+    Embeddings that are not plain data (a custom class, which Flair could rebuild only by running its code) are
+    refused here, before anything is written.
     """
-    torch.save(model._get_state_dict(), directory / MODEL_FILE)
     if is_flair_jit(model):  # a TorchScript program inside the pickle
+        torch.save(model._get_state_dict(), directory / MODEL_FILE)
         return {"model_pickle": PICKLE_NEEDS_OPT_IN}
+    _check_plain_embeddings(model)
+    torch.save(plain_state(model._get_state_dict()), directory / MODEL_FILE)
     return {"model_pickle": PICKLE_WEIGHTS_ONLY}
+
+
+def _check_plain_embeddings(model: Any) -> None:
+    """Every embedding in the model's tree is one of Flair's own plain-data classes (not a subclass of one, not a
+    class of the user's, which Flair could rebuild only by running its code)."""
+    import flair.embeddings
+
+    found = list(_embedding_tree(getattr(model, "embeddings", None)))
+    unknown = [e for e in found if getattr(flair.embeddings, type(e).__name__, None) is not type(e)]
+    unknown += [e for e in found if type(e).__name__ not in PLAIN_EMBEDDINGS and e not in unknown]
+    if unknown:
+        names = [f"{type(e).__module__}.{type(e).__name__}" for e in unknown]
+        tree = " > ".join(type(e).__name__ for e in found)
+        raise UnsupportedModelError(
+            f"Cannot bundle a {type(model).__name__} with embeddings {', '.join(names)} (its embeddings: {tree}): "
+            "a bundle holds a Flair model as plain data, which Flair rebuilds only for its own embeddings: "
+            f"{', '.join(PLAIN_EMBEDDINGS)}."
+        )
+
+
+def _embedding_tree(embeddings: Any) -> Iterator[Any]:
+    """``embeddings`` and the embeddings inside it: a stack's members, a document RNN's or pool's stack."""
+    if embeddings is None:
+        return
+    yield embeddings
+    members = getattr(embeddings, "embeddings", None)
+    for member in members if isinstance(members, (list, tuple)) else [members]:
+        if isinstance(member, torch.nn.Module):
+            yield from _embedding_tree(member)
 
 
 def load(

@@ -23,6 +23,7 @@ from exporter.format.modelfile import (
     PICKLE_NEEDS_OPT_IN,
     SUPPORTED_MODELS,
     allow_pickle_from_env,
+    embeddings_classes,
     embeddings_key,
     load_state,
     quiet_model_init,
@@ -103,11 +104,11 @@ def _read_state(path: Path, manifest: Mapping[str, Any], module: ModuleType, all
     if recorded != manifest["model_class"]:
         raise BundleError(f"{path}/{MODEL_FILE} holds a {recorded!r}, the manifest says {manifest['model_class']!r}.")
     if not allow_pickle:
-        embeddings = state.get(embeddings_key(state))
-        name = embeddings.get("__cls__") if isinstance(embeddings, Mapping) else embeddings
-        if name not in module.DATA_EMBEDDINGS:
+        names = embeddings_classes(state.get(embeddings_key(state)))
+        refused = [name for name in names if name not in module.DATA_EMBEDDINGS]
+        if refused:
             raise UnsafeModelFileError(
-                f"{path}/{MODEL_FILE} names embeddings {name!r}; a {manifest['backend']} bundle loaded without "
-                f"allow_pickle may hold only {' or '.join(map(str, module.DATA_EMBEDDINGS))}. {hint}"
+                f"{path}/{MODEL_FILE} names embeddings {', '.join(map(repr, refused))}; a {manifest['backend']} bundle "
+                f"loaded without allow_pickle may hold only {', '.join(map(str, module.DATA_EMBEDDINGS))}. {hint}"
             )
     return state

@@ -25,7 +25,9 @@ protocol 4, which torch's safe reader cannot parse: such files take the full pat
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import copy
 import logging
 import os
 import pickle
@@ -42,11 +44,14 @@ __all__ = [
     "MODEL_FILE",
     "PICKLE_NEEDS_OPT_IN",
     "PICKLE_WEIGHTS_ONLY",
+    "PLAIN_EMBEDDINGS",
     "SUPPORTED_MODELS",
     "allow_pickle_from_env",
+    "embeddings_classes",
     "embeddings_key",
     "load_flair_model",
     "load_state",
+    "plain_state",
     "quiet_model_init",
     "safe_globals",
 ]
@@ -63,6 +68,61 @@ PICKLE_NEEDS_OPT_IN = "needs-allow-pickle"
 MODEL_FILE = "model.pt"
 #: Flair model classes flair-mlflow exports and loads, with the task name the flavor reports
 SUPPORTED_MODELS = {"SequenceTagger": SEQUENCE_TAGGING, "TextClassifier": TEXT_CLASSIFICATION}
+
+
+#: Flair's embeddings whose state is plain data (tensors, numbers, strings, vocabularies, Flair's Dictionary) and
+#: which Flair rebuilds from it through its own fixed registry of embedding classes: a torch bundle may hold any
+#: tree of these (stacked, or under a document RNN or pool), and a model.pt naming any other class is refused
+PLAIN_EMBEDDINGS = (
+    "TransformerWordEmbeddings",
+    "TransformerDocumentEmbeddings",
+    "WordEmbeddings",
+    "FlairEmbeddings",
+    "CharacterEmbeddings",
+    "OneHotEmbeddings",
+    "StackedEmbeddings",
+    "DocumentRNNEmbeddings",
+    "DocumentPoolEmbeddings",
+    "DocumentLMEmbeddings",
+)
+
+
+def embeddings_classes(entry: Any) -> list[str]:
+    """Every embeddings class an embeddings state names, the nested members of a stack, a document RNN or a
+    document pool included (``[None]`` for an entry that names none)."""
+    if isinstance(entry, str):
+        return [entry]
+    if not isinstance(entry, Mapping):
+        return [None]
+    return [entry.get("__cls__"), *_nested_classes(entry)]
+
+
+def _nested_classes(mapping: Mapping[str, Any]) -> list[str]:
+    names = []
+    for value in mapping.values():
+        for member in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(member, Mapping):
+                names += embeddings_classes(member) if "__cls__" in member else _nested_classes(member)
+    return names
+
+
+def plain_state(value: Any) -> Any:
+    """A copy of a Flair state that ``torch.load(weights_only=True)`` reads: Flair's ``Dictionary`` keeps a lookup
+    cache (a ``defaultdict``, built on first use, e.g. by ``FlairEmbeddings``) that the copy leaves out; it is
+    built again on use."""
+    import flair.data
+
+    if isinstance(value, flair.data.Dictionary):
+        dictionary = copy.copy(value)
+        dictionary.__dict__.pop("item2idx_not_encoded", None)
+        return dictionary
+    if isinstance(value, Mapping):
+        items = {key: plain_state(item) for key, item in value.items()}
+        # an OrderedDict (a torch state dict) stays one; any other mapping becomes a plain dict
+        return collections.OrderedDict(items) if isinstance(value, collections.OrderedDict) else items
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain_state(item) for item in value)
+    return value
 
 
 def embeddings_key(state: Mapping[str, Any]) -> str:

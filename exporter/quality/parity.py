@@ -173,7 +173,7 @@ def _max_embedding_diff(original: Any, exported: Any, texts: Sequence[str]) -> f
         exported.embeddings.embed(b)
     diff = 0.0
     for sa, sb in zip(a, b):
-        if original.embeddings.token_embedding:
+        if original.embeddings.embedding_type == "word-level":
             for ta, tb in zip(sa, sb):
                 diff = max(diff, float((ta.get_embedding() - tb.get_embedding()).abs().max()))
         else:

@@ -115,13 +115,13 @@ def find_transformer_embeddings(model: Any) -> Any:
         return embeddings
     model_cls = type(model).__name__
     emb_cls = type(embeddings).__name__ if embeddings is not None else "no embeddings"
-    inner = ""
-    if embeddings is not None and hasattr(embeddings, "embeddings"):
-        inner = " (stacking " + ", ".join(type(e).__name__ for e in embeddings.embeddings) + ")"
+    members = getattr(embeddings, "embeddings", None)  # a stack's list, or a document RNN's one stack
+    members = members if isinstance(members, (list, tuple)) else [members] if members is not None else []
+    inner = f" (over {', '.join(type(e).__name__ for e in members)})" if members else ""
     raise UnsupportedModelError(
-        f"Cannot export a {model_cls} whose embeddings are {emb_cls}{inner}: flair-mlflow accelerates models "
-        "embedded by a single TransformerWordEmbeddings or TransformerDocumentEmbeddings. "
-        "Use backend='torch' to log such a model without conversion."
+        f"Cannot export a {model_cls} whose embeddings are {emb_cls}{inner} to an encoder backend: onnx and "
+        "torchscript export one TransformerWordEmbeddings or TransformerDocumentEmbeddings. Such a model is bundled "
+        "as Flair's own model (backend torch), which save_bundle and save_model choose for it."
     )
 
 

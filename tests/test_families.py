@@ -1,0 +1,168 @@
+"""Flair's classic model families (issue 20, first step): taggers on word embeddings, Flair's character language
+models, character and one-hot embeddings in a stack, and classifiers on document RNN and pool embeddings go
+through save_model, the bundle and the pyfunc as Flair's own model (backend torch), answer as Flair's own
+predict on the original, and load as plain data without allow_pickle."""
+
+from __future__ import annotations
+
+import logging
+
+import mlflow
+import pytest
+from conftest import entities_of
+from flair.data import Sentence
+from test_safe_loading import _plant_payload
+from tinymodels import build_classic_classifier, build_classic_tagger, build_tiny_word_embeddings
+
+import mlflow_flavor
+from exporter import UnsafeModelFileError, UnsupportedModelError, load_bundle, save_bundle
+from exporter.quality.corpus import generate_sentences
+
+TEXTS = generate_sentences(24, seed=21, long_every=0) + ["", "   ", "Zoë Ångström flew to Łódź ."]
+TAGGERS = {
+    "word+flair-lms, BiLSTM-CRF": dict(kind="flair"),
+    "word+chars+one-hot, linear": dict(kind="chars", use_rnn=False, use_crf=False),
+    "words, BiLSTM": dict(kind="words", use_crf=False),
+}
+CLASSIFIERS = ("rnn", "pool")
+
+
+@pytest.fixture(scope="module", params=list(TAGGERS))
+def tagger(request):
+    return build_classic_tagger(**TAGGERS[request.param])
+
+
+@pytest.fixture(scope="module", params=CLASSIFIERS)
+def classifier(request):
+    return build_classic_classifier(request.param)
+
+
+def _flair_entities(model, texts):
+    """What Flair's own predict gives, as the pyfunc reports it: text, label, character offsets, score."""
+    out = []
+    for text in texts:
+        sentence = Sentence(text)
+        model.predict(sentence)
+        spans = sentence.get_spans(model.label_type)
+        out.append([(s.text, s.tag, s.start_position, s.end_position, round(s.score, 5)) for s in spans])
+    return out
+
+
+def _flair_labels(model, texts):
+    sentences = [Sentence(t) for t in texts if t.strip()]
+    model.predict(sentences)
+    return [[(label.value, round(label.score, 5)) for label in s.get_labels(model.label_type)] for s in sentences]
+
+
+def test_a_classic_tagger_is_saved_served_and_answers_as_flair(tagger, tmp_path, caplog):
+    expected = _flair_entities(tagger, TEXTS)
+    assert any(expected), "the random tagger should find something"
+    with caplog.at_level(logging.INFO, logger="exporter.backends"):
+        mlflow_flavor.save_model(tagger, tmp_path / "model")  # the default backend, onnx, asked
+    assert "no single transformer to export to onnx" in caplog.text
+    conf = mlflow.models.Model.load(str(tmp_path / "model")).flavors["flair_mlflow"]
+    assert conf["backend"] == "torch" and conf["parity"]["identical_sentences"] == conf["parity"]["sentences"]
+    pyfunc = mlflow.pyfunc.load_model(str(tmp_path / "model"))  # no allow_pickle anywhere
+    answers = pyfunc.predict(TEXTS)
+    got = [[(e["text"], e["label"], e["start"], e["end"], round(e["score"], 5)) for e in ents] for ents in answers]
+    assert got == expected
+    assert entities_of(pyfunc.get_raw_model(), TEXTS) == entities_of(tagger, TEXTS)
+
+
+def test_a_classic_classifier_is_saved_served_and_answers_as_flair(classifier, tmp_path):
+    texts = [t for t in TEXTS if t.strip()]
+    expected = _flair_labels(classifier, texts)
+    assert len({labels[0][0] for labels in expected}) > 1, "the random classifier should tell texts apart"
+    mlflow_flavor.save_model(classifier, tmp_path / "model")
+    conf = mlflow.models.Model.load(str(tmp_path / "model")).flavors["flair_mlflow"]
+    assert conf["backend"] == "torch" and conf["task"] == "text-classification"
+    answers = mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(texts)
+    assert [[(a["label"], round(a["score"], 5)) for a in labels] for labels in answers] == expected
+
+
+def test_the_bundle_is_plain_data_and_a_planted_payload_is_refused(tmp_path):
+    tagger = build_classic_tagger("flair")
+    tagger.predict([Sentence("Flair's character dictionary caches its lookups after a first predict .")])
+    info = save_bundle(tagger, tmp_path / "bundle")
+    assert info.manifest["backend"] == "torch" and info.manifest["model_pickle"] == "weights-only"
+    assert entities_of(load_bundle(info.path, allow_pickle=False), TEXTS) == entities_of(tagger, TEXTS)
+    marker = tmp_path / "pwned"
+    _plant_payload(info.path, marker)
+    with pytest.raises(UnsafeModelFileError, match="not plain data"):
+        load_bundle(info.path)
+    assert not marker.exists()
+
+
+def test_a_bundle_naming_an_embeddings_class_outside_the_list_is_refused(tmp_path):
+    import torch
+    from test_safe_loading import _rewrite_manifest
+
+    info = save_bundle(build_classic_tagger("words", use_crf=False), tmp_path / "bundle")
+    state = torch.load(info.path / "model.pt", weights_only=False)
+    state["embeddings"]["__cls__"] = "TransformerJitWordEmbeddings"  # plain data, but a class that carries code
+    torch.save(state, info.path / "model.pt")
+    _rewrite_manifest(info.path, lambda manifest: None)
+    with pytest.raises(UnsafeModelFileError, match="names embeddings 'TransformerJitWordEmbeddings'"):
+        load_bundle(info.path)
+
+
+def test_embeddings_flair_cannot_rebuild_from_data_are_refused_with_the_class_named(tmp_path):
+    from flair.embeddings import TokenEmbeddings
+    from flair.models import SequenceTagger
+
+    class MyEmbeddings(TokenEmbeddings):
+        def __init__(self):
+            super().__init__()
+            self.inner = build_tiny_word_embeddings()
+            self.name = "mine"
+            self.static_embeddings = True
+
+        @property
+        def embedding_length(self):
+            return self.inner.embedding_length
+
+        def _add_embeddings_internal(self, sentences):
+            return self.inner.embed(sentences)
+
+        def to_params(self):
+            return {}
+
+    tags = build_classic_tagger("words").label_dictionary
+    tagger = SequenceTagger(embeddings=MyEmbeddings(), tag_dictionary=tags, tag_type="ner", use_crf=False)
+    out = tmp_path / "out"
+    with pytest.raises(UnsupportedModelError, match=r"embeddings test_families\.MyEmbeddings .*FlairEmbeddings"):
+        save_bundle(tagger, out / "bundle")
+    assert not list(out.iterdir())  # nothing half-written
+
+
+def test_the_encoder_backends_name_what_they_export_when_refusing():
+    """A classifier on DocumentRNNEmbeddings crashed the refusal message (its embeddings hold one stack)."""
+    from exporter.runtime.settings import find_transformer_embeddings
+
+    with pytest.raises(UnsupportedModelError, match=r"DocumentRNNEmbeddings \(over StackedEmbeddings\).*backend torch"):
+        find_transformer_embeddings(build_classic_classifier("rnn"))
+
+
+@pytest.mark.slow
+def test_classic_models_answer_through_a_real_mlflow_models_serve(tmp_path):
+    """One model of each output kind, served by `mlflow models serve` as a user runs it: the same answers as
+    in-process, which are Flair's own."""
+    from servers import model_server, post_json
+
+    texts = [t for t in TEXTS if t.strip()][:8]
+    tagger, classifier = build_classic_tagger("flair"), build_classic_classifier("rnn")
+    expected = {
+        "tagger": [[(t, label) for t, label, *_ in ents] for ents in _flair_entities(tagger, texts)],
+        "classifier": [[label for label, _ in labels] for labels in _flair_labels(classifier, texts)],
+    }
+    for name, model in (("tagger", tagger), ("classifier", classifier)):
+        path = tmp_path / name
+        mlflow_flavor.save_model(model, path)
+        local = mlflow.pyfunc.load_model(str(path)).predict(texts)
+        with model_server(str(path), tmp_path / f"{name}.log") as url:
+            status, body = post_json(f"{url}/invocations", {"inputs": texts})
+        assert status == 200, body
+        assert body["predictions"] == local, name
+        key = "text" if name == "tagger" else "label"
+        answers = [[(a["text"], a["label"]) if key == "text" else a["label"] for a in row] for row in local]
+        assert answers == expected[name]
