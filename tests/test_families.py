@@ -166,3 +166,24 @@ def test_classic_models_answer_through_a_real_mlflow_models_serve(tmp_path):
         key = "text" if name == "tagger" else "label"
         answers = [[(a["text"], a["label"]) if key == "text" else a["label"] for a in row] for row in local]
         assert answers == expected[name]
+
+
+def test_bench_takes_a_classic_tagger_and_runs_what_applies(tmp_path, caplog):
+    """Flair's PyTorch predict against each backend that applies: for a model without a transformer, Flair's own
+    model; the encoder variants and Flair's export_onnx are skipped, and the log says so."""
+    import torch
+
+    from exporter.tools.bench import BenchConfig, run_benchmark
+
+    path = tmp_path / "classic.pt"
+    tagger = build_classic_tagger("flair")
+    torch.save(tagger._get_state_dict(), path)
+    config = BenchConfig(
+        model_path=path, num_sentences=16, batch_sizes=(8,), small_batch_sentences=16, repeats=1, measure_memory=False
+    )
+    with caplog.at_level(logging.INFO, logger="exporter.tools.bench"):
+        result = run_benchmark(config, log_to_mlflow=False)
+    assert [row["backend"] for row in result.rows] == ["flair-pytorch", "torch"]
+    assert "skipped onnx" in caplog.text
+    torch_row = result.rows[1]
+    assert torch_row["identical"] == torch_row["sentences"] == 16, torch_row

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.backends.flair_onnx import apply_runtime, legacy_onnx_export
+from exporter.backends.kinds import has_one_transformer
 from exporter.backends.tracing import HiddenStates
 from exporter.bundle.load import load_bundle
 from exporter.bundle.save import save_bundle
@@ -374,15 +375,29 @@ def _line_up(config: BenchConfig, work: Path, texts: list[str]) -> _Lineup:
     baseline = load_flair_model(config.model_path)
     lineup.add(BASELINE, baseline, 0.0, config.model_path.stat().st_size, ("flair", config.model_path))
     runtime = RuntimeOptions(intra_op_num_threads=config.threads, inter_op_num_threads=1)
-    if config.include_flair_onnx:
+    transformer = has_one_transformer(baseline)
+    backends = config.backends if transformer else _without_transformer(config.backends)
+    if config.include_flair_onnx and transformer:
         _add_anchor(lineup, config.model_path, work, texts, runtime)
-    if config.include_pytorch_buckets:
+    if config.include_pytorch_buckets and transformer:
         started = time.perf_counter()
         model = _pytorch_buckets(config.model_path)
         lineup.add(PYTORCH_BUCKETS, model, time.perf_counter() - started, lineup.sizes[BASELINE])
-    for backend in tqdm(config.backends, desc="exporting", unit="variant"):
+    for backend in tqdm(backends, desc="exporting", unit="variant"):
         _add_variant(lineup, backend, _variant_runtime(config, backend, runtime), work)
     return lineup
+
+
+def _without_transformer(backends: tuple[str, ...]) -> tuple[str, ...]:
+    """The variants that apply to a model without one transformer embedding: Flair's own model (``torch``), which
+    every backend bundles it as; Flair's export_onnx and the encoder variants have nothing to export."""
+    skipped = [b for b in backends if VARIANTS[b]["backend"] != Backend.TORCH]
+    if skipped:
+        log.info(
+            "The model holds no single transformer to export: benchmarking Flair's own model (torch) only; skipped %s",
+            ", ".join(skipped),
+        )
+    return ("torch",)
 
 
 def _add_anchor(lineup: _Lineup, model_path: Path, work: Path, texts: list[str], runtime: RuntimeOptions) -> None:
