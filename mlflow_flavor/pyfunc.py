@@ -225,10 +225,24 @@ class _Offsets:
         return self.kept[first + start], self.kept[first + end - 1] + 1
 
 
+def _labeled(sentence: Any, tag_type: str) -> list[Any]:
+    """What a tagger labeled, in text order: its spans (entities, chunks), or, for a tagger of token labels (part
+    of speech: Flair's ``predict_spans`` is off), its tokens."""
+    spans = sentence.get_spans(tag_type)
+    if spans:
+        return spans
+    return sorted(
+        {id(label.data_point): label.data_point for label in sentence.get_labels(tag_type)}.values(),
+        key=lambda point: point.start_position,
+    )
+
+
 def _entities(sentence: Any, text: str, tag_type: str, min_score: float, offsets: _Offsets) -> list[dict[str, Any]]:
+    """One record per labeled span (or token, for a tagger of token labels): its text, label, offsets into the
+    caller's text and score, as Flair's own predict labels the sentence."""
     entities = []
     base = sentence.start_position or 0
-    for span in sentence.get_spans(tag_type):
+    for span in _labeled(sentence, tag_type):
         label = span.get_label(tag_type)
         if label.score < min_score:
             continue
@@ -240,11 +254,17 @@ def _entities(sentence: Any, text: str, tag_type: str, min_score: float, offsets
 
 
 def _tokens(sentence: Any, text: str, tag_type: str, offsets: _Offsets) -> list[dict[str, Any]]:
+    from flair.data import Token
+
     tags: dict[int, str] = {}
-    for span in sentence.get_spans(tag_type):
+    for span in _labeled(sentence, tag_type):
         label = span.get_label(tag_type).value
-        for i, token in enumerate(span.tokens):
-            prefix = "S" if len(span.tokens) == 1 else "B" if i == 0 else "E" if i == len(span.tokens) - 1 else "I"
+        if isinstance(span, Token):  # a token label (part of speech): the label as it is
+            tags[span.idx] = label
+            continue
+        tokens = span.tokens
+        for i, token in enumerate(tokens):
+            prefix = "S" if len(tokens) == 1 else "B" if i == 0 else "E" if i == len(tokens) - 1 else "I"
             tags[token.idx] = f"{prefix}-{label}"
     base = sentence.start_position or 0
     result = []

@@ -12,7 +12,7 @@ import pytest
 from conftest import entities_of
 from flair.data import Sentence
 from test_safe_loading import _plant_payload
-from tinymodels import build_classic_classifier, build_classic_tagger, build_tiny_word_embeddings
+from tinymodels import build_classic_classifier, build_classic_tagger, build_pos_tagger, build_tiny_word_embeddings
 
 import mlflow_flavor
 from exporter import UnsafeModelFileError, UnsupportedModelError, load_bundle, save_bundle
@@ -67,6 +67,26 @@ def test_a_classic_tagger_is_saved_served_and_answers_as_flair(tagger, tmp_path,
     got = [[(e["text"], e["label"], e["start"], e["end"], round(e["score"], 5)) for e in ents] for ents in answers]
     assert got == expected
     assert entities_of(pyfunc.get_raw_model(), TEXTS) == entities_of(tagger, TEXTS)
+
+
+def test_a_part_of_speech_tagger_answers_each_tokens_tag(tmp_path):
+    """pos-english's kind labels tokens, not spans: one record per token, its tag, offsets and score (the pyfunc
+    answered no entities at all for such a tagger)."""
+    tagger = build_pos_tagger()
+    texts = [t for t in TEXTS if t.strip()][:10]
+    expected = []
+    for text in texts:
+        sentence = Sentence(text)
+        tagger.predict(sentence)
+        labels = sentence.get_labels("pos")
+        expected.append([(x.data_point.text, x.value, x.data_point.start_position, round(x.score, 5)) for x in labels])
+    assert all(len(e) == len(Sentence(t)) for e, t in zip(expected, texts))  # every token tagged
+    mlflow_flavor.save_model(tagger, tmp_path / "model")
+    pyfunc = mlflow.pyfunc.load_model(str(tmp_path / "model"))
+    got = [[(e["text"], e["label"], e["start"], round(e["score"], 5)) for e in ents] for ents in pyfunc.predict(texts)]
+    assert got == expected
+    (first,) = pyfunc.predict(texts[:1], params={"return_tokens": True})
+    assert [t["tag"] for t in first["tokens"]] == [label for _, label, _, _ in expected[0]]
 
 
 def test_a_classic_classifier_is_saved_served_and_answers_as_flair(classifier, tmp_path):

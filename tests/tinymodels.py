@@ -260,3 +260,26 @@ def build_classic_classifier(kind: str = "rnn", seed: int = 0):
         for p in classifier.decoder.parameters():
             p.mul_(20.0)
     return classifier.eval()
+
+
+def build_pos_tagger(seed: int = 0):
+    """A random part-of-speech tagger of pos-english's kind: token labels (no spans), word and forward/backward
+    character-LM embeddings, BiLSTM without CRF."""
+    import flair
+    import torch
+    from flair.data import Dictionary
+    from flair.embeddings import StackedEmbeddings
+    from flair.models import SequenceTagger
+
+    flair.set_seed(seed)
+    tags = Dictionary(add_unk=False)
+    for tag in ("NOUN", "VERB", "DET", "ADP", "PROPN", "ADJ", "PUNCT"):
+        tags.add_item(tag)
+    embeddings = StackedEmbeddings(
+        [build_tiny_word_embeddings(seed=seed), build_tiny_flair_embeddings(True), build_tiny_flair_embeddings(False)]
+    )
+    tagger = SequenceTagger(embeddings=embeddings, tag_dictionary=tags, tag_type="pos", use_crf=False, hidden_size=16)
+    with torch.no_grad():
+        for p in tagger.linear.parameters():
+            p.mul_(8.0)
+    return tagger.eval()
