@@ -81,6 +81,9 @@ def test_a_part_of_speech_tagger_answers_each_tokens_tag(tmp_path):
         labels = sentence.get_labels("pos")
         expected.append([(x.data_point.text, x.value, x.data_point.start_position, round(x.score, 5)) for x in labels])
     assert all(len(e) == len(Sentence(t)) for e, t in zip(expected, texts))  # every token tagged
+    # the parity gate compares every token's tag (it compared nothing for such a tagger)
+    parity = save_bundle(tagger, tmp_path / "bundle").manifest["parity"]
+    assert parity["entities_original"] >= parity["sentences"] and parity["tag_agreement"] == 1.0
     mlflow_flavor.save_model(tagger, tmp_path / "model")
     pyfunc = mlflow.pyfunc.load_model(str(tmp_path / "model"))
     got = [[(e["text"], e["label"], e["start"], round(e["score"], 5)) for e in ents] for ents in pyfunc.predict(texts)]

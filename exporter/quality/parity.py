@@ -44,11 +44,19 @@ _DRAWS_PER_CHUNK = 500_000  # sentence draws resampled at once (bounds the memor
 
 
 def predictions(sentence: Any, label_type: str) -> list[tuple]:
-    """What a model predicted for a sentence: entity spans for taggers, labels for text classifiers."""
+    """What a model predicted for a sentence: entity spans for taggers, each token's label for taggers of token
+    labels (part of speech) as ``(start, end, label)`` too, labels for text classifiers."""
     spans = entity_spans(sentence, label_type)
     if spans:
         return spans
-    return [(label.value,) for label in sentence.get_labels(label_type) if label.data_point is sentence]
+    return [
+        (label.value,) if label.data_point is sentence else (*_offsets(label.data_point), label.value)
+        for label in sentence.get_labels(label_type)
+    ]
+
+
+def _offsets(point: Any) -> tuple[int, int]:
+    return point.start_position, point.end_position
 
 
 def label_scores(sentence: Any, label_type: str) -> dict[str, float]:
