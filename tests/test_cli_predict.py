@@ -27,6 +27,10 @@ def test_predict_a_bundle_directory_from_arguments_a_file_and_stdin(tiny_bundle,
     lines.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
     assert _json(runner.invoke(main, ["predict", str(tiny_bundle), "--file", str(lines)])) == from_args
     assert _json(runner.invoke(main, ["predict", str(tiny_bundle), "--file", "-"], input="\n".join(TEXTS))) == from_args
+    # '-' as a text reads standard input where it stands, as Unix tools do (it tagged the text "-")
+    assert _json(runner.invoke(main, ["predict", str(tiny_bundle), "-"], input="\n".join(TEXTS))) == from_args
+    piped = _json(runner.invoke(main, ["predict", str(tiny_bundle), TEXTS[1], "-"], input=TEXTS[0] + "\n"))
+    assert piped == [from_args[1], from_args[0]]
     tokens = _json(runner.invoke(main, ["predict", str(tiny_bundle), "--return-tokens", TEXTS[0]]))
     assert tokens[0]["entities"] == from_args[0] and [t["text"] for t in tokens[0]["tokens"]][:2] == [
         "Angela",
@@ -46,6 +50,12 @@ def test_predict_errors_say_what_to_do(tiny_bundle, tmp_path):
     assert result.exit_code == 2 and "'top_k' does not apply to a sequence tagger" in result.output
     result = runner.invoke(main, ["predict", str(tmp_path / "missing"), "x"])
     assert result.exit_code == 2 and "is not a model reference" in result.output
+    # a missing --file: click's one-line error naming the option, no traceback
+    result = runner.invoke(main, ["predict", str(tiny_bundle), "--file", str(tmp_path / "nowhere.txt")])
+    assert result.exit_code == 2 and "'--file'" in result.output and "does not exist" in result.output
+    assert "Traceback" not in result.output
+    result = runner.invoke(main, ["predict", str(tiny_bundle), "-", "--file", "-"], input="x\n")
+    assert result.exit_code == 2 and "Standard input can be read once" in result.output
 
 
 @pytest.mark.slow

@@ -148,3 +148,18 @@ def test_recipe_report_measures_every_variant_side_by_side_and_logs_a_run(tiny_t
         "int8-dynamic": {"agreement_f1": round(dynamic["agreement_f1"], 4), "speed_b32": round(dynamic["ratio_b32"], 2)}
     }
     assert measured["fp32"] == {"speed_b32": round(fp32["ratio_b32"], 2)} and "int8-report" in measured["measured_on"]
+
+
+def test_an_int8_export_keeps_the_quantizers_info_lines_to_itself(tiny_tagger, tmp_path, caplog):
+    """ONNX Runtime's quantizers log every tensor at INFO (608 lines for MiniLM on stderr, issue 23 item 1)."""
+    import logging
+
+    quantizer_logger = logging.getLogger("onnxruntime.quantization")
+    before = quantizer_logger.level
+    config = ExportConfig(onnx=OnnxOptions(quantize="int8-block32"), parity=ParityConfig(enabled=False))
+    with caplog.at_level(logging.INFO):
+        save_bundle(tiny_tagger, tmp_path / "b", config)
+    chatter = [r for r in caplog.records if "onnxruntime" in r.pathname and r.levelno < logging.WARNING]
+    assert chatter == [], [r.getMessage() for r in chatter[:3]]
+    assert any(r.name.startswith("exporter") for r in caplog.records)  # our own milestones still show
+    assert quantizer_logger.level == before

@@ -34,16 +34,29 @@ class _DropQuantizerChatter(logging.Filter):
         return record.levelno >= logging.WARNING or "onnxruntime" not in record.pathname.replace("\\", "/")
 
 
+#: ONNX Runtime's quantizers log every tensor at INFO through these loggers (and the root logger): hundreds
+#: of lines per export ("skip to quantize /model/Shape ...") that concern nobody exporting a model
+_QUANTIZER_LOGGERS = ("onnxruntime.quantization",)
+
+
 @contextlib.contextmanager
 def _quiet_quantizer() -> Iterator[None]:
-    """Within the block, the root logger drops the quantizer's INFO records (and nobody else's)."""
+    """Within the block, ONNX Runtime's quantizers keep their INFO records to themselves (warnings pass): those
+    of its named loggers by their level (a logger's filter sees none of its children's records), those it logs on
+    the root logger by a filter there."""
     root = logging.getLogger()
     chatter = _DropQuantizerChatter()
     root.addFilter(chatter)
+    loggers = [logging.getLogger(name) for name in _QUANTIZER_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
     try:
         yield
     finally:
         root.removeFilter(chatter)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _dynamic_int8(target: Path, options: OnnxOptions) -> tuple[Any, dict[str, Any]]:

@@ -380,7 +380,7 @@ def verify(model, tracking_uri):
 @click.option(
     "--file",
     "text_file",
-    type=click.Path(allow_dash=True, dir_okay=False),
+    type=click.Path(exists=True, allow_dash=True, dir_okay=False),
     help="Texts from a file, one per line ('-': standard input).",
 )
 @click.option("--min-score", type=click.FloatRange(0, 1), default=None, help="Drop answers scored below this.")
@@ -390,14 +390,19 @@ def verify(model, tracking_uri):
 @click.option("--mini-batch-size", type=click.IntRange(1, 1024), default=None)
 @click.option("--tracking-uri", default=None, help="For models:/ URIs; defaults to MLFLOW_TRACKING_URI.")
 def predict(model, texts, text_file, min_score, return_tokens, split_sentences, top_k, mini_batch_size, tracking_uri):
-    """Answer TEXTS (or the lines of --file, '-' for stdin) with MODEL as JSON.
+    """Answer TEXTS (or the lines of --file; '-', as a text or as the file, reads them from standard input) with
+    MODEL as JSON.
 
     MODEL is a models:/ URI (fetched once, verified, cached), an MLflow model directory or a bundle
     directory written by `flair-mlflow export`. The options are the pyfunc's params.
     """
+    if "-" in texts:  # as Unix tools read it: standard input, one text per line, where the '-' stands
+        if text_file == "-":
+            raise click.UsageError("Standard input can be read once: give '-' as a text or as --file, not both.")
+        index = texts.index("-")
+        texts = texts[:index] + _lines("-") + tuple(t for t in texts[index + 1 :] if t != "-")
     if text_file is not None:
-        with click.open_file(text_file, encoding="utf-8") as f:
-            texts = tuple(texts) + tuple(line.rstrip("\n") for line in f)
+        texts = tuple(texts) + _lines(text_file)
     if not texts:
         raise click.UsageError("Give texts as arguments, or --file PATH (one text per line; '-' reads stdin).")
     given = {
@@ -413,6 +418,12 @@ def predict(model, texts, text_file, min_score, return_tokens, split_sentences, 
     loaded = load_reference(model, located=located)
     answers = loaded.predictor.predict(list(texts), params=params or None)
     click.echo(json.dumps(answers, indent=2, ensure_ascii=False))
+
+
+def _lines(path: str) -> tuple[str, ...]:
+    """The lines of a text file (``-``: standard input), one text each."""
+    with click.open_file(path, encoding="utf-8") as f:
+        return tuple(line.rstrip("\n") for line in f)
 
 
 @main.command()
