@@ -239,12 +239,7 @@ def load_flair_model(path: str | Path, allow_pickle: bool | None = None) -> Any:
     except UnsafeModelFileError as e:
         if allow_pickle is False:
             raise
-        log.warning(
-            "%s needs full unpickling (it is more than plain data: %s); loading it that way because it was given "
-            "as your own model file. Only load .pt files you trust.",
-            path,
-            e.reason or e,
-        )
+        _warn_unpickling_once(path, e.reason or str(e))
         state = _load_state_unsafe(path)
     except UnsupportedModelError:
         raise
@@ -261,6 +256,25 @@ def load_flair_model(path: str | Path, allow_pickle: bool | None = None) -> Any:
             return getattr(flair.models, cls_name).load(state)
     except Exception as e:
         raise UnsupportedModelError(f"{path} could not be loaded as a Flair {cls_name}: {e}") from e
+
+
+#: the files (resolved path, modification time) this process already warned about: one warning per file
+_WARNED_UNPICKLING: set[tuple[str, int]] = set()
+
+
+def _warn_unpickling_once(path: Path, reason: str) -> None:
+    """Say once per file and process that a user's own model file is unpickled fully, and how to stop it."""
+    key = (str(path.resolve()), path.stat().st_mtime_ns)
+    if key in _WARNED_UNPICKLING:
+        return
+    _WARNED_UNPICKLING.add(key)
+    log.warning(
+        "%s needs full unpickling (it is more than plain data: %s); loading it that way because it was given as "
+        "your own model file. Only load .pt files you trust. To load it as data, without running code and without "
+        "this warning, save it once as plain data: torch.save(model._get_state_dict(), path).",
+        path,
+        reason,
+    )
 
 
 def _load_state_unsafe(path: Path) -> dict[str, Any]:
