@@ -208,3 +208,14 @@ def test_a_classifier_gate_reports_the_interval_of_its_label_f1(tiny_bert, tmp_p
     texts = tuple(check_sentences(24))
     report = save_bundle(classifier, tmp_path / "b", ExportConfig(parity_sentences=texts)).manifest["parity"]
     assert report["sentences"] == 24 and report["entity_f1_vs_original_interval"] == [1.0, 1.0]
+
+
+def test_the_gates_line_shows_what_changed_beside_the_verdict(tiny_tagger, tmp_path, caplog):
+    """A lossy export that passes says how many sentences changed, not only that it passed (issue 23 item 10)."""
+    config = ExportConfig(onnx=INT8, parity=ParityConfig(min_entity_f1=0.5, num_sentences=32))
+    with caplog.at_level(logging.INFO, logger="exporter.quality.parity"):
+        report = save_bundle(tiny_tagger, tmp_path / "b", config).manifest["parity"]
+    changed = report["sentences"] - report["identical_sentences"]
+    assert report["passed"] and changed > 0  # the random tagger's near ties: int8 changes some
+    assert f"Parity (int8-dynamic) passed on 32 sentences: {changed} changed, " in caplog.text
+    assert "), needs >= 0.5," in caplog.text

@@ -318,6 +318,7 @@ def _interval(report: dict[str, Any], key: str) -> str:
 
 
 def _log_report(report: dict[str, Any]) -> None:
+    """One line: the verdict, how many sentences changed beside the F1 and its interval, the thresholds."""
     gold = (
         f", gold F1 {report['gold_f1_original']:.4f} -> {report['gold_f1_exported']:.4f}"
         f" (drop {report['gold_f1_drop']:.4f}, {_interval(report, 'gold_f1_drop')})"
@@ -325,16 +326,21 @@ def _log_report(report: dict[str, Any]) -> None:
         else ""
     )
     recipe = f" ({report['int8_recipe']})" if "int8_recipe" in report else ""
+    thresholds = report["thresholds"]
     log.info(
-        "Parity%s on %d sentences: %d identical (%.4f), entity F1 vs original %.4f (%d %% interval %s), "
-        "max embedding diff %.2e%s",
+        "Parity%s %s on %d sentences: %d changed, %d identical (%.4f, needs >= %s), entity F1 vs original %.4f "
+        "(%d %% interval %s), needs >= %s, max embedding diff %.2e%s",
         recipe,
+        "passed" if report["passed"] else "FAILED",
         report["sentences"],
+        report["sentences"] - report["identical_sentences"],
         report["identical_sentences"],
         report["tag_agreement"],
+        thresholds["min_tag_agreement"],
         report["entity_f1_vs_original"],
         round(100 * report["bootstrap"]["confidence"]),
         _interval(report, "entity_f1_vs_original"),
+        thresholds["min_entity_f1"],
         report["max_abs_embedding_diff"],
         gold,
     )
