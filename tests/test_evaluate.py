@@ -243,11 +243,16 @@ def test_gate_refuses_a_worse_challenger_and_accepts_an_equal_one(tiny_tagger, w
 
     # an equal model (the same tagger, another backend) passes a gate that allows no drop at all
     equal = _register(tiny_tagger, backend="torch")
-    result = promote(PromotionConfig(name="ner", version=equal, **{**gate, "max_f1_drop": 0.0, "min_f1": 0.5}))
+    # on the first 12 sentences of the labeled set only (--limit, as evaluate's; issue 23 item 11)
+    out = CliRunner().invoke(main, [*args[:4], equal, *args[5:], "--eval-conll", str(own_conll), "--limit", "2.5"])
+    assert out.exit_code == 2 and "'--limit'" in out.output and "not a positive whole number" in out.output
+    limited = {**gate, "max_f1_drop": 0.0, "min_f1": 0.5, "eval_limit": 12}
+    result = promote(PromotionConfig(name="ner", version=equal, **limited))
     assert _where(client) == (equal, {champion: "Archived", worse: "None", equal: "Production"})
     assert client.get_model_version("ner", equal).tags[EVALUATION_RUN_TAG] == result.evaluation_run_id
     metrics = mlflow.get_run(result.evaluation_run_id).data.metrics
     assert metrics["f1_micro"] == metrics["champion_f1_micro"] >= 0.5
+    assert metrics["sentences"] == metrics["champion_sentences"] == 12
 
 
 @pytest.mark.slow

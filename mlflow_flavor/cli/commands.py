@@ -647,6 +647,20 @@ def evaluate(model, data, champion, limit, batch_size, experiment_name, tracking
     click.echo(json.dumps(report.summary(), indent=2))
 
 
+class _OptionalInt(_OptionalFloat):
+    """A whole number, or an empty string for none (MLflow project parameters default to "")."""
+
+    name = "integer"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number is None:
+            return None
+        if number != int(number) or number < 1:
+            self.fail(f"{value!r} is not a positive whole number", param, ctx)
+        return int(number)
+
+
 @main.command()
 @click.option("--name", required=True, help="Registered model name in the source registry.")
 @click.option("--version", required=True, help="Version number, or @alias.")
@@ -678,6 +692,13 @@ def evaluate(model, data, champion, limit, batch_size, experiment_name, tracking
     help="Labeled set to evaluate the version and the champion on before anything moves (CoNLL; classifiers: "
     "'__label__x text' lines).",
 )
+@click.option(
+    "--limit",
+    "eval_limit",
+    type=_OptionalInt(),
+    default=None,
+    help="Only the first N sentences or texts of --eval-conll (as evaluate's --limit).",
+)
 @click.option("--min-f1", type=_OptionalFloat(), default=None, help="Least F1 (micro) the version must reach.")
 @click.option("--max-f1-drop", type=_OptionalFloat(), default=None, help="Most its F1 may fall below the champion's.")
 def promote(name, version, to_alias, to_stage, tracking_uri, target_tracking_uri, target_name, **options):
@@ -702,6 +723,7 @@ def promote(name, version, to_alias, to_stage, tracking_uri, target_tracking_uri
         archive_existing=options["archive_existing"],
         allow_untagged=options["allow_untagged"],
         eval_conll=options["eval_conll"] or None,
+        eval_limit=options["eval_limit"],
         min_f1=options["min_f1"],
         max_f1_drop=options["max_f1_drop"],
     )

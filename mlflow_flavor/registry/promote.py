@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from exporter.config import check_integer
 from exporter.errors import BundleError, ConfigError, FlairMlflowError
 from mlflow_flavor.fetch import (
     BUNDLE_DIGEST_TAG,
@@ -87,6 +88,7 @@ class PromotionConfig:
             plain MLflow calls); its files are then checked against its own manifest only.
         eval_conll: a labeled file (CoNLL for taggers, ``__label__x text`` lines for classifiers): evaluate the
             version and the champion on it before anything moves, in one run of the target experiment.
+        eval_limit: only the first that many sentences or texts of ``eval_conll`` (None: all of them).
         min_f1: the least entity F1 (micro; label F1 for classifiers) the version must reach.
         max_f1_drop: the most its F1 may fall below the champion's (ignored while there is no champion).
     """
@@ -103,6 +105,7 @@ class PromotionConfig:
     archive_existing: bool = True
     allow_untagged: bool = False
     eval_conll: str | None = None
+    eval_limit: int | None = None
     min_f1: float | None = None
     max_f1_drop: float | None = None
 
@@ -130,6 +133,8 @@ class PromotionConfig:
             raise ConfigError(
                 "min_f1 and max_f1_drop need a labeled set to evaluate on: give eval_conll (--eval-conll)."
             )
+        if self.eval_limit is not None:
+            check_integer("eval_limit", self.eval_limit, 1, note="or None: all")
 
     @property
     def gate(self):
@@ -456,6 +461,7 @@ def _quality_gate(config: PromotionConfig, client, name: str, version: str, sour
             champion_dir = verified.path
         evaluation = EvaluationConfig(
             data=config.eval_conll,
+            limit=config.eval_limit,
             experiment_id=_target_experiment(client, config),
             run_name=f"evaluate-{name}-v{version}",
         )
