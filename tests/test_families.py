@@ -210,3 +210,24 @@ def test_bench_takes_a_classic_tagger_and_runs_what_applies(tmp_path, caplog):
     assert "skipped onnx" in caplog.text
     torch_row = result.rows[1]
     assert torch_row["identical"] == torch_row["sentences"] == 16, torch_row
+
+
+@pytest.mark.parametrize("kind", ["classifier", "tagger"])
+def test_a_tars_model_answers_for_its_current_task_as_flair(tiny_bert, kind, tmp_path):
+    """TARS zero-shot models (tars-base, tars-ner) as Flair's own model: the current task's labels, by default."""
+    from tinymodels import build_tiny_tars
+
+    tars = build_tiny_tars(tiny_bert, kind)
+    texts = [t for t in TEXTS if t.strip()][:8]
+    mlflow_flavor.save_model(tars, tmp_path / "model")
+    conf = mlflow.models.Model.load(str(tmp_path / "model")).flavors["flair_mlflow"]
+    assert conf["backend"] == "torch" and conf["model_class"] == f"TARS{kind.title()}"
+    answers = mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(texts)
+    if kind == "classifier":
+        expected = _flair_labels(tars, texts)
+        assert [[(a["label"], round(a["score"], 5)) for a in labels] for labels in answers] == expected
+        assert all(expected)  # single-label: every text gets its best label, with its score
+    else:
+        expected = _flair_entities(tars, texts)
+        got = [[(e["text"], e["label"], e["start"], e["end"], round(e["score"], 5)) for e in ents] for ents in answers]
+        assert got == expected and any(expected)

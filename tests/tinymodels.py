@@ -283,3 +283,28 @@ def build_pos_tagger(seed: int = 0):
         for p in tagger.linear.parameters():
             p.mul_(8.0)
     return tagger.eval()
+
+
+def build_tiny_tars(bert_dir: Path, kind: str = "classifier", seed: int = 0):
+    """A random TARS zero-shot model over the tiny BERT, switched to a task of its own (topics, or person/city
+    entities), its head scaled so that it answers something."""
+    import flair
+    import torch
+    from flair.models import TARSClassifier, TARSTagger
+
+    flair.set_seed(seed)
+    if kind == "classifier":
+        tars = TARSClassifier(embeddings=str(bert_dir))
+        # single-label: TARS answers each text with its best label (a random model scores every label below 0.5)
+        tars.add_and_switch_to_new_task(
+            "topics", ["sports", "business", "politics"], label_type="topic", multi_label=False
+        )
+    else:
+        tars = TARSTagger(embeddings=str(bert_dir))
+        tars.add_and_switch_to_new_task("entities", ["person", "city"], label_type="ner")
+    if kind != "classifier":
+        with torch.no_grad():
+            for p in tars.tars_model.linear.parameters():
+                p.mul_(30.0)
+    tars.eval()  # TARS's eval() returns nothing
+    return tars

@@ -28,6 +28,7 @@ from exporter.format.modelfile import (
     PICKLE_NEEDS_OPT_IN,
     PICKLE_WEIGHTS_ONLY,
     PLAIN_EMBEDDINGS,
+    model_embeddings,
     plain_state,
 )
 from exporter.runtime.buckets import run_in_groups
@@ -65,7 +66,7 @@ def _check_plain_embeddings(model: Any) -> None:
     class of the user's, which Flair could rebuild only by running its code)."""
     import flair.embeddings
 
-    found = list(_embedding_tree(getattr(model, "embeddings", None)))
+    found = list(_embedding_tree(model_embeddings(model)))
     unknown = [e for e in found if getattr(flair.embeddings, type(e).__name__, None) is not type(e)]
     unknown += [e for e in found if type(e).__name__ not in PLAIN_EMBEDDINGS and e not in unknown]
     if unknown:

@@ -59,7 +59,7 @@ def _model_class(model: Any) -> str:
         what = type(embeddings).__name__ if embeddings is not None else "no embeddings"
         raise UnsupportedModelError(
             f"Cannot export a {type(model).__module__}.{name} (embeddings: {what}): flair-mlflow supports "
-            f"{' and '.join(SUPPORTED_MODELS)} from Flair itself, whose predict it reproduces. Other models "
+            f"{', '.join(SUPPORTED_MODELS)} from Flair itself, whose predict it reproduces. Other models "
             "(and subclasses, which may predict differently) are refused rather than exported into something "
             "that could tag or classify wrongly."
         )

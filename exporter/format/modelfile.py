@@ -51,6 +51,7 @@ __all__ = [
     "embeddings_key",
     "load_flair_model",
     "load_state",
+    "model_embeddings",
     "plain_state",
     "quiet_model_init",
     "safe_globals",
@@ -67,7 +68,13 @@ PICKLE_NEEDS_OPT_IN = "needs-allow-pickle"
 #: the Flair model file in a bundle
 MODEL_FILE = "model.pt"
 #: Flair model classes flair-mlflow exports and loads, with the task name the flavor reports
-SUPPORTED_MODELS = {"SequenceTagger": SEQUENCE_TAGGING, "TextClassifier": TEXT_CLASSIFICATION}
+SUPPORTED_MODELS = {
+    "SequenceTagger": SEQUENCE_TAGGING,
+    "TextClassifier": TEXT_CLASSIFICATION,
+    # zero-shot: they answer for their current task's labels (Flair's own model, the torch backend)
+    "TARSTagger": SEQUENCE_TAGGING,
+    "TARSClassifier": TEXT_CLASSIFICATION,
+}
 
 
 #: Flair's embeddings whose state is plain data (tensors, numbers, strings, vocabularies, Flair's Dictionary) and
@@ -125,9 +132,20 @@ def plain_state(value: Any) -> Any:
     return value
 
 
+#: where a Flair model's state keeps its embeddings: classifiers, TARS models, taggers (the default)
+_EMBEDDINGS_KEYS = ("document_embeddings", "tars_embeddings")
+
+
 def embeddings_key(state: Mapping[str, Any]) -> str:
-    """Where a Flair model's state keeps its embeddings: taggers say ``embeddings``, classifiers ``document_embeddings``."""
-    return "document_embeddings" if "document_embeddings" in state else "embeddings"
+    """Where a Flair model's state keeps its embeddings: taggers say ``embeddings``, classifiers
+    ``document_embeddings``, TARS models ``tars_embeddings``."""
+    return next((key for key in _EMBEDDINGS_KEYS if key in state), "embeddings")
+
+
+def model_embeddings(model: Any) -> Any:
+    """A Flair model's embeddings (a TARS model's are its ``tars_embeddings``), or None."""
+    embeddings = getattr(model, "embeddings", None)
+    return embeddings if embeddings is not None else getattr(model, "tars_embeddings", None)
 
 
 class _DropDictionaryChatter(logging.Filter):

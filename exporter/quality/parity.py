@@ -19,6 +19,7 @@ from typing import Any
 
 from exporter.config import ParityConfig
 from exporter.errors import ParityError
+from exporter.format.modelfile import model_embeddings
 from exporter.quality.advice import more_faithful_recipes
 from exporter.quality.metrics import f1_of_counts
 
@@ -176,12 +177,13 @@ def _max_embedding_diff(original: Any, exported: Any, texts: Sequence[str]) -> f
         return 0.0
     a = [_sentence(t) for t in texts]
     b = [_sentence(t) for t in texts]
+    embeddings = model_embeddings(original)
     with torch.no_grad():
-        original.embeddings.embed(a)
-        exported.embeddings.embed(b)
+        embeddings.embed(a)
+        model_embeddings(exported).embed(b)
     diff = 0.0
     for sa, sb in zip(a, b):
-        if original.embeddings.embedding_type == "word-level":
+        if embeddings.embedding_type == "word-level":
             for ta, tb in zip(sa, sb):
                 diff = max(diff, float((ta.get_embedding() - tb.get_embedding()).abs().max()))
         else:
