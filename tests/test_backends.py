@@ -150,7 +150,14 @@ MATRIX = [
 ]
 
 
-@pytest.mark.parametrize(("backend", "onnx_options", "settings"), MATRIX)
+#: the fast set runs the first of each backend (layer settings and int8 have fast tests of their own)
+FAST_KINDS = (0, 3, 4)
+
+
+@pytest.mark.parametrize(
+    ("backend", "onnx_options", "settings"),
+    [row if i in FAST_KINDS else pytest.param(*row, marks=pytest.mark.slow) for i, row in enumerate(MATRIX)],
+)
 def test_tagger_kinds_round_trip_through_pyfunc(tiny_bert, backend, onnx_options, settings):
     tagger = build_tiny_tagger(tiny_bert, **settings)
     texts = generate_sentences(32, seed=17)  # every 16th sentence is far beyond the maximum length

@@ -200,7 +200,7 @@ def test_a_stack_is_bundled_as_flairs_own_model_and_what_is_no_model_is_refused(
     stacked = StackedEmbeddings([TransformerWordEmbeddings(str(tiny_bert), fine_tune=False)])
     tagger = SequenceTagger(stacked, tags, "ner", use_rnn=False).eval()
     # no single transformer to export: Flair's own model (issue 20), answering as the original
-    info = save_bundle(tagger, tmp_path / "stacked")
+    info = save_bundle(tagger, tmp_path / "stacked", ExportConfig(parity=ParityConfig(num_sentences=16)))
     assert info.manifest["backend"] == "torch"
     texts = ["Angela Merkel met Tim Cook in Paris .", "George went to Washington ."]
     assert entities_of(load_bundle(info.path), texts) == entities_of(tagger, texts)

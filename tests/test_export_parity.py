@@ -39,7 +39,13 @@ def test_every_subtoken_pooling_is_identical_on_200_sentences(tiny_bert, tmp_pat
 
 @pytest.mark.parametrize(
     ("layers", "layer_mean", "use_crf", "use_rnn"),
-    [("-1,-2", False, True, False), ("all", True, False, False), ("0,-1", True, False, True), ("-2", True, True, True)],
+    [
+        ("-1,-2", False, True, False),
+        ("all", True, False, False),
+        # the fast set runs the two above (several layers with and without their mean, CRF and linear heads)
+        pytest.param("0,-1", True, False, True, marks=pytest.mark.slow),
+        pytest.param("-2", True, True, True, marks=pytest.mark.slow),
+    ],
 )
 def test_layer_settings_and_heads(tiny_bert, tmp_path, layers, layer_mean, use_crf, use_rnn):
     tagger = build_tiny_tagger(tiny_bert, layers=layers, layer_mean=layer_mean, use_crf=use_crf, use_rnn=use_rnn)
@@ -178,7 +184,7 @@ def test_the_advice_tries_the_fastest_recipe_measured_to_pass():
 
 
 def test_a_failure_on_identical_predictions_says_any_difference_fails(tiny_tagger, tmp_path):
-    config = ExportConfig(onnx=INT8, parity=ParityConfig(min_entity_f1=1.0))
+    config = ExportConfig(onnx=INT8, parity=ParityConfig(min_entity_f1=1.0, num_sentences=32))
     with pytest.raises(ParityError) as caught:
         save_bundle(tiny_tagger, tmp_path / "strict", config)
     low, high = caught.value.report["entity_f1_vs_original_interval"]

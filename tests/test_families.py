@@ -15,7 +15,7 @@ from test_safe_loading import _plant_payload
 from tinymodels import build_classic_classifier, build_classic_tagger, build_pos_tagger, build_tiny_word_embeddings
 
 import mlflow_flavor
-from exporter import UnsafeModelFileError, UnsupportedModelError, load_bundle, save_bundle
+from exporter import ExportConfig, ParityConfig, UnsafeModelFileError, UnsupportedModelError, load_bundle, save_bundle
 from exporter.quality.corpus import generate_sentences
 
 TEXTS = generate_sentences(24, seed=21, long_every=0) + ["", "   ", "Zoë Ångström flew to Łódź ."]
@@ -25,6 +25,8 @@ TAGGERS = {
     "words, BiLSTM": dict(kind="words", use_crf=False),
 }
 CLASSIFIERS = ("rnn", "pool")
+#: the parity gate on 16 check texts (one of them a paragraph of 420+ words): Flair's character LMs are slow
+GATE = ParityConfig(num_sentences=16)
 
 
 @pytest.fixture(scope="module", params=list(TAGGERS))
@@ -58,7 +60,7 @@ def test_a_classic_tagger_is_saved_served_and_answers_as_flair(tagger, tmp_path,
     expected = _flair_entities(tagger, TEXTS)
     assert any(expected), "the random tagger should find something"
     with caplog.at_level(logging.INFO, logger="exporter.backends"):
-        mlflow_flavor.save_model(tagger, tmp_path / "model")  # the default backend, onnx, asked
+        mlflow_flavor.save_model(tagger, tmp_path / "model", parity=GATE)  # the default backend, onnx, asked
     assert "no single transformer to export to onnx" in caplog.text
     conf = mlflow.models.Model.load(str(tmp_path / "model")).flavors["flair_mlflow"]
     assert conf["backend"] == "torch" and conf["parity"]["identical_sentences"] == conf["parity"]["sentences"]
@@ -82,9 +84,9 @@ def test_a_part_of_speech_tagger_answers_each_tokens_tag(tmp_path):
         expected.append([(x.data_point.text, x.value, x.data_point.start_position, round(x.score, 5)) for x in labels])
     assert all(len(e) == len(Sentence(t)) for e, t in zip(expected, texts))  # every token tagged
     # the parity gate compares every token's tag (it compared nothing for such a tagger)
-    parity = save_bundle(tagger, tmp_path / "bundle").manifest["parity"]
+    parity = save_bundle(tagger, tmp_path / "bundle", ExportConfig(parity=GATE)).manifest["parity"]
     assert parity["entities_original"] >= parity["sentences"] and parity["tag_agreement"] == 1.0
-    mlflow_flavor.save_model(tagger, tmp_path / "model")
+    mlflow_flavor.save_model(tagger, tmp_path / "model", parity=GATE)
     pyfunc = mlflow.pyfunc.load_model(str(tmp_path / "model"))
     got = [[(e["text"], e["label"], e["start"], round(e["score"], 5)) for e in ents] for ents in pyfunc.predict(texts)]
     assert got == expected
@@ -96,7 +98,7 @@ def test_a_classic_classifier_is_saved_served_and_answers_as_flair(classifier, t
     texts = [t for t in TEXTS if t.strip()]
     expected = _flair_labels(classifier, texts)
     assert len({labels[0][0] for labels in expected}) > 1, "the random classifier should tell texts apart"
-    mlflow_flavor.save_model(classifier, tmp_path / "model")
+    mlflow_flavor.save_model(classifier, tmp_path / "model", parity=GATE)
     conf = mlflow.models.Model.load(str(tmp_path / "model")).flavors["flair_mlflow"]
     assert conf["backend"] == "torch" and conf["task"] == "text-classification"
     answers = mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(texts)
@@ -106,7 +108,7 @@ def test_a_classic_classifier_is_saved_served_and_answers_as_flair(classifier, t
 def test_the_bundle_is_plain_data_and_a_planted_payload_is_refused(tmp_path):
     tagger = build_classic_tagger("flair")
     tagger.predict([Sentence("Flair's character dictionary caches its lookups after a first predict .")])
-    info = save_bundle(tagger, tmp_path / "bundle")
+    info = save_bundle(tagger, tmp_path / "bundle", ExportConfig(parity=GATE))
     assert info.manifest["backend"] == "torch" and info.manifest["model_pickle"] == "weights-only"
     assert entities_of(load_bundle(info.path, allow_pickle=False), TEXTS) == entities_of(tagger, TEXTS)
     marker = tmp_path / "pwned"
@@ -120,7 +122,7 @@ def test_a_bundle_naming_an_embeddings_class_outside_the_list_is_refused(tmp_pat
     import torch
     from test_safe_loading import _rewrite_manifest
 
-    info = save_bundle(build_classic_tagger("words", use_crf=False), tmp_path / "bundle")
+    info = save_bundle(build_classic_tagger("words", use_crf=False), tmp_path / "bundle", ExportConfig(parity=GATE))
     state = torch.load(info.path / "model.pt", weights_only=False)
     state["embeddings"]["__cls__"] = "TransformerJitWordEmbeddings"  # plain data, but a class that carries code
     torch.save(state, info.path / "model.pt")
@@ -219,7 +221,7 @@ def test_a_tars_model_answers_for_its_current_task_as_flair(tiny_bert, kind, tmp
 
     tars = build_tiny_tars(tiny_bert, kind)
     texts = [t for t in TEXTS if t.strip()][:8]
-    mlflow_flavor.save_model(tars, tmp_path / "model")
+    mlflow_flavor.save_model(tars, tmp_path / "model", parity=GATE)
     conf = mlflow.models.Model.load(str(tmp_path / "model")).flavors["flair_mlflow"]
     assert conf["backend"] == "torch" and conf["model_class"] == f"TARS{kind.title()}"
     answers = mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(texts)

@@ -102,6 +102,7 @@ def test_flair_onnx_model_is_logged_and_served_from_another_directory(
     assert [[(e["start"], e["end"], e["label"]) for e in ents] for ents in body["predictions"]] == predicted
 
 
+@pytest.mark.slow  # the fast set keeps the Flair-ONNX model's bundling (test_quantized_flair_onnx_model_...)
 def test_flair_jit_embeddings_are_logged_as_they_are(tiny_bert, monkeypatch, tmp_path):
     """Flair's TorchScript workflow: the traced module lives inside the .pt, so the torch bundle serves it."""
     import torch
