@@ -233,3 +233,24 @@ def test_a_tars_model_answers_for_its_current_task_as_flair(tiny_bert, kind, tmp
         expected = _flair_entities(tars, texts)
         got = [[(e["text"], e["label"], e["start"], e["end"], round(e["score"], 5)) for e in ents] for ents in answers]
         assert got == expected and any(expected)
+
+
+def test_a_users_file_saved_after_predicting_loads_as_data(tmp_path, caplog):
+    """Flair's Dictionary caches its lookups in a defaultdict once FlairEmbeddings used it, which the safe reader
+    cannot rebuild: the unpickling warning names save_plain, and a file it wrote loads as data, no warning."""
+    import torch
+
+    from exporter.format.modelfile import load_flair_model, save_plain
+
+    tagger = build_classic_tagger("flair")
+    tagger.predict([Sentence("A first predict fills the character dictionary's cache .")])
+    torch.save(tagger._get_state_dict(), tmp_path / "state.pt")
+    with caplog.at_level(logging.WARNING, logger="exporter.format.modelfile"):
+        load_flair_model(tmp_path / "state.pt")
+    assert "needs full unpickling" in caplog.text and "save_plain(model, path)" in caplog.text
+    caplog.clear()
+    path = save_plain(tagger, tmp_path / "after-predict.pt")
+    with caplog.at_level(logging.WARNING, logger="exporter.format.modelfile"):
+        loaded = load_flair_model(path, allow_pickle=False)
+    assert "unpickling" not in caplog.text
+    assert entities_of(loaded, TEXTS) == entities_of(tagger, TEXTS)

@@ -29,7 +29,7 @@ from exporter.format.modelfile import (
     PICKLE_WEIGHTS_ONLY,
     PLAIN_EMBEDDINGS,
     model_embeddings,
-    plain_state,
+    save_plain,
 )
 from exporter.runtime.buckets import run_in_groups
 
@@ -57,7 +57,7 @@ def export(model: Any, directory: Path, config: ExportConfig) -> dict[str, Any]:
         torch.save(model._get_state_dict(), directory / MODEL_FILE)
         return {"model_pickle": PICKLE_NEEDS_OPT_IN}
     _check_plain_embeddings(model)
-    torch.save(plain_state(model._get_state_dict()), directory / MODEL_FILE)
+    save_plain(model, directory / MODEL_FILE)
     return {"model_pickle": PICKLE_WEIGHTS_ONLY}
 
 

@@ -53,6 +53,7 @@ __all__ = [
     "load_state",
     "model_embeddings",
     "plain_state",
+    "save_plain",
     "quiet_model_init",
     "safe_globals",
 ]
@@ -134,6 +135,17 @@ def plain_state(value: Any) -> Any:
 
 #: where a Flair model's state keeps its embeddings: classifiers, TARS models, taggers (the default)
 _EMBEDDINGS_KEYS = ("document_embeddings", "tars_embeddings")
+
+
+def save_plain(model: Any, path: str | Path) -> Path:
+    """Save a Flair model as a ``.pt`` that loads as plain data (no code run, no warning): its state without
+    Flair's lookup caches (:func:`plain_state`), in a pickle the safe reader parses; Flair's ``Model.load`` reads
+    it too."""
+    import torch
+
+    path = Path(path)
+    torch.save(plain_state(model._get_state_dict()), path)
+    return path
 
 
 def embeddings_key(state: Mapping[str, Any]) -> str:
@@ -289,7 +301,7 @@ def _warn_unpickling_once(path: Path, reason: str) -> None:
     log.warning(
         "%s needs full unpickling (it is more than plain data: %s); loading it that way because it was given as "
         "your own model file. Only load .pt files you trust. To load it as data, without running code and without "
-        "this warning, save it once as plain data: torch.save(model._get_state_dict(), path).",
+        "this warning, save it once as plain data: exporter.format.modelfile.save_plain(model, path).",
         path,
         reason,
     )

@@ -18,7 +18,7 @@ from typing import Any
 
 from exporter.config import cache_dir, check_integer
 from exporter.errors import ConfigError, MissingDependencyError
-from exporter.format.modelfile import load_state
+from exporter.format.modelfile import load_state, save_plain
 from exporter.quality.corpus import generate_tagged_sentences, generate_topic_texts, read_conll
 
 __all__ = [
@@ -71,13 +71,11 @@ def _save_as_data(model: Any, target: Path) -> Path:
     """Save ``model`` atomically to ``target`` as plain data (what ``torch.load(weights_only=True)`` reads): loading
     it runs no code and warns nothing; Flair's own ``Model.load`` reads it too (``model.save`` would write pickle
     protocol 4)."""
-    import torch
-
     model.eval()
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
     try:
-        torch.save(model._get_state_dict(), partial)
+        save_plain(model, partial)
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
