@@ -20,7 +20,8 @@ A Flair ``.pt`` the user gives for export (:func:`load_flair_model`) is the user
 through the safe reader first and, only when that refuses it, through Flair's full unpickling with a
 warning that says so (``allow_pickle=False`` refuses instead). Flair's own ``model.save`` writes pickle
 protocol 4, which torch's safe reader cannot parse: such files take the full path (with the warning);
-``torch.save(model._get_state_dict(), path)`` writes one that loads as data.
+:func:`save_plain` writes one that loads as data (``torch.save(model._get_state_dict(), path)`` does too,
+unless Flair's dictionaries hold their lookup cache, as after a predict with ``FlairEmbeddings``).
 """
 
 from __future__ import annotations
