@@ -65,11 +65,12 @@ def check_integer(name: str, value: Any, low: int, high: int | None = None, *, n
         return
     if low in (0, 1):
         kind = "a positive integer" if low == 1 else "a non-negative integer"
-        kind += (
-            f" (at most {high:,}{', ' + note if note else ''})" if high is not None else (f" ({note})" if note else "")
-        )
+        remarks = [f"at most {high:,}"] if high is not None else []
     else:
-        kind = f"an integer between {low} and {high}" + (f" ({note})" if note else "")
+        kind, remarks = f"an integer between {low} and {high}", []
+    remarks += [note] if note else []
+    if remarks:
+        kind += f" ({', '.join(remarks)})"
     raise ConfigError(f"{name} must be {kind}, got {value!r}.", option=name)
 
 

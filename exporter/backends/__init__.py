@@ -29,6 +29,7 @@ from typing import Any
 
 from exporter.backends.kinds import ENCODER_BACKENDS, SURFACE, has_one_transformer, is_flair_jit, is_flair_onnx
 from exporter.config import Backend
+from exporter.format.modelfile import model_embeddings
 
 __all__ = ["MODULES", "SURFACE", "backend_module", "choose_backend", "flavor_metadata"]
 
@@ -61,8 +62,8 @@ def choose_backend(model: Any, requested: Backend) -> Backend:
             "The model's embeddings are Flair's TorchScript embeddings (self-contained): bundling the .pt as it is"
         )
         return Backend.TORCH
-    if requested.value in ENCODER_BACKENDS and not has_one_transformer(model):
-        embeddings = getattr(model, "embeddings", None)
+    if requested in ENCODER_BACKENDS and not has_one_transformer(model):
+        embeddings = model_embeddings(model)
         log.info(
             "The model's embeddings (%s) hold no single transformer to export to %s: bundling Flair's own model "
             "(backend torch)",

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from exporter.config import Backend
+
 __all__ = ["ENCODER_BACKENDS", "SURFACE", "has_one_transformer", "is_flair_jit", "is_flair_onnx"]
 
 #: the names every backend module defines (see ``exporter.backends``)
 SURFACE = ("DATA_EMBEDDINGS", "MODEL_PICKLE_ALWAYS", "PICKLE_REASON", "SECTION", "export", "load")
 
 
-#: the backends that export a transformer encoder and keep the rest of the model (``Backend`` values)
-ENCODER_BACKENDS = ("onnx", "torchscript")
+#: the backends that export a transformer encoder and keep the rest of the model
+ENCODER_BACKENDS = (Backend.ONNX, Backend.TORCHSCRIPT)
 
 
 def has_one_transformer(model: Any) -> bool:

@@ -67,8 +67,11 @@ def _check_plain_embeddings(model: Any) -> None:
     import flair.embeddings
 
     found = list(_embedding_tree(model_embeddings(model)))
-    unknown = [e for e in found if getattr(flair.embeddings, type(e).__name__, None) is not type(e)]
-    unknown += [e for e in found if type(e).__name__ not in PLAIN_EMBEDDINGS and e not in unknown]
+    unknown = [
+        e
+        for e in found
+        if type(e).__name__ not in PLAIN_EMBEDDINGS or getattr(flair.embeddings, type(e).__name__, None) is not type(e)
+    ]
     if unknown:
         names = [f"{type(e).__module__}.{type(e).__name__}" for e in unknown]
         tree = " > ".join(type(e).__name__ for e in found)
