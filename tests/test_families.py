@@ -29,7 +29,14 @@ CLASSIFIERS = ("rnn", "pool")
 GATE = ParityConfig(num_sentences=16)
 
 
-@pytest.fixture(scope="module", params=list(TAGGERS))
+#: the fast set builds the ner-english shape and the lone word embeddings; the full suite every shape
+FAST_TAGGERS = ("word+flair-lms, BiLSTM-CRF", "words, BiLSTM")
+
+
+@pytest.fixture(
+    scope="module",
+    params=[name if name in FAST_TAGGERS else pytest.param(name, marks=pytest.mark.slow) for name in TAGGERS],
+)
 def tagger(request):
     return build_classic_tagger(**TAGGERS[request.param])
 
@@ -214,7 +221,7 @@ def test_bench_takes_a_classic_tagger_and_runs_what_applies(tmp_path, caplog):
     assert torch_row["identical"] == torch_row["sentences"] == 16, torch_row
 
 
-@pytest.mark.parametrize("kind", ["classifier", "tagger"])
+@pytest.mark.parametrize("kind", ["classifier", pytest.param("tagger", marks=pytest.mark.slow)])
 def test_a_tars_model_answers_for_its_current_task_as_flair(tiny_bert, kind, tmp_path):
     """TARS zero-shot models (tars-base, tars-ner) as Flair's own model: the current task's labels, by default."""
     from tinymodels import build_tiny_tars
