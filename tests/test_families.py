@@ -1,7 +1,8 @@
 """Flair's classic model families (issue 20, first step): taggers on word embeddings, Flair's character language
 models, character and one-hot embeddings in a stack, and classifiers on document RNN and pool embeddings go
-through save_model, the bundle and the pyfunc as Flair's own model (backend torch), answer as Flair's own
-predict on the original, and load as plain data without allow_pickle."""
+through save_model, the bundle and the pyfunc (as Flair's own model, backend torch, or with their character
+language models exported, backend onnx: tests/test_charlm.py), answer as Flair's own predict on the original,
+and load as plain data without allow_pickle."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tinymodels import build_classic_classifier, build_classic_tagger, build_pos
 
 import mlflow_flavor
 from exporter import ExportConfig, ParityConfig, UnsafeModelFileError, UnsupportedModelError, load_bundle, save_bundle
+from exporter.backends.kinds import has_char_lms
 from exporter.quality.corpus import generate_sentences
 
 TEXTS = generate_sentences(24, seed=21, long_every=0) + ["", "   ", "Zoë Ångström flew to Łódź ."]
@@ -68,9 +70,13 @@ def test_a_classic_tagger_is_saved_served_and_answers_as_flair(tagger, tmp_path,
     assert any(expected), "the random tagger should find something"
     with caplog.at_level(logging.INFO, logger="exporter.backends"):
         mlflow_flavor.save_model(tagger, tmp_path / "model", parity=GATE)  # the default backend, onnx, asked
-    assert "no single transformer to export to onnx" in caplog.text
     conf = mlflow.models.Model.load(str(tmp_path / "model")).flavors["flair_mlflow"]
-    assert conf["backend"] == "torch" and conf["parity"]["identical_sentences"] == conf["parity"]["sentences"]
+    # Flair's character language models are exported to ONNX; a model without them runs as Flair's own
+    if has_char_lms(tagger):
+        assert "character language models (FlairEmbeddings) to ONNX" in caplog.text and conf["backend"] == "onnx"
+    else:
+        assert "no single transformer to export to onnx" in caplog.text and conf["backend"] == "torch"
+    assert conf["parity"]["identical_sentences"] == conf["parity"]["sentences"]
     pyfunc = mlflow.pyfunc.load_model(str(tmp_path / "model"))  # no allow_pickle anywhere
     answers = pyfunc.predict(TEXTS)
     got = [[(e["text"], e["label"], e["start"], e["end"], round(e["score"], 5)) for e in ents] for ents in answers]
@@ -107,7 +113,8 @@ def test_a_classic_classifier_is_saved_served_and_answers_as_flair(classifier, t
     assert len({labels[0][0] for labels in expected}) > 1, "the random classifier should tell texts apart"
     mlflow_flavor.save_model(classifier, tmp_path / "model", parity=GATE)
     conf = mlflow.models.Model.load(str(tmp_path / "model")).flavors["flair_mlflow"]
-    assert conf["backend"] == "torch" and conf["task"] == "text-classification"
+    assert conf["backend"] == ("onnx" if has_char_lms(classifier) else "torch")
+    assert conf["task"] == "text-classification"
     answers = mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(texts)
     assert [[(a["label"], round(a["score"], 5)) for a in labels] for labels in answers] == expected
 
@@ -115,7 +122,7 @@ def test_a_classic_classifier_is_saved_served_and_answers_as_flair(classifier, t
 def test_the_bundle_is_plain_data_and_a_planted_payload_is_refused(tmp_path):
     tagger = build_classic_tagger("flair")
     tagger.predict([Sentence("Flair's character dictionary caches its lookups after a first predict .")])
-    info = save_bundle(tagger, tmp_path / "bundle", ExportConfig(parity=GATE))
+    info = save_bundle(tagger, tmp_path / "bundle", ExportConfig(backend="torch", parity=GATE))
     assert info.manifest["backend"] == "torch" and info.manifest["model_pickle"] == "weights-only"
     assert entities_of(load_bundle(info.path, allow_pickle=False), TEXTS) == entities_of(tagger, TEXTS)
     marker = tmp_path / "pwned"
@@ -211,14 +218,21 @@ def test_bench_takes_a_classic_tagger_and_runs_what_applies(tmp_path, caplog):
     tagger = build_classic_tagger("flair")
     torch.save(tagger._get_state_dict(), path)
     config = BenchConfig(
-        model_path=path, num_sentences=16, batch_sizes=(8,), small_batch_sentences=16, repeats=1, measure_memory=False
+        model_path=path,
+        num_sentences=16,
+        batch_sizes=(8,),
+        small_batch_sentences=16,
+        repeats=1,
+        measure_memory=False,
+        backends=("onnx", "onnx-optimized", "torchscript", "torch"),
     )
     with caplog.at_level(logging.INFO, logger="exporter.tools.bench"):
         result = run_benchmark(config, log_to_mlflow=False)
-    assert [row["backend"] for row in result.rows] == ["flair-pytorch", "torch"]
-    assert "skipped onnx" in caplog.text
-    torch_row = result.rows[1]
-    assert torch_row["identical"] == torch_row["sentences"] == 16, torch_row
+    # the character language models are exported by the onnx variants; the encoder-only variants are skipped
+    assert [row["backend"] for row in result.rows] == ["flair-pytorch", "onnx", "torch"]
+    assert "skipped onnx-optimized, torchscript" in caplog.text
+    for row in result.rows[1:]:
+        assert row["identical"] == row["sentences"] == 16, row
 
 
 @pytest.mark.parametrize("kind", ["classifier", pytest.param("tagger", marks=pytest.mark.slow)])

@@ -7,7 +7,7 @@ from typing import Any
 
 from exporter.config import Backend
 
-__all__ = ["ENCODER_BACKENDS", "SURFACE", "has_one_transformer", "is_flair_jit", "is_flair_onnx"]
+__all__ = ["ENCODER_BACKENDS", "SURFACE", "has_char_lms", "has_one_transformer", "is_flair_jit", "is_flair_onnx"]
 
 #: the names every backend module defines (see ``exporter.backends``)
 SURFACE = ("DATA_EMBEDDINGS", "MODEL_PICKLE_ALWAYS", "PICKLE_REASON", "SECTION", "export", "load")
@@ -22,6 +22,15 @@ def has_one_transformer(model: Any) -> bool:
     from flair.embeddings import TransformerEmbeddings
 
     return isinstance(getattr(model, "embeddings", None), TransformerEmbeddings)
+
+
+def has_char_lms(model: Any) -> bool:
+    """The model holds Flair's contextual string embeddings (``FlairEmbeddings``, Flair's class itself), whose
+    character language models the ``onnx`` backend exports."""
+    from flair.embeddings import FlairEmbeddings
+
+    modules = getattr(model, "modules", None)
+    return modules is not None and any(type(m) is FlairEmbeddings for m in modules())
 
 
 def is_flair_onnx(model: Any) -> bool:

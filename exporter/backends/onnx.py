@@ -18,14 +18,15 @@ from typing import Any
 
 import torch
 
-from exporter.backends import onnx_graph, onnx_quantize
-from exporter.backends.encoder_bundle import DATA_EMBEDDINGS as DATA_EMBEDDINGS
+from exporter.backends import charlm_bundle, onnx_charlm, onnx_graph, onnx_quantize
 from exporter.backends.encoder_bundle import assemble_model, export_bundle_files, manifest_entries
-from exporter.backends.kinds import SURFACE
+from exporter.backends.kinds import SURFACE, has_one_transformer
 from exporter.backends.onnx_graph import save_graph
 from exporter.backends.tracing import HiddenStates, quiet_tracing, trace_inputs
 from exporter.config import CPU_PROVIDER, CUDA_PROVIDER, ExportConfig, RuntimeOptions, fp16_unavailable
 from exporter.errors import ExportError, MissingDependencyError, ProviderError
+from exporter.format.modelfile import PLAIN_EMBEDDINGS
+from exporter.runtime.charlm import EMBEDDINGS_NAME
 from exporter.runtime.settings import EmbeddingSettings
 
 __all__ = [
@@ -46,10 +47,18 @@ INPUT_NAMES = ("input_ids", "attention_mask")
 SECTION = "onnx"
 MODEL_PICKLE_ALWAYS = False
 PICKLE_REASON = ""
+#: an encoder bundle's model.pt holds no embeddings (None); a character-LM bundle's holds Flair's plain-data
+#: embeddings with each FlairEmbeddings renamed to the runtime's class
+DATA_EMBEDDINGS: tuple[str | None, ...] = (None, *PLAIN_EMBEDDINGS, EMBEDDINGS_NAME)
+#: the section's key listing a character-LM bundle's language models
+CHAR_LMS = "char_lms"
 
 
 def export(model: Any, directory: Path, config: ExportConfig) -> dict[str, Any]:
-    """Export the encoder graph, the tokenizer and the slimmed Flair model; return the manifest's additions."""
+    """Export the encoder graph, the tokenizer and the slimmed Flair model; return the manifest's additions.
+    A model without one transformer but with Flair's character language models gets those exported instead."""
+    if not has_one_transformer(model):
+        return _export_char_lms(model, directory, config)
     settings, exported = export_bundle_files(model, directory, config, export_encoder)
     section = {
         "model_file": ENCODER_FILE,
@@ -77,8 +86,48 @@ def load(
             runtime.encoder_workers,
             runtime.intra_op_num_threads,
         )
+    if CHAR_LMS in manifest[SECTION]:
+        return _load_char_lms(directory, manifest, runtime, state, model_cls)
     encoder = OrtEncoder(directory / manifest[SECTION]["model_file"], runtime)
     return assemble_model(directory, manifest, runtime, state, model_cls, encoder)
+
+
+def _export_char_lms(model: Any, directory: Path, config: ExportConfig) -> dict[str, Any]:
+    """Each of the model's ``FlairEmbeddings`` language models as an ONNX graph, the rest Flair's own."""
+    onnx_charlm.check_char_lm_options(config)
+    entries = charlm_bundle.export_char_lm_files(model, directory, config, "onnx", onnx_charlm.export_char_lm)
+    quantization = next((e["quantization"] for e in entries if e["quantization"]), None)
+    section = {
+        CHAR_LMS: entries,
+        "files": [e["file"] for e in entries],
+        "opset": config.onnx.opset,
+        "inputs": list(onnx_charlm.INPUT_NAMES),
+        "outputs": list(onnx_charlm.OUTPUT_NAMES),
+        "providers": list(config.runtime.providers),
+        "session_options": config.runtime.session_options_dict(),
+        "precision": "fp32",
+        "optimization": None,
+        "quantization": quantization,
+    }
+    return charlm_bundle.manifest_entries(SECTION, section)
+
+
+def _load_char_lms(
+    directory: Path, manifest: Mapping[str, Any], runtime: RuntimeOptions, state: dict[str, Any], model_cls: type
+) -> Any:
+    """The Flair model with its character language models in ONNX Runtime sessions."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as e:
+        raise MissingDependencyError("onnxruntime", purpose="the ONNX backend") from e
+    providers = resolve_providers(runtime.providers, runtime.strict_providers)
+    options = session_options(runtime)
+    lms = {}
+    for entry in manifest[SECTION][CHAR_LMS]:
+        lm = onnx_charlm.OrtCharLM(directory / entry["file"], entry, runtime, options, providers)
+        check_session_providers(lm.session, providers, runtime.strict_providers)
+        lms[entry["file"]] = lm
+    return charlm_bundle.assemble_char_lm_model(state, model_cls, lms)
 
 
 def output_names(settings: EmbeddingSettings) -> list[str]:

@@ -19,7 +19,7 @@ from exporter.backends.onnx_per_token import quantize_per_token
 from exporter.config import OnnxOptions
 from exporter.errors import ConfigError, ExportError, MissingDependencyError
 
-__all__ = ["RECIPES", "quantize_graph"]
+__all__ = ["CHAR_LM_DEFAULT", "CHAR_LM_RECIPES", "RECIPES", "quantize_graph"]
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +28,13 @@ Recipe = Callable[[Path, OnnxOptions], tuple[Any, dict[str, Any]]]
 
 
 class _DropQuantizerChatter(logging.Filter):
-    """ONNX Runtime's quantizer logs every tensor at INFO on the root logger: keep its warnings only."""
+    """ONNX Runtime's quantizer logs every tensor at INFO on the root logger: keep its warnings only, but for its
+    advice to run its own pre-processing script first, which concerns whoever writes the exporter, not its user."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING or "onnxruntime" not in record.pathname.replace("\\", "/")
+        if "onnxruntime" not in record.pathname.replace("\\", "/"):
+            return True
+        return record.levelno >= logging.WARNING and "run pre-processing before quantization" not in record.getMessage()
 
 
 #: ONNX Runtime's quantizers log every tensor at INFO through these loggers (and the root logger): hundreds
@@ -59,9 +62,10 @@ def _quiet_quantizer() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def _dynamic_int8(target: Path, options: OnnxOptions) -> tuple[Any, dict[str, Any]]:
+def _dynamic_int8(target: Path, options: OnnxOptions, op_types: list[str] | None = None) -> tuple[Any, dict[str, Any]]:
     """ONNX Runtime's dynamic quantization: weights int8 (per channel or per tensor), each MatMul's input
-    quantized per call with one scale for the whole tensor, so a text's numbers depend on its batch."""
+    quantized per call with one scale for the whole tensor, so a text's numbers depend on its batch.
+    ``op_types``: the operators to quantize (default: every one ONNX Runtime can)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -72,6 +76,7 @@ def _dynamic_int8(target: Path, options: OnnxOptions) -> tuple[Any, dict[str, An
             str(output),
             weight_type=QuantType.QInt8,
             per_channel=options.per_channel,
+            op_types_to_quantize=op_types,
             use_external_data_format=needs_external_data(target.parent, options),
             # without it ORT 1.32 fails on these graphs ("Unable to find data type for weight_name=...")
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
@@ -139,12 +144,31 @@ RECIPES: Mapping[str, Recipe] = {
 }
 
 
-def quantize_graph(target: Path, options: OnnxOptions) -> dict[str, Any]:
-    """Quantize ``target`` in place with the recipe ``options.quantize`` names (``int8``: the default recipe)."""
-    name = options.recipe
-    recipe = RECIPES.get(name)
+#: the recipes for a character language model's graph (an LSTM and, where the model has one, a projection):
+#: ONNX Runtime's ``DynamicQuantizeLSTM``, its input and hidden state quantized per step with one scale each
+CHAR_LM_RECIPES: Mapping[str, Recipe] = {
+    "int8-dynamic": lambda target, options: _dynamic_int8(target, options, ["LSTM", "MatMul", "Gemm"]),
+}
+#: what ``int8`` means for a character language model
+CHAR_LM_DEFAULT = "int8-dynamic"
+
+
+def quantize_graph(
+    target: Path,
+    options: OnnxOptions,
+    recipes: Mapping[str, Recipe] = RECIPES,
+    default: str | None = None,
+    what: str = "the encoder",
+) -> dict[str, Any]:
+    """Quantize ``target`` in place with the recipe ``options.quantize`` names (``int8``: the default recipe,
+    ``default`` where given) from ``recipes``."""
+    name = default if default and options.quantize == "int8" else options.recipe
+    recipe = recipes.get(name)
     if recipe is None:
-        raise ConfigError(f"Unknown quantization {options.quantize!r}; choose one of int8, {', '.join(RECIPES)}.")
+        raise ConfigError(
+            f"Quantization {options.quantize!r} is not a recipe for {what}; choose int8 or one of {', '.join(recipes)}.",
+            option="quantize",
+        )
     started = time.perf_counter()
     try:
         with _quiet_quantizer():
@@ -154,5 +178,5 @@ def quantize_graph(target: Path, options: OnnxOptions) -> dict[str, Any]:
     except Exception as e:  # the quantizers raise assorted errors on graphs they cannot handle
         raise ExportError(f"{name} quantization failed: {e}") from e
     save_graph(model, target, options.external_data)
-    log.info("Quantized the encoder (%s) in %.1f s", name, time.perf_counter() - started)
+    log.info("Quantized %s (%s) in %.1f s", what, name, time.perf_counter() - started)
     return {"type": "int8", "recipe": name, **record}

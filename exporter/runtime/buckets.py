@@ -85,15 +85,28 @@ def call_overhead(hidden_size: int) -> float:
 Encoder = Callable[[torch.Tensor, torch.Tensor], Sequence[torch.Tensor]]
 
 
-def plan_groups(lengths: Sequence[int], hidden_size: int, overhead: float | None = None) -> list[list[int]]:
+def plan_groups(
+    lengths: Sequence[int],
+    hidden_size: int,
+    overhead: float | None = None,
+    group_cost: Callable[[int, int], float] | None = None,
+) -> list[list[int]]:
     """Cut a batch into groups of rows (indexes into ``lengths``) minimising the modelled encoder cost.
 
     Rows are taken longest first; each group is a run of consecutive rows in that order, padded to the
     length of its first row. Returns the groups longest first; one group holding every row means
     splitting does not pay. ``overhead`` defaults to :func:`call_overhead` of ``hidden_size``.
+    ``group_cost(rows, width)``, when given, replaces the transformer's cost model (a recurrent network's
+    cost, for instance, grows with the width times a fixed cost per step plus the rows).
     """
     if overhead is None:
         overhead = call_overhead(hidden_size)
+    scale = 1.0 / (3.0 * max(hidden_size, 1))
+    if group_cost is None:
+
+        def group_cost(rows: int, width: int) -> float:
+            return overhead + rows * width * (1.0 + width * scale)
+
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     # distinct lengths, longest first, with the number of rows of each: cuts only fall between them
     distinct: list[int] = []
@@ -108,13 +121,11 @@ def plan_groups(lengths: Sequence[int], hidden_size: int, overhead: float | None
     rows_before = [0] * (n + 1)
     for k, c in enumerate(counts):
         rows_before[k + 1] = rows_before[k] + c
-    scale = 1.0 / (3.0 * max(hidden_size, 1))
     best = [0.0] + [float("inf")] * n
     cut = [0] * (n + 1)
     for j in range(1, n + 1):
         for i in range(j):
-            length = distinct[i]
-            cost = best[i] + overhead + (rows_before[j] - rows_before[i]) * length * (1.0 + length * scale)
+            cost = best[i] + group_cost(rows_before[j] - rows_before[i], distinct[i])
             if cost < best[j]:
                 best[j], cut[j] = cost, i
     bounds = []

@@ -21,13 +21,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from exporter.backends.flair_onnx import apply_runtime, legacy_onnx_export
-from exporter.backends.kinds import has_one_transformer
+from exporter.backends.kinds import has_char_lms, has_one_transformer
 from exporter.backends.tracing import HiddenStates
 from exporter.bundle.load import load_bundle
 from exporter.bundle.save import save_bundle
@@ -42,13 +42,14 @@ from exporter.config import (
 )
 from exporter.errors import ConfigError
 from exporter.format.manifest import library_versions
-from exporter.format.modelfile import PICKLE_NEEDS_OPT_IN, load_flair_model
+from exporter.format.modelfile import PICKLE_NEEDS_OPT_IN, load_flair_model, save_plain
 from exporter.quality.parity import label_scores, max_score_diff, predictions, span_f1
 from exporter.runtime.buckets import plan_groups, split_for_workers
 from exporter.runtime.embeddings import build_accelerated_embeddings
 from exporter.runtime.fastpath import FastViterbiDecoder
 from exporter.runtime.settings import EmbeddingSettings, find_transformer_embeddings
 from exporter.tools.report import benchmark_sentences, write_report
+from exporter.tools.shapes import SHAPES, build_shape
 
 __all__ = ["VARIANTS", "BenchConfig", "BenchResult", "load_sentences", "run_benchmark", "write_report"]
 
@@ -89,6 +90,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # Flair's own .pt; its transformer call in length buckets (nothing exported)
     "torch": {"backend": Backend.TORCH},
 }
+#: the variants that apply to a model whose character language models (FlairEmbeddings) the onnx backend exports
+CHAR_LM_VARIANTS = ("onnx", "onnx-unbucketed", "onnx-int8", "onnx-int8-unbucketed", "onnx-int8-per-tensor", "torch")
 DEFAULT_VARIANTS = (
     "onnx",
     "onnx-unbucketed",
@@ -106,7 +109,7 @@ DEFAULT_VARIANTS = (
 class BenchConfig:
     """What to benchmark and how."""
 
-    model_path: Path
+    model_path: Path | None
     conll: Path | None = None
     num_sentences: int = 384
     min_words: int = 8
@@ -119,8 +122,14 @@ class BenchConfig:
     include_pytorch_buckets: bool = True
     measure_memory: bool = True
     command: str = ""
+    #: instead of ``model_path``: a random tagger of a published model's shape (``exporter.tools.shapes``)
+    shape: str | None = None
 
     def __post_init__(self) -> None:
+        if self.model_path is None and self.shape is None:
+            raise ConfigError("Give the benchmark a model path or a model shape.", "model_path")
+        if self.shape is not None and self.shape not in SHAPES:
+            raise ConfigError(f"Unknown model shape {self.shape!r}; choose one of {', '.join(SHAPES)}.", "shape")
         for name in ("num_sentences", "threads", "repeats", "small_batch_sentences"):
             check_integer(name, getattr(self, name), 1)
         if not self.batch_sizes:
@@ -330,6 +339,10 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
     if not texts:
         raise ConfigError("No benchmark sentences: the CoNLL file has none of the minimum length.")
     with tempfile.TemporaryDirectory(prefix="flair-mlflow-bench-") as work_dir:
+        if config.shape:
+            path = Path(work_dir) / f"{config.shape}.pt"
+            save_plain(build_shape(config.shape, texts), path)
+            config = replace(config, model_path=path)
         lineup = _line_up(config, Path(work_dir), texts)
         plans = {
             b: _batches(texts if b >= 32 else texts[: config.small_batch_sentences], b) for b in config.batch_sizes
@@ -340,7 +353,8 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
     result = BenchResult(rows=rows)
     result.markdown = _markdown(config, rows, source, measured.ceiling, classifier)
     if output:
-        write_report(output, result.markdown, section="bench-classifier" if classifier else "bench")
+        section = f"bench-{config.shape}" if config.shape else "bench-classifier" if classifier else "bench"
+        write_report(output, result.markdown, section=section)
         log.info("Benchmark written to %s", output)
     if log_to_mlflow:
         _log_to_mlflow(config, result)
@@ -376,7 +390,7 @@ def _line_up(config: BenchConfig, work: Path, texts: list[str]) -> _Lineup:
     lineup.add(BASELINE, baseline, 0.0, config.model_path.stat().st_size, ("flair", config.model_path))
     runtime = RuntimeOptions(intra_op_num_threads=config.threads, inter_op_num_threads=1)
     transformer = has_one_transformer(baseline)
-    backends = config.backends if transformer else _without_transformer(config.backends)
+    backends = config.backends if transformer else _without_transformer(config.backends, has_char_lms(baseline))
     if config.include_flair_onnx and transformer:
         _add_anchor(lineup, config.model_path, work, texts, runtime)
     if config.include_pytorch_buckets and transformer:
@@ -388,16 +402,20 @@ def _line_up(config: BenchConfig, work: Path, texts: list[str]) -> _Lineup:
     return lineup
 
 
-def _without_transformer(backends: tuple[str, ...]) -> tuple[str, ...]:
-    """The variants that apply to a model without one transformer embedding: Flair's own model (``torch``), which
-    every backend bundles it as; Flair's export_onnx and the encoder variants have nothing to export."""
-    skipped = [b for b in backends if VARIANTS[b]["backend"] != Backend.TORCH]
+def _without_transformer(backends: tuple[str, ...], char_lms: bool) -> tuple[str, ...]:
+    """The variants that apply to a model without one transformer embedding: Flair's own model (``torch``) and,
+    for a model with character language models, the onnx variants that export those (:data:`CHAR_LM_VARIANTS`);
+    Flair's export_onnx and the encoder variants have nothing to export."""
+    applies = CHAR_LM_VARIANTS if char_lms else ("torch",)
+    kept = tuple(b for b in backends if b in applies) or ("torch",)
+    skipped = [b for b in backends if b not in kept]
     if skipped:
         log.info(
-            "The model holds no single transformer to export: benchmarking Flair's own model (torch) only; skipped %s",
+            "The model holds no single transformer to export: benchmarking %s; skipped %s",
+            ", ".join(kept),
             ", ".join(skipped),
         )
-    return ("torch",)
+    return kept
 
 
 def _add_anchor(lineup: _Lineup, model_path: Path, work: Path, texts: list[str], runtime: RuntimeOptions) -> None:
@@ -568,7 +586,7 @@ def _preamble(config: BenchConfig, source: str, ceiling: float) -> list[str]:
         f"- Date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- Machine: {_machine()}, {config.threads} threads (torch and ONNX Runtime intra-op); "
         f"2048³ fp32 matrix product: {ceiling:.0f} GFLOP/s",
-        f"- Model: `{config.model_path.name}`",
+        f"- Model: `{config.model_path.name}`" + (" (random weights of this shape, `--shape`)" if config.shape else ""),
         f"- Sentences: {source}; batch {max(config.batch_sizes)} over all of them, smaller batches over the first "
         f"{config.small_batch_sentences}; {config.repeats} timed passes per variant and batch size",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),

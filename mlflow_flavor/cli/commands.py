@@ -428,6 +428,11 @@ def _lines(path: str) -> tuple[str, ...]:
 
 @main.command()
 @click.option("--model", default="demo", show_default=True, help="A Flair .pt path or 'demo'.")
+@click.option(
+    "--shape",
+    default=None,
+    help="Instead of --model: a random tagger of a published model's shape (ner-english, ner-english-fast).",
+)
 @click.option("--conll", type=click.Path(exists=True, dir_okay=False), help="Sentences from a CoNLL file.")
 @click.option("--sentences", "num_sentences", type=int, default=384, show_default=True)
 @click.option("--min-words", type=int, default=8, show_default=True, help="Skip shorter CoNLL sentences.")
@@ -449,6 +454,7 @@ def _lines(path: str) -> tuple[str, ...]:
 @click.option("--log-to-mlflow/--no-log-to-mlflow", default=True, show_default=True)
 def bench(
     model,
+    shape,
     conll,
     num_sentences,
     min_words,
@@ -467,7 +473,8 @@ def bench(
     from exporter.tools.bench import BenchConfig, run_benchmark  # lazy: imports torch and flair (exporter.runtime)
 
     config = BenchConfig(
-        model_path=resolve_model_path(model),
+        model_path=None if shape else resolve_model_path(model),
+        shape=shape,
         conll=Path(conll) if conll else None,
         num_sentences=num_sentences,
         min_words=min_words,

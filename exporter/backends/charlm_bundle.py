@@ -1,0 +1,143 @@
+"""What a backend does with a model whose ``FlairEmbeddings`` it accelerates: each character language model is
+exported alone (by the backend: an ONNX graph, a TorchScript module) and the rest of the Flair model (word
+embeddings, the stack, the BiLSTM, the CRF, the dictionaries) stays Flair's own, in a ``model.pt`` that holds
+everything but the language models' weights.
+
+Writing: :func:`export_char_lm_files` finds the ``FlairEmbeddings`` (anywhere in the model's embeddings: alone, in
+a stack, under a document RNN or pool), has the backend export each language model, and writes ``model.pt``
+with each ``FlairEmbeddings`` entry renamed :data:`exporter.runtime.charlm.EMBEDDINGS_NAME` and pointing at its
+file. Loading: :func:`assemble_char_lm_model` lets Flair's own loader rebuild the model, the language models
+bound by file name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from exporter.errors import ExportError, UnsupportedModelError
+from exporter.format.modelfile import MODEL_FILE, PICKLE_WEIGHTS_ONLY, embeddings_key, plain_state
+from exporter.runtime.charlm import EMBEDDINGS_NAME, CharLM, CharLMEmbeddings, char_lms_bound, lm_params
+from exporter.runtime.fastpath import FastViterbiDecoder
+
+__all__ = ["LM_FILE_STEM", "assemble_char_lm_model", "char_lm_embeddings", "export_char_lm_files"]
+
+#: the language models' files are ``charlm-0.<suffix>``, ``charlm-1.<suffix>``, ... in the model's order
+LM_FILE_STEM = "charlm"
+
+
+def char_lm_embeddings(model: Any) -> list[tuple[str, Any]]:
+    """The model's ``FlairEmbeddings`` (Flair's class itself, not a subclass), with their module paths, in the
+    order of the model's modules; refuses a model loaded from a bundle."""
+    from flair.embeddings import FlairEmbeddings
+
+    found = []
+    for path, module in model.named_modules():
+        if isinstance(module, CharLMEmbeddings):
+            raise UnsupportedModelError(
+                "This model was loaded from a flair-mlflow bundle and is already accelerated; "
+                "log the bundle directory itself instead of exporting it again."
+            )
+        if type(module) is FlairEmbeddings:
+            found.append((path, module))
+    return found
+
+
+def export_char_lm_files(
+    model: Any,
+    directory: Path,
+    config: Any,
+    suffix: str,
+    export_lm: Callable[[Any, Path, Any], dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Export every character language model of ``model`` (``export_lm(lm, target, config)`` writes ``target``
+    and returns what it did) and write the Flair model without their weights.
+
+    Returns:
+        One entry per language model: its file, the embeddings' name, direction and shape, what the export did.
+    """
+    found = char_lm_embeddings(model)
+    if not found:
+        raise UnsupportedModelError(f"The {type(model).__name__} has no FlairEmbeddings to export.")
+    entries = []
+    for number, (_path, embeddings) in enumerate(found):
+        lm = embeddings.lm
+        # each in a folder of its own: the graph tools treat a graph's folder as holding only that graph
+        scratch = directory / f"{LM_FILE_STEM}-{number}.export"
+        scratch.mkdir()
+        target = scratch / f"{LM_FILE_STEM}-{number}.{suffix}"
+        done = export_lm(lm, target, config)
+        for path in scratch.iterdir():
+            os.replace(path, directory / path.name)
+        scratch.rmdir()
+        entries.append(
+            {
+                "file": target.name,
+                "name": embeddings.name,
+                "forward": bool(lm.is_forward_lm),
+                "layers": int(lm.nlayers),
+                "state_size": int(lm.hidden_size),
+                "width": int(embeddings.embedding_length),
+                **done,
+            }
+        )
+    _write_model_file(model, found, [e["file"] for e in entries], directory)
+    return entries
+
+
+def _write_model_file(model: Any, found: list[tuple[str, Any]], files: list[str], directory: Path) -> None:
+    """``model.pt``: Flair's state with each ``FlairEmbeddings`` entry pointing at its exported language model
+    and without the language models' weights, as plain data."""
+    import torch
+
+    state = model._get_state_dict()
+    key = embeddings_key(state)
+    entries = list(_flair_embedding_entries(state[key]))
+    if len(entries) != len(found):
+        raise ExportError(
+            f"Found {len(found)} FlairEmbeddings in the model but {len(entries)} in its saved state: "
+            "cannot tell which exported language model belongs where."
+        )
+    for entry, (_path, embeddings), file in zip(entries, found, files):
+        if entry.get("name") != embeddings.name:
+            raise ExportError(
+                f"The model's saved state names the embeddings {entry.get('name')!r} where the model has "
+                f"{embeddings.name!r}: cannot tell which exported language model belongs where."
+            )
+        entry.clear()
+        entry.update(lm_params(embeddings))
+        entry["__cls__"] = EMBEDDINGS_NAME
+        entry["lm_file"] = file
+    prefixes = tuple(f"{path}.lm." for path, _ in found)
+    state["state_dict"] = OrderedDict((k, v) for k, v in state["state_dict"].items() if not k.startswith(prefixes))
+    torch.save(plain_state(state), directory / MODEL_FILE)  # protocol 2: what torch.load(weights_only=True) reads
+
+
+def _flair_embedding_entries(entry: Any) -> Iterator[dict[str, Any]]:
+    """The ``FlairEmbeddings`` entries of a saved embeddings state, depth first in the order Flair saves them."""
+    if isinstance(entry, dict):
+        if entry.get("__cls__") == "FlairEmbeddings":
+            yield entry
+            return
+        for value in entry.values():
+            yield from _flair_embedding_entries(value)
+    elif isinstance(entry, (list, tuple)):
+        for value in entry:
+            yield from _flair_embedding_entries(value)
+
+
+def manifest_entries(section_key: str, section: dict[str, Any]) -> dict[str, Any]:
+    """What a backend adds to the manifest for a model with exported character language models."""
+    return {"model_pickle": PICKLE_WEIGHTS_ONLY, section_key: section}
+
+
+def assemble_char_lm_model(state: dict[str, Any], model_cls: type, lms: Mapping[str, CharLM]) -> Any:
+    """The Flair model of ``state`` with its language models ``lms`` (by file name), CRF decoding in numpy."""
+    with char_lms_bound(lms):
+        model = model_cls.load(state)
+    if getattr(model, "use_crf", False) and hasattr(model, "viterbi_decoder"):
+        model.viterbi_decoder = FastViterbiDecoder.replacing(model.viterbi_decoder)
+    return model
