@@ -168,3 +168,21 @@ def test_language_models_under_a_document_rnn_are_exported_too(tmp_path):
             (x.value, round(x.score, 5)) for x in b.get_labels("topic")
         ]
     assert not any(isinstance(m, FlairEmbeddings) for m in loaded.modules())
+
+
+def test_the_reprojection_skips_padding_rows_and_answers_as_flairs_linear():
+    from exporter.runtime.fastpath import skip_padding_rows
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(6, 5)
+    x = torch.randn(3, 4, 6)
+    x[0, 2:] = 0.0  # Flair's padding: rows of zeros after a sentence's last token
+    x[2, 1:] = 0.0
+    expected = torch.nn.functional.linear(x, linear.weight, linear.bias)
+    keys = list(linear.state_dict())
+    skip_padding_rows(linear)
+    got = linear(x)
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert torch.equal(got[0, 2], linear.bias.detach()) and torch.equal(got[2, 3], linear.bias.detach())
+    assert list(linear.state_dict()) == keys  # the module and its state stay Flair's
+    assert torch.allclose(linear(x[1]), expected[1], atol=1e-6)  # no padding: one product

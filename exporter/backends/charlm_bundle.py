@@ -21,7 +21,7 @@ from typing import Any
 from exporter.errors import ExportError, UnsupportedModelError
 from exporter.format.modelfile import MODEL_FILE, PICKLE_WEIGHTS_ONLY, embeddings_key, plain_state
 from exporter.runtime.charlm import EMBEDDINGS_NAME, CharLM, CharLMEmbeddings, char_lms_bound, lm_params
-from exporter.runtime.fastpath import FastViterbiDecoder
+from exporter.runtime.fastpath import FastViterbiDecoder, skip_padding_rows
 
 __all__ = ["LM_FILE_STEM", "assemble_char_lm_model", "char_lm_embeddings", "export_char_lm_files"]
 
@@ -135,9 +135,14 @@ def manifest_entries(section_key: str, section: dict[str, Any]) -> dict[str, Any
 
 
 def assemble_char_lm_model(state: dict[str, Any], model_cls: type, lms: Mapping[str, CharLM]) -> Any:
-    """The Flair model of ``state`` with its language models ``lms`` (by file name), CRF decoding in numpy."""
+    """The Flair model of ``state`` with its language models ``lms`` (by file name), CRF decoding in numpy, the
+    reprojection of a tagger's embeddings computed on real tokens only."""
+    import torch
+
     with char_lms_bound(lms):
         model = model_cls.load(state)
+    if getattr(model, "reproject_embeddings", False) and type(getattr(model, "embedding2nn", None)) is torch.nn.Linear:
+        skip_padding_rows(model.embedding2nn)
     if getattr(model, "use_crf", False) and hasattr(model, "viterbi_decoder"):
         model.viterbi_decoder = FastViterbiDecoder.replacing(model.viterbi_decoder)
     return model

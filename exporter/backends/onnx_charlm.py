@@ -25,10 +25,11 @@ log = logging.getLogger(__name__)
 
 INPUT_NAMES = ("chars", "h0", "c0")
 OUTPUT_NAMES = ("outputs", "h", "c")
-#: a step's fixed cost (reading the LSTM's weights) in rows, for the length buckets: measured on the
-#: ner-english shape (hidden 2048) at 2 threads, ONNX Runtime's LSTM runs a step of 1 row in 1.9 ms and each
-#: further row adds 0.3 ms (fp32); int8 0.19 ms and 0.12 ms
-STEP_COST = {"fp32": 6.0, "int8": 1.5}
+#: a step's fixed cost (reading the LSTM's weights) in rows, for the length buckets. On the ner-english shape
+#: (hidden 2048) at 2 threads, ONNX Runtime's LSTM runs a step of 1 row in 1.9 ms and each further row adds
+#: 0.3 ms (fp32; int8 0.19 ms and 0.12 ms), but whole taggers over 128 WikiANN sentences at batch 32 ran
+#: fastest with fp32 12-24 (9.5 sentences/s at 6, 11.1 at 12 and 24, 5.0 as one group) and int8 0.5-3
+STEP_COST = {"fp32": 16.0, "int8": 1.5}
 
 
 class _LanguageModelGraph(torch.nn.Module):

@@ -15,13 +15,14 @@ and on sentences beyond the maximum length); anything else falls back to Flair's
 
 from __future__ import annotations
 
+import types
 from typing import Any
 
 import torch
 from flair.embeddings.transformer import fill_mean_token_embeddings
 from flair.models.sequence_tagger_utils.viterbi import ViterbiDecoder
 
-__all__ = ["FastViterbiDecoder", "combine_windows", "pool_token_embeddings"]
+__all__ = ["FastViterbiDecoder", "combine_windows", "pool_token_embeddings", "skip_padding_rows"]
 
 
 def _scatter_words(out: torch.Tensor, hidden: torch.Tensor, mask: torch.Tensor, word_ids: torch.Tensor) -> None:
@@ -160,3 +161,32 @@ class FastViterbiDecoder(ViterbiDecoder):
             for tag_seq, conf_seq, n in zip(decoded.tolist(), confidences.tolist(), lengths_list)
         ]
         return tags, []
+
+
+def skip_padding_rows(linear: torch.nn.Linear) -> None:
+    """Make ``linear`` (a tagger's ``embedding2nn``) multiply only the rows that hold a token.
+
+    Flair pads every sentence of a batch with rows of zeros up to the batch's longest sentence in tokens and
+    reprojects all of them; a row of zeros comes out of the layer as its bias, which is what the padding rows get
+    here without the product. For the classic taggers (a 4,196-wide stack of word and character-LM embeddings,
+    reprojected by a 4,196 x 4,196 layer) that product cost as much as the int8 language models themselves.
+    Bound to this instance only: the module, its state dict and every other tagger stay Flair's.
+    """
+    linear.forward = types.MethodType(_linear_on_real_rows, linear)
+
+
+def _linear_on_real_rows(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    if x.dim() < 2:
+        return torch.nn.functional.linear(x, self.weight, self.bias)
+    flat = x.reshape(-1, x.shape[-1])
+    real = flat.any(dim=1)
+    count = int(real.sum())
+    if count == flat.shape[0]:
+        return torch.nn.functional.linear(x, self.weight, self.bias)
+    if self.bias is not None:
+        out = self.bias.expand(flat.shape[0], -1).clone()
+    else:
+        out = flat.new_zeros((flat.shape[0], self.out_features))
+    if count:
+        out[real] = torch.nn.functional.linear(flat[real], self.weight, self.bias)
+    return out.view(*x.shape[:-1], self.out_features)
