@@ -77,6 +77,8 @@ def test_buckets_cut_a_batch_of_mixed_lengths_into_groups():
     assert sorted(i for g in groups for i in g) == list(range(6)) and len(groups) == 2
     assert sorted(groups[0]) == [0, 3]
     assert len(CharLMEmbeddings(lm_params(build_tiny_flair_embeddings(True)), None, buckets=False).groups(lengths)) == 1
+    alone = CharLMEmbeddings(lm_params(build_tiny_flair_embeddings(True)), None, max_rows=1).groups(lengths)
+    assert sorted(alone) == [[i] for i in range(6)]  # max_call_rows=1: every sentence in a call of its own
 
 
 def test_a_classic_tagger_gets_its_language_models_exported_to_onnx(tmp_path):

@@ -116,6 +116,12 @@ def _load_char_lms(
     directory: Path, manifest: Mapping[str, Any], runtime: RuntimeOptions, state: dict[str, Any], model_cls: type
 ) -> Any:
     """The Flair model with its character language models in ONNX Runtime sessions."""
+    if runtime.encoder_workers > 1:
+        log.warning(
+            "encoder_workers=%d splits a transformer encoder's calls; this bundle's character language models run "
+            "one call at a time (length_buckets and max_call_rows apply to them).",
+            runtime.encoder_workers,
+        )
     try:
         import onnxruntime  # noqa: F401
     except ImportError as e:

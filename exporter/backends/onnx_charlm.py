@@ -141,6 +141,7 @@ class OrtCharLM:
         self.state_size = int(entry["state_size"])
         self.step_cost = STEP_COST["int8" if entry.get("quantization") else "fp32"]
         self.buckets = runtime.length_buckets
+        self.max_rows = runtime.max_call_rows
 
     def __call__(self, chars: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         if state is None:

@@ -85,7 +85,15 @@ class CharLMEmbeddings(TokenEmbeddings):
 
     embeddings_name = EMBEDDINGS_NAME
 
-    def __init__(self, params: Mapping[str, Any], lm: CharLM, *, step_cost: float = 8.0, buckets: bool = True):
+    def __init__(
+        self,
+        params: Mapping[str, Any],
+        lm: CharLM,
+        *,
+        step_cost: float = 8.0,
+        buckets: bool = True,
+        max_rows: int = 0,
+    ) -> None:
         super().__init__()
         model_params = params["model_params"]
         dictionary = model_params["dictionary"]
@@ -103,6 +111,7 @@ class CharLMEmbeddings(TokenEmbeddings):
         self.fine_tune = False
         self.step_cost = float(step_cost)
         self.buckets = buckets
+        self.max_rows = int(max_rows)
         # Flair's Dictionary.get_idx_for_items: an unknown character reads as index 0
         self._index = {item.decode("utf-8"): i for i, item in enumerate(dictionary.idx2item)}
         self._padding = self._index.get(" ", 0)
@@ -120,7 +129,13 @@ class CharLMEmbeddings(TokenEmbeddings):
                 "not with Flair's own loader."
             )
         lm = bound[lm_file]
-        return cls(params, lm, step_cost=getattr(lm, "step_cost", 8.0), buckets=getattr(lm, "buckets", True))
+        return cls(
+            params,
+            lm,
+            step_cost=getattr(lm, "step_cost", 8.0),
+            buckets=getattr(lm, "buckets", True),
+            max_rows=getattr(lm, "max_rows", 0),
+        )
 
     def to_params(self) -> dict[str, Any]:
         return dict(self.params)
@@ -160,11 +175,17 @@ class CharLMEmbeddings(TokenEmbeddings):
         return np.fromiter((index.get(c, 0) for c in marked), dtype=np.int64, count=len(marked))
 
     def groups(self, lengths: Sequence[int]) -> list[list[int]]:
-        """Rows in groups of similar length: a group costs its width times (``step_cost`` + its rows)."""
+        """Rows in groups of similar length: a group costs its width times (``step_cost`` + its rows); groups of
+        at most ``max_rows`` rows when it is above 0 (with 1, every sentence runs alone, so an int8 language
+        model, which takes its activation scales per call, gives it the same numbers in any batch)."""
         if not self.buckets or len(lengths) < 2:
-            return [sorted(range(len(lengths)), key=lambda i: -lengths[i])]
-        step_cost = self.step_cost
-        return plan_groups(lengths, 1, group_cost=lambda rows, width: width * (step_cost + rows))
+            groups = [sorted(range(len(lengths)), key=lambda i: -lengths[i])]
+        else:
+            step_cost = self.step_cost
+            groups = plan_groups(lengths, 1, group_cost=lambda rows, width: width * (step_cost + rows))
+        if self.max_rows > 0:
+            groups = [g[i : i + self.max_rows] for g in groups for i in range(0, len(g), self.max_rows)]
+        return groups
 
     def _add_embeddings_internal(self, sentences: list[Sentence]) -> list[Sentence]:
         texts = self.strings(sentences)
