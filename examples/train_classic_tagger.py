@@ -98,7 +98,7 @@ def main() -> None:
             (loss / max(count, 1)).backward()
             torch.nn.utils.clip_grad_norm_(parameters, 5.0)
             optimizer.step()
-            total += float(loss)
+            total += float(loss.detach())
         print(
             f"epoch {epoch + 1}: loss {total / len(sentences):.3f} ({time.perf_counter() - started:.0f} s)", flush=True
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-from exporter.config import Backend, ExportConfig, OnnxOptions, ParityConfig, RuntimeOptions
+from exporter.config import Backend, ExportConfig, OnnxOptions, ParityConfig, RuntimeOptions, TorchScriptOptions
 from exporter.errors import (
     BundleError,
     ChecksumError,
@@ -45,6 +45,7 @@ __all__ = [
     "ParityError",
     "ProviderError",
     "RuntimeOptions",
+    "TorchScriptOptions",
     "UnsafeModelFileError",
     "UnsupportedModelError",
     "load_bundle",

@@ -296,10 +296,24 @@ class TorchScriptOptions:
         force_max_length: pad every batch to the tokenizer's maximum length, for compilers that need
             static shapes (AWS Neuron, for instance). Slower on CPUs.
         freeze: ``torch.jit.freeze`` the traced module (inlines weights, folds constants).
+        quantize: ``int8`` (or None): PyTorch's dynamic int8 quantization of Flair's character language models
+            (their LSTM and projection; per-call activation scales, so a text's numbers depend on its batch).
+            Transformer encoders are quantized by the ``onnx`` backend's recipes instead.
     """
 
     force_max_length: bool = False
     freeze: bool = True
+    quantize: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.quantize in ("", "none"):
+            object.__setattr__(self, "quantize", None)
+        if self.quantize not in (None, "int8", "int8-dynamic"):
+            raise ConfigError(
+                f"TorchScript quantize={self.quantize!r} is not available; choose int8 (PyTorch's dynamic int8 of "
+                "Flair's character language models) or none. The other int8 recipes are the onnx backend's.",
+                option="quantize",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -402,6 +416,8 @@ class ExportConfig:
 
     @property
     def lossy(self) -> bool:
+        if self.backend is Backend.TORCHSCRIPT:
+            return self.torchscript.quantize is not None
         return self.backend is Backend.ONNX and self.onnx.lossy
 
     def to_dict(self) -> dict[str, Any]:

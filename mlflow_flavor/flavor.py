@@ -70,6 +70,7 @@ RUNTIME_MODULES = (
     "exporter.backends.onnx_quantize",
     "exporter.backends.torch",
     "exporter.backends.torchscript",
+    "exporter.backends.torchscript_charlm",
     "exporter.backends.tracing",
     "exporter.bundle",
     "exporter.bundle.load",

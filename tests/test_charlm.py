@@ -12,7 +12,15 @@ from flair.data import Sentence
 from flair.embeddings import FlairEmbeddings, StackedEmbeddings
 from tinymodels import build_classic_tagger, build_tiny_flair_embeddings, build_tiny_word_embeddings
 
-from exporter import ConfigError, ExportConfig, OnnxOptions, ParityConfig, load_bundle, save_bundle
+from exporter import (
+    ConfigError,
+    ExportConfig,
+    OnnxOptions,
+    ParityConfig,
+    TorchScriptOptions,
+    load_bundle,
+    save_bundle,
+)
 from exporter.errors import BundleError
 from exporter.format.modelfile import load_state
 from exporter.quality.corpus import generate_sentences
@@ -188,3 +196,32 @@ def test_the_reprojection_skips_padding_rows_and_answers_as_flairs_linear():
     assert torch.equal(got[0, 2], linear.bias.detach()) and torch.equal(got[2, 3], linear.bias.detach())
     assert list(linear.state_dict()) == keys  # the module and its state stay Flair's
     assert torch.allclose(linear(x[1]), expected[1], atol=1e-6)  # no padding: one product
+
+
+def test_torchscript_scripts_the_language_models_fp32_and_int8(tmp_path):
+    """PyTorch's LSTM, scripted: fp32 answers as Flair; int8 (PyTorch's dynamic quantization) through the gate."""
+    tagger = build_classic_tagger("flair")
+    info = save_bundle(tagger, tmp_path / "fp32", ExportConfig(backend="torchscript", parity=GATE))
+    assert info.manifest["backend"] == "torchscript"
+    assert [e["file"] for e in info.manifest["torchscript"]["char_lms"]] == ["charlm-0.ts", "charlm-1.ts"]
+    assert info.manifest["parity"]["identical_sentences"] == 16
+    loaded = load_bundle(info.path)
+    for e, g in zip(_embeddings_of(tagger.embeddings, TEXTS), _embeddings_of(loaded.embeddings, TEXTS)):
+        assert torch.allclose(e, g, atol=1e-5)
+    config = ExportConfig(backend="torchscript", torchscript=TorchScriptOptions(quantize="int8"), parity=GATE)
+    assert config.lossy
+    info = save_bundle(tagger, tmp_path / "int8", config)
+    quantization = info.manifest["torchscript"]["quantization"]
+    assert quantization["recipe"] == "torch-dynamic" and info.manifest["parity"]["lossy"] is True
+    int8 = load_bundle(info.path)
+    for e, g in zip(_embeddings_of(tagger.embeddings, TEXTS), _embeddings_of(int8.embeddings, TEXTS)):
+        assert not torch.equal(e, g) and (e - g).norm() / e.norm() < 0.1
+
+
+def test_torchscript_int8_is_refused_for_a_transformer_encoder(tiny_tagger, tmp_path):
+    config = ExportConfig(backend="torchscript", torchscript=TorchScriptOptions(quantize="int8"))
+    with pytest.raises(ConfigError, match="onnx backend's recipes") as refused:
+        save_bundle(tiny_tagger, tmp_path / "bundle", config)
+    assert refused.value.option == "quantize" and not (tmp_path / "bundle").exists()
+    with pytest.raises(ConfigError, match="choose int8"):
+        TorchScriptOptions(quantize="int8-block32")

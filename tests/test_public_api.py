@@ -27,6 +27,7 @@ def test_exporter_public_names():
             "ParityError",
             "ProviderError",
             "RuntimeOptions",
+            "TorchScriptOptions",
             "UnsafeModelFileError",
             "UnsupportedModelError",
             "load_bundle",

@@ -60,8 +60,8 @@ def choose_backend(model: Any, requested: Backend) -> Backend:
     """The backend a model is bundled with: the requested one, except for models Flair already accelerated
     (its ``export_onnx`` graph is bundled as it is; its TorchScript embeddings sit in Flair's own ``.pt``) and
     for models without one transformer embedding to export (word embeddings, Flair's character language
-    models, stacks): those run as Flair's own model, the ``torch`` backend, unless the backend is ``onnx`` and the
-    model has Flair's character language models (``FlairEmbeddings``), which it exports."""
+    models, stacks): those run as Flair's own model, the ``torch`` backend, unless the model has Flair's character
+    language models (``FlairEmbeddings``), which the encoder backends export."""
     if is_flair_onnx(model) and requested is not Backend.FLAIR_ONNX:
         log.info("The model's embeddings were exported with Flair's export_onnx: bundling that graph as it is")
         return Backend.FLAIR_ONNX
@@ -70,8 +70,11 @@ def choose_backend(model: Any, requested: Backend) -> Backend:
             "The model's embeddings are Flair's TorchScript embeddings (self-contained): bundling the .pt as it is"
         )
         return Backend.TORCH
-    if requested is Backend.ONNX and not has_one_transformer(model) and has_char_lms(model):
-        log.info("Exporting the model's character language models (FlairEmbeddings) to ONNX; the rest runs in Flair")
+    if requested in ENCODER_BACKENDS and not has_one_transformer(model) and has_char_lms(model):
+        log.info(
+            "Exporting the model's character language models (FlairEmbeddings) to %s; the rest runs in Flair",
+            "ONNX" if requested is Backend.ONNX else "TorchScript",
+        )
         return requested
     if requested in ENCODER_BACKENDS and not has_one_transformer(model):
         embeddings = model_embeddings(model)

@@ -18,15 +18,51 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from exporter.errors import ExportError, UnsupportedModelError
-from exporter.format.modelfile import MODEL_FILE, PICKLE_WEIGHTS_ONLY, embeddings_key, plain_state
+from exporter.format.modelfile import MODEL_FILE, PICKLE_WEIGHTS_ONLY, PLAIN_EMBEDDINGS, embeddings_key, plain_state
 from exporter.runtime.charlm import EMBEDDINGS_NAME, CharLM, CharLMEmbeddings, char_lms_bound, lm_params
 from exporter.runtime.fastpath import FastViterbiDecoder, skip_padding_rows
 
-__all__ = ["LM_FILE_STEM", "assemble_char_lm_model", "char_lm_embeddings", "export_char_lm_files"]
+__all__ = [
+    "CHAR_LMS",
+    "DATA_EMBEDDINGS",
+    "LM_FILE_STEM",
+    "LanguageModelGraph",
+    "assemble_char_lm_model",
+    "char_lm_embeddings",
+    "export_char_lm_files",
+]
 
+#: the key of a backend's manifest section that lists its exported character language models
+CHAR_LMS = "char_lms"
+#: a character-LM bundle's model.pt holds Flair's plain-data embeddings, each FlairEmbeddings renamed
+DATA_EMBEDDINGS: tuple[str, ...] = (*PLAIN_EMBEDDINGS, EMBEDDINGS_NAME)
 #: the language models' files are ``charlm-0.<suffix>``, ``charlm-1.<suffix>``, ... in the model's order
 LM_FILE_STEM = "charlm"
+
+
+class LanguageModelGraph(torch.nn.Module):
+    """Flair's ``LanguageModel.forward(decode=False)`` in eval mode, what a backend exports: characters and the
+    LSTM's state in, outputs and state out (so that a long text runs in chunks, the state carried)."""
+
+    def __init__(self, lm: Any) -> None:
+        super().__init__()
+        if not isinstance(lm.rnn, torch.nn.LSTM):
+            raise UnsupportedModelError(
+                f"The character language model's recurrent layer is a {type(lm.rnn).__name__}; flair-mlflow exports "
+                "LSTM language models (all of Flair's published ones). Use backend='torch'."
+            )
+        self.encoder = lm.encoder
+        self.rnn = lm.rnn
+        self.proj = lm.proj
+
+    def forward(self, chars, h0, c0):
+        outputs, (h, c) = self.rnn(self.encoder(chars), (h0, c0))
+        if self.proj is not None:
+            outputs = self.proj(outputs)
+        return outputs, h, c
 
 
 def char_lm_embeddings(model: Any) -> list[tuple[str, Any]]:
@@ -91,8 +127,6 @@ def export_char_lm_files(
 def _write_model_file(model: Any, found: list[tuple[str, Any]], files: list[str], directory: Path) -> None:
     """``model.pt``: Flair's state with each ``FlairEmbeddings`` entry pointing at its exported language model
     and without the language models' weights, as plain data."""
-    import torch
-
     state = model._get_state_dict()
     key = embeddings_key(state)
     entries = list(_flair_embedding_entries(state[key]))
@@ -137,8 +171,6 @@ def manifest_entries(section_key: str, section: dict[str, Any]) -> dict[str, Any
 def assemble_char_lm_model(state: dict[str, Any], model_cls: type, lms: Mapping[str, CharLM]) -> Any:
     """The Flair model of ``state`` with its language models ``lms`` (by file name), CRF decoding in numpy, the
     reprojection of a tagger's embeddings computed on real tokens only."""
-    import torch
-
     with char_lms_bound(lms):
         model = model_cls.load(state)
     if getattr(model, "reproject_embeddings", False) and type(getattr(model, "embedding2nn", None)) is torch.nn.Linear:

@@ -29,7 +29,6 @@ from exporter.runtime.fastpath import FastViterbiDecoder
 from exporter.runtime.settings import EmbeddingSettings, find_transformer_embeddings
 
 __all__ = [
-    "DATA_EMBEDDINGS",
     "TOKENIZER_DIR",
     "assemble_model",
     "export_bundle_files",
@@ -38,8 +37,6 @@ __all__ = [
 ]
 
 TOKENIZER_DIR = "tokenizer"
-#: a slimmed model.pt holds no embeddings (the bundle's encoder and settings replace them)
-DATA_EMBEDDINGS: tuple[str | None, ...] = (None,)
 
 
 def exported_embeddings(model: Any) -> tuple[Any, Any]:

@@ -25,8 +25,6 @@ from exporter.backends.onnx_graph import save_graph
 from exporter.backends.tracing import HiddenStates, quiet_tracing, trace_inputs
 from exporter.config import CPU_PROVIDER, CUDA_PROVIDER, ExportConfig, RuntimeOptions, fp16_unavailable
 from exporter.errors import ExportError, MissingDependencyError, ProviderError
-from exporter.format.modelfile import PLAIN_EMBEDDINGS
-from exporter.runtime.charlm import EMBEDDINGS_NAME
 from exporter.runtime.settings import EmbeddingSettings
 
 __all__ = [
@@ -47,11 +45,9 @@ INPUT_NAMES = ("input_ids", "attention_mask")
 SECTION = "onnx"
 MODEL_PICKLE_ALWAYS = False
 PICKLE_REASON = ""
-#: an encoder bundle's model.pt holds no embeddings (None); a character-LM bundle's holds Flair's plain-data
-#: embeddings with each FlairEmbeddings renamed to the runtime's class
-DATA_EMBEDDINGS: tuple[str | None, ...] = (None, *PLAIN_EMBEDDINGS, EMBEDDINGS_NAME)
-#: the section's key listing a character-LM bundle's language models
-CHAR_LMS = "char_lms"
+#: an encoder bundle's model.pt holds no embeddings (None); a character-LM bundle's Flair's plain-data ones
+DATA_EMBEDDINGS: tuple[str | None, ...] = (None, *charlm_bundle.DATA_EMBEDDINGS)
+CHAR_LMS = charlm_bundle.CHAR_LMS
 
 
 def export(model: Any, directory: Path, config: ExportConfig) -> dict[str, Any]:

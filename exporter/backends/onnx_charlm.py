@@ -15,9 +15,10 @@ import numpy as np
 import torch
 
 from exporter.backends import onnx_quantize
+from exporter.backends.charlm_bundle import LanguageModelGraph
 from exporter.backends.tracing import quiet_tracing
 from exporter.config import ExportConfig, RuntimeOptions
-from exporter.errors import ConfigError, ExportError, MissingDependencyError, UnsupportedModelError
+from exporter.errors import ConfigError, ExportError, MissingDependencyError
 
 __all__ = ["INPUT_NAMES", "OUTPUT_NAMES", "OrtCharLM", "check_char_lm_options", "export_char_lm"]
 
@@ -30,22 +31,6 @@ OUTPUT_NAMES = ("outputs", "h", "c")
 #: 0.3 ms (fp32; int8 0.19 ms and 0.12 ms), but whole taggers over 128 WikiANN sentences at batch 32 ran
 #: fastest with fp32 12-24 (9.5 sentences/s at 6, 11.1 at 12 and 24, 5.0 as one group) and int8 0.5-3
 STEP_COST = {"fp32": 16.0, "int8": 1.5}
-
-
-class _LanguageModelGraph(torch.nn.Module):
-    """Flair's ``LanguageModel.forward(decode=False)`` in eval mode: characters and state in, outputs and state out."""
-
-    def __init__(self, lm: Any) -> None:
-        super().__init__()
-        self.encoder = lm.encoder
-        self.rnn = lm.rnn
-        self.proj = lm.proj
-
-    def forward(self, chars: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor):
-        outputs, (h, c) = self.rnn(self.encoder(chars), (h0, c0))
-        if self.proj is not None:
-            outputs = self.proj(outputs)
-        return outputs, h, c
 
 
 def check_char_lm_options(config: ExportConfig) -> None:
@@ -78,13 +63,8 @@ def export_char_lm(lm: Any, target: Path, config: ExportConfig) -> dict[str, Any
         import onnx
     except ImportError as e:
         raise MissingDependencyError("onnx", purpose="the ONNX backend") from e
-    if not isinstance(lm.rnn, torch.nn.LSTM):
-        raise UnsupportedModelError(
-            f"The character language model's recurrent layer is a {type(lm.rnn).__name__}; flair-mlflow exports "
-            "LSTM language models (all of Flair's published ones). Use backend='torch'."
-        )
     started = time.perf_counter()
-    graph = _LanguageModelGraph(lm).eval()
+    graph = LanguageModelGraph(lm).eval()
     rows = 2
     chars = torch.zeros((5, rows), dtype=torch.long)
     state = torch.zeros((lm.nlayers, rows, lm.hidden_size))

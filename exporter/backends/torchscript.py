@@ -17,12 +17,12 @@ from typing import Any
 
 import torch
 
-from exporter.backends.encoder_bundle import DATA_EMBEDDINGS as DATA_EMBEDDINGS
+from exporter.backends import charlm_bundle, torchscript_charlm
 from exporter.backends.encoder_bundle import assemble_model, export_bundle_files, manifest_entries
-from exporter.backends.kinds import SURFACE
+from exporter.backends.kinds import SURFACE, has_one_transformer
 from exporter.backends.tracing import HiddenStates, quiet_tracing, trace_inputs
 from exporter.config import ExportConfig, RuntimeOptions
-from exporter.errors import ExportError
+from exporter.errors import ConfigError, ExportError
 from exporter.runtime.settings import EmbeddingSettings
 
 __all__ = [*SURFACE, "ENCODER_FILE", "TorchScriptEncoder", "export_encoder"]
@@ -33,10 +33,21 @@ ENCODER_FILE = "encoder.ts"
 SECTION = "torchscript"
 MODEL_PICKLE_ALWAYS = False
 PICKLE_REASON = ""
+#: an encoder bundle's model.pt holds no embeddings (None); a character-LM bundle's Flair's plain-data ones
+DATA_EMBEDDINGS: tuple[str | None, ...] = (None, *charlm_bundle.DATA_EMBEDDINGS)
 
 
 def export(model: Any, directory: Path, config: ExportConfig) -> dict[str, Any]:
-    """Trace the encoder; write it, the tokenizer and the slimmed Flair model; return the manifest's additions."""
+    """Trace the encoder; write it, the tokenizer and the slimmed Flair model; return the manifest's additions.
+    A model without one transformer but with Flair's character language models gets those scripted instead."""
+    if not has_one_transformer(model):
+        return _export_char_lms(model, directory, config)
+    if config.torchscript.quantize:
+        raise ConfigError(
+            "TorchScript quantize='int8' quantizes Flair's character language models; this model's transformer "
+            "encoder is quantized by the onnx backend's recipes (backend='onnx', quantize='int8').",
+            option="quantize",
+        )
     settings, exported = export_bundle_files(model, directory, config, export_encoder)
     if config.torchscript.force_max_length:
         settings = replace(settings, force_max_length=True)
@@ -46,9 +57,33 @@ def export(model: Any, directory: Path, config: ExportConfig) -> dict[str, Any]:
 def load(
     directory: Path, manifest: Mapping[str, Any], runtime: RuntimeOptions, state: dict[str, Any], model_cls: type
 ) -> Any:
-    """The Flair model around the bundle's TorchScript encoder."""
+    """The Flair model around the bundle's TorchScript encoder (or with its scripted character language models)."""
+    if charlm_bundle.CHAR_LMS in manifest[SECTION]:
+        lms = {
+            entry["file"]: torchscript_charlm.TorchScriptCharLM(directory / entry["file"], entry, runtime)
+            for entry in manifest[SECTION][charlm_bundle.CHAR_LMS]
+        }
+        return charlm_bundle.assemble_char_lm_model(state, model_cls, lms)
     encoder = TorchScriptEncoder(directory / manifest[SECTION]["model_file"])
     return assemble_model(directory, manifest, runtime, state, model_cls, encoder)
+
+
+def _export_char_lms(model: Any, directory: Path, config: ExportConfig) -> dict[str, Any]:
+    """Each of the model's ``FlairEmbeddings`` language models as a TorchScript archive, the rest Flair's own."""
+    if config.torchscript.force_max_length:
+        raise ConfigError(
+            "force_max_length pads a transformer's subtokens to the tokenizer's maximum; character language "
+            "models run at each text's own length: leave force_max_length unset.",
+            option="force_max_length",
+        )
+    entries = charlm_bundle.export_char_lm_files(model, directory, config, "ts", torchscript_charlm.export_char_lm)
+    section = {
+        charlm_bundle.CHAR_LMS: entries,
+        "files": [e["file"] for e in entries],
+        "frozen": config.torchscript.freeze,
+        "quantization": next((e["quantization"] for e in entries if e["quantization"]), None),
+    }
+    return charlm_bundle.manifest_entries(SECTION, section)
 
 
 def export_encoder(

@@ -87,11 +87,22 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     "onnx-optimized-int8": {"backend": Backend.ONNX, "onnx": OnnxOptions(optimize="all", quantize="int8")},
     "torchscript": {"backend": Backend.TORCHSCRIPT, "torchscript": TorchScriptOptions()},
+    # PyTorch's dynamic int8 of Flair's character language models (their LSTMs), scripted
+    "torchscript-int8": {"backend": Backend.TORCHSCRIPT, "torchscript": TorchScriptOptions(quantize="int8")},
     # Flair's own .pt; its transformer call in length buckets (nothing exported)
     "torch": {"backend": Backend.TORCH},
 }
 #: the variants that apply to a model whose character language models (FlairEmbeddings) the onnx backend exports
-CHAR_LM_VARIANTS = ("onnx", "onnx-unbucketed", "onnx-int8", "onnx-int8-unbucketed", "onnx-int8-per-tensor", "torch")
+CHAR_LM_VARIANTS = (
+    "onnx",
+    "onnx-unbucketed",
+    "onnx-int8",
+    "onnx-int8-unbucketed",
+    "onnx-int8-per-tensor",
+    "torchscript",
+    "torchscript-int8",
+    "torch",
+)
 DEFAULT_VARIANTS = (
     "onnx",
     "onnx-unbucketed",

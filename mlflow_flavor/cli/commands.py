@@ -143,7 +143,11 @@ _EXPORT_OPTIONS = [
         help="ONNX Runtime transformer optimizer level.",
     ),
     click.option(
-        "--quantize", type=click.Choice([NONE, *QUANTIZATIONS]), default=_ONNX.quantize or NONE, show_default=True
+        "--quantize",
+        type=click.Choice([NONE, *QUANTIZATIONS]),
+        default=_ONNX.quantize or NONE,
+        show_default=True,
+        help="An int8 recipe (onnx); with --backend torchscript, int8: PyTorch's int8 of Flair's character LMs.",
     ),
     click.option(
         "--per-channel/--per-tensor", default=_ONNX.per_channel, show_default=True, help="int8 weight granularity."
@@ -207,6 +211,8 @@ def _export_options(f):
 _OPTION_OF_FIELD = {
     "opset": "--opset",
     "precision": "--precision / --quantize",
+    "quantize": "--quantize",
+    "force_max_length": "--force-max-length",
     "providers": "--provider",
     "intra_op_num_threads": "--intra-op-threads",
     "encoder_workers": "--encoder-workers",
@@ -252,10 +258,14 @@ def _build_export_config(options: Mapping[str, Any]):
         **({"providers": tuple(providers)} if providers else {}),
     )
     onnx_keys = ("opset", "optimize", "quantize", "per_channel", "precision", "fp16_fallback", "external_data")
+    onnx = {key: options[key] for key in onnx_keys}
+    # --quantize names the onnx backend's recipe, or for torchscript PyTorch's int8 of character language models
+    scripted = Backend.parse(options["backend"]) is Backend.TORCHSCRIPT
+    quantize = onnx.pop("quantize") if scripted else None
     return ExportConfig(
         backend=options["backend"],
-        onnx=OnnxOptions(**{key: options[key] for key in onnx_keys}),
-        torchscript=TorchScriptOptions(force_max_length=options["force_max_length"]),
+        onnx=OnnxOptions(**onnx),
+        torchscript=TorchScriptOptions(force_max_length=options["force_max_length"], quantize=quantize),
         runtime=runtime,
         parity=ParityConfig(
             min_tag_agreement=options["min_agreement"], force=options["force"], gold_conll=options["gold_conll"]

@@ -68,6 +68,7 @@ def _option_params(config: Any) -> dict[str, Any]:
         )
     elif config.backend is Backend.TORCHSCRIPT:
         params["force_max_length"] = config.torchscript.force_max_length
+        params["quantize"] = config.torchscript.quantize or "none"
     return params
 
 
