@@ -225,3 +225,14 @@ def test_torchscript_int8_is_refused_for_a_transformer_encoder(tiny_tagger, tmp_
     assert refused.value.option == "quantize" and not (tmp_path / "bundle").exists()
     with pytest.raises(ConfigError, match="choose int8"):
         TorchScriptOptions(quantize="int8-block32")
+
+
+def test_the_cli_sends_quantize_to_torchscript_and_refuses_an_onnx_recipe_there(tmp_path):
+    from click.testing import CliRunner
+
+    from mlflow_flavor.cli import main
+
+    args = ["export", "demo", str(tmp_path / "out"), "--backend", "torchscript", "--quantize", "int8-block32"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "--quantize" in result.output and "onnx backend's" in result.output
+    assert not (tmp_path / "out").exists()
