@@ -115,6 +115,18 @@ def test_a_classic_tagger_gets_its_language_models_exported_to_onnx(tmp_path):
         SequenceTagger.load(state)
 
 
+def test_a_failed_int8_gate_on_language_models_points_to_torchscript_int8(tmp_path):
+    from exporter.errors import ParityError
+
+    tagger = build_classic_tagger("flair")
+    strict = ParityConfig(min_entity_f1=1.0, min_tag_agreement=1.0)
+    texts = generate_sentences(80, seed=9, long_every=0)
+    config = ExportConfig(backend="onnx", onnx=OnnxOptions(quantize="int8"), parity=strict, parity_sentences=texts)
+    with pytest.raises(ParityError, match=r"backend='torchscript' with TorchScriptOptions\(quantize='int8'\)"):
+        save_bundle(tagger, tmp_path / "bundle", config)
+    assert not (tmp_path / "bundle").exists()
+
+
 def test_int8_quantizes_the_lstms_with_dynamic_quantize_lstm(tmp_path):
     import onnx
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from exporter.backends.kinds import CHAR_LMS
 from exporter.errors import ExportError, UnsupportedModelError
 from exporter.format.modelfile import MODEL_FILE, PICKLE_WEIGHTS_ONLY, PLAIN_EMBEDDINGS, embeddings_key, plain_state
 from exporter.runtime.charlm import EMBEDDINGS_NAME, CharLM, CharLMEmbeddings, char_lms_bound, lm_params
@@ -35,8 +36,6 @@ __all__ = [
     "export_char_lm_files",
 ]
 
-#: the key of a backend's manifest section that lists its exported character language models
-CHAR_LMS = "char_lms"
 #: a character-LM bundle's model.pt holds Flair's plain-data embeddings, each FlairEmbeddings renamed
 DATA_EMBEDDINGS: tuple[str, ...] = (*PLAIN_EMBEDDINGS, EMBEDDINGS_NAME)
 #: the language models' files are ``charlm-0.<suffix>``, ``charlm-1.<suffix>``, ... in the model's order

@@ -7,11 +7,22 @@ from typing import Any
 
 from exporter.config import Backend
 
-__all__ = ["ENCODER_BACKENDS", "SURFACE", "has_char_lms", "has_one_transformer", "is_flair_jit", "is_flair_onnx"]
+__all__ = [
+    "CHAR_LMS",
+    "ENCODER_BACKENDS",
+    "SURFACE",
+    "has_char_lms",
+    "has_one_transformer",
+    "is_flair_jit",
+    "is_flair_onnx",
+]
 
 #: the names every backend module defines (see ``exporter.backends``)
 SURFACE = ("DATA_EMBEDDINGS", "MODEL_PICKLE_ALWAYS", "PICKLE_REASON", "SECTION", "export", "load")
 
+
+#: the key of a backend's manifest section that lists its exported character language models
+CHAR_LMS = "char_lms"
 
 #: the backends that export a transformer encoder and keep the rest of the model
 ENCODER_BACKENDS = (Backend.ONNX, Backend.TORCHSCRIPT)

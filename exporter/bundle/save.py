@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.backends import backend_module, choose_backend, flavor_metadata
+from exporter.backends.kinds import CHAR_LMS
 from exporter.bundle.load import load_bundle
 from exporter.config import ExportConfig
 from exporter.errors import BundleError, ConfigError, UnsupportedModelError
@@ -138,7 +139,10 @@ def _gate(model: Any, work: Path, content: dict[str, Any], digest: str, config: 
     exported = load_bundle(work, expected_manifest_sha256=digest, allow_pickle=trusted)
     texts, gold = _parity_sentences(config)
     recipe = (flavor_metadata(content)["quantization"] or {}).get("recipe")  # int8 exports only
-    return check_parity(model, exported, texts, config.parity, lossy=config.lossy, gold=gold, recipe=recipe)
+    char_lms = any(isinstance(value, dict) and CHAR_LMS in value for value in content.values())
+    return check_parity(
+        model, exported, texts, config.parity, lossy=config.lossy, gold=gold, recipe=recipe, char_lms=char_lms
+    )
 
 
 def save_bundle(model: Any, path: str | Path, config: ExportConfig | None = None) -> BundleInfo:

@@ -20,7 +20,7 @@ from typing import Any
 from exporter.config import ParityConfig
 from exporter.errors import ParityError
 from exporter.format.modelfile import model_embeddings
-from exporter.quality.advice import more_faithful_recipes
+from exporter.quality.advice import char_lm_advice, more_faithful_recipes
 from exporter.quality.metrics import f1_of_counts
 
 __all__ = [
@@ -202,11 +202,13 @@ def check_parity(
     gold: Sequence[set[tuple[int, int, str]]] | None = None,
     batch_size: int = 32,
     recipe: str | None = None,
+    char_lms: bool = False,
 ) -> dict[str, Any]:
     """Compare ``exported`` with ``original`` on ``texts`` (strings, or token lists when ``gold`` labels
     them); return the report, raise :class:`ParityError` when it violates the thresholds.
 
-    ``recipe``, the int8 recipe of a quantized export, is recorded as the report's ``int8_recipe``.
+    ``recipe``, the int8 recipe of a quantized export, is recorded as the report's ``int8_recipe``;
+    ``char_lms``: what was quantized is Flair's character language models (the advice of a failure differs).
     """
     thresholds = config.thresholds(lossy)
     a = _predict(original, texts, batch_size)
@@ -217,6 +219,8 @@ def check_parity(
     report["bootstrap"] = dict(BOOTSTRAP)
     if recipe is not None:
         report["int8_recipe"] = recipe
+        if char_lms:
+            report["int8_of"] = "character language models"
     failures = threshold_failures(report, thresholds)
     report["passed"] = not failures
     report["failures"] = failures
@@ -403,7 +407,10 @@ def _parity_error(report: dict[str, Any], failures: list[str]) -> ParityError:
 def _next_step(report: dict[str, Any]) -> str:
     """What to do about a failed gate; for an int8 export, the recipes measured as more faithful."""
     if "int8_recipe" in report:
-        hint = more_faithful_recipes(report["int8_recipe"], report["thresholds"]["min_entity_f1"])
+        if report.get("int8_of") == "character language models":
+            hint = char_lm_advice(report["int8_recipe"])
+        else:
+            hint = more_faithful_recipes(report["int8_recipe"], report["thresholds"]["min_entity_f1"])
         if hint:
             return hint + " Or relax the thresholds, or force the export."
     return (
