@@ -40,10 +40,11 @@ def test_every_option_reaches_its_config():
     args += ["--min-agreement", "0.5", "--force"]
     config = _export_config(_context(*args).params)
     assert config.backend is Backend.TORCHSCRIPT
+    # with --backend torchscript, --quantize is TorchScript's (PyTorch's int8 of character language models)
     assert config.onnx == OnnxOptions(
-        opset=16, optimize="all", quantize="int8-dynamic", per_channel=False, fp16_fallback=True, external_data=True
+        opset=16, optimize="all", quantize=None, per_channel=False, fp16_fallback=True, external_data=True
     )
-    assert config.torchscript.force_max_length
+    assert config.torchscript.force_max_length and config.torchscript.quantize == "int8-dynamic"
     runtime = config.runtime
     assert runtime.providers == ("A", "B") and runtime.strict_providers
     assert (runtime.intra_op_num_threads, runtime.encoder_workers, runtime.length_buckets) == (1, 2, False)
