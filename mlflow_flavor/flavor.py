@@ -112,7 +112,10 @@ _NESTED_OPTIONS = (
 
 def _keyword_hint(key: str, value: Any, valid: Sequence[str]) -> str:
     """How to say ``key=value`` instead: the nested config that holds it, or the closest valid keyword."""
-    nested = {f.name: (arg, cls) for arg, cls, typ in _NESTED_OPTIONS for f in dataclasses.fields(typ)}
+    nested: dict[str, tuple[str, str]] = {}
+    for arg, cls, typ in _NESTED_OPTIONS:  # the first config that has a field names it (quantize: OnnxOptions)
+        for f in dataclasses.fields(typ):
+            nested.setdefault(f.name, (arg, cls))
     session = ("intra_op_num_threads", "inter_op_num_threads", "graph_optimization_level", "allow_spinning")
     name, prefix = key, ""
     if key not in nested and key not in session:
@@ -125,7 +128,12 @@ def _keyword_hint(key: str, value: Any, valid: Sequence[str]) -> str:
     if name in session:
         return f"{key}: {prefix}a session option, given as session_options={{{name!r}: {value!r}}}"
     arg, cls = nested[name]
-    return f"{key}: {prefix}give it as {arg}={cls}({name}={value!r}) (from exporter.config import {cls})"
+    also = ""
+    if name == "quantize":  # TorchScript's: PyTorch's int8 of character language models
+        also = (
+            " (with backend='torchscript', for Flair's character LMs: torchscript=TorchScriptOptions(quantize='int8'))"
+        )
+    return f"{key}: {prefix}give it as {arg}={cls}({name}={value!r}) (from exporter.config import {cls}){also}"
 
 
 def _keywords(function: Any, *excluded: str) -> list[str]:

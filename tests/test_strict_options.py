@@ -28,7 +28,9 @@ def test_every_flat_export_option_is_refused_with_its_typed_form(tiny_tagger, tm
     target = tmp_path / "model"
     with pytest.raises(TypeError, match=rf"unexpected keyword argument.*'{keyword}'") as refused:
         mlflow_flavor.save_model(tiny_tagger, target, **{keyword: "int8"})
-    assert f"{keyword}: give it as {form}'int8')" in str(refused.value)
+    message = str(refused.value)
+    # quantize is OnnxOptions' first and, for character language models, TorchScriptOptions' too: both are named
+    assert f"{keyword}: give it as " in message and f"{form}'int8')" in message
     assert not target.exists()
 
 
