@@ -28,6 +28,7 @@ from exporter.runtime.fastpath import FastViterbiDecoder, skip_padding_rows
 
 __all__ = [
     "CHAR_LMS",
+    "CharLMRunner",
     "DATA_EMBEDDINGS",
     "LM_FILE_STEM",
     "LanguageModelGraph",
@@ -62,6 +63,19 @@ class LanguageModelGraph(torch.nn.Module):
         if self.proj is not None:
             outputs = self.proj(outputs)
         return outputs, h, c
+
+
+class CharLMRunner:
+    """What every backend's loaded language model carries for :class:`CharLMEmbeddings`: its shape (from its
+    manifest ``entry``), the fixed cost of a step in rows (``step_costs`` by ``fp32`` / ``int8``) and the
+    runtime's ``length_buckets`` and ``max_call_rows``. Subclasses are the :data:`CharLM` callables."""
+
+    def __init__(self, entry: Mapping[str, Any], runtime: Any, step_costs: Mapping[str, float]) -> None:
+        self.layers = int(entry["layers"])
+        self.state_size = int(entry["state_size"])
+        self.step_cost = step_costs["int8" if entry.get("quantization") else "fp32"]
+        self.buckets = runtime.length_buckets
+        self.max_rows = runtime.max_call_rows
 
 
 def char_lm_embeddings(model: Any) -> list[tuple[str, Any]]:

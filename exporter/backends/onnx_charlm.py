@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from exporter.backends import onnx_quantize
-from exporter.backends.charlm_bundle import LanguageModelGraph
+from exporter.backends.charlm_bundle import CharLMRunner, LanguageModelGraph
 from exporter.backends.tracing import quiet_tracing
 from exporter.config import ExportConfig, RuntimeOptions
 from exporter.errors import ConfigError, ExportError, MissingDependencyError
@@ -108,7 +108,7 @@ def export_char_lm(lm: Any, target: Path, config: ExportConfig) -> dict[str, Any
     return {"quantization": quantization}
 
 
-class OrtCharLM:
+class OrtCharLM(CharLMRunner):
     """A character language model in an ONNX Runtime session: a :data:`exporter.runtime.charlm.CharLM`."""
 
     def __init__(
@@ -116,12 +116,8 @@ class OrtCharLM:
     ) -> None:
         import onnxruntime as ort
 
+        super().__init__(entry, runtime, STEP_COST)
         self.session = ort.InferenceSession(str(path), session_options, providers=providers)
-        self.layers = int(entry["layers"])
-        self.state_size = int(entry["state_size"])
-        self.step_cost = STEP_COST["int8" if entry.get("quantization") else "fp32"]
-        self.buckets = runtime.length_buckets
-        self.max_rows = runtime.max_call_rows
 
     def __call__(self, chars: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         if state is None:

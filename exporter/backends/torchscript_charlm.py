@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from exporter.backends.charlm_bundle import LanguageModelGraph
+from exporter.backends.charlm_bundle import CharLMRunner, LanguageModelGraph
 from exporter.config import ExportConfig, RuntimeOptions
 from exporter.errors import ExportError
 
@@ -71,16 +71,12 @@ def export_char_lm(lm: Any, target: Path, config: ExportConfig) -> dict[str, Any
     return {"quantization": quantization}
 
 
-class TorchScriptCharLM:
+class TorchScriptCharLM(CharLMRunner):
     """A scripted character language model: a :data:`exporter.runtime.charlm.CharLM`."""
 
     def __init__(self, path: Path, entry: dict[str, Any], runtime: RuntimeOptions) -> None:
+        super().__init__(entry, runtime, STEP_COST)
         self.module = torch.jit.load(str(path), map_location="cpu").eval()
-        self.layers = int(entry["layers"])
-        self.state_size = int(entry["state_size"])
-        self.step_cost = STEP_COST["int8" if entry.get("quantization") else "fp32"]
-        self.buckets = runtime.length_buckets
-        self.max_rows = runtime.max_call_rows
 
     def __call__(self, chars: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         if state is None:
