@@ -27,7 +27,6 @@ from exporter.runtime.charlm import EMBEDDINGS_NAME, CharLM, CharLMEmbeddings, c
 from exporter.runtime.fastpath import FastViterbiDecoder, skip_padding_rows
 
 __all__ = [
-    "CHAR_LMS",
     "CharLMRunner",
     "DATA_EMBEDDINGS",
     "LM_FILE_STEM",
@@ -35,6 +34,7 @@ __all__ = [
     "assemble_char_lm_model",
     "char_lm_embeddings",
     "export_char_lm_files",
+    "manifest_entries",
 ]
 
 #: a character-LM bundle's model.pt holds Flair's plain-data embeddings, each FlairEmbeddings renamed
@@ -176,8 +176,16 @@ def _flair_embedding_entries(entry: Any) -> Iterator[dict[str, Any]]:
             yield from _flair_embedding_entries(value)
 
 
-def manifest_entries(section_key: str, section: dict[str, Any]) -> dict[str, Any]:
-    """What a backend adds to the manifest for a model with exported character language models."""
+def manifest_entries(section_key: str, entries: list[dict[str, Any]], **details: Any) -> dict[str, Any]:
+    """What a backend adds to the manifest for a model with exported character language models: its section
+    (``entries`` as :func:`export_char_lm_files` returned them, their files, the quantization if any, and the
+    backend's own ``details``) and the model file's kind."""
+    section = {
+        CHAR_LMS: entries,
+        "files": [e["file"] for e in entries],
+        "quantization": next((e["quantization"] for e in entries if e["quantization"]), None),
+        **details,
+    }
     return {"model_pickle": PICKLE_WEIGHTS_ONLY, section_key: section}
 
 

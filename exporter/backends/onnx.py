@@ -20,7 +20,7 @@ import torch
 
 from exporter.backends import charlm_bundle, onnx_charlm, onnx_graph, onnx_quantize
 from exporter.backends.encoder_bundle import assemble_model, export_bundle_files, manifest_entries
-from exporter.backends.kinds import SURFACE, has_one_transformer
+from exporter.backends.kinds import CHAR_LMS, SURFACE, has_one_transformer
 from exporter.backends.onnx_graph import save_graph
 from exporter.backends.tracing import HiddenStates, quiet_tracing, trace_inputs
 from exporter.config import CPU_PROVIDER, CUDA_PROVIDER, ExportConfig, RuntimeOptions, fp16_unavailable
@@ -47,7 +47,6 @@ MODEL_PICKLE_ALWAYS = False
 PICKLE_REASON = ""
 #: an encoder bundle's model.pt holds no embeddings (None); a character-LM bundle's Flair's plain-data ones
 DATA_EMBEDDINGS: tuple[str | None, ...] = (None, *charlm_bundle.DATA_EMBEDDINGS)
-CHAR_LMS = charlm_bundle.CHAR_LMS
 
 
 def export(model: Any, directory: Path, config: ExportConfig) -> dict[str, Any]:
@@ -75,6 +74,8 @@ def load(
     directory: Path, manifest: Mapping[str, Any], runtime: RuntimeOptions, state: dict[str, Any], model_cls: type
 ) -> Any:
     """The Flair model around an ONNX Runtime session of the bundle's graph."""
+    if CHAR_LMS in manifest[SECTION]:
+        return _load_char_lms(directory, manifest, runtime, state, model_cls)
     if runtime.encoder_workers > 1 and runtime.intra_op_num_threads != 1:
         log.warning(
             "encoder_workers=%d runs that many encoder calls at once, each on intra_op_num_threads=%d "
@@ -82,8 +83,6 @@ def load(
             runtime.encoder_workers,
             runtime.intra_op_num_threads,
         )
-    if CHAR_LMS in manifest[SECTION]:
-        return _load_char_lms(directory, manifest, runtime, state, model_cls)
     encoder = OrtEncoder(directory / manifest[SECTION]["model_file"], runtime)
     return assemble_model(directory, manifest, runtime, state, model_cls, encoder)
 
@@ -92,20 +91,17 @@ def _export_char_lms(model: Any, directory: Path, config: ExportConfig) -> dict[
     """Each of the model's ``FlairEmbeddings`` language models as an ONNX graph, the rest Flair's own."""
     onnx_charlm.check_char_lm_options(config)
     entries = charlm_bundle.export_char_lm_files(model, directory, config, "onnx", onnx_charlm.export_char_lm)
-    quantization = next((e["quantization"] for e in entries if e["quantization"]), None)
-    section = {
-        CHAR_LMS: entries,
-        "files": [e["file"] for e in entries],
-        "opset": config.onnx.opset,
-        "inputs": list(onnx_charlm.INPUT_NAMES),
-        "outputs": list(onnx_charlm.OUTPUT_NAMES),
-        "providers": list(config.runtime.providers),
-        "session_options": config.runtime.session_options_dict(),
-        "precision": "fp32",
-        "optimization": None,
-        "quantization": quantization,
-    }
-    return charlm_bundle.manifest_entries(SECTION, section)
+    return charlm_bundle.manifest_entries(
+        SECTION,
+        entries,
+        opset=config.onnx.opset,
+        inputs=list(onnx_charlm.INPUT_NAMES),
+        outputs=list(onnx_charlm.OUTPUT_NAMES),
+        providers=list(config.runtime.providers),
+        session_options=config.runtime.session_options_dict(),
+        precision="fp32",
+        optimization=None,
+    )
 
 
 def _load_char_lms(
@@ -118,10 +114,6 @@ def _load_char_lms(
             "one call at a time (length_buckets and max_call_rows apply to them).",
             runtime.encoder_workers,
         )
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError as e:
-        raise MissingDependencyError("onnxruntime", purpose="the ONNX backend") from e
     providers = resolve_providers(runtime.providers, runtime.strict_providers)
     options = session_options(runtime)
     lms = {}

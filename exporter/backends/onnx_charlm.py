@@ -114,8 +114,10 @@ class OrtCharLM(CharLMRunner):
     def __init__(
         self, path: Path, entry: dict[str, Any], runtime: RuntimeOptions, session_options: Any, providers: list[str]
     ) -> None:
-        import onnxruntime as ort
-
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise MissingDependencyError("onnxruntime", purpose="the ONNX backend") from e
         super().__init__(entry, runtime, STEP_COST)
         self.session = ort.InferenceSession(str(path), session_options, providers=providers)
 

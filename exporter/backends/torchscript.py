@@ -19,7 +19,7 @@ import torch
 
 from exporter.backends import charlm_bundle, torchscript_charlm
 from exporter.backends.encoder_bundle import assemble_model, export_bundle_files, manifest_entries
-from exporter.backends.kinds import SURFACE, has_one_transformer
+from exporter.backends.kinds import CHAR_LMS, SURFACE, has_one_transformer
 from exporter.backends.tracing import HiddenStates, quiet_tracing, trace_inputs
 from exporter.config import ExportConfig, RuntimeOptions
 from exporter.errors import ConfigError, ExportError
@@ -58,10 +58,10 @@ def load(
     directory: Path, manifest: Mapping[str, Any], runtime: RuntimeOptions, state: dict[str, Any], model_cls: type
 ) -> Any:
     """The Flair model around the bundle's TorchScript encoder (or with its scripted character language models)."""
-    if charlm_bundle.CHAR_LMS in manifest[SECTION]:
+    if CHAR_LMS in manifest[SECTION]:
         lms = {
             entry["file"]: torchscript_charlm.TorchScriptCharLM(directory / entry["file"], entry, runtime)
-            for entry in manifest[SECTION][charlm_bundle.CHAR_LMS]
+            for entry in manifest[SECTION][CHAR_LMS]
         }
         return charlm_bundle.assemble_char_lm_model(state, model_cls, lms)
     encoder = TorchScriptEncoder(directory / manifest[SECTION]["model_file"])
@@ -77,13 +77,7 @@ def _export_char_lms(model: Any, directory: Path, config: ExportConfig) -> dict[
             option="force_max_length",
         )
     entries = charlm_bundle.export_char_lm_files(model, directory, config, "ts", torchscript_charlm.export_char_lm)
-    section = {
-        charlm_bundle.CHAR_LMS: entries,
-        "files": [e["file"] for e in entries],
-        "frozen": config.torchscript.freeze,
-        "quantization": next((e["quantization"] for e in entries if e["quantization"]), None),
-    }
-    return charlm_bundle.manifest_entries(SECTION, section)
+    return charlm_bundle.manifest_entries(SECTION, entries, frozen=config.torchscript.freeze)
 
 
 def export_encoder(
