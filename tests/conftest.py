@@ -10,6 +10,10 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# two xdist workers share 2 cores: OpenMP threads that spin after each parallel region (GNU OpenMP's default)
+# take the core the other worker needs. Measured on tests/test_charlm.py + tests/test_families.py: 85 s
+# spinning (one TorchScript test 42 s, 1.9 s alone), 25 s passive. Set before torch loads; workers inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).parent))
 
 from tinymodels import build_tiny_bert, build_tiny_tagger  # noqa: E402
