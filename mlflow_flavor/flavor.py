@@ -40,7 +40,7 @@ from exporter.format.modelfile import load_flair_model
 from mlflow_flavor.fetch import outside_bundle_digests, seal_version
 from mlflow_flavor.loading import _load_pyfunc, load_model  # noqa: F401  (the flavor contract's loaders)
 from mlflow_flavor.mlmodel import BUNDLE_SUBPATH, CODE_SUBPATH, FILES_RECORD_KEY, FLAVOR_NAME, LOADER_MODULE
-from mlflow_flavor.pyfunc import ServingOptions
+from mlflow_flavor.pyfunc import ALLOWED_PARAMS, OUTPUTS, ServingOptions
 
 __all__ = [
     "FLAVOR_NAME",
@@ -186,7 +186,7 @@ def default_signature(task: str = SEQUENCE_TAGGING):
     format keep their types and are refused).
     """
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import Array, ColSpec, DataType, Object, ParamSchema, ParamSpec, Property, Schema
+    from mlflow.types.schema import Array, ColSpec, DataType, Object, ParamSchema, Property, Schema
 
     entity = Object(
         [
@@ -199,30 +199,28 @@ def default_signature(task: str = SEQUENCE_TAGGING):
     )
     if task == TEXT_CLASSIFICATION:
         label = Object([Property("label", DataType.string), Property("score", DataType.double)])
-        return ModelSignature(
-            outputs=Schema([ColSpec(Array(label), name="labels")]),
-            params=ParamSchema(
-                [
-                    ParamSpec("mini_batch_size", DataType.long, 32),
-                    ParamSpec("min_score", DataType.double, 0.0),
-                    ParamSpec("top_k", DataType.long, 0),
-                    ParamSpec("output", DataType.string, "labels"),
-                ]
-            ),
-        )
-    params = ParamSchema(
-        [
-            ParamSpec("mini_batch_size", DataType.long, 32),
-            ParamSpec("return_tokens", DataType.boolean, False),
-            ParamSpec("min_score", DataType.double, 0.0),
-            ParamSpec("output", DataType.string, "entities"),
-            ParamSpec("split_sentences", DataType.boolean, False),
-        ]
-    )
-    return ModelSignature(
-        outputs=Schema([ColSpec(Array(entity), name="entities")]),
-        params=params,
-    )
+        outputs = Schema([ColSpec(Array(label), name="labels")])
+    else:
+        outputs = Schema([ColSpec(Array(entity), name="entities")])
+    return ModelSignature(outputs=outputs, params=ParamSchema(param_specs(task)))
+
+
+def param_specs(task: str) -> list[Any]:
+    """Every param of :data:`~mlflow_flavor.pyfunc.ALLOWED_PARAMS`, with its default for ``task``: all of them,
+    whatever the task, so that MLflow passes a param of another task on (the pyfunc refuses it with the list of
+    the model's own) instead of dropping it with a warning."""
+    from mlflow.types.schema import DataType, ParamSpec
+
+    types = {bool: DataType.boolean, int: DataType.long, float: DataType.double, str: DataType.string}
+    specs = []
+    for name, (kind, default) in ALLOWED_PARAMS.items():
+        if name == "output":
+            default = OUTPUTS[task][0]
+        if kind is tuple:  # a list of strings (candidate_labels)
+            specs.append(ParamSpec(name, DataType.string, list(default), (-1,)))
+        else:
+            specs.append(ParamSpec(name, types[kind], default))
+    return specs
 
 
 def runtime_files() -> dict[str, Path]:

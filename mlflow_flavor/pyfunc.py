@@ -9,10 +9,11 @@ Output: one list per input text of ``{"text", "label", "start", "end", "score"}`
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dataclasses
 import logging
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,7 @@ ALLOWED_PARAMS: dict[str, tuple[type, Any]] = {
     "output": (str, "entities"),
     "top_k": (int, 0),
     "split_sentences": (bool, False),
+    "candidate_labels": (tuple, ()),
 }
 #: The ``output`` values per task: a bare list per text (the first), or ``records`` (a dict per text, for Spark).
 OUTPUTS = {SEQUENCE_TAGGING: ("entities", "records"), TEXT_CLASSIFICATION: ("labels", "records")}
@@ -57,6 +59,12 @@ TASK_PARAMS = {
     SEQUENCE_TAGGING: ("return_tokens", "split_sentences"),
     TEXT_CLASSIFICATION: ("top_k",),
 }
+#: Flair's zero-shot models: they take ``candidate_labels`` (the labels to answer for, instead of their
+#: current task's); no other model class does.
+ZERO_SHOT_MODELS = ("TARSClassifier", "TARSTagger")
+#: The most candidate labels one request may give (a TARS model runs once per label and text) and their length.
+MAX_CANDIDATE_LABELS = 64
+MAX_LABEL_CHARS = 200
 
 #: ``result_type`` for ``mlflow.pyfunc.spark_udf`` with ``params={"output": "records"}``: one struct per
 #: text whose field ``entities`` is the array of entity structs.
@@ -161,40 +169,98 @@ def normalize_texts(model_input: Any) -> list[str]:
     return [_check_text(i, v) for i, v in enumerate(values)]
 
 
-def parse_params(params: Mapping[str, Any] | None, task: str = SEQUENCE_TAGGING) -> dict[str, Any]:
-    """Check ``params`` against :data:`ALLOWED_PARAMS` for ``task``; return them with defaults filled in."""
+def parse_params(
+    params: Mapping[str, Any] | None, task: str = SEQUENCE_TAGGING, *, zero_shot: bool = False
+) -> dict[str, Any]:
+    """Check ``params`` against :data:`ALLOWED_PARAMS` for ``task``; return them with defaults filled in.
+
+    A model's signature declares every param of every task (so that MLflow passes them on instead of dropping
+    them with a warning), and MLflow fills in the declared defaults: a param of another task is refused when
+    it is given a value other than its default. ``candidate_labels`` applies to zero-shot (TARS) models only.
+    """
     other = {p for t, names in TASK_PARAMS.items() if t != task for p in names}
+    if not zero_shot:
+        other.add("candidate_labels")
     known = {name: spec for name, spec in ALLOWED_PARAMS.items() if name not in other}
     result = {name: default for name, (_, default) in ALLOWED_PARAMS.items()}
     result["output"] = OUTPUTS[task][0]
     allowed = ", ".join(sorted(known))
     for name, value in (params or {}).items():
         if name in other:
+            if _is_default(name, value):
+                continue
+            if name == "candidate_labels":
+                raise InputError(
+                    "Parameter 'candidate_labels' applies to Flair's zero-shot models (TARSClassifier, TARSTagger) "
+                    f"only; this model's parameters: {allowed}."
+                )
             what = "text classifier" if task == TEXT_CLASSIFICATION else "sequence tagger"
             raise InputError(f"Parameter {name!r} does not apply to a {what}; its parameters: {allowed}.")
         if name not in known:
             raise InputError(f"Unknown parameter {name!r}; allowed parameters: {allowed}.")
-        kind, _ = ALLOWED_PARAMS[name]
-        if kind is bool:
-            if not isinstance(value, (bool, int)) or value not in (0, 1):
-                raise InputError(f"Parameter {name!r} must be true or false, got {_describe(value)}.")
-            value = bool(value)
-        elif kind is int:
-            low = 0 if name == "top_k" else 1
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 1024:
-                raise InputError(
-                    f"Parameter {name!r} must be an integer between {low} and 1024, got {_describe(value)}."
-                )
-        elif kind is str:
-            if value not in OUTPUTS[task]:
-                choices = ", ".join(OUTPUTS[task])
-                raise InputError(f"Parameter {name!r} must be one of {choices}, got {_describe(value)}.")
-        elif kind is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                raise InputError(f"Parameter {name!r} must be a number between 0 and 1, got {_describe(value)}.")
-            value = float(value)
-        result[name] = value
+        result[name] = _checked_param(name, value, task)
     return result
+
+
+def _is_default(name: str, value: Any) -> bool:
+    """Whether ``value`` is ``name``'s default (as MLflow fills it in from the signature)."""
+    default = ALLOWED_PARAMS[name][1]
+    if isinstance(default, tuple):
+        return _is_list(value) and len(value) == 0
+    return value is None or (type(value) is type(default) and value == default)
+
+
+def _is_list(value: Any) -> bool:
+    import numpy as np
+
+    return isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim == 1)
+
+
+def _checked_param(name: str, value: Any, task: str) -> Any:
+    kind, _ = ALLOWED_PARAMS[name]
+    if kind is bool:
+        if not isinstance(value, (bool, int)) or value not in (0, 1):
+            raise InputError(f"Parameter {name!r} must be true or false, got {_describe(value)}.")
+        return bool(value)
+    if kind is int:
+        low = 0 if name == "top_k" else 1
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 1024:
+            raise InputError(f"Parameter {name!r} must be an integer between {low} and 1024, got {_describe(value)}.")
+        return value
+    if kind is str:
+        if value not in OUTPUTS[task]:
+            choices = ", ".join(OUTPUTS[task])
+            raise InputError(f"Parameter {name!r} must be one of {choices}, got {_describe(value)}.")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise InputError(f"Parameter {name!r} must be a number between 0 and 1, got {_describe(value)}.")
+        return float(value)
+    return _candidate_labels(value)
+
+
+def _candidate_labels(value: Any) -> tuple[str, ...]:
+    """A request's candidate labels: a list of distinct, non-blank strings (empty: the current task's labels)."""
+    if isinstance(value, str):
+        value = [value]
+    if not _is_list(value):
+        raise InputError(f"Parameter 'candidate_labels' must be a list of label names, got {_describe(value)}.")
+    labels = list(value)
+    if len(labels) > MAX_CANDIDATE_LABELS:
+        raise InputError(
+            f"Parameter 'candidate_labels' holds {len(labels)} labels; the limit is {MAX_CANDIDATE_LABELS} "
+            "(a zero-shot model runs once per label and text): split them over several requests."
+        )
+    for label in labels:
+        if not isinstance(label, str) or not label.strip() or len(label) > MAX_LABEL_CHARS:
+            raise InputError(
+                "Parameter 'candidate_labels' must hold label names (non-blank strings of at most "
+                f"{MAX_LABEL_CHARS} characters), got {_describe(label)}."
+            )
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise InputError(f"Parameter 'candidate_labels' names {', '.join(map(repr, repeated))} more than once.")
+    return tuple(labels)
 
 
 #: Characters Flair's ``Sentence`` deletes before tokenizing (``Sentence._handle_problem_characters``:
@@ -314,6 +380,7 @@ class FlairPyfuncModel:
         self.tag_type = manifest.get("tag_type") or model.label_type
         self.task = manifest.get("task") or SEQUENCE_TAGGING
         self.classifier = self.task == TEXT_CLASSIFICATION
+        self.zero_shot = manifest.get("model_class") in ZERO_SHOT_MODELS
         self.batcher = AdaptiveBatcher(
             self._run,
             max_batch_texts=self.options.max_batch_texts,
@@ -341,8 +408,14 @@ class FlairPyfuncModel:
         pooled embeddings, CRF features), so a very long sentence goes through ``predict`` on its own:
         a long document merged with short texts would otherwise pad every one of them to its length.
         """
-        mini_batch_size, all_probabilities = key
+        mini_batch_size, all_probabilities, candidate_labels = key
         extra = {"return_probabilities_for_all_classes": True} if all_probabilities else {}
+        if candidate_labels:
+            with _zero_shot_task(self.model, candidate_labels):
+                return self._predict_sentences(sentences, mini_batch_size, extra)
+        return self._predict_sentences(sentences, mini_batch_size, extra)
+
+    def _predict_sentences(self, sentences: Sequence[Any], mini_batch_size: int, extra: dict[str, Any]) -> Any:
         short = [s for s in sentences if 0 < len(s) <= LONG_SENTENCE_WORDS]
         if short:
             self.model.predict(short, mini_batch_size=mini_batch_size, **extra)
@@ -351,15 +424,15 @@ class FlairPyfuncModel:
                 self.model.predict([sentence], mini_batch_size=1, **extra)
         return sentences
 
-    def _labels(self, sentence: Any, options: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def _labels(self, sentence: Any, options: Mapping[str, Any], label_type: str) -> list[dict[str, Any]]:
         """A text classifier's answer for one text: labels sorted by score, cut by ``top_k`` and ``min_score``."""
         if sentence is None or len(sentence) == 0:
             return []
-        labels = [x for x in _sorted_labels(sentence, self.tag_type) if x["score"] >= options["min_score"]]
+        labels = [x for x in _sorted_labels(sentence, label_type) if x["score"] >= options["min_score"]]
         return labels[: options["top_k"]] if options["top_k"] else labels
 
     def _predict(self, model_input: Any, params: Mapping[str, Any] | None) -> list[Any]:
-        options = parse_params(params, self.task)
+        options = parse_params(params, self.task, zero_shot=self.zero_shot)
         texts = normalize_texts(model_input)
         if len(texts) > self.options.max_texts:
             raise InputError(
@@ -370,20 +443,57 @@ class FlairPyfuncModel:
         sentences = [s for document in documents for s in document]
         if sentences:
             # requests merge only with requests that make Flair compute the same way
-            key = (options["mini_batch_size"], bool(self.classifier and options["top_k"]))
+            candidates = options["candidate_labels"]
+            key = (options["mini_batch_size"], bool(self.classifier and options["top_k"]), candidates)
             self.batcher.submit(key, sentences)
+        # a zero-shot request's labels are under the label type Flair gives its ad-hoc task
+        label_type = zero_shot_label_type(options["candidate_labels"]) or self.tag_type
         if self.classifier:
-            labels = [self._labels(d[0] if d else None, options) for d in documents]
+            labels = [self._labels(d[0] if d else None, options, label_type) for d in documents]
             return [{"labels": x} for x in labels] if options["output"] == "records" else labels
-        return [self._tagger_answer(text, document, options) for text, document in zip(texts, documents)]
+        return [self._tagger_answer(text, document, options, label_type) for text, document in zip(texts, documents)]
 
-    def _tagger_answer(self, text: str, document: list[Any], options: Mapping[str, Any]) -> Any:
+    def _tagger_answer(self, text: str, document: list[Any], options: Mapping[str, Any], label_type: str) -> Any:
         offsets = _Offsets(text)
-        entities = [e for s in document for e in _entities(s, text, self.tag_type, options["min_score"], offsets)]
+        entities = [e for s in document for e in _entities(s, text, label_type, options["min_score"], offsets)]
         if options["return_tokens"]:
-            tokens = [t for s in document for t in _tokens(s, text, self.tag_type, offsets)]
+            tokens = [t for s in document for t in _tokens(s, text, label_type, offsets)]
             return {"entities": entities, "tokens": tokens}
         return {"entities": entities} if options["output"] == "records" else entities
+
+
+#: the task name Flair's ``predict_zero_shot`` gives its temporary task
+ZERO_SHOT_TASK = "ZeroShot"
+
+
+def zero_shot_label_type(labels: Sequence[str]) -> str:
+    """The label type of a zero-shot task over ``labels``, as Flair's ``predict_zero_shot`` names it ('' for none)."""
+    return "-".join(labels)
+
+
+@contextlib.contextmanager
+def _zero_shot_task(model: Any, labels: Sequence[str]) -> Iterator[None]:
+    """Within the block, a TARS model answers for ``labels``: the steps of Flair's own ``predict_zero_shot``
+    (a temporary task over the labels, multi-label as Flair's default there; the model's task
+    restored afterwards); Flair's own method takes no ``mini_batch_size``."""
+    from flair.data import Dictionary
+
+    dictionary = Dictionary(add_unk=False)
+    for label in labels:
+        dictionary.add_item(label)
+    current = model._current_task
+    model.add_and_switch_to_new_task(
+        task_name=ZERO_SHOT_TASK,
+        label_dictionary=dictionary,
+        label_type=zero_shot_label_type(dictionary.get_items()),
+        multi_label=True,
+        force_switch=True,
+    )
+    try:
+        yield
+    finally:
+        model.switch_to_task(current)
+        model._drop_task(ZERO_SHOT_TASK)
 
 
 def _log_batches_to_stderr() -> None:

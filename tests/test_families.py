@@ -276,3 +276,80 @@ def test_a_users_file_saved_after_predicting_loads_as_data(tmp_path, caplog):
         loaded = load_flair_model(path, allow_pickle=False)
     assert "unpickling" not in caplog.text
     assert entities_of(loaded, TEXTS) == entities_of(tagger, TEXTS)
+
+
+def _zero_shot_expected(tars, texts, labels, kind):
+    """Flair's own predict_zero_shot on the texts (one call, as the pyfunc makes), as the pyfunc reports it."""
+    sentences = [Sentence(text) for text in texts]
+    tars.predict_zero_shot(sentences, labels)
+    label_type = "-".join(labels)
+    if kind == "classifier":
+        found = [sorted(s.get_labels(label_type), key=lambda x: -x.score) for s in sentences]
+        return [[(x.value, round(x.score, 5)) for x in row] for row in found]
+    return [[(s.text, s.tag, s.start_position, s.end_position) for s in x.get_spans(label_type)] for x in sentences]
+
+
+@pytest.mark.parametrize("kind", ["classifier", pytest.param("tagger", marks=pytest.mark.slow)])
+def test_a_tars_model_answers_for_the_labels_a_request_gives(tiny_bert, kind, tmp_path):
+    """Zero-shot per request: params={"candidate_labels": [...]} (declared in the signature, checked) answers as
+    Flair's own predict_zero_shot for those labels; the model's own task is back for the next request."""
+    from mlflow.exceptions import MlflowException
+    from tinymodels import build_tiny_tars, spread_tars_classifier
+
+    tars = build_tiny_tars(tiny_bert, kind)
+    texts = [t for t in TEXTS if t.strip()][:8]
+    labels = ["weather", "music", "location"] if kind == "classifier" else ["location", "organization"]
+    if kind == "classifier":
+        spread_tars_classifier(tars, texts, labels)
+    own_task = _flair_labels(tars, texts) if kind == "classifier" else _flair_entities(tars, texts)
+    expected = _zero_shot_expected(tars, texts, labels, kind)
+    assert any(expected), "the zero-shot labels should find something"
+    mlflow_flavor.save_model(tars, tmp_path / "model", parity=GATE)
+    params = {p.name: p for p in mlflow.models.Model.load(str(tmp_path / "model")).signature.params.params}
+    assert params["candidate_labels"].default == [] and params["candidate_labels"].shape == (-1,)
+    pyfunc = mlflow.pyfunc.load_model(str(tmp_path / "model"))
+    answers = pyfunc.predict(texts, params={"candidate_labels": labels})
+    if kind == "classifier":
+        assert [[(a["label"], round(a["score"], 5)) for a in row] for row in answers] == expected
+        assert {a["label"] for row in answers for a in row} <= set(labels)
+        again = pyfunc.predict(texts)  # the current task again
+        assert [[(a["label"], round(a["score"], 5)) for a in row] for row in again] == own_task
+    else:
+        assert [[(e["text"], e["label"], e["start"], e["end"]) for e in row] for row in answers] == expected
+        again = pyfunc.predict(texts)
+        got = [[(e["text"], e["label"], e["start"], e["end"], round(e["score"], 5)) for e in row] for row in again]
+        assert got == own_task
+    if kind == "classifier":  # the command line: --label per candidate label
+        import json
+
+        from click.testing import CliRunner
+
+        from mlflow_flavor.cli.commands import main
+
+        args = ["predict", str(tmp_path / "model"), *texts[:3]] + [f"--label={label}" for label in labels]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout) == answers[:3]
+    for bad, message in (
+        (["weather", "weather"], "names 'weather' more than once"),
+        (["weather", " "], "non-blank strings"),
+        ([f"label {i}" for i in range(65)], "the limit is 64"),
+    ):
+        with pytest.raises(MlflowException, match=message):
+            pyfunc.predict(texts[:1], params={"candidate_labels": bad})
+
+
+def test_candidate_labels_on_a_model_that_is_not_zero_shot_are_refused(tmp_path):
+    """Every param of every task is in the signature, so MLflow passes it on instead of dropping it with a
+    warning, and the pyfunc refuses what does not apply with the model's own list (issue 23, item 3)."""
+    from mlflow.exceptions import MlflowException
+
+    classifier = build_classic_classifier("pool")
+    mlflow_flavor.save_model(classifier, tmp_path / "model", parity=GATE)
+    pyfunc = mlflow.pyfunc.load_model(str(tmp_path / "model"))
+    with pytest.raises(MlflowException, match="'candidate_labels' applies to Flair's zero-shot models"):
+        pyfunc.predict(["a text"], params={"candidate_labels": ["sports"]})
+    with pytest.raises(MlflowException, match="'split_sentences' does not apply to a text classifier"):
+        pyfunc.predict(["a text"], params={"split_sentences": True})
+    # a param of the other task at its default (as MLflow fills it in) is no error
+    assert pyfunc.predict(["a text"], params={"split_sentences": False, "top_k": 1})[0]

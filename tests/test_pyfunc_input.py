@@ -57,8 +57,14 @@ def test_params_whitelist():
         "output": "entities",
         "top_k": 0,
         "split_sentences": False,
+        "candidate_labels": (),
     }
     assert parse_params(None, "text-classification")["output"] == "labels"
+    # MLflow fills in every declared param's default: another task's param at its default is no error
+    assert parse_params({"top_k": 0, "candidate_labels": []})["top_k"] == 0
+    with pytest.raises(InputError, match="'candidate_labels' applies to Flair's zero-shot models"):
+        parse_params({"candidate_labels": ["sports"]})
+    assert parse_params({"candidate_labels": ["a", "b"]}, zero_shot=True)["candidate_labels"] == ("a", "b")
     with pytest.raises(InputError, match="'top_k' must be an integer between 0 and 1024"):
         parse_params({"top_k": -1}, "text-classification")
     with pytest.raises(InputError, match="must be one of entities, records"):

@@ -308,3 +308,29 @@ def build_tiny_tars(bert_dir: Path, kind: str = "classifier", seed: int = 0):
                 p.mul_(30.0)
     tars.eval()  # TARS's eval() returns nothing
     return tars
+
+
+def spread_tars_classifier(tars, texts, labels, seed: int = 0) -> None:
+    """Make a random TARS classifier answer differently for different (label, text) pairs: the tiny BERT's
+    document embeddings barely differ between pairs (a random head then says NO to all), so its decoder is set
+    to read the direction in which they do differ, centred, with YES for about half of the pairs."""
+    import torch
+    from flair.data import Sentence
+
+    sentences = [Sentence(text) for text in texts]
+    pairs = [tars._get_tars_formatted_sentence(label, s) for label in labels for s in sentences]
+    tars.tars_model.embeddings.embed(pairs)
+    vectors = torch.stack([pair.embedding for pair in pairs]).detach()
+    centred = vectors - vectors.mean(0)
+    direction = torch.randn(vectors.shape[1], generator=torch.Generator().manual_seed(seed))
+    logits = centred @ direction
+    scale = 2.0 / float(logits.std())
+    yes = tars.tars_model.label_dictionary.get_idx_for_item("YES")
+    with torch.no_grad():
+        decoder = tars.tars_model.decoder
+        decoder.weight.zero_()
+        decoder.bias.zero_()
+        decoder.weight[yes] = direction * scale
+        decoder.bias[yes] = -float(vectors.mean(0) @ direction) * scale
+    for pair in pairs:
+        pair.clear_embeddings()

@@ -397,9 +397,17 @@ def verify(model, tracking_uri):
 @click.option("--return-tokens", is_flag=True, default=None, help="Taggers: also return per-token tags.")
 @click.option("--split-sentences", is_flag=True, default=None, help="Taggers: split each text into sentences.")
 @click.option("--top-k", type=click.IntRange(0, 1024), default=None, help="Classifiers: that many labels.")
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    help="Zero-shot (TARS) models: answer for this label instead of the current task's (repeat for several).",
+)
 @click.option("--mini-batch-size", type=click.IntRange(1, 1024), default=None)
 @click.option("--tracking-uri", default=None, help="For models:/ URIs; defaults to MLFLOW_TRACKING_URI.")
-def predict(model, texts, text_file, min_score, return_tokens, split_sentences, top_k, mini_batch_size, tracking_uri):
+def predict(
+    model, texts, text_file, min_score, return_tokens, split_sentences, top_k, labels, mini_batch_size, tracking_uri
+):
     """Answer TEXTS (or the lines of --file; '-', as a text or as the file, reads them from standard input) with
     MODEL as JSON.
 
@@ -420,6 +428,7 @@ def predict(model, texts, text_file, min_score, return_tokens, split_sentences, 
         "return_tokens": return_tokens,
         "split_sentences": split_sentences,
         "top_k": top_k,
+        "candidate_labels": list(labels) or None,
         "mini_batch_size": mini_batch_size,
     }
     params = {k: v for k, v in given.items() if v is not None}
