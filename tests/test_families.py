@@ -353,3 +353,37 @@ def test_candidate_labels_on_a_model_that_is_not_zero_shot_are_refused(tmp_path)
         pyfunc.predict(["a text"], params={"split_sentences": True})
     # a param of the other task at its default (as MLflow fills it in) is no error
     assert pyfunc.predict(["a text"], params={"split_sentences": False, "top_k": 1})[0]
+
+
+@pytest.mark.parametrize(
+    "cls, embeddings",
+    [
+        ("TokenClassifier", "transformer"),
+        ("WordTagger", "words"),
+        pytest.param("TokenClassifier", "words+flair-lms", marks=pytest.mark.slow),
+    ],
+)
+def test_a_token_classifier_answers_as_flair(tiny_bert, cls, embeddings, tmp_path):
+    """Flair's TokenClassifier (WordTagger, its older name): a tag per token decoded into spans; its transformer
+    or character LMs exported to ONNX as a SequenceTagger's, word embeddings alone as Flair's own model."""
+    from flair.embeddings import StackedEmbeddings, TransformerWordEmbeddings
+    from tinymodels import build_tiny_flair_embeddings, build_token_classifier
+
+    if embeddings == "transformer":
+        members = TransformerWordEmbeddings(str(tiny_bert))
+    elif embeddings == "words":
+        members = build_tiny_word_embeddings()
+    else:
+        lms = [build_tiny_flair_embeddings(True), build_tiny_flair_embeddings(False, seed=1)]
+        members = StackedEmbeddings([build_tiny_word_embeddings(), *lms])
+    model = build_token_classifier(members, cls)
+    texts = [t for t in TEXTS if t.strip()][:12] + [""]
+    expected = _flair_entities(model, texts)
+    assert len({label for row in expected for _, label, *_ in row}) > 1, "the random model should tell spans apart"
+    mlflow_flavor.save_model(model, tmp_path / "model", parity=GATE)
+    conf = mlflow.models.Model.load(str(tmp_path / "model")).flavors["flair_mlflow"]
+    assert conf["model_class"] == cls and conf["backend"] == ("torch" if embeddings == "words" else "onnx")
+    assert conf["parity"]["identical_sentences"] == conf["parity"]["sentences"]
+    answers = mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(texts)
+    got = [[(e["text"], e["label"], e["start"], e["end"], round(e["score"], 5)) for e in row] for row in answers]
+    assert got == expected

@@ -334,3 +334,18 @@ def spread_tars_classifier(tars, texts, labels, seed: int = 0) -> None:
         decoder.bias[yes] = -float(vectors.mean(0) @ direction) * scale
     for pair in pairs:
         pair.clear_embeddings()
+
+
+def build_token_classifier(embeddings, cls: str = "TokenClassifier", seed: int = 0):
+    """A random Flair TokenClassifier (or WordTagger, its older name) of BIOES entity tags over ``embeddings``,
+    its decoder scaled so that it labels spans of several kinds."""
+    import flair
+    import flair.models
+    import torch
+
+    flair.set_seed(seed)
+    model = getattr(flair.models, cls)(embeddings, _span_tags(), "ner")
+    with torch.no_grad():
+        for p in model.decoder.parameters():
+            p.mul_(3.0)
+    return model.eval()

@@ -72,6 +72,10 @@ MODEL_FILE = "model.pt"
 #: Flair model classes flair-mlflow exports and loads, with the task name the flavor reports
 SUPPORTED_MODELS = {
     "SequenceTagger": SEQUENCE_TAGGING,
+    # a linear tag per token, decoded into spans (BIOES) as Flair's SequenceTagger without CRF; WordTagger is
+    # its older name (a subclass that only warns)
+    "TokenClassifier": SEQUENCE_TAGGING,
+    "WordTagger": SEQUENCE_TAGGING,
     "TextClassifier": TEXT_CLASSIFICATION,
     # zero-shot: they answer for their current task's labels (Flair's own model, the torch backend)
     "TARSTagger": SEQUENCE_TAGGING,
