@@ -27,6 +27,9 @@ __all__ = [
     "TorchScriptOptions",
     "SEQUENCE_TAGGING",
     "TEXT_CLASSIFICATION",
+    "TEXT_PAIR_CLASSIFICATION",
+    "TEXT_PAIR_REGRESSION",
+    "PAIR_TASKS",
     "cache_dir",
     "check_integer",
     "fp16_unavailable",
@@ -189,9 +192,16 @@ class RuntimeOptions:
 #: ONNX Runtime transformer-optimizer levels, by ORT's names: ``fusion`` runs only the transformer
 #: fusions (attention, LayerNorm, GELU, ...), the others add ORT's graph optimizations of that level.
 OPTIMIZATION_LEVELS = {"fusion": 0, "basic": 1, "extended": 2, "all": 99}
+#: the largest difference of a classifier's label score a lossless export may show in the parity gate (the same
+#: labels with other scores is a different model: a text pair joined with another separator moved them by 0.04)
+LOSSLESS_SCORE_DIFF = 1e-3
 #: the tasks a bundle records (``manifest["task"]``): one name each, in every layer
 SEQUENCE_TAGGING = "sequence-tagging"
 TEXT_CLASSIFICATION = "text-classification"
+#: two texts per input (Flair's TextPairClassifier / TextPairRegressor)
+TEXT_PAIR_CLASSIFICATION = "text-pair-classification"
+TEXT_PAIR_REGRESSION = "text-pair-regression"
+PAIR_TASKS = (TEXT_PAIR_CLASSIFICATION, TEXT_PAIR_REGRESSION)
 #: the int8 recipes, by name (each one function in exporter.backends.onnx_quantize.RECIPES)
 INT8_RECIPES = ("int8-dynamic", "int8-per-token", "int8-block32", "int8-block128")
 #: what ``quantize="int8"`` means (chosen from the measurements in docs/BENCHMARKS.md)
@@ -337,7 +347,8 @@ class ParityConfig:
         min_tag_agreement: share of sentences with identical entities required (default: 1.0 for
             lossless backends, no requirement for lossy ones).
         min_entity_f1: entity F1 of the exported model against the original's output (default: 1.0
-            lossless, 0.93 lossy).
+            lossless, 0.93 lossy). A lossless export of a classifier also keeps every label's score within
+            ``LOSSLESS_SCORE_DIFF`` (0.001) of the original's.
         max_gold_f1_drop: largest allowed loss of entity F1 against gold labels (0.005 = half a point).
         gold_conll: a labeled two-column CoNLL file; its sentences become the check sentences.
         gold_limit: how many sentences of ``gold_conll`` to use.
@@ -371,7 +382,10 @@ class ParityConfig:
         """The thresholds in force for a lossless or a lossy export."""
         agreement = self.min_tag_agreement if self.min_tag_agreement is not None else (0.0 if lossy else 1.0)
         f1 = self.min_entity_f1 if self.min_entity_f1 is not None else (0.93 if lossy else 1.0)
-        return {"min_tag_agreement": agreement, "min_entity_f1": f1, "max_gold_f1_drop": self.max_gold_f1_drop}
+        thresholds = {"min_tag_agreement": agreement, "min_entity_f1": f1, "max_gold_f1_drop": self.max_gold_f1_drop}
+        if not lossy:  # a lossless export moves a classifier's scores by float rounding only (1e-6 measured)
+            thresholds["max_label_score_diff"] = LOSSLESS_SCORE_DIFF
+        return thresholds
 
     def to_dict(self) -> dict[str, Any]:
         """As recorded in manifests: the gold set by file name and sha256, not by its local path."""

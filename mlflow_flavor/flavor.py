@@ -25,8 +25,11 @@ from typing import Any
 from exporter.backends import flavor_metadata
 from exporter.bundle.save import BundleInfo, save_bundle
 from exporter.config import (
+    PAIR_TASKS,
     SEQUENCE_TAGGING,
     TEXT_CLASSIFICATION,
+    TEXT_PAIR_CLASSIFICATION,
+    TEXT_PAIR_REGRESSION,
     Backend,
     ExportConfig,
     OnnxOptions,
@@ -91,6 +94,7 @@ RUNTIME_MODULES = (
     "mlflow_flavor.batching",
     "mlflow_flavor.boundary",
     "mlflow_flavor.fetch",
+    "mlflow_flavor.inputs",
     "mlflow_flavor.loading",
     "mlflow_flavor.mlmodel",
     "mlflow_flavor.pyfunc",
@@ -197,9 +201,11 @@ def default_signature(task: str = SEQUENCE_TAGGING):
             Property("score", DataType.double),
         ]
     )
-    if task == TEXT_CLASSIFICATION:
+    if task in (TEXT_CLASSIFICATION, TEXT_PAIR_CLASSIFICATION):
         label = Object([Property("label", DataType.string), Property("score", DataType.double)])
         outputs = Schema([ColSpec(Array(label), name="labels")])
+    elif task == TEXT_PAIR_REGRESSION:
+        outputs = Schema([ColSpec(DataType.double, name="value")])
     else:
         outputs = Schema([ColSpec(Array(entity), name="entities")])
     return ModelSignature(outputs=outputs, params=ParamSchema(param_specs(task)))
@@ -455,7 +461,9 @@ def _describe_model(mlflow_model: Any, path: Path, task: str, given: _ModelFiles
 
     signature, input_example = given.signature, given.input_example
     mlflow_model.signature = signature if signature is not None else default_signature(task)
-    if input_example is None:
+    if input_example is None and task in PAIR_TASKS:
+        input_example = pd.DataFrame({"text": EXAMPLE_TEXTS, "text_pair": EXAMPLE_TEXTS[::-1]})
+    elif input_example is None:
         input_example = pd.DataFrame({"text": EXAMPLE_TEXTS})
     _save_example(mlflow_model, input_example, str(path))
     if given.metadata is not None:

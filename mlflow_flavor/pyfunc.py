@@ -1,9 +1,9 @@
-"""The pyfunc face of a bundle: raw texts in, entities with character offsets out.
+"""The pyfunc face of a bundle: raw texts in, entities with character offsets (or labels, or a value) out.
 
-Accepted inputs (see the README's input contract): a pandas DataFrame with a string column ``text`` (or a
-single string column), a list of strings, a single string, or a pandas Series / numpy array of strings.
-Output: one list per input text of ``{"text", "label", "start", "end", "score"}`` where
-``text == input[start:end]``.
+Accepted inputs (:mod:`mlflow_flavor.inputs`, the README's input contract): texts, or for models of two texts
+pairs of texts. Output per task: a tagger answers one list per text of ``{"text", "label", "start", "end",
+"score"}`` where ``text == input[start:end]``; a classifier (of texts or of pairs) a list of ``{"label",
+"score"}``; a regressor of pairs a number.
 """
 
 from __future__ import annotations
@@ -12,20 +12,28 @@ import bisect
 import contextlib
 import dataclasses
 import logging
-import math
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.config import SEQUENCE_TAGGING, TEXT_CLASSIFICATION, check_integer
+from exporter.config import (
+    PAIR_TASKS,
+    SEQUENCE_TAGGING,
+    TEXT_CLASSIFICATION,
+    TEXT_PAIR_CLASSIFICATION,
+    TEXT_PAIR_REGRESSION,
+    check_integer,
+)
 from exporter.errors import ConfigError, InputError
 from mlflow_flavor.batching import AdaptiveBatcher
 from mlflow_flavor.boundary import mlflow_errors
+from mlflow_flavor.inputs import describe, normalize_pairs, normalize_texts
 
 __all__ = [
     "ALLOWED_PARAMS",
     "SPARK_CLASSIFIER_RESULT_TYPE",
     "SPARK_RESULT_TYPE",
+    "SPARK_VALUE_RESULT_TYPE",
     "FlairPyfuncModel",
     "SERVING_KEYS",
     "ServingOptions",
@@ -35,7 +43,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TEXT_COLUMN = "text"
 DEFAULT_MAX_TEXTS = 1_000
 DEFAULT_BATCH = 32
 DEFAULT_MAX_BATCH_TEXTS = 128
@@ -53,11 +60,25 @@ ALLOWED_PARAMS: dict[str, tuple[type, Any]] = {
     "candidate_labels": (tuple, ()),
 }
 #: The ``output`` values per task: a bare list per text (the first), or ``records`` (a dict per text, for Spark).
-OUTPUTS = {SEQUENCE_TAGGING: ("entities", "records"), TEXT_CLASSIFICATION: ("labels", "records")}
-#: The ``params`` that only one task understands.
+OUTPUTS = {
+    SEQUENCE_TAGGING: ("entities", "records"),
+    TEXT_CLASSIFICATION: ("labels", "records"),
+    TEXT_PAIR_CLASSIFICATION: ("labels", "records"),
+    TEXT_PAIR_REGRESSION: ("value", "records"),
+}
+#: The ``params`` each task understands (``candidate_labels`` besides for zero-shot models).
 TASK_PARAMS = {
-    SEQUENCE_TAGGING: ("return_tokens", "split_sentences"),
-    TEXT_CLASSIFICATION: ("top_k",),
+    SEQUENCE_TAGGING: ("mini_batch_size", "min_score", "output", "return_tokens", "split_sentences"),
+    TEXT_CLASSIFICATION: ("mini_batch_size", "min_score", "output", "top_k"),
+    TEXT_PAIR_CLASSIFICATION: ("mini_batch_size", "min_score", "output", "top_k"),
+    TEXT_PAIR_REGRESSION: ("mini_batch_size", "output"),
+}
+#: What each task is called in messages.
+TASK_NAMES = {
+    SEQUENCE_TAGGING: "sequence tagger",
+    TEXT_CLASSIFICATION: "text classifier",
+    TEXT_PAIR_CLASSIFICATION: "classifier of text pairs",
+    TEXT_PAIR_REGRESSION: "regressor of text pairs",
 }
 #: Flair's zero-shot models: they take ``candidate_labels`` (the labels to answer for, instead of their
 #: current task's); no other model class does.
@@ -66,6 +87,8 @@ ZERO_SHOT_MODELS = ("TARSClassifier", "TARSTagger")
 MAX_CANDIDATE_LABELS = 64
 MAX_LABEL_CHARS = 200
 
+#: ``result_type`` for a regressor of text pairs: one number per pair.
+SPARK_VALUE_RESULT_TYPE = "double"
 #: ``result_type`` for ``mlflow.pyfunc.spark_udf`` with ``params={"output": "records"}``: one struct per
 #: text whose field ``entities`` is the array of entity structs.
 SPARK_RESULT_TYPE = "entities array<struct<text: string, label: string, start: bigint, end: bigint, score: double>>"
@@ -111,64 +134,6 @@ class ServingOptions:
 SERVING_KEYS = tuple(f.name for f in dataclasses.fields(ServingOptions))
 
 
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _check_text(index: int, value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        raise InputError(f"Text {index} is missing (None/NaN): every input row must be a string (use '' for no text).")
-    raise InputError(
-        f"Text {index} is a {type(value).__name__} ({_describe(value)}), expected a string. "
-        f"Send a DataFrame with a string column '{TEXT_COLUMN}', a list of strings, or a single string."
-    )
-
-
-def normalize_texts(model_input: Any) -> list[str]:
-    """Turn any accepted input shape into a list of strings, or raise :class:`InputError`."""
-    import numpy as np
-    import pandas as pd
-
-    if isinstance(model_input, str):
-        return [model_input]
-    if isinstance(model_input, pd.DataFrame):
-        # MLflow names an unnamed column by its position: a list arrives as column 0, and Spark's UDF passes the
-        # column of a model without an input schema as "0".
-        if TEXT_COLUMN in model_input.columns:
-            column = model_input[TEXT_COLUMN]
-        elif len(model_input.columns) == 1 and (
-            isinstance(model_input.columns[0], (int, np.integer)) or model_input.columns[0] == "0"
-        ):
-            column = model_input.iloc[:, 0]
-        else:
-            names = ", ".join(map(repr, model_input.columns[:10]))
-            raise InputError(
-                f"The input has column(s) [{names}] but no '{TEXT_COLUMN}' column. "
-                f"Send a DataFrame with a single string column '{TEXT_COLUMN}', a list of strings, or a string."
-            )
-        values = column.tolist()
-    elif isinstance(model_input, np.ndarray) and model_input.ndim == 0:
-        # MLflow's scoring server turns {"inputs": "one text"} into a 0-d array when the model has no input schema
-        return [_check_text(0, model_input.item())]
-    elif isinstance(model_input, (pd.Series, np.ndarray)):
-        if isinstance(model_input, np.ndarray) and model_input.ndim != 1:
-            raise InputError(f"Expected a one-dimensional array of strings, got shape {model_input.shape}.")
-        values = list(model_input)
-    elif isinstance(model_input, (list, tuple)):
-        values = list(model_input)
-    elif isinstance(model_input, Mapping) and TEXT_COLUMN in model_input:
-        return normalize_texts(model_input[TEXT_COLUMN])
-    else:
-        raise InputError(
-            f"Unsupported input of type {type(model_input).__name__}. Send a DataFrame with a string column "
-            f"'{TEXT_COLUMN}', a list of strings, or a single string."
-        )
-    return [_check_text(i, v) for i, v in enumerate(values)]
-
-
 def parse_params(
     params: Mapping[str, Any] | None, task: str = SEQUENCE_TAGGING, *, zero_shot: bool = False
 ) -> dict[str, Any]:
@@ -178,9 +143,7 @@ def parse_params(
     them with a warning), and MLflow fills in the declared defaults: a param of another task is refused when
     it is given a value other than its default. ``candidate_labels`` applies to zero-shot (TARS) models only.
     """
-    other = {p for t, names in TASK_PARAMS.items() if t != task for p in names}
-    if not zero_shot:
-        other.add("candidate_labels")
+    other = set(ALLOWED_PARAMS) - set(TASK_PARAMS[task]) - ({"candidate_labels"} if zero_shot else set())
     known = {name: spec for name, spec in ALLOWED_PARAMS.items() if name not in other}
     result = {name: default for name, (_, default) in ALLOWED_PARAMS.items()}
     result["output"] = OUTPUTS[task][0]
@@ -194,8 +157,7 @@ def parse_params(
                     "Parameter 'candidate_labels' applies to Flair's zero-shot models (TARSClassifier, TARSTagger) "
                     f"only; this model's parameters: {allowed}."
                 )
-            what = "text classifier" if task == TEXT_CLASSIFICATION else "sequence tagger"
-            raise InputError(f"Parameter {name!r} does not apply to a {what}; its parameters: {allowed}.")
+            raise InputError(f"Parameter {name!r} does not apply to a {TASK_NAMES[task]}; its parameters: {allowed}.")
         if name not in known:
             raise InputError(f"Unknown parameter {name!r}; allowed parameters: {allowed}.")
         result[name] = _checked_param(name, value, task)
@@ -220,21 +182,21 @@ def _checked_param(name: str, value: Any, task: str) -> Any:
     kind, _ = ALLOWED_PARAMS[name]
     if kind is bool:
         if not isinstance(value, (bool, int)) or value not in (0, 1):
-            raise InputError(f"Parameter {name!r} must be true or false, got {_describe(value)}.")
+            raise InputError(f"Parameter {name!r} must be true or false, got {describe(value)}.")
         return bool(value)
     if kind is int:
         low = 0 if name == "top_k" else 1
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 1024:
-            raise InputError(f"Parameter {name!r} must be an integer between {low} and 1024, got {_describe(value)}.")
+            raise InputError(f"Parameter {name!r} must be an integer between {low} and 1024, got {describe(value)}.")
         return value
     if kind is str:
         if value not in OUTPUTS[task]:
             choices = ", ".join(OUTPUTS[task])
-            raise InputError(f"Parameter {name!r} must be one of {choices}, got {_describe(value)}.")
+            raise InputError(f"Parameter {name!r} must be one of {choices}, got {describe(value)}.")
         return value
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-            raise InputError(f"Parameter {name!r} must be a number between 0 and 1, got {_describe(value)}.")
+            raise InputError(f"Parameter {name!r} must be a number between 0 and 1, got {describe(value)}.")
         return float(value)
     return _candidate_labels(value)
 
@@ -244,7 +206,7 @@ def _candidate_labels(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not _is_list(value):
-        raise InputError(f"Parameter 'candidate_labels' must be a list of label names, got {_describe(value)}.")
+        raise InputError(f"Parameter 'candidate_labels' must be a list of label names, got {describe(value)}.")
     labels = list(value)
     if len(labels) > MAX_CANDIDATE_LABELS:
         raise InputError(
@@ -255,7 +217,7 @@ def _candidate_labels(value: Any) -> tuple[str, ...]:
         if not isinstance(label, str) or not label.strip() or len(label) > MAX_LABEL_CHARS:
             raise InputError(
                 "Parameter 'candidate_labels' must hold label names (non-blank strings of at most "
-                f"{MAX_LABEL_CHARS} characters), got {_describe(label)}."
+                f"{MAX_LABEL_CHARS} characters), got {describe(label)}."
             )
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
@@ -379,7 +341,7 @@ class FlairPyfuncModel:
         self.options = options or ServingOptions()
         self.tag_type = manifest.get("tag_type") or model.label_type
         self.task = manifest.get("task") or SEQUENCE_TAGGING
-        self.classifier = self.task == TEXT_CLASSIFICATION
+        self.classifier = self.task in (TEXT_CLASSIFICATION, TEXT_PAIR_CLASSIFICATION)
         self.zero_shot = manifest.get("model_class") in ZERO_SHOT_MODELS
         self.batcher = AdaptiveBatcher(
             self._run,
@@ -433,12 +395,10 @@ class FlairPyfuncModel:
 
     def _predict(self, model_input: Any, params: Mapping[str, Any] | None) -> list[Any]:
         options = parse_params(params, self.task, zero_shot=self.zero_shot)
+        if self.task in PAIR_TASKS:
+            return self._pair_answers(normalize_pairs(model_input), options)
         texts = normalize_texts(model_input)
-        if len(texts) > self.options.max_texts:
-            raise InputError(
-                f"The request holds {len(texts)} texts; the limit is {self.options.max_texts}. "
-                "Split it into smaller requests, or raise max_texts in the model_config."
-            )
+        self._check_count(len(texts))
         documents = [_documents(t, options["split_sentences"]) for t in texts]
         sentences = [s for document in documents for s in document]
         if sentences:
@@ -453,6 +413,32 @@ class FlairPyfuncModel:
             return [{"labels": x} for x in labels] if options["output"] == "records" else labels
         return [self._tagger_answer(text, document, options, label_type) for text, document in zip(texts, documents)]
 
+    def _check_count(self, count: int) -> None:
+        if count > self.options.max_texts:
+            raise InputError(
+                f"The request holds {count} texts; the limit is {self.options.max_texts}. "
+                "Split it into smaller requests, or raise max_texts in the model_config."
+            )
+
+    def _pair_answers(self, pairs: list[tuple[str, str]], options: Mapping[str, Any]) -> list[Any]:
+        """A model of text pairs: labels per pair (a classifier) or a value (a regressor); none (``[]``, None) where
+        Flair gives none (two empty texts) or cannot (one empty text, when the two are embedded separately:
+        Flair's own predict fails on the whole call)."""
+        from flair.data import Sentence, TextPair
+
+        self._check_count(len(pairs))
+        points = [TextPair(Sentence(first), Sentence(second)) for first, second in pairs]
+        separately = getattr(self.model, "embed_separately", False)
+        answerable = [p for p in points if len(p.first) and len(p.second)] if separately else points
+        if answerable:
+            key = (options["mini_batch_size"], bool(self.classifier and options["top_k"]), ())
+            self.batcher.submit(key, answerable)
+        if self.classifier:
+            labels = [self._labels(point, options, self.tag_type) for point in points]
+            return [{"labels": x} for x in labels] if options["output"] == "records" else labels
+        values = [_value(point, self.tag_type) for point in points]
+        return [{"value": x} for x in values] if options["output"] == "records" else values
+
     def _tagger_answer(self, text: str, document: list[Any], options: Mapping[str, Any], label_type: str) -> Any:
         offsets = _Offsets(text)
         entities = [e for s in document for e in _entities(s, text, label_type, options["min_score"], offsets)]
@@ -460,6 +446,12 @@ class FlairPyfuncModel:
             tokens = [t for s in document for t in _tokens(s, text, label_type, offsets)]
             return {"entities": entities, "tokens": tokens}
         return {"entities": entities} if options["output"] == "records" else entities
+
+
+def _value(point: Any, label_type: str) -> float | None:
+    """A regressor's answer for one data point (Flair writes the number as the label's value)."""
+    labels = point.get_labels(label_type)
+    return float(labels[0].value) if labels else None
 
 
 #: the task name Flair's ``predict_zero_shot`` gives its temporary task

@@ -30,6 +30,7 @@ LAYERS = [
             "mlflow_flavor.redact",
             "mlflow_flavor.boundary",
             "mlflow_flavor.batching",
+            "mlflow_flavor.inputs",
             "mlflow_flavor.pyfunc",
             "mlflow_flavor.fetch",
             "mlflow_flavor.loading",

@@ -221,12 +221,8 @@ def _other_flair_models(word, document, labels):
         pass
 
     return {
-        "TokenClassifier": lambda: m.TokenClassifier(embeddings=word, label_dictionary=labels, label_type="ner"),
         "SpanClassifier": lambda: m.SpanClassifier(embeddings=word, label_dictionary=labels, label_type="nel"),
         "TextRegressor": lambda: m.TextRegressor(document, label_name="score"),
-        "TextPairClassifier": lambda: m.TextPairClassifier(
-            embeddings=document, label_type="nli", label_dictionary=labels
-        ),
         "RelationClassifier": lambda: m.RelationClassifier(
             embeddings=document, label_dictionary=labels, label_type="rel", entity_label_types="ner"
         ),
@@ -238,10 +234,8 @@ def _other_flair_models(word, document, labels):
 @pytest.mark.parametrize(
     "model_name",
     [
-        "TokenClassifier",
         "SpanClassifier",
         "TextRegressor",
-        "TextPairClassifier",
         "RelationClassifier",
         "MyTagger",
         "MyClassifier",
@@ -260,7 +254,7 @@ def test_other_models_on_transformer_embeddings_are_refused_by_name(tiny_bert, t
     model = _other_flair_models(word, document, labels)[model_name]()
     embeddings = (
         "TransformerDocumentEmbeddings"
-        if model_name in {"TextRegressor", "TextPairClassifier", "RelationClassifier", "MyClassifier"}
+        if model_name in {"TextRegressor", "RelationClassifier", "MyClassifier"}
         else "TransformerWordEmbeddings"
     )
     with pytest.raises(UnsupportedModelError, match=rf"{model_name} \(embeddings: {embeddings}\)"):

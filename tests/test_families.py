@@ -387,3 +387,123 @@ def test_a_token_classifier_answers_as_flair(tiny_bert, cls, embeddings, tmp_pat
     answers = mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(texts)
     got = [[(e["text"], e["label"], e["start"], e["end"], round(e["score"], 5)) for e in row] for row in answers]
     assert got == expected
+
+
+PAIRS = [
+    ("A man is playing a guitar .", "Someone makes music ."),
+    ("Paris is the capital of France .", "Berlin is a city in Germany ."),
+    ("The company reported record profits .", "Siemens lost money this year ."),
+    ("", "An empty first text ."),
+    ("Zoë Ångström flew to Łódź .", "Nobody travelled anywhere ."),
+    ("", ""),
+]
+
+
+def _flair_pair_answers(model, pairs):
+    """Flair's own predict on TextPairs (one call, as the pyfunc makes), as the pyfunc reports it."""
+    from flair.data import TextPair
+
+    points = [TextPair(Sentence(a), Sentence(b)) for a, b in pairs]
+    # embedded separately, a pair with an empty text fails Flair's whole predict call: those get no answer
+    model.predict([p for p in points if not model.embed_separately or (len(p.first) and len(p.second))])
+    if type(model).__name__ == "TextPairRegressor":
+        return [[float(x.value) for x in p.get_labels(model.label_type)] or [None] for p in points]
+    return [
+        sorted(((x.value, round(x.score, 5)) for x in p.get_labels(model.label_type)), key=lambda x: -x[1])
+        for p in points
+    ]
+
+
+@pytest.mark.parametrize(
+    "kind, embeddings",
+    [
+        ("classifier", "transformer"),
+        ("regressor", "pool"),
+        pytest.param("regressor", "transformer-separately", marks=pytest.mark.slow),
+        pytest.param("classifier", "rnn", marks=pytest.mark.slow),
+    ],
+)
+def test_a_text_pair_model_answers_pairs_as_flair(tiny_bert, kind, embeddings, tmp_path):
+    """TextPairClassifier and TextPairRegressor: two texts per row (a DataFrame with text and text_pair, or a
+    list of pairs); labels and scores, or a value, as Flair's own predict; the transformer exported to ONNX."""
+    import pandas as pd
+    from flair.embeddings import DocumentPoolEmbeddings, DocumentRNNEmbeddings, TransformerDocumentEmbeddings
+    from tinymodels import build_text_pair_model
+
+    if embeddings.startswith("transformer"):
+        document = TransformerDocumentEmbeddings(str(tiny_bert), cls_pooling="mean")  # CLS barely varies here
+    elif embeddings == "pool":
+        document = DocumentPoolEmbeddings([build_tiny_word_embeddings()])
+    else:
+        document = DocumentRNNEmbeddings([build_tiny_word_embeddings()], hidden_size=8)
+    model = build_text_pair_model(document, kind, embed_separately=embeddings != "transformer")
+    expected = _flair_pair_answers(model, PAIRS)
+    assert len({str(row) for row in expected[:5]}) > 2, "the random model should tell pairs apart"
+    mlflow_flavor.save_model(model, tmp_path / "model", parity=GATE)
+    logged = mlflow.models.Model.load(str(tmp_path / "model"))
+    conf = logged.flavors["flair_mlflow"]
+    assert conf["task"] == f"text-pair-{'classification' if kind == 'classifier' else 'regression'}"
+    assert conf["backend"] == ("onnx" if embeddings.startswith("transformer") else "torch")
+    assert conf["parity"]["identical_sentences"] == conf["parity"]["sentences"] == GATE.num_sentences
+    pyfunc = mlflow.pyfunc.load_model(str(tmp_path / "model"))
+    frame = pd.DataFrame({"text": [a for a, _ in PAIRS], "text_pair": [b for _, b in PAIRS]})
+    answers = pyfunc.predict(frame)
+    assert pyfunc.predict([list(p) for p in PAIRS]) == answers  # a list of pairs
+    if kind == "classifier":
+        assert [[(a["label"], round(a["score"], 5)) for a in row] for row in answers] == expected
+        assert answers[-1] == []  # two empty texts: nothing, as Flair gives
+    else:
+        from exporter.quality.parity import VALUE_TOLERANCE as tolerance
+
+        values = [row[0] for row in expected]
+        assert [v is None for v in answers] == [v is None for v in values] and answers[-1] is None
+        assert [a for a in answers if a is not None] == pytest.approx(
+            [v for v in values if v is not None], rel=tolerance
+        )
+        assert logged.signature.outputs.to_dict() == [{"type": "double", "name": "value", "required": True}]
+        (record,) = pyfunc.predict(frame[:1], params={"output": "records"})
+        assert list(record) == ["value"] and record["value"] == pytest.approx(answers[0], rel=tolerance)
+
+
+def test_a_text_pair_model_refuses_what_is_not_a_pair(tmp_path):
+    from mlflow.exceptions import MlflowException
+    from tinymodels import build_text_pair_model
+
+    model = build_text_pair_model(__import__("flair").embeddings.DocumentPoolEmbeddings([build_tiny_word_embeddings()]))
+    mlflow_flavor.save_model(model, tmp_path / "model", parity=GATE)
+    pyfunc = mlflow.pyfunc.load_model(str(tmp_path / "model"))
+    for bad, message in (
+        (["one text", "two", "three"], "not a pair"),
+        ({"text": ["a", "b"], "text_pair": ["c"]}, "'text' holds 2 texts and 'text_pair' 1"),
+        ([["a", None]], "Text 0 is missing"),
+    ):
+        with pytest.raises(MlflowException, match=message):
+            pyfunc.predict(bad)
+    with pytest.raises(MlflowException, match="'split_sentences' does not apply to a classifier of text pairs"):
+        pyfunc.predict([["a", "b"]], params={"split_sentences": True})
+    with pytest.raises(ValueError, match="pairs"):
+        save_bundle(model, tmp_path / "gold", ExportConfig(parity_sentences=["not a pair"]))
+
+
+def test_predict_on_the_command_line_takes_pairs(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+    from flair.embeddings import DocumentPoolEmbeddings
+    from tinymodels import build_text_pair_model
+
+    from mlflow_flavor.cli.commands import main
+
+    model = build_text_pair_model(DocumentPoolEmbeddings([build_tiny_word_embeddings()]), "regressor")
+    mlflow_flavor.save_model(model, tmp_path / "model", parity=GATE)
+    expected = mlflow.pyfunc.load_model(str(tmp_path / "model")).predict([list(p) for p in PAIRS[:3]])
+    runner = CliRunner()
+    args = [text for pair in PAIRS[:3] for text in pair]
+    result = runner.invoke(main, ["predict", str(tmp_path / "model"), *args])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == pytest.approx(expected, rel=1e-5)
+    lines = "\n".join("\t".join(pair) for pair in PAIRS[:3])
+    result = runner.invoke(main, ["predict", str(tmp_path / "model"), "--file", "-"], input=lines)
+    assert result.exit_code == 0 and json.loads(result.stdout) == pytest.approx(expected, rel=1e-5)
+    result = runner.invoke(main, ["predict", str(tmp_path / "model"), "one", "two", "three"])
+    assert result.exit_code == 2 and "two at a time" in result.output

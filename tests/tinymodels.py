@@ -349,3 +349,51 @@ def build_token_classifier(embeddings, cls: str = "TokenClassifier", seed: int =
         for p in model.decoder.parameters():
             p.mul_(3.0)
     return model.eval()
+
+
+def build_text_pair_model(embeddings, kind: str = "classifier", embed_separately: bool = False, seed: int = 0):
+    """A random Flair TextPairClassifier (entailment labels) or TextPairRegressor (a similarity value) over
+    document ``embeddings``, its decoder scaled so that it tells pairs apart."""
+    import flair
+    from flair.data import Dictionary
+    from flair.models import TextPairClassifier, TextPairRegressor
+
+    flair.set_seed(seed)
+    if kind == "classifier":
+        labels = Dictionary(add_unk=False)
+        for label in ("entailment", "neutral", "contradiction"):
+            labels.add_item(label)
+        model = TextPairClassifier(
+            embeddings, label_type="entailment", label_dictionary=labels, embed_separately=embed_separately
+        )
+    else:
+        model = TextPairRegressor(embeddings, label_type="similarity", embed_separately=embed_separately)
+    model.eval()
+    from flair.data import Sentence, TextPair
+
+    texts = [f"{word} {other} is here ." for word, other in zip(_vocabulary()[:24], _vocabulary()[24:48])]
+    spread_decoder(model, [TextPair(Sentence(a), Sentence(b)) for a, b in zip(texts, texts[::-1])], seed=seed)
+    return model
+
+
+def spread_decoder(model, data_points, seed: int = 0) -> None:
+    """Make a random model's answers differ between inputs: tiny random encoders give nearly the same vector for
+    every input, and a random decoder then answers the same for all. The decoder is set to read random directions
+    of what it receives on ``data_points`` (captured in Flair's own predict), centred and scaled to unit-ish
+    logits."""
+    import torch
+
+    captured = []
+    handle = model.decoder.register_forward_hook(lambda module, args, out: captured.append(args[0].detach()))
+    try:
+        model.predict(data_points, label_name="_spread")
+    finally:
+        handle.remove()
+    vectors = torch.cat(captured)
+    mean = vectors.mean(0)
+    decoder = model.decoder
+    directions = torch.randn(decoder.out_features, decoder.in_features, generator=torch.Generator().manual_seed(seed))
+    scale = 2.0 / ((vectors - mean) @ directions.T).std(0)
+    with torch.no_grad():
+        decoder.weight.copy_(directions * scale[:, None])
+        decoder.bias.copy_(-(mean @ directions.T) * scale)

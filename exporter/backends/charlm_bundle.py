@@ -22,7 +22,14 @@ import torch
 
 from exporter.backends.kinds import CHAR_LMS
 from exporter.errors import ExportError, UnsupportedModelError
-from exporter.format.modelfile import MODEL_FILE, PICKLE_WEIGHTS_ONLY, PLAIN_EMBEDDINGS, embeddings_key, plain_state
+from exporter.format.modelfile import (
+    MODEL_FILE,
+    PICKLE_WEIGHTS_ONLY,
+    PLAIN_EMBEDDINGS,
+    embeddings_key,
+    model_state,
+    plain_state,
+)
 from exporter.runtime.charlm import EMBEDDINGS_NAME, CharLM, CharLMEmbeddings, char_lms_bound, lm_params
 from exporter.runtime.fastpath import FastViterbiDecoder, skip_padding_rows
 
@@ -140,7 +147,7 @@ def export_char_lm_files(
 def _write_model_file(model: Any, found: list[tuple[str, Any]], files: list[str], directory: Path) -> None:
     """``model.pt``: Flair's state with each ``FlairEmbeddings`` entry pointing at its exported language model
     and without the language models' weights, as plain data."""
-    state = model._get_state_dict()
+    state = model_state(model)
     key = embeddings_key(state)
     entries = list(_flair_embedding_entries(state[key]))
     if len(entries) != len(found):

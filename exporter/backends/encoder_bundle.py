@@ -18,7 +18,7 @@ from typing import Any
 
 from exporter.config import RuntimeOptions
 from exporter.errors import UnsupportedModelError
-from exporter.format.modelfile import MODEL_FILE, PICKLE_WEIGHTS_ONLY, embeddings_key
+from exporter.format.modelfile import MODEL_FILE, PICKLE_WEIGHTS_ONLY, embeddings_key, model_state
 from exporter.runtime.buckets import Batching
 from exporter.runtime.embeddings import (
     AcceleratedTransformerDocumentEmbeddings,
@@ -75,7 +75,7 @@ def _write_model_files(model: Any, embeddings: Any, directory: Path) -> None:
     import torch
 
     embeddings.tokenizer.save_pretrained(str(directory / TOKENIZER_DIR))
-    state = model._get_state_dict()
+    state = model_state(model)
     state[embeddings_key(state)] = None
     state["state_dict"] = OrderedDict((k, v) for k, v in state["state_dict"].items() if not k.startswith("embeddings."))
     torch.save(state, directory / MODEL_FILE)  # protocol 2: what torch.load(weights_only=True) reads
@@ -106,4 +106,19 @@ def assemble_model(
     model = model_cls._init_model_with_state_dict(state)
     if getattr(model, "use_crf", False) and hasattr(model, "viterbi_decoder"):
         model.viterbi_decoder = FastViterbiDecoder.replacing(model.viterbi_decoder)
+    _restore_pair_separator(model, embeddings)
     return model
+
+
+def _restore_pair_separator(model: Any, embeddings: Any) -> None:
+    """Flair's models of text pairs (embedded together) join the two texts with the tokenizer's separator token
+    when their embeddings are a ``TransformerDocumentEmbeddings``, else with a space: an ``isinstance`` check that
+    ours (built without the transformer) do not pass. The model gets the separator Flair gave it."""
+    if (
+        getattr(model, "embed_separately", True)
+        or not hasattr(model, "sep")
+        or not embeddings.settings.is_document_embedding
+    ):
+        return
+    sep_token = embeddings.tokenizer.sep_token
+    model.sep = f" {sep_token} " if sep_token else " [SEP] "

@@ -36,7 +36,7 @@ from exporter.format.manifest import file_entries, library_versions, list_files,
 from exporter.format.modelfile import PICKLE_NEEDS_OPT_IN, SUPPORTED_MODELS
 from exporter.quality.corpus import check_sentences, read_conll
 from exporter.quality.metrics import gold_spans
-from exporter.quality.parity import check_parity
+from exporter.quality.parity import check_parity, is_pair_model
 
 __all__ = ["BundleInfo", "refuse_existing_output", "save_bundle"]
 
@@ -72,15 +72,35 @@ def _labels(model: Any) -> list[str]:
     return list(dictionary.get_items()) if dictionary is not None else []
 
 
-def _parity_sentences(config: ExportConfig) -> tuple[list, list | None]:
+def _parity_sentences(model: Any, config: ExportConfig) -> tuple[list, list | None]:
     """Check sentences: the labeled set, the user's sentences, or ``num_sentences`` texts of the shipped check
-    set (``exporter.quality.corpus.check_sentences``: natural text, every 16th a paragraph beyond 512 subtokens)."""
+    set (``exporter.quality.corpus.check_sentences``: natural text, every 16th a paragraph beyond 512 subtokens);
+    for a model of text pairs, pairs: the user's, or consecutive texts of the check set."""
+    if is_pair_model(model):
+        if config.parity.gold_conll:
+            raise ConfigError(
+                "gold_conll labels entities of single texts; a model of text pairs is checked against its "
+                "original on pairs: leave gold_conll out, or give parity_sentences as (text, text_pair) pairs."
+            )
+        if config.parity_sentences:
+            return [_checked_pair(i, pair) for i, pair in enumerate(config.parity_sentences)], None
+        texts = check_sentences(2 * config.parity.num_sentences)
+        return list(zip(texts[0::2], texts[1::2])), None
     if config.parity.gold_conll:
         labeled = list(read_conll(config.parity.gold_conll, limit=config.parity.gold_limit))
         return [[w for w, _ in s] for s in labeled], [gold_spans([t for _, t in s]) for s in labeled]
     if config.parity_sentences:
         return list(config.parity_sentences), None
     return check_sentences(config.parity.num_sentences), None
+
+
+def _checked_pair(index: int, pair: Any) -> tuple[str, str]:
+    if isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(t, str) for t in pair):
+        return pair[0], pair[1]
+    raise ConfigError(
+        f"parity_sentences[{index}] is {pair!r:.80}; a model of text pairs is checked on (text, text_pair) pairs "
+        "of strings."
+    )
 
 
 def _checked_config(model: Any, config: ExportConfig | None) -> ExportConfig:
@@ -137,7 +157,7 @@ def _gate(model: Any, work: Path, content: dict[str, Any], digest: str, config: 
     # Flair's own ONNX / JIT models need their pickle (see exporter.format.modelfile): this process wrote it
     trusted = content.get("model_pickle") == PICKLE_NEEDS_OPT_IN
     exported = load_bundle(work, expected_manifest_sha256=digest, allow_pickle=trusted)
-    texts, gold = _parity_sentences(config)
+    texts, gold = _parity_sentences(model, config)
     recipe = (flavor_metadata(content)["quantization"] or {}).get("recipe")  # int8 exports only
     char_lms = any(isinstance(value, dict) and CHAR_LMS in value for value in content.values())
     return check_parity(

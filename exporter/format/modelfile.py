@@ -37,7 +37,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from exporter.config import SEQUENCE_TAGGING, TEXT_CLASSIFICATION
+from exporter.config import SEQUENCE_TAGGING, TEXT_CLASSIFICATION, TEXT_PAIR_CLASSIFICATION, TEXT_PAIR_REGRESSION
 from exporter.errors import ConfigError, UnsafeModelFileError, UnsupportedModelError
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "embeddings_key",
     "load_flair_model",
     "load_state",
+    "model_state",
     "model_embeddings",
     "plain_state",
     "save_plain",
@@ -80,6 +81,9 @@ SUPPORTED_MODELS = {
     # zero-shot: they answer for their current task's labels (Flair's own model, the torch backend)
     "TARSTagger": SEQUENCE_TAGGING,
     "TARSClassifier": TEXT_CLASSIFICATION,
+    # two texts per input: a label (or labels), or a number
+    "TextPairClassifier": TEXT_PAIR_CLASSIFICATION,
+    "TextPairRegressor": TEXT_PAIR_REGRESSION,
 }
 
 
@@ -142,6 +146,25 @@ def plain_state(value: Any) -> Any:
 _EMBEDDINGS_KEYS = ("document_embeddings", "tars_embeddings")
 
 
+def model_state(model: Any) -> dict[str, Any]:
+    """Flair's state of ``model`` as plain data (:func:`plain_state`). One model keeps a module object in it:
+    ``TextPairRegressor``'s ``decoder``, which Flair rebuilds itself (a ``Linear`` to one value) when the state
+    names none, its weights then coming from ``state_dict``; a decoder of another kind is refused."""
+    state = model._get_state_dict()
+    if type(model).__name__ == "TextPairRegressor" and state.get("decoder") is not None:
+        import torch
+
+        decoder = state["decoder"]
+        width = model.embeddings.embedding_length * (2 if model.embed_separately else 1)
+        if type(decoder) is not torch.nn.Linear or (decoder.in_features, decoder.out_features) != (width, 1):
+            raise UnsupportedModelError(
+                f"This TextPairRegressor has its own decoder ({type(decoder).__name__}), which Flair can rebuild "
+                f"only by running its code; flair-mlflow carries the default decoder, a Linear({width}, 1)."
+            )
+        state["decoder"] = None
+    return plain_state(state)
+
+
 def save_plain(model: Any, path: str | Path) -> Path:
     """Save a Flair model as a ``.pt`` that loads as plain data (no code run, no warning): its state without
     Flair's lookup caches (:func:`plain_state`), in a pickle the safe reader parses; Flair's ``Model.load`` reads
@@ -149,7 +172,7 @@ def save_plain(model: Any, path: str | Path) -> Path:
     import torch
 
     path = Path(path)
-    torch.save(plain_state(model._get_state_dict()), path)
+    torch.save(model_state(model), path)
     return path
 
 

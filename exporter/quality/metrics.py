@@ -41,8 +41,13 @@ def load_examples(path: str | Path, task: str, limit: int | None = None) -> Exam
     """Read a labeled file for ``task`` (``tagger``: CoNLL; ``classifier``: ``__label__x text`` lines).
 
     Raises:
-        ConfigError: the file holds nothing of the kind the model needs.
+        ConfigError: the file holds nothing of the kind the model needs, or the task is not scored here.
     """
+    if task not in (TEXT_CLASSIFICATION, SEQUENCE_TAGGING):
+        raise ConfigError(
+            f"Labeled data is read for taggers (CoNLL) and text classifiers ({LABEL_PREFIX} lines); a {task} model "
+            "is not evaluated by flair-mlflow yet: use Flair's own model.evaluate on its corpus."
+        )
     if task == TEXT_CLASSIFICATION:
         rows = list(read_labeled_texts(path, limit))
         if not rows:

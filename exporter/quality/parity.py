@@ -47,7 +47,7 @@ _DRAWS_PER_CHUNK = 500_000  # sentence draws resampled at once (bounds the memor
 def predictions(sentence: Any, label_type: str) -> list[tuple]:
     """What a model predicted for a sentence: entity spans for taggers, each token's label for taggers of token
     labels (part of speech) as ``(start, end, label)`` too, labels for text classifiers."""
-    spans = entity_spans(sentence, label_type)
+    spans = entity_spans(sentence, label_type) if hasattr(sentence, "get_spans") else []
     if spans:
         return spans
     return [
@@ -156,8 +156,47 @@ def _sentence(text: str | Sequence[str]) -> Any:
     return Sentence(text if isinstance(text, str) else list(text))
 
 
-def _predict(model: Any, texts: Sequence[str | Sequence[str]], batch_size: int) -> list[Any]:
-    sentences = [_sentence(t) for t in texts]
+def is_pair_model(model: Any) -> bool:
+    """Whether ``model`` answers pairs of texts (Flair's TextPairClassifier, TextPairRegressor)."""
+    return type(model).__name__ in ("TextPairClassifier", "TextPairRegressor")
+
+
+#: a regressor's two values agree when they differ by at most this, relative to the value (1 below 1): float
+#: arithmetic in another order (an ONNX encoder) moves the 5th-6th digit
+VALUE_TOLERANCE = 1e-3
+
+
+def is_regressor(model: Any) -> bool:
+    """Whether ``model`` answers a number (Flair's TextPairRegressor) rather than labels."""
+    return type(model).__name__ == "TextPairRegressor"
+
+
+def _same_values(values_a: list[set], values_b: list[set]) -> float:
+    """Where a regressor's two values agree within :data:`VALUE_TOLERANCE`, count them as the same answer (the
+    exported value replaced by the original's in ``values_b``); the largest difference of all."""
+    largest = 0.0
+    for i, (a, b) in enumerate(zip(values_a, values_b)):
+        if len(a) == len(b) == 1:
+            (va,), (vb,) = next(iter(a)), next(iter(b))
+            diff = abs(float(va) - float(vb))
+            largest = max(largest, diff)
+            if diff <= VALUE_TOLERANCE * max(1.0, abs(float(va))):
+                values_b[i] = set(a)
+    return largest
+
+
+def _data_point(model: Any, text: Any) -> Any:
+    """A Flair data point of ``text``: a sentence, or for a pair model a ``TextPair`` of a text's two parts."""
+    if is_pair_model(model):
+        from flair.data import TextPair
+
+        first, second = text
+        return TextPair(_sentence(first), _sentence(second))
+    return _sentence(text)
+
+
+def _predict(model: Any, texts: Sequence[Any], batch_size: int) -> list[Any]:
+    sentences = [_data_point(model, t) for t in texts]
     model.predict(sentences, mini_batch_size=batch_size)
     return sentences
 
@@ -175,6 +214,8 @@ def _max_embedding_diff(original: Any, exported: Any, texts: Sequence[str]) -> f
 
     if not texts:
         return 0.0
+    if is_pair_model(original):  # the embeddings of each pair's first text
+        texts = [t[0] for t in texts]
     a = [_sentence(t) for t in texts]
     b = [_sentence(t) for t in texts]
     embeddings = model_embeddings(original)
@@ -243,6 +284,9 @@ def _compare(
     tag_type = original.label_type
     spans_a = [set(predictions(s, tag_type)) for s in a]
     spans_b = [set(predictions(s, tag_type)) for s in b]
+    value_diff = None
+    if is_regressor(original):
+        value_diff = _same_values(spans_a, spans_b)
     worst = _differences(texts, spans_a, spans_b)
     counts = span_counts(spans_a, spans_b)
     n = len(texts)
@@ -260,7 +304,10 @@ def _compare(
         "thresholds": thresholds,
         "worst": worst[:_WORST_LISTED],
     }
-    if type(original).__name__ == "TextClassifier":
+    if value_diff is not None:
+        report["max_abs_value_diff"] = value_diff
+        report["value_tolerance"] = VALUE_TOLERANCE
+    if type(original).__name__ in ("TextClassifier", "TextPairClassifier"):
         report["max_label_score_diff"] = max_score_diff(
             [label_scores(s, tag_type) for s in a], [label_scores(s, tag_type) for s in b]
         )
@@ -313,6 +360,9 @@ def threshold_failures(report: dict[str, Any], thresholds: dict[str, float]) -> 
     found = report["entities_original"] + report["entities_exported"]
     if found and report["entity_f1_vs_original"] < thresholds["min_entity_f1"]:
         failures.append(f"entity F1 vs original {report['entity_f1_vs_original']:.4f} < {thresholds['min_entity_f1']}")
+    score_diff = report.get("max_label_score_diff")
+    if score_diff is not None and score_diff > thresholds.get("max_label_score_diff", 1.0):
+        failures.append(f"label score moved by {score_diff:.4g} > {thresholds['max_label_score_diff']}")
     if "gold_f1_drop" in report and report["gold_f1_drop"] > thresholds["max_gold_f1_drop"]:
         failures.append(f"gold F1 drop {report['gold_f1_drop']:.4f} > {thresholds['max_gold_f1_drop']}")
     return failures

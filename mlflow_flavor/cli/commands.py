@@ -19,6 +19,7 @@ from exporter.config import (
     CUDA_PROVIDER,
     INT8_RECIPES,
     OPTIMIZATION_LEVELS,
+    PAIR_TASKS,
     PRECISIONS,
     QUANTIZATIONS,
     Backend,
@@ -412,8 +413,10 @@ def predict(
     MODEL as JSON.
 
     MODEL is a models:/ URI (fetched once, verified, cached), an MLflow model directory or a bundle
-    directory written by `flair-mlflow export`. The options are the pyfunc's params.
+    directory written by `flair-mlflow export`. The options are the pyfunc's params. A model of text pairs
+    takes arguments two at a time (TEXT TEXT_PAIR ...) and lines as 'text<TAB>text_pair'.
     """
+    given_texts = texts
     if "-" in texts:  # as Unix tools read it: standard input, one text per line, where the '-' stands
         if text_file == "-":
             raise click.UsageError("Standard input can be read once: give '-' as a text or as --file, not both.")
@@ -435,8 +438,31 @@ def predict(
     located = locate_reference(model, tracking_uri=tracking_uri)  # fetched and verified before Flair is imported
     _flair_logs_to_stderr()
     loaded = load_reference(model, located=located)
-    answers = loaded.predictor.predict(list(texts), params=params or None)
+    inputs = (
+        _pairs(texts, from_lines=text_file is not None or "-" in given_texts)
+        if loaded.task in PAIR_TASKS
+        else list(texts)
+    )
+    answers = loaded.predictor.predict(inputs, params=params or None)
     click.echo(json.dumps(answers, indent=2, ensure_ascii=False))
+
+
+def _pairs(texts: tuple[str, ...], from_lines: bool) -> list[list[str]]:
+    """A model of text pairs: arguments taken two at a time (TEXT TEXT_PAIR ...), lines of a file or of standard
+    input as ``text<TAB>text_pair``."""
+    if from_lines or any("\t" in text for text in texts):
+        pairs = [text.split("\t", 1) for text in texts]
+        missing = next((i for i, pair in enumerate(pairs) if len(pair) != 2), None)
+        if missing is not None:
+            raise click.UsageError(
+                f"Text {missing + 1} has no tab: a model of text pairs reads lines as 'text<TAB>text_pair'."
+            )
+        return pairs
+    if len(texts) % 2:
+        raise click.UsageError(
+            f"A model of text pairs takes texts two at a time (TEXT TEXT_PAIR ...); {len(texts)} were given."
+        )
+    return [list(texts[i : i + 2]) for i in range(0, len(texts), 2)]
 
 
 def _lines(path: str) -> tuple[str, ...]:
