@@ -30,6 +30,8 @@ __all__ = [
     "TEXT_PAIR_CLASSIFICATION",
     "TEXT_PAIR_REGRESSION",
     "PAIR_TASKS",
+    "RELATION_EXTRACTION",
+    "MULTITASK",
     "cache_dir",
     "check_integer",
     "fp16_unavailable",
@@ -202,6 +204,10 @@ TEXT_CLASSIFICATION = "text-classification"
 TEXT_PAIR_CLASSIFICATION = "text-pair-classification"
 TEXT_PAIR_REGRESSION = "text-pair-regression"
 PAIR_TASKS = (TEXT_PAIR_CLASSIFICATION, TEXT_PAIR_REGRESSION)
+#: relations between the entities a tagger found (Flair's RelationExtractor), a task of a multitask model only
+RELATION_EXTRACTION = "relation-extraction"
+#: several models over the same texts (Flair's MultitaskModel; a relation extractor with its tagger)
+MULTITASK = "multitask"
 #: the int8 recipes, by name (each one function in exporter.backends.onnx_quantize.RECIPES)
 INT8_RECIPES = ("int8-dynamic", "int8-per-token", "int8-block32", "int8-block128")
 #: what ``quantize="int8"`` means (chosen from the measurements in docs/BENCHMARKS.md)

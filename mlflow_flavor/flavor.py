@@ -25,7 +25,9 @@ from typing import Any
 from exporter.backends import flavor_metadata
 from exporter.bundle.save import BundleInfo, save_bundle
 from exporter.config import (
+    MULTITASK,
     PAIR_TASKS,
+    RELATION_EXTRACTION,
     SEQUENCE_TAGGING,
     TEXT_CLASSIFICATION,
     TEXT_PAIR_CLASSIFICATION,
@@ -40,6 +42,7 @@ from exporter.config import (
 from exporter.errors import ConfigError
 from exporter.format.manifest import MANIFEST_FILE, read_manifest, verify_bundle
 from exporter.format.modelfile import load_flair_model
+from exporter.format.tasks import with_tagger
 from mlflow_flavor.fetch import outside_bundle_digests, seal_version
 from mlflow_flavor.loading import _load_pyfunc, load_model  # noqa: F401  (the flavor contract's loaders)
 from mlflow_flavor.mlmodel import BUNDLE_SUBPATH, CODE_SUBPATH, FILES_RECORD_KEY, FLAVOR_NAME, LOADER_MODULE
@@ -176,7 +179,7 @@ def get_default_pip_requirements(backend: str | Backend = Backend.ONNX) -> list[
     return [_get_pinned_requirement(p, version=Version(version(p)).public) for p in packages]
 
 
-def default_signature(task: str = SEQUENCE_TAGGING):
+def default_signature(task: str = SEQUENCE_TAGGING, tasks: Sequence[Mapping[str, Any]] | None = None):
     """Output: per text, a list of entities (or labels). Params: the whitelisted prediction options. Input: none
     declared; the pyfunc takes a DataFrame ``text`` column, a list of strings or a single string.
 
@@ -201,9 +204,22 @@ def default_signature(task: str = SEQUENCE_TAGGING):
             Property("score", DataType.double),
         ]
     )
+    label = Object([Property("label", DataType.string), Property("score", DataType.double)])
     if task in (TEXT_CLASSIFICATION, TEXT_PAIR_CLASSIFICATION):
-        label = Object([Property("label", DataType.string), Property("score", DataType.double)])
         outputs = Schema([ColSpec(Array(label), name="labels")])
+    elif task == MULTITASK:  # one column per task, under the task's name
+        head = [Property(name, kind) for name, kind in (("text", DataType.string), ("start", DataType.long))]
+        head += [Property("end", DataType.long), Property("label", DataType.string)]
+        relation = Object(
+            [
+                Property("head", Object(head)),
+                Property("tail", Object(head)),
+                Property("label", DataType.string),
+                Property("score", DataType.double),
+            ]
+        )
+        kinds = {SEQUENCE_TAGGING: entity, TEXT_CLASSIFICATION: label, RELATION_EXTRACTION: relation}
+        outputs = Schema([ColSpec(Array(kinds[t["task"]]), name=t["name"]) for t in tasks or ()])
     elif task == TEXT_PAIR_REGRESSION:
         outputs = Schema([ColSpec(DataType.double, name="value")])
     else:
@@ -321,8 +337,12 @@ def _parity_summary(report: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return summary
 
 
-def _place_bundle(flair_model: Any, target: Path, config: ExportConfig):
-    """Export ``flair_model`` (a Flair model, a Flair ``.pt`` path, or an existing bundle directory) into ``target``."""
+def _place_bundle(flair_model: Any, target: Path, config: ExportConfig, tagger: Any = None):
+    """Export ``flair_model`` (a Flair model, a Flair ``.pt`` path, or an existing bundle directory) into ``target``;
+    a relation extractor with the ``tagger`` (a model or a ``.pt`` path) that finds its entities."""
+    if tagger is not None:
+        models = [load_flair_model(m) if isinstance(m, (str, os.PathLike)) else m for m in (flair_model, tagger)]
+        return save_bundle(with_tagger(*models), target, config)
     if isinstance(flair_model, (str, os.PathLike)):
         source = Path(flair_model)
         if source.is_dir() and (source / MANIFEST_FILE).is_file():
@@ -364,6 +384,7 @@ def save_model(
     code_paths: Sequence[str] | None = None,
     conda_env: Any = None,
     metadata: Mapping[str, Any] | None = None,
+    tagger: Any = None,
     **kwargs: Any,
 ) -> None:
     """Save a Flair model as an MLflow model directory at ``path``.
@@ -387,6 +408,8 @@ def save_model(
         export_config: a complete :class:`ExportConfig`; replaces all the export arguments above.
         mlflow_model, signature, input_example, pip_requirements, extra_pip_requirements, code_paths,
         conda_env, metadata: as in every MLflow flavor.
+        tagger: with a ``RelationExtractor`` as ``flair_model``, the tagger that finds its entities (a model or a
+            ``.pt`` path): both are saved as one model that answers ``{"entities": [...], "relations": [...]}``.
     """
     from mlflow.utils.environment import _validate_env_arguments
     from mlflow.utils.model_utils import _validate_and_prepare_target_save_path
@@ -418,7 +441,7 @@ def save_model(
     )
     _validate_and_prepare_target_save_path(str(path))
     try:
-        info = _place_bundle(flair_model, path / BUNDLE_SUBPATH, config)
+        info = _place_bundle(flair_model, path / BUNDLE_SUBPATH, config, tagger)
         _write_model_dir(path, info, files)
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
@@ -446,7 +469,7 @@ def _write_model_dir(path: Path, info: Any, given: _ModelFiles) -> None:
 
     code_subpath = _copy_code(path, given.code_paths)
     mlflow_model = given.mlflow_model if given.mlflow_model is not None else Model()
-    _describe_model(mlflow_model, path, info.manifest["task"], given)
+    _describe_model(mlflow_model, path, info.manifest, given)
     _add_flavors(mlflow_model, info, code_subpath)
     _write_environment(path, info.manifest["backend"], given)
     # the bundle is covered by its manifest; every other file (code/, requirements, examples) by this record
@@ -454,13 +477,14 @@ def _write_model_dir(path: Path, info: Any, given: _ModelFiles) -> None:
     mlflow_model.save(str(path / MLMODEL_FILE_NAME))
 
 
-def _describe_model(mlflow_model: Any, path: Path, task: str, given: _ModelFiles) -> None:
+def _describe_model(mlflow_model: Any, path: Path, manifest: Mapping[str, Any], given: _ModelFiles) -> None:
     """Signature (ours by default), input example (two example texts by default) and metadata."""
     import pandas as pd
     from mlflow.models.utils import _save_example
 
     signature, input_example = given.signature, given.input_example
-    mlflow_model.signature = signature if signature is not None else default_signature(task)
+    task = manifest["task"]
+    mlflow_model.signature = signature if signature is not None else default_signature(task, manifest.get("tasks"))
     if input_example is None and task in PAIR_TASKS:
         input_example = pd.DataFrame({"text": EXAMPLE_TEXTS, "text_pair": EXAMPLE_TEXTS[::-1]})
     elif input_example is None:

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from exporter.config import (
+    MULTITASK,
     PAIR_TASKS,
+    RELATION_EXTRACTION,
     SEQUENCE_TAGGING,
     TEXT_CLASSIFICATION,
     TEXT_PAIR_CLASSIFICATION,
@@ -65,6 +67,7 @@ OUTPUTS = {
     TEXT_CLASSIFICATION: ("labels", "records"),
     TEXT_PAIR_CLASSIFICATION: ("labels", "records"),
     TEXT_PAIR_REGRESSION: ("value", "records"),
+    MULTITASK: ("tasks", "records"),  # the same: a dict per text, each task's answer under its name
 }
 #: The ``params`` each task understands (``candidate_labels`` besides for zero-shot models).
 TASK_PARAMS = {
@@ -72,6 +75,7 @@ TASK_PARAMS = {
     TEXT_CLASSIFICATION: ("mini_batch_size", "min_score", "output", "top_k"),
     TEXT_PAIR_CLASSIFICATION: ("mini_batch_size", "min_score", "output", "top_k"),
     TEXT_PAIR_REGRESSION: ("mini_batch_size", "output"),
+    MULTITASK: ("mini_batch_size", "min_score", "output"),
 }
 #: What each task is called in messages.
 TASK_NAMES = {
@@ -79,6 +83,7 @@ TASK_NAMES = {
     TEXT_CLASSIFICATION: "text classifier",
     TEXT_PAIR_CLASSIFICATION: "classifier of text pairs",
     TEXT_PAIR_REGRESSION: "regressor of text pairs",
+    MULTITASK: "multitask model",
 }
 #: Flair's zero-shot models: they take ``candidate_labels`` (the labels to answer for, instead of their
 #: current task's); no other model class does.
@@ -281,6 +286,32 @@ def _entities(sentence: Any, text: str, tag_type: str, min_score: float, offsets
     return entities
 
 
+def _relations(
+    sentence: Any, text: str, label_type: str, entity_type: str, min_score: float, offsets: _Offsets
+) -> list[dict[str, Any]]:
+    """One record per relation Flair's relation extractor labeled: its head and tail entities (text, offsets into
+    the caller's text, the entity label), the relation's label and score."""
+    base = sentence.start_position or 0
+
+    def entity(span: Any) -> dict[str, Any]:
+        start, end = offsets.span(span.start_position, span.end_position, base)
+        return {"text": text[start:end], "start": start, "end": end, "label": span.get_label(entity_type).value}
+
+    relations = []
+    for relation in sentence.get_relations(label_type):
+        label = relation.get_label(label_type)
+        if label.score >= min_score:
+            relations.append(
+                {
+                    "head": entity(relation.first),
+                    "tail": entity(relation.second),
+                    "label": label.value,
+                    "score": float(label.score),
+                }
+            )
+    return relations
+
+
 def _tokens(sentence: Any, text: str, tag_type: str, offsets: _Offsets) -> list[dict[str, Any]]:
     from flair.data import Token
 
@@ -343,6 +374,7 @@ class FlairPyfuncModel:
         self.task = manifest.get("task") or SEQUENCE_TAGGING
         self.classifier = self.task in (TEXT_CLASSIFICATION, TEXT_PAIR_CLASSIFICATION)
         self.zero_shot = manifest.get("model_class") in ZERO_SHOT_MODELS
+        self.tasks = list(manifest.get("tasks") or [])  # a multitask model's, in the order it runs them
         self.batcher = AdaptiveBatcher(
             self._run,
             max_batch_texts=self.options.max_batch_texts,
@@ -408,6 +440,8 @@ class FlairPyfuncModel:
             self.batcher.submit(key, sentences)
         # a zero-shot request's labels are under the label type Flair gives its ad-hoc task
         label_type = zero_shot_label_type(options["candidate_labels"]) or self.tag_type
+        if self.task == MULTITASK:
+            return [self._multitask_answer(text, document, options) for text, document in zip(texts, documents)]
         if self.classifier:
             labels = [self._labels(d[0] if d else None, options, label_type) for d in documents]
             return [{"labels": x} for x in labels] if options["output"] == "records" else labels
@@ -438,6 +472,26 @@ class FlairPyfuncModel:
             return [{"labels": x} for x in labels] if options["output"] == "records" else labels
         values = [_value(point, self.tag_type) for point in points]
         return [{"value": x} for x in values] if options["output"] == "records" else values
+
+    def _multitask_answer(self, text: str, document: list[Any], options: Mapping[str, Any]) -> dict[str, Any]:
+        """Every task's answer for one text under the task's name: entities, labels or relations."""
+        offsets = _Offsets(text)
+        answer: dict[str, Any] = {}
+        for task in self.tasks:
+            label_type, kind = task["label_type"], task["task"]
+            if kind == SEQUENCE_TAGGING:
+                found = [e for s in document for e in _entities(s, text, label_type, options["min_score"], offsets)]
+            elif kind == RELATION_EXTRACTION:
+                entity_type = task["entity_label_type"]
+                found = [
+                    r
+                    for s in document
+                    for r in _relations(s, text, label_type, entity_type, options["min_score"], offsets)
+                ]
+            else:
+                found = self._labels(document[0] if document else None, options, label_type)
+            answer[task["name"]] = found
+        return answer
 
     def _tagger_answer(self, text: str, document: list[Any], options: Mapping[str, Any], label_type: str) -> Any:
         offsets = _Offsets(text)

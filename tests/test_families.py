@@ -186,7 +186,9 @@ def test_the_encoder_backends_name_what_they_export_when_refusing():
 def test_classic_models_answer_through_a_real_mlflow_models_serve(tmp_path):
     """One model of each output kind, served by `mlflow models serve` as a user runs it: the same answers as
     in-process, which are Flair's own."""
+    from flair.embeddings import DocumentPoolEmbeddings
     from servers import model_server, post_json
+    from tinymodels import build_text_pair_model
 
     texts = [t for t in TEXTS if t.strip()][:8]
     tagger, classifier = build_classic_tagger("flair"), build_classic_classifier("rnn")
@@ -194,6 +196,19 @@ def test_classic_models_answer_through_a_real_mlflow_models_serve(tmp_path):
         "tagger": [[(t, label) for t, label, *_ in ents] for ents in _flair_entities(tagger, texts)],
         "classifier": [[label for label, _ in labels] for labels in _flair_labels(classifier, texts)],
     }
+    # a number per pair: the regressor of text pairs, sent as a list of pairs and as dataframe_split
+    regressor = build_text_pair_model(DocumentPoolEmbeddings([build_tiny_word_embeddings()]), "regressor")
+    pairs = [list(p) for p in PAIRS[:3]]
+    mlflow_flavor.save_model(regressor, tmp_path / "regressor", parity=GATE)
+    local = mlflow.pyfunc.load_model(str(tmp_path / "regressor")).predict(pairs)
+    split = {"dataframe_split": {"columns": ["text", "text_pair"], "data": pairs}}
+    with model_server(str(tmp_path / "regressor"), tmp_path / "regressor.log") as url:
+        for payload in ({"inputs": pairs}, split):
+            status, body = post_json(f"{url}/invocations", payload)
+            assert status == 200, body
+            assert body["predictions"] == pytest.approx(local, rel=1e-5), payload
+        status, body = post_json(f"{url}/invocations", {"inputs": pairs, "params": {"top_k": 2}})
+        assert status == 400 and "'top_k' does not apply to a regressor of text pairs" in str(body)
     for name, model in (("tagger", tagger), ("classifier", classifier)):
         path = tmp_path / name
         mlflow_flavor.save_model(model, path)
@@ -507,3 +522,133 @@ def test_predict_on_the_command_line_takes_pairs(tmp_path):
     assert result.exit_code == 0 and json.loads(result.stdout) == pytest.approx(expected, rel=1e-5)
     result = runner.invoke(main, ["predict", str(tmp_path / "model"), "one", "two", "three"])
     assert result.exit_code == 2 and "two at a time" in result.output
+
+
+#: the parity gate's texts for relation extractors: a random tagger labels most words of a paragraph as
+#: entities, and a relation extractor classifies every pair of them (quadratic): short texts keep it seconds
+SHORT = generate_sentences(16, seed=5, long_every=0)
+
+
+def _flair_relations(model, texts):
+    """Flair's own predict of a multitask model (tagger, then relation extractor), as the pyfunc reports it."""
+    sentences = [Sentence(t) for t in texts if t.strip()]
+    model.predict(sentences)
+    out = iter(sentences)
+    rows = []
+    for text in texts:
+        if not text.strip():
+            rows.append(([], []))
+            continue
+        s = next(out)
+        entities = [(x.text, x.tag, x.start_position, x.end_position) for x in s.get_spans("ner")]
+        relations = [
+            (r.first.text, r.first.start_position, r.second.text, r.second.start_position, r.tag, round(r.score, 5))
+            for r in s.get_relations("relation")
+        ]
+        rows.append((entities, relations))
+    return rows
+
+
+def test_a_relation_extractor_is_logged_with_its_tagger_and_answers_entities_and_relations(tmp_path):
+    """save_model(relation_model, path, tagger=ner): one model, Flair's MultitaskModel of the two as plain data;
+    each text answers {"entities": [...], "relations": [...]} with head and tail offsets, as Flair's own."""
+    from tinymodels import build_relation_extractor
+
+    from exporter.format.tasks import with_tagger
+
+    tagger, relations = build_classic_tagger("words", use_crf=False), build_relation_extractor()
+    texts = [t for t in TEXTS if t.strip()][:8] + [""]
+    expected = _flair_relations(with_tagger(relations, tagger), texts)
+    assert sum(len(r) for _, r in expected) > 3 and len({r[4] for _, rs in expected for r in rs}) > 1
+    with pytest.raises(UnsupportedModelError, match=r"tagger=ner_model"):
+        mlflow_flavor.save_model(relations, tmp_path / "alone")
+    mlflow_flavor.save_model(relations, tmp_path / "model", tagger=tagger, parity_sentences=SHORT)
+    logged = mlflow.models.Model.load(str(tmp_path / "model"))
+    conf = logged.flavors["flair_mlflow"]
+    assert conf["model_class"] == "MultitaskModel" and conf["task"] == "multitask" and conf["backend"] == "torch"
+    assert conf["parity"]["identical_sentences"] == conf["parity"]["sentences"]
+    assert [c.name for c in logged.signature.outputs.inputs] == ["entities", "relations"]
+    answers = mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(texts)
+    got = []
+    for text, answer in zip(texts, answers):
+        assert set(answer) == {"entities", "relations"}
+        for r in answer["relations"]:
+            assert text[r["head"]["start"] : r["head"]["end"]] == r["head"]["text"]
+        got.append(
+            (
+                [(e["text"], e["label"], e["start"], e["end"]) for e in answer["entities"]],
+                [
+                    (
+                        r["head"]["text"],
+                        r["head"]["start"],
+                        r["tail"]["text"],
+                        r["tail"]["start"],
+                        r["label"],
+                        round(r["score"], 5),
+                    )
+                    for r in answer["relations"]
+                ],
+            )
+        )
+    assert got == expected
+
+
+def test_a_users_multitask_model_answers_each_task_under_its_name(tmp_path):
+    """A Flair MultitaskModel of a tagger and a classifier: every text answered by both, under the task names."""
+    from flair.models import MultitaskModel
+
+    tagger, classifier = build_classic_tagger("words", use_crf=False), build_classic_classifier("pool")
+    model = MultitaskModel([tagger, classifier], task_ids=["ner", "topic"])
+    texts = [t for t in TEXTS if t.strip()][:8]
+    entities = _flair_entities(tagger, texts)
+    labels = _flair_labels(classifier, texts)
+    mlflow_flavor.save_model(model, tmp_path / "model", parity=GATE)
+    answers = mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(texts)
+    assert [
+        [(e["text"], e["label"], e["start"], e["end"], round(e["score"], 5)) for e in a["ner"]] for a in answers
+    ] == entities
+    assert [[(x["label"], round(x["score"], 5)) for x in a["topic"]] for a in answers] == labels
+
+
+def test_multitask_models_the_bundle_cannot_carry_are_refused(tmp_path):
+    from flair.embeddings import DocumentPoolEmbeddings
+    from flair.models import MultitaskModel
+    from tinymodels import build_relation_extractor, build_text_pair_model
+
+    pairs = build_text_pair_model(DocumentPoolEmbeddings([build_tiny_word_embeddings()]))
+    with pytest.raises(UnsupportedModelError, match=r"task 'pairs' is a flair\.models\..*TextPairClassifier"):
+        save_bundle(MultitaskModel([pairs], task_ids=["pairs"]), tmp_path / "out" / "pairs")
+    orphan = MultitaskModel([build_relation_extractor()], task_ids=["relations"])
+    with pytest.raises(UnsupportedModelError, match="reads entities labeled 'ner', which no tagger before it"):
+        save_bundle(orphan, tmp_path / "out" / "orphan")
+    with pytest.raises(UnsupportedModelError, match="tagger labels 'pos' entities"):
+        from exporter.format.tasks import with_tagger
+
+        with_tagger(build_relation_extractor(), build_pos_tagger())
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_a_multitask_bundle_is_plain_data_and_names_only_listed_tasks(tmp_path):
+    """Flair would build any model class its registry knows from a task's state: a bundle naming another class
+    is refused before anything is built; a planted payload never runs."""
+    import torch
+    from test_safe_loading import _rewrite_manifest
+    from tinymodels import build_relation_extractor
+
+    from exporter.format.tasks import with_tagger
+
+    model = with_tagger(build_relation_extractor(), build_classic_tagger("words", use_crf=False))
+    info = save_bundle(model, tmp_path / "bundle", ExportConfig(parity_sentences=SHORT))
+    assert info.manifest["model_pickle"] == "weights-only"
+    state = torch.load(info.path / "model.pt", weights_only=False)
+    state["model_states"]["relations"]["__cls__"] = "SpanClassifier"
+    torch.save(state, info.path / "model.pt")
+    _rewrite_manifest(info.path, lambda manifest: None)
+    with pytest.raises(UnsupportedModelError, match="task 'relations' is a 'SpanClassifier'"):
+        load_bundle(info.path)
+    again = save_bundle(model, tmp_path / "again", ExportConfig(parity_sentences=SHORT))
+    marker = tmp_path / "pwned"
+    _plant_payload(again.path, marker)
+    with pytest.raises(UnsafeModelFileError, match="not plain data"):
+        load_bundle(again.path)
+    assert not marker.exists()

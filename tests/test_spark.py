@@ -79,3 +79,22 @@ def test_spark_udf_scores_texts_with_a_classifier(spark, tiny_bert, tracking):
     assert [[x["label"] for x in row] for row in got] == [[x["label"] for x in row] for row in expected]
     for row, reference in zip(got, expected):
         assert all(abs(a["score"] - b["score"]) < 1e-4 for a, b in zip(row, reference))
+
+
+def test_spark_udf_scores_text_pairs_with_a_regressor(spark, tracking):
+    """Two columns into the UDF (they arrive as columns 0 and 1), a number per pair out."""
+    from flair.embeddings import DocumentPoolEmbeddings
+    from tinymodels import build_text_pair_model, build_tiny_word_embeddings
+
+    from mlflow_flavor.pyfunc import SPARK_VALUE_RESULT_TYPE
+
+    model = build_text_pair_model(DocumentPoolEmbeddings([build_tiny_word_embeddings()]), "regressor")
+    log_and_stage(model, name="similarity")
+    pairs = [(TEXTS[0], TEXTS[1]), (TEXTS[3], TEXTS[0]), (TEXTS[1], TEXTS[3])]
+    expected = mlflow.pyfunc.load_model("models:/similarity/Production").predict([list(p) for p in pairs])
+    udf = mlflow.pyfunc.spark_udf(
+        spark, "models:/similarity/Production", env_manager="local", result_type=SPARK_VALUE_RESULT_TYPE
+    )
+    frame = spark.createDataFrame([(i, a, b) for i, (a, b) in enumerate(pairs)], ["id", "text", "text_pair"])
+    rows = frame.withColumn("similarity", udf("text", "text_pair")).orderBy("id").collect()
+    assert [row["similarity"] for row in rows] == pytest.approx(expected, rel=1e-4)

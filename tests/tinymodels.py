@@ -397,3 +397,28 @@ def spread_decoder(model, data_points, seed: int = 0) -> None:
     with torch.no_grad():
         decoder.weight.copy_(directions * scale[:, None])
         decoder.bias.copy_(-(mean @ directions.T) * scale)
+
+
+def build_relation_extractor(entity_label_type: str = "ner", seed: int = 3):
+    """A random Flair RelationExtractor over word embeddings, reading ``entity_label_type`` entities; its
+    label dictionary has "O" (no relation), as a trained one has, and its decoder scaled so that it tells
+    pairs apart."""
+    import flair
+    import torch
+    from flair.data import Dictionary
+    from flair.models import RelationExtractor
+
+    flair.set_seed(seed)
+    labels = Dictionary(add_unk=False)
+    for label in ("O", "born_in", "works_for", "located_in"):
+        labels.add_item(label)
+    model = RelationExtractor(
+        build_tiny_word_embeddings(seed=seed),
+        label_type="relation",
+        entity_label_type=entity_label_type,
+        label_dictionary=labels,
+    )
+    with torch.no_grad():
+        for p in model.decoder.parameters():
+            p.mul_(5.0)
+    return model.eval()

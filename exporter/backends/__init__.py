@@ -37,6 +37,7 @@ from exporter.backends.kinds import (
 )
 from exporter.config import Backend
 from exporter.format.modelfile import model_embeddings
+from exporter.format.tasks import is_multitask
 
 __all__ = ["MODULES", "SURFACE", "backend_module", "choose_backend", "flavor_metadata"]
 
@@ -62,6 +63,10 @@ def choose_backend(model: Any, requested: Backend) -> Backend:
     for models without one transformer embedding to export (word embeddings, Flair's character language
     models, stacks): those run as Flair's own model, the ``torch`` backend, unless the model has Flair's character
     language models (``FlairEmbeddings``), which the encoder backends export."""
+    if is_multitask(model):
+        if requested is not Backend.TORCH:
+            log.info("A MultitaskModel is bundled as Flair's own model (backend torch): its tasks run as Flair's code")
+        return Backend.TORCH
     if is_flair_onnx(model) and requested is not Backend.FLAIR_ONNX:
         log.info("The model's embeddings were exported with Flair's export_onnx: bundling that graph as it is")
         return Backend.FLAIR_ONNX

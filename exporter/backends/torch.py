@@ -31,6 +31,7 @@ from exporter.format.modelfile import (
     model_embeddings,
     save_plain,
 )
+from exporter.format.tasks import task_models
 from exporter.runtime.buckets import run_in_groups
 
 __all__ = [*SURFACE, "add_length_buckets", "has_length_buckets", "is_flair_jit"]
@@ -66,7 +67,7 @@ def _check_plain_embeddings(model: Any) -> None:
     class of the user's, which Flair could rebuild only by running its code)."""
     import flair.embeddings
 
-    found = list(_embedding_tree(model_embeddings(model)))
+    found = [e for task_model in task_models(model) for e in _embedding_tree(model_embeddings(task_model))]
     unknown = [
         e
         for e in found

@@ -23,10 +23,12 @@ from exporter.format.modelfile import (
     PICKLE_NEEDS_OPT_IN,
     SUPPORTED_MODELS,
     allow_pickle_from_env,
+    check_task_classes,
     embeddings_classes,
     embeddings_key,
     load_state,
     quiet_model_init,
+    sub_states,
 )
 
 __all__ = ["OPT_IN_HINT", "load_bundle"]
@@ -103,8 +105,9 @@ def _read_state(path: Path, manifest: Mapping[str, Any], module: ModuleType, all
     recorded = state.get("__cls__", manifest["model_class"])
     if recorded != manifest["model_class"]:
         raise BundleError(f"{path}/{MODEL_FILE} holds a {recorded!r}, the manifest says {manifest['model_class']!r}.")
+    check_task_classes(state, f"{path}/{MODEL_FILE}")
     if not allow_pickle:
-        names = embeddings_classes(state.get(embeddings_key(state)))
+        names = [name for _, sub in sub_states(state) for name in embeddings_classes(sub.get(embeddings_key(sub)))]
         refused = [name for name in names if name not in module.DATA_EMBEDDINGS]
         if refused:
             raise UnsafeModelFileError(

@@ -34,6 +34,7 @@ from exporter.config import ExportConfig
 from exporter.errors import BundleError, ConfigError, UnsupportedModelError
 from exporter.format.manifest import file_entries, library_versions, list_files, verify_bundle, write_manifest
 from exporter.format.modelfile import PICKLE_NEEDS_OPT_IN, SUPPORTED_MODELS
+from exporter.format.tasks import describe_tasks, is_multitask
 from exporter.quality.corpus import check_sentences, read_conll
 from exporter.quality.metrics import gold_spans
 from exporter.quality.parity import check_parity, is_pair_model
@@ -55,6 +56,12 @@ class BundleInfo:
 def _model_class(model: Any) -> str:
     """The model's class name when flair-mlflow supports it exactly (subclasses change predict, so no)."""
     name = type(model).__name__
+    if name == "RelationExtractor" and type(model).__module__.split(".")[0] == "flair":
+        raise UnsupportedModelError(
+            "A RelationExtractor classifies pairs of the entities a tagger found, so it is bundled with that tagger: "
+            "mlflow_flavor.save_model(relation_model, path, tagger=ner_model) (or "
+            "exporter.format.tasks.with_tagger(relation_model, ner_model) for save_bundle)."
+        )
     if name not in SUPPORTED_MODELS or type(model).__module__.split(".")[0] != "flair":
         embeddings = getattr(model, "embeddings", None) or getattr(model, "document_embeddings", None)
         what = type(embeddings).__name__ if embeddings is not None else "no embeddings"
@@ -64,6 +71,7 @@ def _model_class(model: Any) -> str:
             "(and subclasses, which may predict differently) are refused rather than exported into something "
             "that could tag or classify wrongly."
         )
+    describe_tasks(model)  # a multitask model's tasks, checked before anything is written
     return name
 
 
@@ -86,6 +94,11 @@ def _parity_sentences(model: Any, config: ExportConfig) -> tuple[list, list | No
             return [_checked_pair(i, pair) for i, pair in enumerate(config.parity_sentences)], None
         texts = check_sentences(2 * config.parity.num_sentences)
         return list(zip(texts[0::2], texts[1::2])), None
+    if config.parity.gold_conll and is_multitask(model):
+        raise ConfigError(
+            "gold_conll scores one tagger; a multitask model is checked against its original on every task's "
+            "answers: leave gold_conll out."
+        )
     if config.parity.gold_conll:
         labeled = list(read_conll(config.parity.gold_conll, limit=config.parity.gold_limit))
         return [[w for w, _ in s] for s in labeled], [gold_spans([t for _, t in s]) for s in labeled]
@@ -142,8 +155,9 @@ def _write_contents(model: Any, model_class: str, work: Path, config: ExportConf
             "backend": config.backend.value,
             "model_class": model_class,
             "task": SUPPORTED_MODELS[model_class],
-            "tag_type": getattr(model, "label_type", None),
+            "tag_type": None if is_multitask(model) else getattr(model, "label_type", None),
             "labels": _labels(model),
+            "tasks": describe_tasks(model),
             "export_config": config.to_dict(),
             "versions": library_versions(),
             "parity": None,

@@ -37,7 +37,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from exporter.config import SEQUENCE_TAGGING, TEXT_CLASSIFICATION, TEXT_PAIR_CLASSIFICATION, TEXT_PAIR_REGRESSION
+from exporter.config import (
+    MULTITASK,
+    RELATION_EXTRACTION,
+    SEQUENCE_TAGGING,
+    TEXT_CLASSIFICATION,
+    TEXT_PAIR_CLASSIFICATION,
+    TEXT_PAIR_REGRESSION,
+)
 from exporter.errors import ConfigError, UnsafeModelFileError, UnsupportedModelError
 
 __all__ = [
@@ -47,6 +54,9 @@ __all__ = [
     "PICKLE_WEIGHTS_ONLY",
     "PLAIN_EMBEDDINGS",
     "SUPPORTED_MODELS",
+    "TASK_MODELS",
+    "check_task_classes",
+    "sub_states",
     "allow_pickle_from_env",
     "embeddings_classes",
     "embeddings_key",
@@ -84,7 +94,32 @@ SUPPORTED_MODELS = {
     # two texts per input: a label (or labels), or a number
     "TextPairClassifier": TEXT_PAIR_CLASSIFICATION,
     "TextPairRegressor": TEXT_PAIR_REGRESSION,
+    # several models over the same texts, each answering under its task name (see TASK_MODELS)
+    "MultitaskModel": MULTITASK,
 }
+#: the models a MultitaskModel may hold, in the order it runs them: models of single texts, and Flair's
+#: RelationExtractor, which reads the entities a tagger before it labeled (alone it has nothing to read)
+TASK_MODELS = {
+    name: task for name, task in SUPPORTED_MODELS.items() if task in (SEQUENCE_TAGGING, TEXT_CLASSIFICATION)
+} | {"RelationExtractor": RELATION_EXTRACTION}
+
+
+def sub_states(state: Mapping[str, Any]) -> list[tuple[str | None, Mapping[str, Any]]]:
+    """The model states inside a Flair state: a MultitaskModel's, by task name; any other model's own state."""
+    if state.get("__cls__") == "MultitaskModel" and isinstance(state.get("model_states"), Mapping):
+        return list(state["model_states"].items())
+    return [(None, state)]
+
+
+def check_task_classes(state: Mapping[str, Any], where: Any) -> None:
+    """Refuse a MultitaskModel state naming a model class outside :data:`TASK_MODELS` (Flair would build any
+    class its own registry knows)."""
+    for task, sub in sub_states(state):
+        if task is not None and sub.get("__cls__") not in TASK_MODELS:
+            raise UnsupportedModelError(
+                f"{where} holds a MultitaskModel whose task {task!r} is a {sub.get('__cls__')!r}; flair-mlflow "
+                f"loads tasks of {', '.join(TASK_MODELS)}."
+            )
 
 
 #: Flair's embeddings whose state is plain data (tensors, numbers, strings, vocabularies, Flair's Dictionary) and
@@ -309,6 +344,7 @@ def load_flair_model(path: str | Path, allow_pickle: bool | None = None) -> Any:
             f"{path} holds a {cls_name or 'file without a Flair model class'}; flair-mlflow loads "
             f"{', '.join(SUPPORTED_MODELS)}."
         )
+    check_task_classes(state, path)
     try:
         with quiet_model_init():
             return getattr(flair.models, cls_name).load(state)

@@ -20,6 +20,7 @@ from typing import Any
 from exporter.config import ParityConfig
 from exporter.errors import ParityError
 from exporter.format.modelfile import model_embeddings
+from exporter.format.tasks import is_multitask, task_models
 from exporter.quality.advice import char_lm_advice, more_faithful_recipes
 from exporter.quality.metrics import f1_of_counts
 
@@ -56,7 +57,16 @@ def predictions(sentence: Any, label_type: str) -> list[tuple]:
     ]
 
 
-def _offsets(point: Any) -> tuple[int, int]:
+def all_predictions(model: Any, sentence: Any) -> list[tuple]:
+    """What ``model`` predicted for a sentence; for a multitask model every task's, each led by its label type."""
+    if not is_multitask(model):
+        return predictions(sentence, model.label_type)
+    return [(m.label_type, *p) for m in task_models(model) for p in predictions(sentence, m.label_type)]
+
+
+def _offsets(point: Any) -> tuple[int, ...]:
+    if hasattr(point, "first") and hasattr(point, "second"):  # a relation: its head's and its tail's offsets
+        return (*_offsets(point.first), *_offsets(point.second))
     return point.start_position, point.end_position
 
 
@@ -210,18 +220,24 @@ def token_spans(sentence: Any, tag_type: str) -> set[tuple[int, int, str]]:
 
 
 def _max_embedding_diff(original: Any, exported: Any, texts: Sequence[str]) -> float:
-    import torch
-
     if not texts:
         return 0.0
     if is_pair_model(original):  # the embeddings of each pair's first text
         texts = [t[0] for t in texts]
+    return max(
+        _embedding_diff(model_embeddings(x), model_embeddings(y), texts)
+        for x, y in zip(task_models(original), task_models(exported))
+    )
+
+
+def _embedding_diff(embeddings: Any, other: Any, texts: Sequence[str]) -> float:
+    import torch
+
     a = [_sentence(t) for t in texts]
     b = [_sentence(t) for t in texts]
-    embeddings = model_embeddings(original)
     with torch.no_grad():
         embeddings.embed(a)
-        model_embeddings(exported).embed(b)
+        other.embed(b)
     diff = 0.0
     for sa, sb in zip(a, b):
         if embeddings.embedding_type == "word-level":
@@ -256,7 +272,7 @@ def check_parity(
     b = _predict(exported, texts, batch_size)
     report = _compare(original, exported, texts, a, b, lossy, thresholds)
     if gold is not None:
-        _add_gold_scores(report, gold, a, b, original.label_type)
+        _add_gold_scores(report, gold, a, b, original.label_type)  # single taggers only (save refuses others)
     report["bootstrap"] = dict(BOOTSTRAP)
     if recipe is not None:
         report["int8_recipe"] = recipe
@@ -282,8 +298,8 @@ def _compare(
 ) -> dict[str, Any]:
     """The report on how the two models' predictions ``a`` and ``b`` of ``texts`` agree."""
     tag_type = original.label_type
-    spans_a = [set(predictions(s, tag_type)) for s in a]
-    spans_b = [set(predictions(s, tag_type)) for s in b]
+    spans_a = [set(all_predictions(original, s)) for s in a]
+    spans_b = [set(all_predictions(original, s)) for s in b]
     value_diff = None
     if is_regressor(original):
         value_diff = _same_values(spans_a, spans_b)
