@@ -86,6 +86,7 @@ RUNTIME_MODULES = (
     "exporter.format",
     "exporter.format.manifest",
     "exporter.format.modelfile",
+    "exporter.format.tasks",
     "exporter.packaging",
     "exporter.runtime",
     "exporter.runtime.buckets",

@@ -652,3 +652,25 @@ def test_a_multitask_bundle_is_plain_data_and_names_only_listed_tasks(tmp_path):
     with pytest.raises(UnsafeModelFileError, match="not plain data"):
         load_bundle(again.path)
     assert not marker.exists()
+
+
+def test_the_command_line_exports_a_relation_extractor_with_its_tagger(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+    from tinymodels import build_relation_extractor
+
+    from exporter.format.modelfile import save_plain
+    from mlflow_flavor.cli.commands import main
+
+    relations = save_plain(build_relation_extractor(), tmp_path / "relations.pt")
+    tagger = save_plain(build_classic_tagger("words", use_crf=False), tmp_path / "ner.pt")
+    checks = tmp_path / "checks.txt"
+    checks.write_text("\n".join(SHORT), encoding="utf-8")
+    args = ["export", str(relations), str(tmp_path / "bundle"), "--tagger", str(tagger), "--parity-sentences", str(checks)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    answers = json.loads(CliRunner().invoke(main, ["predict", str(tmp_path / "bundle"), SHORT[0]]).stdout)
+    assert set(answers[0]) == {"entities", "relations"} and answers[0]["entities"]
+    result = CliRunner().invoke(main, ["export", str(relations), str(tmp_path / "alone"), "--parity-sentences", str(checks)])
+    assert result.exit_code != 0 and "--tagger NER.pt" in result.output and "Traceback" not in result.output

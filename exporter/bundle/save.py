@@ -59,8 +59,8 @@ def _model_class(model: Any) -> str:
     if name == "RelationExtractor" and type(model).__module__.split(".")[0] == "flair":
         raise UnsupportedModelError(
             "A RelationExtractor classifies pairs of the entities a tagger found, so it is bundled with that tagger: "
-            "mlflow_flavor.save_model(relation_model, path, tagger=ner_model) (or "
-            "exporter.format.tasks.with_tagger(relation_model, ner_model) for save_bundle)."
+            "mlflow_flavor.save_model(relation_model, path, tagger=ner_model), on the command line --tagger NER.pt "
+            "(or exporter.format.tasks.with_tagger(relation_model, ner_model) for save_bundle)."
         )
     if name not in SUPPORTED_MODELS or type(model).__module__.split(".")[0] != "flair":
         embeddings = getattr(model, "embeddings", None) or getattr(model, "document_embeddings", None)

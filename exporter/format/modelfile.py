@@ -339,10 +339,10 @@ def load_flair_model(path: str | Path, allow_pickle: bool | None = None) -> Any:
     except Exception as e:  # torch raises zip and runtime errors
         raise UnsupportedModelError(f"{path} is not a Flair model file that torch can read: {e}") from e
     cls_name = state.get("__cls__")
-    if cls_name not in SUPPORTED_MODELS:
+    if cls_name not in SUPPORTED_MODELS and cls_name not in TASK_MODELS:
         raise UnsupportedModelError(
             f"{path} holds a {cls_name or 'file without a Flair model class'}; flair-mlflow loads "
-            f"{', '.join(SUPPORTED_MODELS)}."
+            f"{', '.join(SUPPORTED_MODELS)} (and a RelationExtractor, bundled with its tagger)."
         )
     check_task_classes(state, path)
     try:

@@ -32,6 +32,7 @@ from exporter.config import (
 )
 from exporter.errors import BundleError, ConfigError, FlairMlflowError
 from exporter.format.modelfile import load_flair_model
+from exporter.format.tasks import with_tagger
 from exporter.tools.demo import demo_classifier_path, demo_model_path, train_tagger_on_conll
 from exporter.tools.int8_report import (
     RecipeReportConfig,
@@ -275,17 +276,30 @@ def _build_export_config(options: Mapping[str, Any]):
     )
 
 
+_TAGGER_OPTION = click.option(
+    "--tagger",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="With a RelationExtractor as the model: the .pt of the tagger that finds its entities (both become one "
+    "model answering entities and relations).",
+)
+
+
 @main.command()
 @click.argument("model")
 @click.argument("output", type=click.Path(file_okay=False))
 @_export_options
-def export(model, output, **options):
+@_TAGGER_OPTION
+def export(model, output, tagger, **options):
     """Export MODEL (a Flair .pt path, or 'demo') into a bundle directory OUTPUT."""
     config = _export_config(options)  # every check before the seconds of loading Flair and the model
     _check_output(Path(output))
     _check_model(model)
     _flair_logs_to_stderr()
-    info = save_bundle(load_flair_model(resolve_model_path(model)), output, config)
+    flair_model = load_flair_model(resolve_model_path(model))
+    if tagger is not None:
+        flair_model = with_tagger(flair_model, load_flair_model(tagger))
+    info = save_bundle(flair_model, output, config)
     summary = {
         "bundle": str(info.path),
         "manifest_sha256": info.manifest_sha256,
@@ -328,7 +342,8 @@ def _short(report):
 @click.option("--alias", default="production", show_default=True, help="Empty string: no alias.")
 @click.option("--experiment-name", default=None, help="Experiment to log into (when no run is active).")
 @click.option("--tracking-uri", default=None, help="Defaults to MLFLOW_TRACKING_URI, else sqlite:///mlflow.db.")
-def log_cmd(model, name, registered_model_name, stage, alias, experiment_name, tracking_uri, **options):
+@_TAGGER_OPTION
+def log_cmd(model, name, registered_model_name, stage, alias, experiment_name, tracking_uri, tagger, **options):
     """Export a model, log it, register a new version, move it to a stage and set an alias."""
     config = _export_config(options)  # every check before the seconds of importing MLflow and Flair
     _check_model(model)
@@ -346,6 +361,7 @@ def log_cmd(model, name, registered_model_name, stage, alias, experiment_name, t
         alias=alias or None,
         experiment_name=experiment_name,
         export_config=config,
+        **({"tagger": tagger} if tagger else {}),
     )
     click.echo(json.dumps(result.__dict__, indent=2, default=str))
 
