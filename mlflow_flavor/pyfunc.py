@@ -287,15 +287,16 @@ def _entities(sentence: Any, text: str, tag_type: str, min_score: float, offsets
 
 
 def _relations(
-    sentence: Any, text: str, label_type: str, entity_type: str, min_score: float, offsets: _Offsets
+    sentence: Any, text: str, label_type: str, entity_types: Sequence[str], min_score: float, offsets: _Offsets
 ) -> list[dict[str, Any]]:
-    """One record per relation Flair's relation extractor labeled: its head and tail entities (text, offsets into
-    the caller's text, the entity label), the relation's label and score."""
+    """One record per relation Flair's relation model labeled: its head and tail entities (text, offsets into
+    the caller's text, the entity label of the first of ``entity_types`` it has), the relation's label and score."""
     base = sentence.start_position or 0
 
     def entity(span: Any) -> dict[str, Any]:
         start, end = offsets.span(span.start_position, span.end_position, base)
-        return {"text": text[start:end], "start": start, "end": end, "label": span.get_label(entity_type).value}
+        label = next((span.get_label(t).value for t in entity_types if span.get_labels(t)), None)
+        return {"text": text[start:end], "start": start, "end": end, "label": label}
 
     relations = []
     for relation in sentence.get_relations(label_type):
@@ -482,11 +483,11 @@ class FlairPyfuncModel:
             if kind == SEQUENCE_TAGGING:
                 found = [e for s in document for e in _entities(s, text, label_type, options["min_score"], offsets)]
             elif kind == RELATION_EXTRACTION:
-                entity_type = task["entity_label_type"]
+                entity_types = task["entity_label_types"]
                 found = [
                     r
                     for s in document
-                    for r in _relations(s, text, label_type, entity_type, options["min_score"], offsets)
+                    for r in _relations(s, text, label_type, entity_types, options["min_score"], offsets)
                 ]
             else:
                 found = self._labels(document[0] if document else None, options, label_type)

@@ -549,14 +549,17 @@ def _flair_relations(model, texts):
     return rows
 
 
-def test_a_relation_extractor_is_logged_with_its_tagger_and_answers_entities_and_relations(tmp_path):
-    """save_model(relation_model, path, tagger=ner): one model, Flair's MultitaskModel of the two as plain data;
-    each text answers {"entities": [...], "relations": [...]} with head and tail offsets, as Flair's own."""
-    from tinymodels import build_relation_extractor
+@pytest.mark.parametrize("kind", ["RelationExtractor", "RelationClassifier"])
+def test_a_relation_model_is_logged_with_its_tagger_and_answers_entities_and_relations(kind, tmp_path):
+    """save_model(relation_model, path, tagger=ner): one model, Flair's MultitaskModel of the two as plain data
+    (a RelationClassifier's entity markers kept as their name); each text answers {"entities": [...],
+    "relations": [...]} with head and tail offsets, as Flair's own."""
+    from tinymodels import build_relation_classifier, build_relation_extractor
 
     from exporter.format.tasks import with_tagger
 
-    tagger, relations = build_classic_tagger("words", use_crf=False), build_relation_extractor()
+    tagger = build_classic_tagger("words", use_crf=False)
+    relations = build_relation_extractor() if kind == "RelationExtractor" else build_relation_classifier(tagger)
     texts = [t for t in TEXTS if t.strip()][:8] + [""]
     expected = _flair_relations(with_tagger(relations, tagger), texts)
     assert sum(len(r) for _, r in expected) > 3 and len({r[4] for _, rs in expected for r in rs}) > 1

@@ -422,3 +422,28 @@ def build_relation_extractor(entity_label_type: str = "ner", seed: int = 3):
         for p in model.decoder.parameters():
             p.mul_(5.0)
     return model.eval()
+
+
+def build_relation_classifier(tagger, seed: int = 3):
+    """A random Flair RelationClassifier over pooled word embeddings (Flair's default entity markers), reading
+    the entities ``tagger`` labels; its decoder spread over relations of sample sentences the tagger labeled."""
+    import flair
+    from flair.data import Dictionary, Sentence
+    from flair.embeddings import DocumentPoolEmbeddings
+    from flair.models import RelationClassifier
+
+    flair.set_seed(seed)
+    labels = Dictionary(add_unk=False)
+    for label in ("O", "born_in", "works_for", "located_in"):
+        labels.add_item(label)
+    model = RelationClassifier(
+        DocumentPoolEmbeddings([build_tiny_word_embeddings(seed=seed)]),
+        label_dictionary=labels,
+        label_type="relation",
+        entity_label_types=tagger.label_type,
+    ).eval()
+    words = _vocabulary()
+    samples = [Sentence(" ".join(words[i : i + 7]) + " .") for i in range(0, 42, 7)]
+    tagger.predict(samples)
+    spread_decoder(model, samples, seed=seed)
+    return model

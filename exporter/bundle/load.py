@@ -28,6 +28,7 @@ from exporter.format.modelfile import (
     embeddings_key,
     load_state,
     quiet_model_init,
+    restore_objects,
     sub_states,
 )
 
@@ -114,4 +115,4 @@ def _read_state(path: Path, manifest: Mapping[str, Any], module: ModuleType, all
                 f"{path}/{MODEL_FILE} names embeddings {', '.join(map(repr, refused))}; a {manifest['backend']} bundle "
                 f"loaded without allow_pickle may hold only {', '.join(map(str, module.DATA_EMBEDDINGS))}. {hint}"
             )
-    return state
+    return restore_objects(state)

@@ -56,9 +56,9 @@ class BundleInfo:
 def _model_class(model: Any) -> str:
     """The model's class name when flair-mlflow supports it exactly (subclasses change predict, so no)."""
     name = type(model).__name__
-    if name == "RelationExtractor" and type(model).__module__.split(".")[0] == "flair":
+    if name in ("RelationExtractor", "RelationClassifier") and type(model).__module__.split(".")[0] == "flair":
         raise UnsupportedModelError(
-            "A RelationExtractor classifies pairs of the entities a tagger found, so it is bundled with that tagger: "
+            f"A {name} classifies pairs of the entities a tagger found, so it is bundled with that tagger: "
             "mlflow_flavor.save_model(relation_model, path, tagger=ner_model), on the command line --tagger NER.pt "
             "(or exporter.format.tasks.with_tagger(relation_model, ner_model) for save_bundle)."
         )

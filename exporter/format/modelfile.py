@@ -67,6 +67,7 @@ __all__ = [
     "plain_state",
     "save_plain",
     "quiet_model_init",
+    "restore_objects",
     "safe_globals",
 ]
 
@@ -101,7 +102,19 @@ SUPPORTED_MODELS = {
 #: RelationExtractor, which reads the entities a tagger before it labeled (alone it has nothing to read)
 TASK_MODELS = {
     name: task for name, task in SUPPORTED_MODELS.items() if task in (SEQUENCE_TAGGING, TEXT_CLASSIFICATION)
-} | {"RelationExtractor": RELATION_EXTRACTION}
+} | {"RelationExtractor": RELATION_EXTRACTION, "RelationClassifier": RELATION_EXTRACTION}
+#: how Flair's RelationClassifier marks the two entities in the text it classifies: its own classes, kept in a
+#: bundle as their name and setting (``{"__encoding_strategy__": name, "add_special_tokens": bool}``), rebuilt
+#: from this list only
+ENCODING_STRATEGIES = (
+    "EntityMask",
+    "TypedEntityMask",
+    "EntityMarker",
+    "TypedEntityMarker",
+    "EntityMarkerPunct",
+    "TypedEntityMarkerPunct",
+)
+_STRATEGY_KEY = "__encoding_strategy__"
 
 
 def sub_states(state: Mapping[str, Any]) -> list[tuple[str | None, Mapping[str, Any]]]:
@@ -197,7 +210,37 @@ def model_state(model: Any) -> dict[str, Any]:
                 f"only by running its code; flair-mlflow carries the default decoder, a Linear({width}, 1)."
             )
         state["decoder"] = None
+    for _, sub in sub_states(state):
+        if sub.get("encoding_strategy") is not None:
+            sub["encoding_strategy"] = _plain_strategy(sub["encoding_strategy"])
     return plain_state(state)
+
+
+def _plain_strategy(strategy: Any) -> dict[str, Any]:
+    import flair.models.relation_classifier_model as relations
+
+    name = type(strategy).__name__
+    if name not in ENCODING_STRATEGIES or getattr(relations, name) is not type(strategy):
+        raise UnsupportedModelError(
+            f"This RelationClassifier marks its entities with {type(strategy).__module__}.{name}, which Flair can "
+            f"rebuild only by running its code; flair-mlflow carries Flair's own: {', '.join(ENCODING_STRATEGIES)}."
+        )
+    return {_STRATEGY_KEY: name, "add_special_tokens": bool(strategy.add_special_tokens)}
+
+
+def restore_objects(state: dict[str, Any]) -> dict[str, Any]:
+    """The objects :func:`model_state` kept as data, rebuilt from fixed lists for Flair's own loader: a
+    RelationClassifier's encoding strategy (in place; returns ``state``)."""
+    for _, sub in sub_states(state):
+        kept = sub.get("encoding_strategy")
+        if isinstance(kept, Mapping) and _STRATEGY_KEY in kept:
+            import flair.models.relation_classifier_model as relations
+
+            name = kept[_STRATEGY_KEY]
+            if name not in ENCODING_STRATEGIES:
+                raise UnsafeModelFileError(f"The model names an encoding strategy {name!r} outside Flair's own.")
+            sub["encoding_strategy"] = getattr(relations, name)(add_special_tokens=bool(kept["add_special_tokens"]))
+    return state
 
 
 def save_plain(model: Any, path: str | Path) -> Path:
@@ -347,7 +390,7 @@ def load_flair_model(path: str | Path, allow_pickle: bool | None = None) -> Any:
     check_task_classes(state, path)
     try:
         with quiet_model_init():
-            return getattr(flair.models, cls_name).load(state)
+            return getattr(flair.models, cls_name).load(restore_objects(state))
     except Exception as e:
         raise UnsupportedModelError(f"{path} could not be loaded as a Flair {cls_name}: {e}") from e
 

@@ -13,7 +13,7 @@ from exporter.config import RELATION_EXTRACTION, SEQUENCE_TAGGING
 from exporter.errors import UnsupportedModelError
 from exporter.format.modelfile import TASK_MODELS
 
-__all__ = ["RELATION_TASK_NAMES", "describe_tasks", "is_multitask", "task_models", "with_tagger"]
+__all__ = ["RELATION_TASK_NAMES", "describe_tasks", "entity_label_types", "is_multitask", "task_models", "with_tagger"]
 
 #: the task names of a relation extractor logged with its tagger: the answer of a text is
 #: ``{"entities": [...], "relations": [...]}``
@@ -55,18 +55,27 @@ def describe_tasks(model: Any) -> list[dict[str, Any]] | None:
             "label_type": task_model.label_type,
         }
         if entry["task"] == RELATION_EXTRACTION:
-            entity_type = task_model.entity_label_type
-            if entity_type not in tagged:
+            entity_types = entity_label_types(task_model)
+            missing = [t for t in entity_types if t not in tagged]
+            if missing:
                 raise UnsupportedModelError(
-                    f"The relation extractor {name!r} reads entities labeled {entity_type!r}, which no tagger before "
-                    "it in the model labels: log it with the tagger that finds them (save_model(relation_model, "
-                    "path, tagger=ner_model)), or put that tagger before it in the MultitaskModel."
+                    f"The relation model {name!r} reads entities labeled {', '.join(map(repr, missing))}, which no "
+                    "tagger before it in the model labels: log it with the tagger that finds them "
+                    "(save_model(relation_model, path, tagger=ner_model)), or put that tagger before it in the "
+                    "MultitaskModel."
                 )
-            entry["entity_label_type"] = entity_type
+            entry["entity_label_types"] = entity_types
         elif entry["task"] == SEQUENCE_TAGGING:
             tagged.add(task_model.label_type)
         tasks.append(entry)
     return tasks
+
+
+def entity_label_types(relation_model: Any) -> list[str]:
+    """The label types of the entities a relation model reads: a RelationExtractor's one, a RelationClassifier's
+    (a mapping of label type to the labels it takes)."""
+    single = getattr(relation_model, "entity_label_type", None)
+    return [single] if single is not None else list(relation_model.entity_label_types)
 
 
 def with_tagger(relation_model: Any, tagger: Any) -> Any:
@@ -76,19 +85,21 @@ def with_tagger(relation_model: Any, tagger: Any) -> Any:
     Raises:
         UnsupportedModelError: not a relation extractor and a tagger, or the tagger labels other entities.
     """
-    from flair.models import MultitaskModel, RelationExtractor, SequenceTagger, TokenClassifier
+    from flair.models import MultitaskModel, RelationClassifier, RelationExtractor, SequenceTagger, TokenClassifier
 
-    if type(relation_model) is not RelationExtractor:
+    if type(relation_model) not in (RelationExtractor, RelationClassifier):
         raise UnsupportedModelError(
-            f"tagger= goes with Flair's RelationExtractor (the model whose entities the tagger finds), not a "
-            f"{type(relation_model).__name__}."
+            f"tagger= goes with Flair's RelationExtractor or RelationClassifier (the model whose entities the tagger "
+            f"finds), not a {type(relation_model).__name__}."
         )
     if not isinstance(tagger, (SequenceTagger, TokenClassifier)):
         raise UnsupportedModelError(f"tagger= must be a Flair SequenceTagger, got a {type(tagger).__name__}.")
-    if tagger.label_type != relation_model.entity_label_type:
+    wanted = entity_label_types(relation_model)
+    if wanted != [tagger.label_type]:
         raise UnsupportedModelError(
-            f"The tagger labels {tagger.label_type!r} entities, but the relation extractor reads "
-            f"{relation_model.entity_label_type!r}: give the tagger it was trained with."
+            f"The tagger labels {tagger.label_type!r} entities, but the relation model reads "
+            f"{', '.join(map(repr, wanted))}: give the tagger it was trained with (or build a MultitaskModel of the "
+            "taggers it needs, each before it)."
         )
     model = MultitaskModel([tagger, relation_model], task_ids=list(RELATION_TASK_NAMES))
     model.eval()
