@@ -260,7 +260,7 @@ def test_a_tars_model_answers_for_its_current_task_as_flair(tiny_bert, kind, tmp
     texts = [t for t in TEXTS if t.strip()][:8]
     mlflow_flavor.save_model(tars, tmp_path / "model", parity=GATE)
     conf = mlflow.models.Model.load(str(tmp_path / "model")).flavors["flair_mlflow"]
-    assert conf["backend"] == "torch" and conf["model_class"] == f"TARS{kind.title()}"
+    assert conf["backend"] == "onnx" and conf["model_class"] == f"TARS{kind.title()}"  # its transformer exported
     answers = mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(texts)
     if kind == "classifier":
         expected = _flair_labels(tars, texts)
@@ -304,6 +304,12 @@ def _zero_shot_expected(tars, texts, labels, kind):
     return [[(s.text, s.tag, s.start_position, s.end_position) for s in x.get_spans(label_type)] for x in sentences]
 
 
+def _assert_same_labels(answers, expected, tolerance=1e-4):
+    assert [[a["label"] for a in row] for row in answers] == [[label for label, _ in row] for row in expected]
+    scores = [a["score"] for row in answers for a in row]
+    assert scores == pytest.approx([score for row in expected for _, score in row], abs=tolerance)
+
+
 @pytest.mark.parametrize("kind", ["classifier", pytest.param("tagger", marks=pytest.mark.slow)])
 def test_a_tars_model_answers_for_the_labels_a_request_gives(tiny_bert, kind, tmp_path):
     """Zero-shot per request: params={"candidate_labels": [...]} (declared in the signature, checked) answers as
@@ -325,10 +331,11 @@ def test_a_tars_model_answers_for_the_labels_a_request_gives(tiny_bert, kind, tm
     pyfunc = mlflow.pyfunc.load_model(str(tmp_path / "model"))
     answers = pyfunc.predict(texts, params={"candidate_labels": labels})
     if kind == "classifier":
-        assert [[(a["label"], round(a["score"], 5)) for a in row] for row in answers] == expected
+        # the same labels; scores to 1e-4: the ONNX encoder's float rounding, magnified by the decoder that
+        # spread_tars_classifier scales up to make the random model's answers differ
+        _assert_same_labels(answers, expected)
         assert {a["label"] for row in answers for a in row} <= set(labels)
-        again = pyfunc.predict(texts)  # the current task again
-        assert [[(a["label"], round(a["score"], 5)) for a in row] for row in again] == own_task
+        _assert_same_labels(pyfunc.predict(texts), own_task)  # the current task again
     else:
         assert [[(e["text"], e["label"], e["start"], e["end"]) for e in row] for row in answers] == expected
         again = pyfunc.predict(texts)
@@ -670,10 +677,20 @@ def test_the_command_line_exports_a_relation_extractor_with_its_tagger(tmp_path)
     tagger = save_plain(build_classic_tagger("words", use_crf=False), tmp_path / "ner.pt")
     checks = tmp_path / "checks.txt"
     checks.write_text("\n".join(SHORT), encoding="utf-8")
-    args = ["export", str(relations), str(tmp_path / "bundle"), "--tagger", str(tagger), "--parity-sentences", str(checks)]
+    args = [
+        "export",
+        str(relations),
+        str(tmp_path / "bundle"),
+        "--tagger",
+        str(tagger),
+        "--parity-sentences",
+        str(checks),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     answers = json.loads(CliRunner().invoke(main, ["predict", str(tmp_path / "bundle"), SHORT[0]]).stdout)
     assert set(answers[0]) == {"entities", "relations"} and answers[0]["entities"]
-    result = CliRunner().invoke(main, ["export", str(relations), str(tmp_path / "alone"), "--parity-sentences", str(checks)])
+    result = CliRunner().invoke(
+        main, ["export", str(relations), str(tmp_path / "alone"), "--parity-sentences", str(checks)]
+    )
     assert result.exit_code != 0 and "--tagger NER.pt" in result.output and "Traceback" not in result.output

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from exporter.config import Backend
+from exporter.format.modelfile import model_embeddings
 
 __all__ = [
     "CHAR_LMS",
@@ -32,7 +33,7 @@ def has_one_transformer(model: Any) -> bool:
     """The model is embedded by one Flair transformer embedding, what the encoder backends export."""
     from flair.embeddings import TransformerEmbeddings
 
-    return isinstance(getattr(model, "embeddings", None), TransformerEmbeddings)
+    return isinstance(model_embeddings(model), TransformerEmbeddings)
 
 
 def has_char_lms(model: Any) -> bool:

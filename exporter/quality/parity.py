@@ -17,9 +17,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from exporter.config import ParityConfig
+from exporter.config import TEXT_CLASSIFICATION, TEXT_PAIR_CLASSIFICATION, ParityConfig
 from exporter.errors import ParityError
-from exporter.format.modelfile import model_embeddings
+from exporter.format.modelfile import SUPPORTED_MODELS, model_embeddings
 from exporter.format.tasks import is_multitask, task_models
 from exporter.quality.advice import char_lm_advice, more_faithful_recipes
 from exporter.quality.metrics import f1_of_counts
@@ -323,7 +323,7 @@ def _compare(
     if value_diff is not None:
         report["max_abs_value_diff"] = value_diff
         report["value_tolerance"] = VALUE_TOLERANCE
-    if type(original).__name__ in ("TextClassifier", "TextPairClassifier"):
+    if SUPPORTED_MODELS.get(type(original).__name__) in (TEXT_CLASSIFICATION, TEXT_PAIR_CLASSIFICATION):
         report["max_label_score_diff"] = max_score_diff(
             [label_scores(s, tag_type) for s in a], [label_scores(s, tag_type) for s in b]
         )

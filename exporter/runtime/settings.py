@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from exporter.errors import UnsupportedModelError
+from exporter.format.modelfile import model_embeddings
 
 __all__ = ["EmbeddingSettings", "find_transformer_embeddings"]
 
@@ -110,7 +111,7 @@ def find_transformer_embeddings(model: Any) -> Any:
     """Return the transformer embeddings of a Flair model, or raise :class:`UnsupportedModelError`."""
     from flair.embeddings import TransformerEmbeddings
 
-    embeddings = getattr(model, "embeddings", None)
+    embeddings = model_embeddings(model)  # a TARS model's are its tars_embeddings
     if isinstance(embeddings, TransformerEmbeddings):
         return embeddings
     model_cls = type(model).__name__
