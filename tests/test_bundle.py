@@ -223,9 +223,6 @@ def _other_flair_models(word, document, labels):
     return {
         "SpanClassifier": lambda: m.SpanClassifier(embeddings=word, label_dictionary=labels, label_type="nel"),
         "TextRegressor": lambda: m.TextRegressor(document, label_name="score"),
-        "RelationClassifier": lambda: m.RelationClassifier(
-            embeddings=document, label_dictionary=labels, label_type="rel", entity_label_types="ner"
-        ),
         "MyTagger": lambda: MyTagger(word, labels, "ner", use_rnn=False, use_crf=False),
         "MyClassifier": lambda: MyClassifier(document, label_type="topic", label_dictionary=labels),
     }
@@ -236,7 +233,6 @@ def _other_flair_models(word, document, labels):
     [
         "SpanClassifier",
         "TextRegressor",
-        "RelationClassifier",
         "MyTagger",
         "MyClassifier",
     ],
@@ -254,7 +250,7 @@ def test_other_models_on_transformer_embeddings_are_refused_by_name(tiny_bert, t
     model = _other_flair_models(word, document, labels)[model_name]()
     embeddings = (
         "TransformerDocumentEmbeddings"
-        if model_name in {"TextRegressor", "RelationClassifier", "MyClassifier"}
+        if model_name in {"TextRegressor", "MyClassifier"}
         else "TransformerWordEmbeddings"
     )
     with pytest.raises(UnsupportedModelError, match=rf"{model_name} \(embeddings: {embeddings}\)"):

@@ -694,3 +694,43 @@ def test_the_command_line_exports_a_relation_extractor_with_its_tagger(tmp_path)
         main, ["export", str(relations), str(tmp_path / "alone"), "--parity-sentences", str(checks)]
     )
     assert result.exit_code != 0 and "--tagger NER.pt" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("kind", ["pairs", "relations", pytest.param("tars", marks=pytest.mark.slow)])
+def test_bench_takes_any_family(tiny_bert, kind, tmp_path):
+    """Flair's PyTorch predict against each backend that applies, in one run: a classifier of text pairs (its
+    transformer exported), a relation extractor with its tagger (Flair's own model), a TARS model."""
+    from flair.embeddings import TransformerDocumentEmbeddings
+    from tinymodels import build_relation_extractor, build_text_pair_model, build_tiny_tars
+
+    from exporter.format.modelfile import save_plain
+    from exporter.format.tasks import with_tagger
+    from exporter.tools.bench import BenchConfig, run_benchmark
+
+    if kind == "pairs":
+        model = build_text_pair_model(TransformerDocumentEmbeddings(str(tiny_bert), cls_pooling="mean"))
+    elif kind == "relations":
+        model = with_tagger(build_relation_extractor(), build_classic_tagger("words", use_crf=False))
+    else:
+        model = build_tiny_tars(tiny_bert)
+    path = save_plain(model, tmp_path / "model.pt")
+    config = BenchConfig(
+        model_path=path,
+        num_sentences=16,
+        min_words=1,
+        batch_sizes=(8,),
+        small_batch_sentences=16,
+        repeats=1,
+        measure_memory=False,
+        backends=("onnx", "torch"),
+    )
+    result = run_benchmark(config, log_to_mlflow=False)
+    expected = ["flair-pytorch", "torch"] if kind == "relations" else ["flair-pytorch", "onnx", "torch"]
+    assert [row["backend"] for row in result.rows] == expected
+    pairs = 8 if kind == "pairs" else 16
+    for row in result.rows:
+        assert row["sentences"] == pairs and row["identical"] == pairs, row
+    if kind == "pairs":  # the memory probe (a fresh process) predicts pairs too
+        from exporter.tools.bench import _peak_memory
+
+        assert _peak_memory("flair", path, [["A first text .", "A second one ."]], 1) > 100

@@ -181,7 +181,7 @@ def is_regressor(model: Any) -> bool:
     return type(model).__name__ == "TextPairRegressor"
 
 
-def _same_values(values_a: list[set], values_b: list[set]) -> float:
+def same_values(values_a: list[set], values_b: list[set]) -> float:
     """Where a regressor's two values agree within :data:`VALUE_TOLERANCE`, count them as the same answer (the
     exported value replaced by the original's in ``values_b``); the largest difference of all."""
     largest = 0.0
@@ -195,7 +195,7 @@ def _same_values(values_a: list[set], values_b: list[set]) -> float:
     return largest
 
 
-def _data_point(model: Any, text: Any) -> Any:
+def data_point(model: Any, text: Any) -> Any:
     """A Flair data point of ``text``: a sentence, or for a pair model a ``TextPair`` of a text's two parts."""
     if is_pair_model(model):
         from flair.data import TextPair
@@ -206,7 +206,7 @@ def _data_point(model: Any, text: Any) -> Any:
 
 
 def _predict(model: Any, texts: Sequence[Any], batch_size: int) -> list[Any]:
-    sentences = [_data_point(model, t) for t in texts]
+    sentences = [data_point(model, t) for t in texts]
     model.predict(sentences, mini_batch_size=batch_size)
     return sentences
 
@@ -302,7 +302,7 @@ def _compare(
     spans_b = [set(all_predictions(original, s)) for s in b]
     value_diff = None
     if is_regressor(original):
-        value_diff = _same_values(spans_a, spans_b)
+        value_diff = same_values(spans_a, spans_b)
     worst = _differences(texts, spans_a, spans_b)
     counts = span_counts(spans_a, spans_b)
     n = len(texts)

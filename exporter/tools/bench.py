@@ -32,6 +32,8 @@ from exporter.backends.tracing import HiddenStates
 from exporter.bundle.load import load_bundle
 from exporter.bundle.save import save_bundle
 from exporter.config import (
+    TEXT_CLASSIFICATION,
+    TEXT_PAIR_CLASSIFICATION,
     Backend,
     ExportConfig,
     OnnxOptions,
@@ -42,8 +44,24 @@ from exporter.config import (
 )
 from exporter.errors import ConfigError
 from exporter.format.manifest import library_versions
-from exporter.format.modelfile import PICKLE_NEEDS_OPT_IN, load_flair_model, save_plain
-from exporter.quality.parity import label_scores, max_score_diff, predictions, span_f1
+from exporter.format.modelfile import (
+    PICKLE_NEEDS_OPT_IN,
+    SUPPORTED_MODELS,
+    load_flair_model,
+    model_embeddings,
+    save_plain,
+)
+from exporter.format.tasks import is_multitask
+from exporter.quality.parity import (
+    all_predictions,
+    data_point,
+    is_pair_model,
+    is_regressor,
+    label_scores,
+    max_score_diff,
+    same_values,
+    span_f1,
+)
 from exporter.runtime.buckets import plan_groups, split_for_workers
 from exporter.runtime.embeddings import build_accelerated_embeddings
 from exporter.runtime.fastpath import FastViterbiDecoder
@@ -163,20 +181,21 @@ def load_sentences(config: BenchConfig) -> tuple[list[str], str]:
     return benchmark_sentences(config.conll, config.num_sentences, config.min_words)
 
 
-def _batches(texts: list[str], batch_size: int) -> list[list[str]]:
-    """Batches as Flair's ``predict`` forms them: sentences sorted by length, longest first."""
+def _batches(texts: list[Any], batch_size: int) -> list[list[Any]]:
+    """Batches as Flair's ``predict`` forms them: sentences (or pairs) sorted by length, longest first."""
     from flair.data import Sentence
 
-    ordered = sorted(texts, key=lambda t: len(Sentence(t)), reverse=True)
+    def length(text: Any) -> int:
+        return len(Sentence(text)) if isinstance(text, str) else sum(len(Sentence(t)) for t in text)
+
+    ordered = sorted(texts, key=length, reverse=True)
     return [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
 
 
-def _timed_pass(model: Any, batches: list[list[str]], batch_size: int) -> tuple[list[float], list[Any]]:
-    from flair.data import Sentence
-
+def _timed_pass(model: Any, batches: list[list[Any]], batch_size: int) -> tuple[list[float], list[Any]]:
     latencies, done = [], []
     for batch in batches:
-        sentences = [Sentence(t) for t in batch]
+        sentences = [data_point(model, t) for t in batch]
         started = time.perf_counter()
         model.predict(sentences, mini_batch_size=batch_size)
         latencies.append(time.perf_counter() - started)
@@ -220,7 +239,9 @@ def _encoder_dims(model: Any) -> tuple[int, int, int] | None:
     """Hidden size, layers and intermediate size of a BERT-style encoder, when the model says."""
     from transformers import AutoConfig
 
-    config = getattr(getattr(model.embeddings, "model", None), "config", None)
+    if is_pair_model(model) or is_multitask(model):  # encoder calls of other shapes than one text each
+        return None
+    config = getattr(getattr(model_embeddings(model), "model", None), "config", None)
     hidden = getattr(config, "hidden_size", None)
     layers = getattr(config, "num_hidden_layers", None)
     intermediate = getattr(config, "intermediate_size", None)
@@ -242,7 +263,7 @@ def _encoder_shapes(model: Any, batches: list[list[str]], workers: int) -> dict[
     """The encoder calls of one pass, as ``(rows, padded length)``: without any padding (``useful``), as
     Flair pads each batch (``flair``), as length buckets split them (``buckets``), and as ``workers``
     one-thread workers split those groups again (``workers``)."""
-    tokenizer = model.embeddings.tokenizer
+    tokenizer = model_embeddings(model).tokenizer
     hidden = _encoder_dims(model)[0]
     shapes: dict[str, list[tuple[int, int]]] = {"useful": [], "flair": [], "buckets": [], "workers": []}
     for batch in batches:
@@ -278,7 +299,7 @@ def _pytorch_buckets(model_path: Path) -> Any:
 _MEMORY_PROBE = """
 import json, sys, torch
 torch.set_num_threads({threads})
-from flair.data import Sentence
+from exporter.quality.parity import data_point
 kind, path, texts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 if kind == "flair":
     from exporter.format.modelfile import load_flair_model
@@ -288,7 +309,7 @@ else:
     from exporter.format.manifest import read_manifest
     # a bundle this benchmark wrote itself: Flair's own ONNX / JIT models need their pickle
     model = load_bundle(path, allow_pickle=read_manifest(path)[0].get("model_pickle") == "needs-allow-pickle")
-model.predict([Sentence(t) for t in texts], mini_batch_size=32)
+model.predict([data_point(model, t) for t in texts], mini_batch_size=32)
 # VmHWM belongs to this process's own address space (ru_maxrss would carry the parent's peak over exec)
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 print(json.dumps({{"peak_rss_mb": hwm / 1024}}))
@@ -355,11 +376,19 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
             save_plain(build_shape(config.shape, texts), path)
             config = replace(config, model_path=path)
         lineup = _line_up(config, Path(work_dir), texts)
+        if is_pair_model(lineup.models[BASELINE]):  # a model of text pairs: consecutive texts paired
+            texts = list(zip(texts[0::2], texts[1::2]))
         plans = {
             b: _batches(texts if b >= 32 else texts[: config.small_batch_sentences], b) for b in config.batch_sizes
         }
         measured = _measure(config, lineup, plans, texts)
-    classifier = type(lineup.models[BASELINE]).__name__ == "TextClassifier"
+    if is_regressor(lineup.models[BASELINE]):  # a value counts as the same within the parity gate's tolerance
+        for name in lineup.models:
+            same_values(measured.spans[BASELINE], measured.spans[name])
+    classifier = SUPPORTED_MODELS.get(type(lineup.models[BASELINE]).__name__) in (
+        TEXT_CLASSIFICATION,
+        TEXT_PAIR_CLASSIFICATION,
+    )
     rows = [_row(config, name, lineup, measured, plans, len(texts), classifier) for name in lineup.models]
     result = BenchResult(rows=rows)
     result.markdown = _markdown(config, rows, source, measured.ceiling, classifier)
@@ -402,9 +431,11 @@ def _line_up(config: BenchConfig, work: Path, texts: list[str]) -> _Lineup:
     runtime = RuntimeOptions(intra_op_num_threads=config.threads, inter_op_num_threads=1)
     transformer = has_one_transformer(baseline)
     backends = config.backends if transformer else _without_transformer(config.backends, has_char_lms(baseline))
-    if config.include_flair_onnx and transformer:
+    # Flair's export_onnx and the PyTorch buckets anchor rebuild a tagger's or classifier's own embeddings
+    anchors = transformer and type(baseline).__name__ in ("SequenceTagger", "TextClassifier")
+    if config.include_flair_onnx and anchors:
         _add_anchor(lineup, config.model_path, work, texts, runtime)
-    if config.include_pytorch_buckets and transformer:
+    if config.include_pytorch_buckets and anchors:
         started = time.perf_counter()
         model = _pytorch_buckets(config.model_path)
         lineup.add(PYTORCH_BUCKETS, model, time.perf_counter() - started, lineup.sizes[BASELINE])
@@ -513,7 +544,7 @@ def _timed_passes(
                     batch_latencies, sentences = _timed_pass(model, plans[batch_size], batch_size)
                     latencies[(name, batch_size)].append(batch_latencies)
                     if batch_size == largest and name not in spans:
-                        spans[name] = [set(predictions(s, model.label_type)) for s in sentences]
+                        spans[name] = [set(all_predictions(model, s)) for s in sentences]
                         scores[name] = [label_scores(s, model.label_type) for s in sentences]
                     bar.update()
     return latencies, spans, scores
