@@ -219,6 +219,14 @@ def build_classic_tagger(kind: str = "flair", *, use_rnn: bool = True, use_crf: 
             CharacterEmbeddings(path_to_char_dict=_characters(), char_embedding_dim=8, hidden_size_char=8),
             OneHotEmbeddings(vocab_dictionary=vocabulary, field="text", embedding_length=6),
         ]
+    elif kind == "transformers":  # two transformers in one stack (Flair's own model runs it)
+        import tempfile
+        from pathlib import Path
+
+        from flair.embeddings import TransformerWordEmbeddings
+
+        root = Path(tempfile.mkdtemp(prefix="two-berts-"))
+        members = [TransformerWordEmbeddings(str(build_tiny_bert(root / f"bert-{i}", seed=i))) for i in (0, 1)]
     else:
         members = [words]
     embeddings = StackedEmbeddings(members) if len(members) > 1 else members[0]
@@ -239,23 +247,33 @@ def build_classic_tagger(kind: str = "flair", *, use_rnn: bool = True, use_crf: 
 
 def build_classic_classifier(kind: str = "rnn", seed: int = 0):
     """A random TextClassifier of the classic shapes: ``rnn`` (DocumentRNNEmbeddings over word embeddings,
-    sentiment-fast's shape) or ``pool`` (DocumentPoolEmbeddings over word and forward character-LM embeddings)."""
+    sentiment-fast's shape), ``pool`` (DocumentPoolEmbeddings over word and forward character-LM embeddings) or
+    ``lm`` (DocumentLMEmbeddings: the forward and backward character LMs' final states)."""
     import flair
     import torch
     from flair.data import Dictionary
-    from flair.embeddings import DocumentPoolEmbeddings, DocumentRNNEmbeddings
+    from flair.embeddings import DocumentLMEmbeddings, DocumentPoolEmbeddings, DocumentRNNEmbeddings
     from flair.models import TextClassifier
 
     flair.set_seed(seed)
     words = build_tiny_word_embeddings(seed=seed)
     if kind == "rnn":
         embeddings = DocumentRNNEmbeddings([words], hidden_size=12, bidirectional=True)
+    elif kind == "lm":
+        lms = [build_tiny_flair_embeddings(True, seed=seed), build_tiny_flair_embeddings(False, seed=seed + 1)]
+        embeddings = DocumentLMEmbeddings(lms)
     else:
         embeddings = DocumentPoolEmbeddings([words, build_tiny_flair_embeddings(True, seed=seed)])
     labels = Dictionary(add_unk=False)
     for label in ("POSITIVE", "NEGATIVE", "NEUTRAL"):
         labels.add_item(label)
     classifier = TextClassifier(embeddings, label_type="sentiment", label_dictionary=labels)
+    if kind == "lm":  # the LMs' final states barely differ between texts: the decoder reads where they do
+        from flair.data import Sentence
+
+        words = _vocabulary()
+        spread_decoder(classifier.eval(), [Sentence(" ".join(words[i : i + 6])) for i in range(0, 48, 3)], seed=seed)
+        return classifier
     with torch.no_grad():
         for p in classifier.decoder.parameters():
             p.mul_(20.0)
