@@ -225,6 +225,20 @@ def test_classic_models_answer_through_a_real_mlflow_models_serve(tmp_path):
         key = "text" if name == "tagger" else "label"
         answers = [[(a["text"], a["label"]) if key == "text" else a["label"] for a in row] for row in local]
         assert answers == expected[name]
+    # entities and relations: a relation extractor logged with its tagger
+    from tinymodels import build_relation_extractor
+
+    mlflow_flavor.save_model(
+        build_relation_extractor(),
+        tmp_path / "relations",
+        tagger=build_classic_tagger("words", use_crf=False),
+        parity_sentences=SHORT,
+    )
+    local = mlflow.pyfunc.load_model(str(tmp_path / "relations")).predict(texts[:4])
+    assert any(answer["relations"] for answer in local)
+    with model_server(str(tmp_path / "relations"), tmp_path / "relations.log") as url:
+        status, body = post_json(f"{url}/invocations", {"inputs": texts[:4]})
+    assert status == 200 and body["predictions"] == local
 
 
 def test_bench_takes_a_classic_tagger_and_runs_what_applies(tmp_path, caplog):
