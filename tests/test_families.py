@@ -130,10 +130,14 @@ def test_the_bundle_is_plain_data_and_a_planted_payload_is_refused(tmp_path):
     info = save_bundle(tagger, tmp_path / "bundle", ExportConfig(backend="torch", parity=GATE))
     assert info.manifest["backend"] == "torch" and info.manifest["model_pickle"] == "weights-only"
     assert entities_of(load_bundle(info.path, allow_pickle=False), TEXTS) == entities_of(tagger, TEXTS)
+    _assert_a_planted_payload_never_runs(info.path, tmp_path)
+
+
+def _assert_a_planted_payload_never_runs(bundle, tmp_path):
     marker = tmp_path / "pwned"
-    _plant_payload(info.path, marker)
+    _plant_payload(bundle, marker)
     with pytest.raises(UnsafeModelFileError, match="not plain data"):
-        load_bundle(info.path)
+        load_bundle(bundle)
     assert not marker.exists()
 
 
@@ -675,12 +679,9 @@ def test_a_multitask_bundle_is_plain_data_and_names_only_listed_tasks(tmp_path):
     _rewrite_manifest(info.path, lambda manifest: None)
     with pytest.raises(UnsupportedModelError, match="task 'relations' is a 'SpanClassifier'"):
         load_bundle(info.path)
-    again = save_bundle(model, tmp_path / "again", ExportConfig(parity_sentences=SHORT))
-    marker = tmp_path / "pwned"
-    _plant_payload(again.path, marker)
-    with pytest.raises(UnsafeModelFileError, match="not plain data"):
-        load_bundle(again.path)
-    assert not marker.exists()
+    _assert_a_planted_payload_never_runs(
+        save_bundle(model, tmp_path / "again", ExportConfig(parity_sentences=SHORT)).path, tmp_path
+    )
 
 
 def test_the_command_line_exports_a_relation_extractor_with_its_tagger(tmp_path):
