@@ -44,7 +44,7 @@ from exporter.format.manifest import MANIFEST_FILE, read_manifest, verify_bundle
 from exporter.format.modelfile import load_flair_model
 from exporter.format.tasks import with_tagger
 from mlflow_flavor.fetch import outside_bundle_digests, seal_version
-from mlflow_flavor.loading import _load_pyfunc, load_model  # noqa: F401  (the flavor contract's loaders)
+from mlflow_flavor.loading import _load_pyfunc, check_model_config, load_model  # noqa: F401  (the contract's loaders)
 from mlflow_flavor.mlmodel import BUNDLE_SUBPATH, CODE_SUBPATH, FILES_RECORD_KEY, FLAVOR_NAME, LOADER_MODULE
 from mlflow_flavor.pyfunc import ALLOWED_PARAMS, OUTPUTS, ServingOptions
 
@@ -308,9 +308,11 @@ def _export_config(
     )
 
 
-def _default_model_config(manifest: Mapping[str, Any]) -> dict[str, Any]:
+def _default_model_config(manifest: Mapping[str, Any], given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every ``model_config`` key the model takes, with the bundle's runtime settings, the pyfunc's defaults and
+    what ``save_model(model_config=...)`` gave."""
     runtime = RuntimeOptions.from_dict(manifest["runtime"]).to_dict()
-    return {**runtime, **dataclasses.asdict(ServingOptions())}
+    return {**runtime, **dataclasses.asdict(ServingOptions()), **dict(given or {})}
 
 
 def _parity_summary(report: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -386,6 +388,7 @@ def save_model(
     conda_env: Any = None,
     metadata: Mapping[str, Any] | None = None,
     tagger: Any = None,
+    model_config: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> None:
     """Save a Flair model as an MLflow model directory at ``path``.
@@ -411,12 +414,16 @@ def save_model(
         conda_env, metadata: as in every MLflow flavor.
         tagger: with a ``RelationExtractor`` as ``flair_model``, the tagger that finds its entities (a model or a
             ``.pt`` path): both are saved as one model that answers ``{"entities": [...], "relations": [...]}``.
+        model_config: the model's serving settings (adaptive batching: ``max_batch_texts``, ``max_wait_ms``,
+            ``adaptive_batching``; ``max_texts``, thread counts, ...), checked now and written into ``MLmodel``
+            as its defaults; ``flair-mlflow inspect MODEL`` lists them with their meaning.
     """
     from mlflow.utils.environment import _validate_env_arguments
     from mlflow.utils.model_utils import _validate_and_prepare_target_save_path
 
     _refuse_unknown_keywords("save_model", kwargs, _keywords(save_model))
     _validate_env_arguments(conda_env, pip_requirements, extra_pip_requirements)
+    check_model_config(model_config)  # before the export: a wrong setting costs nothing
     path = Path(os.path.abspath(path))
     config = _export_config(
         export_config,
@@ -439,6 +446,7 @@ def save_model(
         code_paths=code_paths,
         conda_env=conda_env,
         metadata=metadata,
+        model_config=model_config,
     )
     _validate_and_prepare_target_save_path(str(path))
     try:
@@ -461,6 +469,7 @@ class _ModelFiles:
     code_paths: Sequence[str] | None
     conda_env: Any
     metadata: Mapping[str, Any] | None
+    model_config: Mapping[str, Any] | None = None
 
 
 def _write_model_dir(path: Path, info: Any, given: _ModelFiles) -> None:
@@ -471,7 +480,7 @@ def _write_model_dir(path: Path, info: Any, given: _ModelFiles) -> None:
     code_subpath = _copy_code(path, given.code_paths)
     mlflow_model = given.mlflow_model if given.mlflow_model is not None else Model()
     _describe_model(mlflow_model, path, info.manifest, given)
-    _add_flavors(mlflow_model, info, code_subpath)
+    _add_flavors(mlflow_model, info, code_subpath, given.model_config)
     _write_environment(path, info.manifest["backend"], given)
     # the bundle is covered by its manifest; every other file (code/, requirements, examples) by this record
     mlflow_model.flavors[FLAVOR_NAME][FILES_RECORD_KEY] = outside_bundle_digests(path, BUNDLE_SUBPATH)
@@ -495,7 +504,7 @@ def _describe_model(mlflow_model: Any, path: Path, manifest: Mapping[str, Any], 
         mlflow_model.metadata = dict(given.metadata)
 
 
-def _add_flavors(mlflow_model: Any, info: Any, code_subpath: str) -> None:
+def _add_flavors(mlflow_model: Any, info: Any, code_subpath: str, model_config: Mapping[str, Any] | None) -> None:
     """The pyfunc flavor and ours, with the backend, the manifest's digest, its settings and versions."""
     from mlflow.pyfunc import add_to_model
     from mlflow.utils.environment import _CONDA_ENV_FILE_NAME, _PYTHON_ENV_FILE_NAME
@@ -509,7 +518,7 @@ def _add_flavors(mlflow_model: Any, info: Any, code_subpath: str) -> None:
         conda_env=_CONDA_ENV_FILE_NAME,
         python_env=_PYTHON_ENV_FILE_NAME,
         # MLflow passes on only the model_config keys declared here: declare every one we accept.
-        model_config=_default_model_config(manifest),
+        model_config=_default_model_config(manifest, model_config),
     )
     versions = manifest.get("versions", {})
     mlflow_model.add_flavor(

@@ -7,9 +7,13 @@ boundary. The writing side (``save_model``, ``log_model``) is ``mlflow_flavor.fl
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import difflib
+import json
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +25,58 @@ from mlflow_flavor.fetch import fetch_model
 from mlflow_flavor.mlmodel import BUNDLE_SUBPATH, FLAVOR_NAME
 from mlflow_flavor.pyfunc import SERVING_KEYS, FlairPyfuncModel, ServingOptions
 
-__all__ = ["load_model"]
+__all__ = ["MODEL_CONFIG_KEYS", "check_model_config", "load_model"]
+
+log = logging.getLogger(__name__)
+
+#: the keys of a pyfunc ``model_config``: the runtime's (``RuntimeOptions``) and the pyfunc's (``ServingOptions``)
+RUNTIME_KEYS = tuple(f.name for f in dataclasses.fields(RuntimeOptions))
+MODEL_CONFIG_KEYS = (*RUNTIME_KEYS, *SERVING_KEYS)
+#: where MLflow reads serving-time ``model_config`` overrides from (it drops the keys a model does not declare)
+INFERENCE_CONFIG_ENV = "MLFLOW_PYFUNC_INFERENCE_CONFIG"
+
+
+def check_model_config(model_config: Mapping[str, Any] | None, where: str = "model_config") -> tuple[dict, dict]:
+    """Split a pyfunc ``model_config`` into runtime overrides and serving options, every key and value checked.
+
+    Raises:
+        ConfigError: an unknown key (named with its closest valid one) or a value out of range (one sentence).
+    """
+    config = dict(model_config or {})
+    unknown = [key for key in config if key not in MODEL_CONFIG_KEYS]
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(str(key), MODEL_CONFIG_KEYS, n=1)
+            hints.append(repr(key) + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigError(
+            f"Unknown {where} key(s) {', '.join(hints)}; allowed: {', '.join(MODEL_CONFIG_KEYS)} "
+            "(`flair-mlflow inspect MODEL` shows each with its meaning)."
+        )
+    runtime = {k: v for k, v in config.items() if k in RUNTIME_KEYS}
+    serving = {k: v for k, v in config.items() if k in SERVING_KEYS}
+    RuntimeOptions().updated(runtime)  # the values' checks: one sentence each
+    ServingOptions(**serving)
+    return runtime, serving
+
+
+def _check_inference_config_env() -> None:
+    """Refuse a misspelt key in ``MLFLOW_PYFUNC_INFERENCE_CONFIG``, which MLflow itself drops with a warning."""
+    text = os.environ.get(INFERENCE_CONFIG_ENV)
+    if not text:
+        return
+    try:
+        given = json.loads(text)
+    except ValueError:
+        raise ConfigError(f"{INFERENCE_CONFIG_ENV} must hold a JSON object, got {text[:80]!r}.") from None
+    if not isinstance(given, dict):
+        raise ConfigError(f"{INFERENCE_CONFIG_ENV} must hold a JSON object, got {text[:80]!r}.")
+    check_model_config(given, where=INFERENCE_CONFIG_ENV)
 
 
 def _runtime_overrides(model_config: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split a pyfunc ``model_config`` into session overrides and serving options; refuse unknown keys."""
-    runtime_keys = {f.name for f in dataclasses.fields(RuntimeOptions)}
-    config = dict(model_config or {})
-    unknown = sorted(set(config) - runtime_keys - set(SERVING_KEYS))
-    if unknown:
-        allowed = ", ".join(sorted(runtime_keys | set(SERVING_KEYS)))
-        raise ConfigError(f"Unknown model_config key(s) {', '.join(unknown)}; allowed: {allowed}.")
-    runtime = {k: v for k, v in config.items() if k in runtime_keys}
-    serving = {k: v for k, v in config.items() if k in SERVING_KEYS}
+    runtime, serving = check_model_config(model_config)
     # environment variables fill in thread counts left at 0 ("let the library decide")
     for key, target in (
         ("intra_op_num_threads", runtime),
@@ -94,7 +137,8 @@ def _load_pyfunc(path: str, model_config: Mapping[str, Any] | None = None):
     a ``model_config`` key could be set by whoever wrote the ``MLmodel`` file, which MLflow reads it from.
     """
     local_path = Path(path).parent
-    with mlflow_errors():
+    with mlflow_errors(), _said_in_one_line():
+        _check_inference_config_env()
         model, serving = _load_from_local(local_path, model_config)
         options = ServingOptions(**serving)
         if options.torch_num_threads:
@@ -102,3 +146,14 @@ def _load_pyfunc(path: str, model_config: Mapping[str, Any] | None = None):
 
             torch.set_num_threads(options.torch_num_threads)
         return FlairPyfuncModel(model, model.flair_mlflow_manifest, options)
+
+
+@contextlib.contextmanager
+def _said_in_one_line() -> Iterator[None]:
+    """A setting refused while MLflow loads the model (``mlflow models serve`` prints the traceback that
+    follows): its sentence first, on one line of its own."""
+    try:
+        yield
+    except ConfigError as e:
+        log.error("The model was not loaded: %s", e)
+        raise

@@ -43,10 +43,12 @@ from exporter.tools.int8_report import (
 )
 from mlflow_flavor.cli.job import DEMO, DEMO_CLASSIFIER, resolve_model_path, run_log_job
 from mlflow_flavor.fetch import fetch_model, locate_reference, verify_reference
+from mlflow_flavor.loading import check_model_config
 from mlflow_flavor.redact import redact
 from mlflow_flavor.registry.evaluate import EvaluationConfig, evaluate_model, load_reference
 from mlflow_flavor.registry.promote import PromotionConfig
 from mlflow_flavor.registry.promote import promote as run_promotion
+from mlflow_flavor.tools.inspect import describe_model
 from mlflow_flavor.tools.loadtest import BACKENDS as LOADTEST_BACKENDS
 from mlflow_flavor.tools.loadtest import BATCHING as LOADTEST_BATCHING
 from mlflow_flavor.tools.loadtest import LoadTestConfig, run_load_test
@@ -343,9 +345,20 @@ def _short(report):
 @click.option("--experiment-name", default=None, help="Experiment to log into (when no run is active).")
 @click.option("--tracking-uri", default=None, help="Defaults to MLFLOW_TRACKING_URI, else sqlite:///mlflow.db.")
 @_TAGGER_OPTION
-def log_cmd(model, name, registered_model_name, stage, alias, experiment_name, tracking_uri, tagger, **options):
+@click.option(
+    "--model-config",
+    "model_config",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A serving setting written into the model (repeatable), e.g. max_wait_ms=5 or adaptive_batching=false; "
+    "`flair-mlflow inspect MODEL` lists them.",
+)
+def log_cmd(
+    model, name, registered_model_name, stage, alias, experiment_name, tracking_uri, tagger, model_config, **options
+):
     """Export a model, log it, register a new version, move it to a stage and set an alias."""
     config = _export_config(options)  # every check before the seconds of importing MLflow and Flair
+    settings = _settings(model_config)
     _check_model(model)
     import mlflow
 
@@ -362,8 +375,52 @@ def log_cmd(model, name, registered_model_name, stage, alias, experiment_name, t
         experiment_name=experiment_name,
         export_config=config,
         **({"tagger": tagger} if tagger else {}),
+        **({"model_config": settings} if settings else {}),
     )
     click.echo(json.dumps(result.__dict__, indent=2, default=str))
+
+
+def _settings(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``--model-config KEY=VALUE`` options as a checked ``model_config`` (values read as JSON: 5, 2.5, true)."""
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE (e.g. max_wait_ms=5).", param_hint="--model-config")
+        try:
+            settings[key.strip()] = json.loads(value)
+        except ValueError:
+            settings[key.strip()] = value  # a word: a string setting (graph_optimization_level=basic)
+    try:
+        check_model_config(settings, where="--model-config")
+    except ConfigError as e:
+        raise click.BadParameter(str(e), param_hint="--model-config") from None
+    return settings
+
+
+@main.command()
+@click.argument("model")
+@click.option("--tracking-uri", default=None, help="For models:/ URIs; defaults to MLFLOW_TRACKING_URI.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def inspect(model, tracking_uri, as_json):
+    """Show what MODEL is (class, task, backend, parity) and how it serves: the request params it takes and each
+    model_config setting with its logged value, its default and its meaning."""
+    facts = describe_model(model, tracking_uri=tracking_uri)
+    if as_json:
+        click.echo(json.dumps(facts, indent=2, default=str))
+        return
+    for key in ("model", "model_class", "task", "tasks", "backend", "parity", "params"):
+        if facts.get(key) is not None:
+            click.echo(f"{key}: {facts[key]}")
+    if facts["model_config"] is None:
+        click.echo("model_config: none (a bundle; an MLflow model made from it has them)")
+        return
+    click.echo("model_config (set with save_model(model_config=...), flair-mlflow log --model-config KEY=VALUE, or")
+    click.echo("  at serving time MLFLOW_PYFUNC_INFERENCE_CONFIG='{\"KEY\": VALUE}'):")
+    width = max(len(k) for k in facts["model_config"])
+    for key, setting in facts["model_config"].items():
+        mark = "" if setting["value"] == setting["default"] else f" (default {setting['default']})"
+        click.echo(f"  {key:<{width}}  {setting['value']}{mark}: {setting['meaning']}")
 
 
 @main.command()

@@ -1,0 +1,87 @@
+"""What a logged model is and how it serves: ``flair-mlflow inspect MODEL``.
+
+Its class, task and backend, its parity summary, the request params it takes, and each ``model_config`` setting
+(what the model was logged with, the default, and what the setting does) read from the settings' own docstrings
+(``RuntimeOptions`` and ``ServingOptions``), so that the help and the code cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect as pyinspect
+import re
+from pathlib import Path
+from typing import Any
+
+from exporter.config import RuntimeOptions
+from exporter.format.manifest import MANIFEST_FILE, read_manifest
+from mlflow_flavor.fetch import locate_reference
+from mlflow_flavor.mlmodel import FLAVOR_NAME
+from mlflow_flavor.pyfunc import ServingOptions
+
+__all__ = ["describe_model", "setting_meanings"]
+
+
+def setting_meanings() -> dict[str, str]:
+    """Each ``model_config`` key with the first sentence of its documentation."""
+    meanings = {}
+    for cls in (RuntimeOptions, ServingOptions):
+        doc = pyinspect.getdoc(cls) or ""
+        block = doc.split("Attributes:", 1)[1] if "Attributes:" in doc else ""
+        current = None
+        for line in block.splitlines():
+            match = re.match(r"^\s{4}(\w+): (.*)$", line)
+            if match:
+                current = match.group(1)
+                meanings[current] = match.group(2).strip()
+            elif current and line.startswith(" " * 8):
+                meanings[current] += " " + line.strip()
+            elif line.strip() and not line.startswith(" "):
+                break
+    return {key: _first_sentence(text) for key, text in meanings.items()}
+
+
+def _first_sentence(text: str) -> str:
+    text = text.replace("``", "")
+    match = re.match(r"(.+?[.;])(\s|$)", text)
+    return match.group(1).rstrip(";.") if match else text
+
+
+def describe_model(reference: str, tracking_uri: str | None = None) -> dict[str, Any]:
+    """A model's facts and serving settings (see the module's docstring), for ``flair-mlflow inspect``."""
+    path = locate_reference(reference, tracking_uri=tracking_uri)
+    if (path / MANIFEST_FILE).is_file():  # a bundle: no MLmodel, no model_config
+        manifest, _ = read_manifest(path)
+        return {"model": reference, **_facts(manifest), "model_config": None, "params": None}
+    from mlflow.models import Model
+
+    mlmodel = Model.load(str(path))
+    flavor = mlmodel.flavors[FLAVOR_NAME]
+    manifest, _ = read_manifest(Path(path) / flavor.get("bundle", "bundle"))
+    logged = dict(mlmodel.flavors.get("python_function", {}).get("config") or {})
+    defaults = {
+        **RuntimeOptions.from_dict(manifest["runtime"]).to_dict(),
+        **dataclasses.asdict(ServingOptions()),
+    }
+    meanings = setting_meanings()
+    settings = {
+        key: {"value": logged.get(key, default), "default": default, "meaning": meanings.get(key, "")}
+        for key, default in defaults.items()
+    }
+    params = None
+    if mlmodel.signature is not None and mlmodel.signature.params is not None:
+        params = {p.name: p.default for p in mlmodel.signature.params.params}
+    return {"model": reference, **_facts(manifest), "model_config": settings, "params": params}
+
+
+def _facts(manifest: dict[str, Any]) -> dict[str, Any]:
+    parity = manifest.get("parity") or {}
+    facts = {
+        "model_class": manifest.get("model_class"),
+        "task": manifest.get("task"),
+        "backend": manifest.get("backend"),
+        "parity": {k: parity[k] for k in ("sentences", "identical_sentences", "passed") if k in parity} or None,
+    }
+    if manifest.get("tasks"):
+        facts["tasks"] = [t["name"] for t in manifest["tasks"]]
+    return facts
