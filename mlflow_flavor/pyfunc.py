@@ -551,6 +551,6 @@ def _log_batches_to_stderr() -> None:
     if not any(getattr(h, "_flair_mlflow", False) for h in batch_log.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler._flair_mlflow = True  # type: ignore[attr-defined]
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         batch_log.addHandler(handler)
     batch_log.setLevel(logging.DEBUG)

@@ -341,3 +341,39 @@ def test_gate_across_two_tracking_servers_on_s3(tiny_tagger, worse_tagger, own_c
     assert target.get_model_version(name, accepted.version).tags[EVALUATION_RUN_TAG] == accepted.evaluation_run_id
     metrics = target.get_run(accepted.evaluation_run_id).data.metrics
     assert metrics["f1_micro"] == metrics["champion_f1_micro"]
+
+
+@pytest.mark.slow
+def test_a_gated_promotion_says_each_step_once_in_one_format(tiny_tagger, own_conll):
+    """Issue 23, items 5 and 6: our lines in one format (time, level, logger, message), none twice; MLflow's
+    evaluator mechanics ("Testing metrics on first row...") not narrated; no progress bar for the champion."""
+    import logging
+    import re
+
+    log_and_stage(tiny_tagger)
+    version = _register(tiny_tagger, backend="torch")
+    narrated = []
+
+    class Catch(logging.Handler):
+        def emit(self, record):
+            narrated.append(record.getMessage())
+
+    catch = Catch(level=logging.DEBUG)
+    logging.getLogger("mlflow.models.evaluation").addHandler(catch)
+    try:
+        args = ["promote", "--name", "ner", "--version", version, "--to-alias", "production"]
+        gate = ["--eval-conll", str(own_conll), "--limit", "12", "--max-f1-drop", "0.01"]
+        out = CliRunner().invoke(main, [*args, *gate])
+    finally:
+        logging.getLogger("mlflow.models.evaluation").removeHandler(catch)
+    assert out.exit_code == 0, out.output
+    assert not [m for m in narrated if "Testing metrics" in m]
+    ours = [line for line in out.stderr.splitlines() if line.strip() and "Downloading artifacts" not in line]
+    pattern = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (INFO|WARNING) [\w.]+: "
+    assert ours and [line for line in ours if not re.match(pattern, line)] == []
+    messages = [line.split(": ", 1)[1] for line in ours]
+    assert len(messages) == len(set(messages)), messages
+    assert any("passed the quality gate" in m for m in messages) and any(
+        m.startswith("Evaluated ner v") for m in messages
+    )
+    assert out.stderr.count("Downloading artifacts:   0%") <= 1  # the source's download only

@@ -70,6 +70,11 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _progress(logger: str) -> Any:
+    """A library's step reports as log lines of its logger: one format for every line of ours on stderr."""
+    return logging.getLogger(logger).info
+
+
 def _flair_logs_to_stderr() -> None:
     """Flair logs to stdout; the commands that print JSON keep stdout for it."""
     import flair  # noqa: F401  (configures the "flair" logger)
@@ -647,7 +652,7 @@ def int8_report(
         optimize=optimize,
         call_rows=tuple(call_rows) or (0,),
     )
-    rows = compare_recipes(config, progress=lambda step: click.echo(f"int8-report: {step}", err=True))
+    rows = compare_recipes(config, progress=_progress("exporter.tools.int8_report"))
     markdown = recipe_markdown(config, rows)
     if output:
         Path(output).write_text(markdown, encoding="utf-8")
@@ -712,7 +717,9 @@ def loadtest(
         **({"backends": tuple(backends)} if backends else {}),
         **({"batching": tuple(batching)} if batching else {}),
     )
-    rows = run_load_test(config, output=Path(output) if output else None, progress=lambda m: click.echo(m, err=True))
+    rows = run_load_test(
+        config, output=Path(output) if output else None, progress=_progress("mlflow_flavor.tools.loadtest")
+    )
     click.echo(json.dumps(rows, indent=2))
 
 
@@ -855,7 +862,7 @@ def promote(name, version, to_alias, to_stage, tracking_uri, target_tracking_uri
     if config.eval_conll:
         _flair_logs_to_stderr()
     with contextlib.redirect_stdout(sys.stderr):  # MLflow prints run links; stdout stays one JSON document
-        result = run_promotion(config, progress=lambda message: click.echo(message, err=True))
+        result = run_promotion(config, progress=_progress("mlflow_flavor.registry.promote"))
     click.echo(json.dumps({**result.__dict__, "model_uri": result.model_uri}, indent=2))
 
 

@@ -51,6 +51,7 @@ __all__ = [
     "ModelScores",
     "evaluate_model",
     "load_reference",
+    "quiet_evaluator",
 ]
 
 log = logging.getLogger(__name__)
@@ -350,6 +351,19 @@ def _run(config: EvaluationConfig) -> Iterator[str]:
             os.environ["MLFLOW_RUN_ID"] = project_run
 
 
+@contextlib.contextmanager
+def quiet_evaluator() -> Iterator[None]:
+    """MLflow's evaluator narrates its mechanics at INFO ("Testing metrics on first row...", once per model
+    scored: twice in every gated promotion); our own line says what was evaluated and how it scored."""
+    logger = logging.getLogger("mlflow.models.evaluation")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _log_scores(
     loaded: _Loaded, examples: Examples, predicted: list[frozenset], facts: dict, labels: Sequence[str], prefix: str
 ) -> ModelScores:
@@ -364,13 +378,14 @@ def _log_scores(
             "targets": [_encode(g) for g in examples.gold],
         }
     )
-    result = mlflow.models.evaluate(
-        data=data,
-        predictions="predictions",
-        targets="targets",
-        extra_metrics=_mlflow_metrics(examples.task, labels),
-        evaluator_config={"metric_prefix": prefix} if prefix else None,
-    )
+    with quiet_evaluator():
+        result = mlflow.models.evaluate(
+            data=data,
+            predictions="predictions",
+            targets="targets",
+            extra_metrics=_mlflow_metrics(examples.task, labels),
+            evaluator_config={"metric_prefix": prefix} if prefix else None,
+        )
     mlflow.log_metrics({prefix + k: float(v) for k, v in facts.items()})
     own = {k[len(prefix) :]: float(v) for k, v in result.metrics.items() if k.startswith(prefix)}
     metrics = {k: v for k, v in own.items() if not k.startswith(PER_LABEL_METRIC)}

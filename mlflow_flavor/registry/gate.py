@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from exporter.errors import ConfigError
-from mlflow_flavor.registry.evaluate import MAIN_METRIC, EvaluationReport
+from mlflow_flavor.registry.evaluate import MAIN_METRIC, EvaluationReport, quiet_evaluator
 
 __all__ = ["QualityGate", "check_quality"]
 
@@ -83,7 +83,8 @@ def check_quality(report: EvaluationReport, gate: QualityGate) -> list[str]:
         baseline = EvaluationResult(metrics={metric: champion, drop_key: 0.0}, artifacts={})
     for thresholds, message in checks:
         try:
-            validate_evaluation_results(thresholds, EvaluationResult(metrics=candidate, artifacts={}), baseline)
+            with quiet_evaluator():  # MLflow narrates "Validating candidate model metrics ..." at INFO
+                validate_evaluation_results(thresholds, EvaluationResult(metrics=candidate, artifacts={}), baseline)
         except ModelValidationFailedException:
             failures.append(message)
     return failures

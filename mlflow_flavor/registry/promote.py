@@ -456,7 +456,7 @@ def _quality_gate(config: PromotionConfig, client, name: str, version: str, sour
         if champion == version:
             say(f"{name} v{version} already holds the target: no champion to compare with")
         elif champion is not None:
-            verified = _download_verified(target_uri, f"models:/{name}/{champion}", work / "champion")
+            verified = _download_verified(target_uri, f"models:/{name}/{champion}", work / "champion", quiet=True)
             check_registered_digests(verified, client.get_model_version(name, champion).tags, f"{name} v{champion}")
             champion_dir = verified.path
         evaluation = EvaluationConfig(
@@ -476,8 +476,7 @@ def _quality_gate(config: PromotionConfig, client, name: str, version: str, sour
         raise
     except Exception as e:
         raise _failed(f"evaluating {name} v{version} on {Path(config.eval_conll).name}", e) from None
-    compared = f" (champion v{champion}: {report.champion.f1:.4f})" if report.champion else ""
-    say(f"evaluated {name} v{version}: f1_micro {report.challenger.f1:.4f}{compared}, run {report.run_id}")
+    # the scores: mlflow_flavor.registry.evaluate's own line ("Evaluated ner v3 on 38 sentences: F1 micro ...")
     failures = check_quality(report, config.gate)
     if failures:
         raise QualityGateError(
