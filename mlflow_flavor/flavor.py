@@ -43,6 +43,7 @@ from exporter.errors import ConfigError
 from exporter.format.manifest import MANIFEST_FILE, read_manifest, verify_bundle
 from exporter.format.modelfile import load_flair_model
 from exporter.format.tasks import with_tagger
+from exporter.quality.parity import parity_keys
 from mlflow_flavor.fetch import outside_bundle_digests, seal_version
 from mlflow_flavor.loading import _load_pyfunc, check_model_config, load_model  # noqa: F401  (the contract's loaders)
 from mlflow_flavor.mlmodel import BUNDLE_SUBPATH, CODE_SUBPATH, FILES_RECORD_KEY, FLAVOR_NAME, LOADER_MODULE
@@ -318,12 +319,15 @@ def _default_model_config(manifest: Mapping[str, Any], given: Mapping[str, Any] 
 def _parity_summary(report: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not report:
         return None
+    named = parity_keys(report.get("measure", "entity"))  # entity, label or answer: as the task names it
     keys = (
         "sentences",
+        "measure",
         "identical_sentences",
-        "tag_agreement",
-        "entity_f1_vs_original",
+        named["agreement"],
+        named["f1"],
         "max_abs_embedding_diff",
+        "max_abs_value_diff",
         "max_label_score_diff",
         "gold_f1_original",
         "gold_f1_exported",
@@ -333,7 +337,7 @@ def _parity_summary(report: Mapping[str, Any] | None) -> dict[str, Any] | None:
     )
     summary = {k: report[k] for k in keys if k in report}
     # each 95 % bootstrap interval as two numbers (MLmodel readers and MLflow metrics take scalars)
-    for key in ("entity_f1_vs_original", "gold_f1_original", "gold_f1_exported", "gold_f1_drop"):
+    for key in (named["f1"], "gold_f1_original", "gold_f1_exported", "gold_f1_drop"):
         interval = report.get(f"{key}_interval")
         if interval:
             summary[f"{key}_low"], summary[f"{key}_high"] = float(interval[0]), float(interval[1])

@@ -213,7 +213,7 @@ def test_a_classifier_gate_reports_the_interval_of_its_label_f1(tiny_bert, tmp_p
     classifier = build_tiny_classifier(tiny_bert)
     texts = tuple(check_sentences(24))
     report = save_bundle(classifier, tmp_path / "b", ExportConfig(parity_sentences=texts)).manifest["parity"]
-    assert report["sentences"] == 24 and report["entity_f1_vs_original_interval"] == [1.0, 1.0]
+    assert report["sentences"] == 24 and report["label_f1_vs_original_interval"] == [1.0, 1.0]
 
 
 def test_the_gates_line_shows_what_changed_beside_the_verdict(tiny_tagger, tmp_path, caplog):

@@ -112,12 +112,17 @@ def test_a_part_of_speech_tagger_answers_each_tokens_tag(tmp_path):
     assert [t["tag"] for t in first["tokens"]] == [label for _, label, _, _ in expected[0]]
 
 
-def test_a_classic_classifier_is_saved_served_and_answers_as_flair(classifier, tmp_path):
+def test_a_classic_classifier_is_saved_served_and_answers_as_flair(classifier, tmp_path, caplog):
     texts = [t for t in TEXTS if t.strip()]
     expected = _flair_labels(classifier, texts)
     assert len({labels[0][0] for labels in expected}) > 1, "the random classifier should tell texts apart"
-    mlflow_flavor.save_model(classifier, tmp_path / "model", parity=GATE)
+    with caplog.at_level(logging.INFO, logger="exporter.quality.parity"):
+        mlflow_flavor.save_model(classifier, tmp_path / "model", parity=GATE)
     conf = mlflow.models.Model.load(str(tmp_path / "model")).flavors["flair_mlflow"]
+    # the gate's measure named after the task (issue 23, item 9): labels, not entities
+    assert "label F1 vs original 1.0000" in caplog.text and "entity" not in caplog.text
+    assert conf["parity"]["measure"] == "label" and conf["parity"]["label_agreement"] == 1.0
+    assert conf["parity"]["label_f1_vs_original"] == 1.0 and "tag_agreement" not in conf["parity"]
     assert conf["backend"] == ("onnx" if has_char_lms(classifier) else "torch")
     assert conf["task"] == "text-classification"
     answers = mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(texts)

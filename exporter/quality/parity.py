@@ -17,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from exporter.config import TEXT_CLASSIFICATION, TEXT_PAIR_CLASSIFICATION, ParityConfig
+from exporter.config import SEQUENCE_TAGGING, TEXT_CLASSIFICATION, TEXT_PAIR_CLASSIFICATION, ParityConfig
 from exporter.errors import ParityError
 from exporter.format.modelfile import SUPPORTED_MODELS, model_embeddings
 from exporter.format.tasks import is_multitask, task_models
@@ -307,15 +307,17 @@ def _compare(
     counts = span_counts(spans_a, spans_b)
     n = len(texts)
     identical = n - len(worst)
+    keys = parity_keys(measure_of(original))
     report: dict[str, Any] = {
         "sentences": n,
         "lossy": lossy,
+        "measure": measure_of(original),
         "identical_sentences": identical,
-        "tag_agreement": identical / n if n else 1.0,
-        "entity_f1_vs_original": _f1_of_counts(counts),
-        "entity_f1_vs_original_interval": bootstrap_intervals({"f1": counts})["f1"],
-        "entities_original": sum(len(s) for s in spans_a),
-        "entities_exported": sum(len(s) for s in spans_b),
+        keys["agreement"]: identical / n if n else 1.0,
+        keys["f1"]: _f1_of_counts(counts),
+        f"{keys['f1']}_interval": bootstrap_intervals({"f1": counts})["f1"],
+        keys["original"]: sum(len(s) for s in spans_a),
+        keys["exported"]: sum(len(s) for s in spans_b),
         "max_abs_embedding_diff": _max_embedding_diff(original, exported, texts[:_EMBEDDING_SAMPLE]),
         "thresholds": thresholds,
         "worst": worst[:_WORST_LISTED],
@@ -365,17 +367,47 @@ def _add_gold_scores(
     report.update({f"{name}_interval": interval for name, interval in intervals.items()})
 
 
+#: what the gate compares, by the model's task: a tagger's entities (or token tags), a classifier's labels, or
+#: any other model's answers (a regressor's values, a multitask model's every task); the report's keys and
+#: lines are named after it ("label F1 vs original" for a classifier)
+MEASURES = {SEQUENCE_TAGGING: "entity", TEXT_CLASSIFICATION: "label", TEXT_PAIR_CLASSIFICATION: "label"}
+
+
+def measure_of(model: Any) -> str:
+    """What the parity gate compares for ``model``: ``entity``, ``label`` or ``answer``."""
+    return MEASURES.get(SUPPORTED_MODELS.get(type(model).__name__), "answer")
+
+
+def parity_keys(measure: str) -> dict[str, str]:
+    """A report's keys for ``measure``: its agreement, its F1 against the original, what each model found."""
+    plural = {"entity": "entities", "label": "labels", "answer": "answers"}[measure]
+    return {
+        "agreement": "tag_agreement" if measure == "entity" else f"{measure}_agreement",
+        "f1": f"{measure}_f1_vs_original",
+        "original": f"{plural}_original",
+        "exported": f"{plural}_exported",
+    }
+
+
+def _named(report: dict[str, Any]) -> tuple[dict[str, str], str, str]:
+    """The report's keys and how its lines name the agreement and the F1 (reports before ``measure``: entity)."""
+    measure = report.get("measure", "entity")
+    agreement = "tag agreement" if measure == "entity" else f"{measure} agreement"
+    return parity_keys(measure), agreement, f"{measure} F1 vs original"
+
+
 def threshold_failures(report: dict[str, Any], thresholds: dict[str, float]) -> list[str]:
     """The thresholds the report violates, each said with its value.
 
     Where neither model found anything on the check set, the F1 between them is 0 as Flair reports it (nothing
     to score), so it decides nothing: the two agree sentence by sentence, which the agreement measures."""
     failures = []
-    if report["tag_agreement"] < thresholds["min_tag_agreement"]:
-        failures.append(f"tag agreement {report['tag_agreement']:.4f} < {thresholds['min_tag_agreement']}")
-    found = report["entities_original"] + report["entities_exported"]
-    if found and report["entity_f1_vs_original"] < thresholds["min_entity_f1"]:
-        failures.append(f"entity F1 vs original {report['entity_f1_vs_original']:.4f} < {thresholds['min_entity_f1']}")
+    keys, agreement, f1 = _named(report)
+    if report[keys["agreement"]] < thresholds["min_tag_agreement"]:
+        failures.append(f"{agreement} {report[keys['agreement']]:.4f} < {thresholds['min_tag_agreement']}")
+    found = report[keys["original"]] + report[keys["exported"]]
+    if found and report[keys["f1"]] < thresholds["min_entity_f1"]:
+        failures.append(f"{f1} {report[keys['f1']]:.4f} < {thresholds['min_entity_f1']}")
     score_diff = report.get("max_label_score_diff")
     if score_diff is not None and score_diff > thresholds.get("max_label_score_diff", 1.0):
         failures.append(f"label score moved by {score_diff:.4g} > {thresholds['max_label_score_diff']}")
@@ -399,19 +431,21 @@ def _log_report(report: dict[str, Any]) -> None:
     )
     recipe = f" ({report['int8_recipe']})" if "int8_recipe" in report else ""
     thresholds = report["thresholds"]
+    keys, _, f1 = _named(report)
     log.info(
-        "Parity%s %s on %d sentences: %d changed, %d identical (%.4f, needs >= %s), entity F1 vs original %.4f "
+        "Parity%s %s on %d sentences: %d changed, %d identical (%.4f, needs >= %s), %s %.4f "
         "(%d %% interval %s), needs >= %s, max embedding diff %.2e%s",
         recipe,
         "passed" if report["passed"] else "FAILED",
         report["sentences"],
         report["sentences"] - report["identical_sentences"],
         report["identical_sentences"],
-        report["tag_agreement"],
+        report[keys["agreement"]],
         thresholds["min_tag_agreement"],
-        report["entity_f1_vs_original"],
+        f1,
+        report[keys["f1"]],
         round(100 * report["bootstrap"]["confidence"]),
-        _interval(report, "entity_f1_vs_original"),
+        _interval(report, keys["f1"]),
         thresholds["min_entity_f1"],
         report["max_abs_embedding_diff"],
         gold,
@@ -437,7 +471,8 @@ def _where_threshold_lies(low: float, high: float, threshold: float, minimum: bo
 def _uncertainty(report: dict[str, Any]) -> str:
     """The gate's intervals, and whether each threshold lies inside its interval (a verdict near a coin toss)."""
     thresholds = report["thresholds"]
-    low, high = report["entity_f1_vs_original_interval"]
+    keys, _, f1 = _named(report)
+    low, high = report[f"{keys['f1']}_interval"]
     f1_threshold = thresholds["min_entity_f1"]
     where = (
         f"the threshold {f1_threshold} asks for identical predictions: any difference fails, whatever the interval"
@@ -446,8 +481,8 @@ def _uncertainty(report: dict[str, Any]) -> str:
     )
     confidence = f"{round(100 * report['bootstrap']['confidence'])} % interval"
     lines = [
-        f"Entity F1 vs original {report['entity_f1_vs_original']:.4f}, {confidence} "
-        f"{_interval(report, 'entity_f1_vs_original')} over {report['sentences']} sentences: {where}."
+        f"{f1[0].upper()}{f1[1:]} {report[keys['f1']]:.4f}, {confidence} "
+        f"{_interval(report, keys['f1'])} over {report['sentences']} sentences: {where}."
     ]
     if "gold_f1_drop_interval" in report:
         low, high = report["gold_f1_drop_interval"]
