@@ -42,6 +42,7 @@ from exporter.tools.int8_report import (
     recipe_markdown,
 )
 from mlflow_flavor.cli.job import DEMO, DEMO_CLASSIFIER, resolve_model_path, run_log_job
+from mlflow_flavor.cli.terms import in_cli_terms
 from mlflow_flavor.fetch import fetch_model, locate_reference, verify_reference
 from mlflow_flavor.loading import check_model_config
 from mlflow_flavor.redact import redact
@@ -96,7 +97,8 @@ class _Group(click.Group):
             ):
                 raise
 
-            click.echo(f"Error: {redact(str(e))}", err=True)
+            project = bool((ctx.obj or {}).get("from_project"))
+            click.echo(f"Error: {in_cli_terms(redact(str(e)), project=project)}", err=True)
             ctx.exit(2)
 
 
@@ -110,9 +112,11 @@ class _Group(click.Group):
     help="Run as if started in DIRECTORY: relative paths resolve against it (the MLflow project passes the "
     "directory `mlflow run` was started in).",
 )
+@click.option("--from-project", is_flag=True, hidden=True, help="Run by the MLflow project: errors name -P parameters.")
 @click.pass_context
-def main(ctx: click.Context, verbose: bool, directory: str | None) -> None:
+def main(ctx: click.Context, verbose: bool, directory: str | None, from_project: bool) -> None:
     """Export Flair models to accelerated backends and govern them with MLflow."""
+    ctx.obj = {"from_project": from_project}
     _setup_logging(verbose)
     if directory:
         previous = os.getcwd()
@@ -238,7 +242,8 @@ def _export_config(options: Mapping[str, Any]):
     except ConfigError as e:
         if e.option not in _OPTION_OF_FIELD:
             raise
-        raise click.BadParameter(str(e), param_hint=_OPTION_OF_FIELD[e.option]) from None
+        project = bool((click.get_current_context().obj or {}).get("from_project"))
+        raise click.BadParameter(in_cli_terms(str(e), project=project), param_hint=_OPTION_OF_FIELD[e.option]) from None
     _check_fp16(config)
     return config
 
