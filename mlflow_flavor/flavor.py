@@ -232,7 +232,8 @@ def default_signature(task: str = SEQUENCE_TAGGING, tasks: Sequence[Mapping[str,
 def param_specs(task: str) -> list[Any]:
     """Every param of :data:`~mlflow_flavor.pyfunc.ALLOWED_PARAMS`, with its default for ``task``: all of them,
     whatever the task, so that MLflow passes a param of another task on (the pyfunc refuses it with the list of
-    the model's own) instead of dropping it with a warning."""
+    the model's own) instead of dropping it with a warning; and the serving settings (``max_wait_ms``, ...), whose
+    place is the model_config, declared with no default so that a request setting one is refused too."""
     from mlflow.types.schema import DataType, ParamSpec
 
     types = {bool: DataType.boolean, int: DataType.long, float: DataType.double, str: DataType.string}
@@ -244,6 +245,10 @@ def param_specs(task: str) -> list[Any]:
             specs.append(ParamSpec(name, DataType.string, list(default), (-1,)))
         else:
             specs.append(ParamSpec(name, types[kind], default))
+    # the serving settings, default None: a request that sets one is refused (MLflow would drop it unseen)
+    for field in dataclasses.fields(ServingOptions):
+        kind = type(field.default)
+        specs.append(ParamSpec(field.name, types[kind], None))
     return specs
 
 

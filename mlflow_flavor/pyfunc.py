@@ -154,6 +154,14 @@ def parse_params(
     result["output"] = OUTPUTS[task][0]
     allowed = ", ".join(sorted(known))
     for name, value in (params or {}).items():
+        if name in SERVING_KEYS:  # declared (default None) so that MLflow passes them on to be refused
+            if value is None:
+                continue
+            raise InputError(
+                f"{name!r} is a setting of the served model, not a request param: set it when logging the model "
+                f"(model_config={{{name!r}: ...}}, flair-mlflow log --model-config {name}=...) or when serving "
+                f"(MLFLOW_PYFUNC_INFERENCE_CONFIG); the request params: {allowed}."
+            )
         if name in other:
             if _is_default(name, value):
                 continue

@@ -27,8 +27,13 @@ def test_save_model_writes_serving_settings_the_pyfunc_then_uses(tiny_bundle, tm
     assert config["max_wait_ms"] == 5 and config["max_texts"] == 40 and config["max_batch_texts"] == 128
     options = _options(tmp_path / "model")
     assert options.max_wait_ms == 5 and options.max_texts == 40
+    pyfunc = mlflow.pyfunc.load_model(str(tmp_path / "model"))
     with pytest.raises(mlflow.exceptions.MlflowException, match="the limit is 40"):
-        mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(["a"] * 41)
+        pyfunc.predict(["a"] * 41)
+    # a serving setting sent as a request param is refused, not dropped (MLflow drops undeclared params)
+    with pytest.raises(mlflow.exceptions.MlflowException, match="'max_wait_ms' is a setting of the served model"):
+        pyfunc.predict(["a"], params={"max_wait_ms": 3})
+    assert pyfunc.predict(["Angela Merkel met Tim Cook ."], params={"min_score": 0.0}) is not None
 
 
 @pytest.mark.parametrize(

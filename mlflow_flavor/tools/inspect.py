@@ -17,7 +17,7 @@ from exporter.config import RuntimeOptions
 from exporter.format.manifest import MANIFEST_FILE, read_manifest
 from mlflow_flavor.fetch import locate_reference
 from mlflow_flavor.mlmodel import FLAVOR_NAME
-from mlflow_flavor.pyfunc import ServingOptions
+from mlflow_flavor.pyfunc import SERVING_KEYS, ServingOptions
 
 __all__ = ["describe_model", "setting_meanings"]
 
@@ -70,7 +70,8 @@ def describe_model(reference: str, tracking_uri: str | None = None) -> dict[str,
     }
     params = None
     if mlmodel.signature is not None and mlmodel.signature.params is not None:
-        params = {p.name: p.default for p in mlmodel.signature.params.params}
+        # the request params (the serving settings are declared too, to be refused in a request)
+        params = {p.name: p.default for p in mlmodel.signature.params.params if p.name not in SERVING_KEYS}
     return {"model": reference, **_facts(manifest), "model_config": settings, "params": params}
 
 
