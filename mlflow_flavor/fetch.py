@@ -291,15 +291,22 @@ def _progress_bar(shown: bool) -> Iterator[None]:
             os.environ[PROGRESS_BAR_VARIABLE] = saved
 
 
+def _on_a_terminal() -> bool:
+    import sys
+
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
 def download_model(model_uri: str, destination: Path, *, quiet: bool = False) -> Path:
     """Download every artifact of ``model_uri`` into ``destination`` (a new directory); return it.
 
-    ``quiet``: no progress bar (for internal steps, such as checking what was just uploaded).
+    ``quiet``: no progress bar (for internal steps, such as checking what was just uploaded). Otherwise MLflow's
+    bar shows only on a terminal: in a log (a served model's, a pipeline's) it is one line per file.
     """
     import mlflow
 
     destination.mkdir(parents=True, exist_ok=True)
-    with _progress_bar(shown=not quiet):
+    with _progress_bar(shown=not quiet and _on_a_terminal()):
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(destination)))
 
 

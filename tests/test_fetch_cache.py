@@ -20,11 +20,16 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "cache" / "models"
 
 
-def test_internal_downloads_show_no_progress_bar(tiny_bundle, cache, capfd):
+def test_internal_downloads_show_no_progress_bar(tiny_bundle, cache, capfd, monkeypatch):
+    import mlflow_flavor.fetch
+
     capfd.readouterr()
     log_and_stage(str(tiny_bundle))  # registration downloads the version again to seal it
     assert BAR not in capfd.readouterr().err
-    fetch_model("models:/ner/1")  # a real download keeps MLflow's bar (and shows that stderr is captured)
+    fetch_model("models:/ner/1", use_cache=False)  # a real download, into a log (no terminal): no bar either
+    assert BAR not in capfd.readouterr().err
+    monkeypatch.setattr(mlflow_flavor.fetch, "_on_a_terminal", lambda: True)
+    fetch_model("models:/ner/1")  # on a terminal, a real download keeps MLflow's bar (stderr is captured)
     assert BAR in capfd.readouterr().err
     fetch_model("models:/ner@production")  # from the cache: only MLmodel is downloaded
     assert BAR not in capfd.readouterr().err
