@@ -49,6 +49,7 @@ from exporter.errors import ConfigError, UnsafeModelFileError, UnsupportedModelE
 
 __all__ = [
     "ALLOW_PICKLE_ENV",
+    "DropDictionaryChatter",
     "MODEL_FILE",
     "PICKLE_NEEDS_OPT_IN",
     "PICKLE_WEIGHTS_ONLY",
@@ -266,7 +267,7 @@ def model_embeddings(model: Any) -> Any:
     return embeddings if embeddings is not None else getattr(model, "tars_embeddings", None)
 
 
-class _DropDictionaryChatter(logging.Filter):
+class DropDictionaryChatter(logging.Filter):
     """Flair logs the whole tag dictionary at INFO each time a tagger is built (2-4 times per command)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -277,7 +278,7 @@ class _DropDictionaryChatter(logging.Filter):
 def quiet_model_init() -> Iterator[None]:
     """Within the block, Flair's logger drops its 'SequenceTagger predicts: Dictionary ...' line (only that)."""
     flair_log = logging.getLogger("flair")
-    chatter = _DropDictionaryChatter()
+    chatter = DropDictionaryChatter()
     flair_log.addFilter(chatter)
     try:
         yield

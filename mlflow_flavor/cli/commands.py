@@ -31,7 +31,7 @@ from exporter.config import (
     fp16_unavailable,
 )
 from exporter.errors import BundleError, ConfigError, FlairMlflowError
-from exporter.format.modelfile import load_flair_model
+from exporter.format.modelfile import DropDictionaryChatter, load_flair_model
 from exporter.format.tasks import with_tagger
 from exporter.tools.demo import demo_classifier_path, demo_model_path, train_tagger_on_conll
 from exporter.tools.int8_report import (
@@ -80,9 +80,12 @@ def _flair_logs_to_stderr() -> None:
     """Flair logs to stdout; the commands that print JSON keep stdout for it."""
     import flair  # noqa: F401  (configures the "flair" logger)
 
-    for handler in logging.getLogger("flair").handlers:
+    flair_log = logging.getLogger("flair")
+    for handler in flair_log.handlers:
         if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
             handler.setStream(sys.stderr)
+    if not any(isinstance(f, DropDictionaryChatter) for f in flair_log.filters):
+        flair_log.addFilter(DropDictionaryChatter())  # "SequenceTagger predicts: Dictionary with 17 tags: ..."
 
 
 class _Group(click.Group):

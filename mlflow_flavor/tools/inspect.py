@@ -42,9 +42,14 @@ def setting_meanings() -> dict[str, str]:
 
 
 def _first_sentence(text: str) -> str:
-    text = text.replace("``", "")
-    match = re.match(r"(.+?[.;])(\s|$)", text)
-    return match.group(1).rstrip(";.") if match else text
+    """The text up to its first full stop or semicolon outside parentheses, without reST markup."""
+    text = re.sub(r":\w+:`([^`]+)`", r"\1", text).replace("``", "")
+    depth = 0
+    for i, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and char in ".;" and (i + 1 == len(text) or text[i + 1] == " "):
+            return text[:i]
+    return text
 
 
 def describe_model(reference: str, tracking_uri: str | None = None) -> dict[str, Any]:
