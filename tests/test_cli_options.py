@@ -131,7 +131,7 @@ def test_the_project_resolves_relative_paths_where_mlflow_run_started(tmp_path, 
     storage.mkdir()
     for entry, given in (("main", {"model": "bundle1"}), ("promote", {"version": "1", "eval_conll": "test.conll"})):
         command = project.get_entry_point(entry).compute_command(given, str(storage))
-        assert command.startswith(f"python -m mlflow_flavor.cli -C {tmp_path} "), command
+        assert command.startswith(f"python -m mlflow_flavor.cli --from-project -C {tmp_path} "), command
         # the run records the parameter as given, not this machine's folder
         params, _ = project.get_entry_point(entry).compute_parameters(given, None)
         assert params["base_dir"] == "."

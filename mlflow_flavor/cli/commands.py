@@ -85,7 +85,11 @@ def _flair_logs_to_stderr() -> None:
         if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
             handler.setStream(sys.stderr)
     if not any(isinstance(f, DropDictionaryChatter) for f in flair_log.filters):
-        flair_log.addFilter(DropDictionaryChatter())  # "SequenceTagger predicts: Dictionary with 17 tags: ..."
+        chatter = DropDictionaryChatter()  # "SequenceTagger predicts: Dictionary with 17 tags: ..."
+        flair_log.addFilter(chatter)
+        context = click.get_current_context(silent=True)
+        if context is not None:  # for this command only (a test's CliRunner shares the process)
+            context.call_on_close(lambda: flair_log.removeFilter(chatter))
 
 
 class _Group(click.Group):
