@@ -759,3 +759,25 @@ def test_bench_takes_any_family(tiny_bert, kind, tmp_path):
         from exporter.tools.bench import _peak_memory
 
         assert _peak_memory("flair", path, [["A first text .", "A second one ."]], 1) > 100
+
+
+@pytest.mark.slow
+def test_candidate_labels_reach_a_served_tars_model_over_rest(tiny_bert, tmp_path):
+    """A JSON list in the request's params (MLflow validates it against the signature's string array)."""
+    from servers import model_server, post_json
+    from tinymodels import build_tiny_tars, spread_tars_classifier
+
+    tars = build_tiny_tars(tiny_bert)
+    texts = [t for t in TEXTS if t.strip()][:4]
+    labels = ["weather", "music", "location"]
+    spread_tars_classifier(tars, texts, labels)
+    mlflow_flavor.save_model(tars, tmp_path / "model", parity=GATE)
+    local = mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(texts, params={"candidate_labels": labels})
+    with model_server(str(tmp_path / "model"), tmp_path / "serve.log") as url:
+        status, body = post_json(f"{url}/invocations", {"inputs": texts, "params": {"candidate_labels": labels}})
+        assert status == 200, body
+        assert [[a["label"] for a in row] for row in body["predictions"]] == [
+            [a["label"] for a in row] for row in local
+        ]
+        status, body = post_json(f"{url}/invocations", {"inputs": texts, "params": {"candidate_labels": ["a", "a"]}})
+        assert status == 400 and "more than once" in str(body)
