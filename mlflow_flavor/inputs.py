@@ -34,15 +34,16 @@ def describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def check_text(index: int, value: Any) -> str:
+_TEXT_SHAPES = f"Send a DataFrame with a string column '{TEXT_COLUMN}', a list of strings, or a single string."
+
+
+def check_text(index: int, value: Any, shapes: str = _TEXT_SHAPES) -> str:
+    """``value`` if it is a string; else the refusal, with the input shapes the model takes (``shapes``)."""
     if isinstance(value, str):
         return value
     if value is None or (isinstance(value, float) and math.isnan(value)):
         raise InputError(f"Text {index} is missing (None/NaN): every input row must be a string (use '' for no text).")
-    raise InputError(
-        f"Text {index} is a {type(value).__name__} ({describe(value)}), expected a string. "
-        f"Send a DataFrame with a string column '{TEXT_COLUMN}', a list of strings, or a single string."
-    )
+    raise InputError(f"Text {index} is a {type(value).__name__} ({describe(value)}), expected a string. {shapes}")
 
 
 def normalize_texts(model_input: Any) -> list[str]:
@@ -124,14 +125,17 @@ def normalize_pairs(model_input: Any) -> list[tuple[str, str]]:
             rows = [_pair(i, row) for i, row in enumerate(model_input)]
     else:
         raise InputError(f"Unsupported input of type {type(model_input).__name__}. {_SHAPES}")
-    return [(check_text(i, first), check_text(i, second)) for i, (first, second) in enumerate(rows)]
+    return [(check_text(i, a, _SHAPES), check_text(i, b, _SHAPES)) for i, (a, b) in enumerate(rows)]
 
 
 def _as_list(value: Any) -> list[Any]:
     import numpy as np
+    import pandas as pd
 
     if isinstance(value, str):
         return [value]
+    if isinstance(value, pd.Series):
+        return value.tolist()
     if isinstance(value, np.ndarray):
         return value.reshape(-1).tolist() if value.ndim <= 1 else value.tolist()
     return list(value) if isinstance(value, (list, tuple)) else [value]

@@ -154,6 +154,8 @@ def parse_params(
     result["output"] = OUTPUTS[task][0]
     allowed = ", ".join(sorted(known))
     for name, value in (params or {}).items():
+        if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # a numpy scalar (no MLflow in between)
+            value = value.item()
         if name in SERVING_KEYS:  # declared (default None) so that MLflow passes them on to be refused
             if value is None:
                 continue
@@ -232,6 +234,14 @@ def _candidate_labels(value: Any) -> tuple[str, ...]:
                 "Parameter 'candidate_labels' must hold label names (non-blank strings of at most "
                 f"{MAX_LABEL_CHARS} characters), got {describe(label)}."
             )
+    # Flair's TARS reads a label dictionary of tags: it drops "O" and the prefix of "B-x" style names
+    tag_like = [label for label in labels if label == "O" or (len(label) > 1 and label[1] == "-")]
+    if tag_like:
+        raise InputError(
+            f"Parameter 'candidate_labels' holds {', '.join(map(repr, tag_like))}: Flair's zero-shot models read "
+            "'O' as no label and a second character '-' as a tag prefix (B-, I-, ...), so the answer would name "
+            "another label. Name it otherwise (e-commerce -> ecommerce)."
+        )
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
         raise InputError(f"Parameter 'candidate_labels' names {', '.join(map(repr, repeated))} more than once.")

@@ -47,7 +47,7 @@ def test_predict_errors_say_what_to_do(tiny_bundle, tmp_path):
     result = runner.invoke(main, ["predict", str(tiny_bundle)])
     assert result.exit_code == 2 and "--file" in result.output
     result = runner.invoke(main, ["predict", str(tiny_bundle), "--top-k", "2", "x"])
-    assert result.exit_code == 2 and "'top_k' does not apply to a sequence tagger" in result.output
+    assert result.exit_code == 2 and "--top-k does not apply to a sequence tagger" in result.output
     result = runner.invoke(main, ["predict", str(tmp_path / "missing"), "x"])
     assert result.exit_code == 2 and "is not a model reference" in result.output
     # a missing --file: click's one-line error naming the option, no traceback

@@ -531,8 +531,11 @@ def test_a_text_pair_model_refuses_what_is_not_a_pair(tmp_path):
             pyfunc.predict(bad)
     with pytest.raises(MlflowException, match="'split_sentences' does not apply to a classifier of text pairs"):
         pyfunc.predict([["a", "b"]], params={"split_sentences": True})
-    with pytest.raises(ValueError, match="pairs"):
+    with pytest.raises(ValueError, match="text<TAB>text_pair"):
         save_bundle(model, tmp_path / "gold", ExportConfig(parity_sentences=["not a pair"]))
+    # the user's own check pairs, as the lines of a --parity-sentences file give them
+    own = save_bundle(model, tmp_path / "own", ExportConfig(parity_sentences=["A b .\tC d .", "E f .\tG h ."]))
+    assert own.manifest["parity"]["sentences"] == 2
 
 
 def test_predict_on_the_command_line_takes_pairs(tmp_path):
@@ -781,3 +784,49 @@ def test_candidate_labels_reach_a_served_tars_model_over_rest(tiny_bert, tmp_pat
         ]
         status, body = post_json(f"{url}/invocations", {"inputs": texts, "params": {"candidate_labels": ["a", "a"]}})
         assert status == 400 and "more than once" in str(body)
+
+
+def test_a_state_flair_would_read_otherwise_than_checked_is_refused(tmp_path):
+    """Review findings: a model.pt without its class, or naming embeddings under a key another model class reads,
+    would let Flair build what the allow-list never saw."""
+    import torch
+    from test_safe_loading import _rewrite_manifest
+
+    tagger = build_classic_tagger("words", use_crf=False)
+    for name, change, message in (
+        ("no class", lambda s: s.pop("__cls__"), "names no model class"),
+        (
+            "second key",
+            lambda s: s.__setitem__("document_embeddings", {"__cls__": "TransformerJitDocumentEmbeddings"}),
+            "TransformerJitDocumentEmbeddings",
+        ),
+        ("tasks", lambda s: s.update({"__cls__": "MultitaskModel", "model_states": {"t": "x"}}), "mapping of task"),
+    ):
+        info = save_bundle(tagger, tmp_path / name, ExportConfig(parity=GATE))
+        state = torch.load(info.path / "model.pt", weights_only=False)
+        change(state)
+        torch.save(state, info.path / "model.pt")
+        _rewrite_manifest(info.path, lambda manifest: None)
+        with pytest.raises((UnsafeModelFileError, UnsupportedModelError), match=message):
+            load_bundle(info.path)
+
+
+def test_request_details_the_review_found():
+    import numpy as np
+    import pandas as pd
+
+    from exporter.errors import InputError
+    from mlflow_flavor.inputs import normalize_pairs
+    from mlflow_flavor.pyfunc import parse_params
+
+    # numpy scalars (a caller without MLflow in between) are values like any other
+    assert parse_params({"top_k": np.int64(2)}, "text-classification")["top_k"] == 2
+    assert parse_params({"split_sentences": np.bool_(False)}, "text-classification")["top_k"] == 0
+    # Flair's TARS reads 'O' and 'x-...' as tags: such candidate labels would come back as other names
+    with pytest.raises(InputError, match="'e-commerce'"):
+        parse_params({"candidate_labels": ["sports", "e-commerce"]}, zero_shot=True)
+    # a mapping of pandas Series is a pair input too; a pair's refusal names the pair shapes
+    pairs = normalize_pairs({"text": pd.Series(["a", "b"]), "text_pair": pd.Series(["c", "d"])})
+    assert pairs == [("a", "c"), ("b", "d")]
+    with pytest.raises(InputError, match="text_pair"):
+        normalize_pairs([["a", 3]])

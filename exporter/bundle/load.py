@@ -22,14 +22,12 @@ from exporter.format.modelfile import (
     MODEL_FILE,
     PICKLE_NEEDS_OPT_IN,
     SUPPORTED_MODELS,
+    all_embeddings_classes,
     allow_pickle_from_env,
     check_task_classes,
-    embeddings_classes,
-    embeddings_key,
     load_state,
     quiet_model_init,
     restore_objects,
-    sub_states,
 )
 
 __all__ = ["OPT_IN_HINT", "load_bundle"]
@@ -103,12 +101,14 @@ def _read_state(path: Path, manifest: Mapping[str, Any], module: ModuleType, all
         )
     hint = _opt_in_hint(manifest)
     state = load_state(path / MODEL_FILE, allow_pickle=allow_pickle, opt_in_hint=hint)
-    recorded = state.get("__cls__", manifest["model_class"])
-    if recorded != manifest["model_class"]:
-        raise BundleError(f"{path}/{MODEL_FILE} holds a {recorded!r}, the manifest says {manifest['model_class']!r}.")
-    check_task_classes(state, f"{path}/{MODEL_FILE}")
+    check_task_classes(state, f"{path}/{MODEL_FILE}")  # a class named, a multitask model's tasks well formed
+    if state["__cls__"] != manifest["model_class"]:
+        raise BundleError(
+            f"{path}/{MODEL_FILE} holds a {state['__cls__']!r}, the manifest says {manifest['model_class']!r}."
+        )
     if not allow_pickle:
-        names = [name for _, sub in sub_states(state) for name in embeddings_classes(sub.get(embeddings_key(sub)))]
+        # under every key any model class reads: Flair reads the one of its class, whatever the checker would pick
+        names = all_embeddings_classes(state) or [None]
         refused = [name for name in names if name not in module.DATA_EMBEDDINGS]
         if refused:
             raise UnsafeModelFileError(

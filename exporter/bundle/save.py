@@ -88,7 +88,7 @@ def _parity_sentences(model: Any, config: ExportConfig) -> tuple[list, list | No
         if config.parity.gold_conll:
             raise ConfigError(
                 "gold_conll labels entities of single texts; a model of text pairs is checked against its "
-                "original on pairs: leave gold_conll out, or give parity_sentences as (text, text_pair) pairs."
+                "original on pairs: leave gold_conll out, or give parity_sentences as 'text<TAB>text_pair' strings."
             )
         if config.parity_sentences:
             return [_checked_pair(i, pair) for i, pair in enumerate(config.parity_sentences)], None
@@ -107,12 +107,14 @@ def _parity_sentences(model: Any, config: ExportConfig) -> tuple[list, list | No
     return check_sentences(config.parity.num_sentences), None
 
 
-def _checked_pair(index: int, pair: Any) -> tuple[str, str]:
-    if isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(t, str) for t in pair):
-        return pair[0], pair[1]
+def _checked_pair(index: int, text: str) -> tuple[str, str]:
+    """A check pair, given as ``text<TAB>text_pair`` (a line of a ``--parity-sentences`` file)."""
+    first, tab, second = text.partition("\t")
+    if tab and first.strip() and second.strip():
+        return first, second
     raise ConfigError(
-        f"parity_sentences[{index}] is {pair!r:.80}; a model of text pairs is checked on (text, text_pair) pairs "
-        "of strings."
+        f"parity_sentences[{index}] is {text!r:.80}; a model of text pairs is checked on pairs, each given as "
+        "'text<TAB>text_pair' (one per line in a --parity-sentences file)."
     )
 
 

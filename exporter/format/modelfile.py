@@ -56,6 +56,8 @@ __all__ = [
     "PLAIN_EMBEDDINGS",
     "SUPPORTED_MODELS",
     "TASK_MODELS",
+    "ALL_EMBEDDINGS_KEYS",
+    "all_embeddings_classes",
     "check_task_classes",
     "sub_states",
     "allow_pickle_from_env",
@@ -125,15 +127,43 @@ def sub_states(state: Mapping[str, Any]) -> list[tuple[str | None, Mapping[str, 
     return [(None, state)]
 
 
+#: every key under which a Flair model's state may keep embeddings (each model class reads one of them)
+ALL_EMBEDDINGS_KEYS = ("embeddings", "document_embeddings", "tars_embeddings")
+
+
 def check_task_classes(state: Mapping[str, Any], where: Any) -> None:
-    """Refuse a MultitaskModel state naming a model class outside :data:`TASK_MODELS` (Flair would build any
-    class its own registry knows)."""
+    """Refuse a state whose shape Flair would read otherwise than checked: a model class missing, a MultitaskModel
+    whose ``model_states`` is not a mapping of model states, or a task naming a class outside :data:`TASK_MODELS`
+    (Flair would build any class its own registry knows).
+
+    Raises:
+        UnsafeModelFileError: the state is malformed.
+        UnsupportedModelError: a task's class is not one flair-mlflow loads.
+    """
+    if not isinstance(state.get("__cls__"), str):
+        raise UnsafeModelFileError(f"{where} names no model class (__cls__): it is not a Flair model state.")
+    if state["__cls__"] == "MultitaskModel":
+        tasks = state.get("model_states")
+        if not isinstance(tasks, Mapping) or not tasks or not all(isinstance(s, Mapping) for s in tasks.values()):
+            raise UnsafeModelFileError(f"{where} holds a MultitaskModel without a mapping of task states.")
     for task, sub in sub_states(state):
         if task is not None and sub.get("__cls__") not in TASK_MODELS:
             raise UnsupportedModelError(
                 f"{where} holds a MultitaskModel whose task {task!r} is a {sub.get('__cls__')!r}; flair-mlflow "
                 f"loads tasks of {', '.join(TASK_MODELS)}."
             )
+
+
+def all_embeddings_classes(state: Mapping[str, Any]) -> list[Any]:
+    """Every embeddings class a state names, under every key any model class reads, in every task: the allow-list
+    checks all of them, whichever one Flair then reads."""
+    return [
+        name
+        for _, sub in sub_states(state)
+        for key in ALL_EMBEDDINGS_KEYS
+        if key in sub and sub[key] is not None
+        for name in embeddings_classes(sub[key])
+    ]
 
 
 #: Flair's embeddings whose state is plain data (tensors, numbers, strings, vocabularies, Flair's Dictionary) and
@@ -237,17 +267,21 @@ def restore_objects(state: dict[str, Any]) -> dict[str, Any]:
         if isinstance(kept, Mapping) and _STRATEGY_KEY in kept:
             import flair.models.relation_classifier_model as relations
 
-            name = kept[_STRATEGY_KEY]
-            if name not in ENCODING_STRATEGIES:
-                raise UnsafeModelFileError(f"The model names an encoding strategy {name!r} outside Flair's own.")
-            sub["encoding_strategy"] = getattr(relations, name)(add_special_tokens=bool(kept["add_special_tokens"]))
+            name, special = kept[_STRATEGY_KEY], kept.get("add_special_tokens")
+            if name not in ENCODING_STRATEGIES or not isinstance(special, bool):
+                raise UnsafeModelFileError(
+                    f"The model names an encoding strategy {name!r} (add_special_tokens={special!r}); flair-mlflow "
+                    f"rebuilds Flair's own ({', '.join(ENCODING_STRATEGIES)}) with a true/false setting."
+                )
+            sub["encoding_strategy"] = getattr(relations, name)(add_special_tokens=special)
     return state
 
 
 def save_plain(model: Any, path: str | Path) -> Path:
     """Save a Flair model as a ``.pt`` that loads as plain data (no code run, no warning): its state without
-    Flair's lookup caches (:func:`plain_state`), in a pickle the safe reader parses; Flair's ``Model.load`` reads
-    it too."""
+    Flair's lookup caches (:func:`plain_state`), in a pickle the safe reader parses. Flair's ``Model.load`` reads
+    it too, but for a RelationClassifier's (its entity markers are kept as data: load it with
+    :func:`load_flair_model`, which rebuilds them)."""
     import torch
 
     path = Path(path)

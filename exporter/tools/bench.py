@@ -239,7 +239,8 @@ def _encoder_dims(model: Any) -> tuple[int, int, int] | None:
     """Hidden size, layers and intermediate size of a BERT-style encoder, when the model says."""
     from transformers import AutoConfig
 
-    if is_pair_model(model) or is_multitask(model):  # encoder calls of other shapes than one text each
+    # encoder calls of other shapes than one text each (pairs, every task, TARS: label and text, once per label)
+    if is_pair_model(model) or is_multitask(model) or type(model).__name__.startswith("TARS"):
         return None
     config = getattr(getattr(model_embeddings(model), "model", None), "config", None)
     hidden = getattr(config, "hidden_size", None)

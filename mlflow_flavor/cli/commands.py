@@ -42,7 +42,7 @@ from exporter.tools.int8_report import (
     recipe_markdown,
 )
 from mlflow_flavor.cli.job import DEMO, DEMO_CLASSIFIER, resolve_model_path, run_log_job
-from mlflow_flavor.cli.terms import in_cli_terms
+from mlflow_flavor.cli.terms import PARAM_FLAGS, in_cli_terms, params_in_cli_terms
 from mlflow_flavor.fetch import fetch_model, locate_reference, verify_reference
 from mlflow_flavor.loading import check_model_config
 from mlflow_flavor.redact import redact
@@ -533,8 +533,30 @@ def predict(
         if loaded.task in PAIR_TASKS
         else list(texts)
     )
-    answers = loaded.predictor.predict(inputs, params=params or None)
+    _refuse_undeclared(loaded.predictor, params)
+    try:
+        answers = loaded.predictor.predict(inputs, params=params or None)
+    except Exception as e:  # the pyfunc's refusal (an MlflowException): said with predict's flags
+        if type(e).__name__ != "MlflowException" and not isinstance(e, FlairMlflowError):
+            raise
+        raise click.UsageError(params_in_cli_terms(redact(getattr(e, "message", str(e))))) from None
     click.echo(json.dumps(answers, indent=2, ensure_ascii=False))
+
+
+def _refuse_undeclared(predictor: Any, params: Mapping[str, Any]) -> None:
+    """A param the model's signature does not declare (a model logged by an older flair-mlflow) would be dropped by
+    MLflow with a warning: refuse it instead, saying why."""
+    signature = getattr(getattr(predictor, "metadata", None), "signature", None)
+    if signature is None or signature.params is None:
+        return
+    declared = {p.name for p in signature.params.params}
+    missing = [name for name in params if name not in declared]
+    if missing:
+        flags = ", ".join(PARAM_FLAGS.get(name, name) for name in missing)
+        raise click.UsageError(
+            f"This model's signature does not declare {flags} (it was logged by an earlier flair-mlflow), so MLflow "
+            "would ignore it: log the model again to use it."
+        )
 
 
 def _pairs(texts: tuple[str, ...], from_lines: bool) -> list[list[str]]:

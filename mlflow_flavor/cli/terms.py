@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["PROJECT_PARAMETERS", "in_cli_terms"]
+__all__ = ["PARAM_FLAGS", "PROJECT_PARAMETERS", "in_cli_terms", "params_in_cli_terms"]
 
 #: the export options the MLflow project's entry points take as ``-P`` parameters (see MLproject)
 PROJECT_PARAMETERS = ("backend", "quantize", "optimize", "precision", "parity_sentences", "gold_conll")
@@ -25,6 +25,29 @@ _NAMES = {
     "gold_conll": "--gold-conll",
     "min_tag_agreement": "--min-agreement",
 }
+
+
+#: the pyfunc's request params as ``flair-mlflow predict`` takes them (``output`` has no flag: it shapes JSON)
+PARAM_FLAGS = {
+    "mini_batch_size": "--mini-batch-size",
+    "return_tokens": "--return-tokens",
+    "min_score": "--min-score",
+    "top_k": "--top-k",
+    "split_sentences": "--split-sentences",
+    "candidate_labels": "--label",
+}
+
+
+def params_in_cli_terms(message: str) -> str:
+    """A pyfunc refusal as ``flair-mlflow predict`` says it: each param by its flag (``'top_k'`` -> ``--top-k``),
+    the list of a model's params as flags, without ``output``."""
+    message = re.sub(r"'(\w+)'", lambda m: PARAM_FLAGS.get(m.group(1), m.group(0)), message)
+
+    def flags(match: re.Match) -> str:
+        names = [n.strip() for n in match.group(2).split(",")]
+        return match.group(1) + ", ".join(PARAM_FLAGS[n] for n in names if n in PARAM_FLAGS)
+
+    return re.sub(r"((?:its|allowed|this model's) parameters: )([\w, ]+)", flags, message)
 
 
 def in_cli_terms(message: str, project: bool = False) -> str:
@@ -47,5 +70,5 @@ def in_cli_terms(message: str, project: bool = False) -> str:
         message = message.replace(python, cli)
     for python, cli in _NAMES.items():
         name = f"-P {python}" if project and python in PROJECT_PARAMETERS else cli
-        message = re.sub(rf"(?<![\w-]){python}(?![\w=])", name, message)
+        message = re.sub(rf"(?<![\w./\\-]){python}(?![\w=./\\])", name, message)  # not inside a path
     return message
