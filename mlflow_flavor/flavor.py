@@ -536,6 +536,7 @@ def _add_flavors(mlflow_model: Any, info: Any, code_subpath: str, model_config: 
         code=code_subpath,
         backend=manifest["backend"],
         task=manifest["task"],
+        **({"tasks": manifest["tasks"]} if manifest.get("tasks") else {}),  # a multitask model's, in order
         model_class=manifest["model_class"],
         tag_type=manifest.get("tag_type"),
         manifest_sha256=info.manifest_sha256,

@@ -36,6 +36,7 @@ __all__ = [
     "SPARK_CLASSIFIER_RESULT_TYPE",
     "SPARK_RESULT_TYPE",
     "SPARK_VALUE_RESULT_TYPE",
+    "spark_result_type",
     "FlairPyfuncModel",
     "SERVING_KEYS",
     "ServingOptions",
@@ -99,6 +100,29 @@ SPARK_VALUE_RESULT_TYPE = "double"
 SPARK_RESULT_TYPE = "entities array<struct<text: string, label: string, start: bigint, end: bigint, score: double>>"
 #: The same for text classifiers: one struct per text whose field ``labels`` is the array of label structs.
 SPARK_CLASSIFIER_RESULT_TYPE = "labels array<struct<label: string, score: double>>"
+_SPARK_ENTITY = "array<struct<text: string, label: string, start: bigint, end: bigint, score: double>>"
+_SPARK_LABEL = "array<struct<label: string, score: double>>"
+_SPARK_SPAN = "struct<text: string, start: bigint, end: bigint, label: string>"
+_SPARK_RELATION = f"array<struct<head: {_SPARK_SPAN}, tail: {_SPARK_SPAN}, label: string, score: double>>"
+
+
+def spark_result_type(flavor: Mapping[str, Any]) -> str:
+    """``result_type`` for ``mlflow.pyfunc.spark_udf`` of a model, from its flair_mlflow flavor section (MLflow's
+    ``get_model_info(uri).flavors["flair_mlflow"]``): with ``params={"output": "records"}`` for taggers and
+    classifiers; a multitask model's struct has one field per task; a regressor of pairs answers a double."""
+    task = flavor.get("task") or SEQUENCE_TAGGING
+    if task == MULTITASK:
+        kinds = {
+            SEQUENCE_TAGGING: _SPARK_ENTITY,
+            RELATION_EXTRACTION: _SPARK_RELATION,
+            TEXT_CLASSIFICATION: _SPARK_LABEL,
+        }
+        return ", ".join(f"{t['name']} {kinds[t['task']]}" for t in flavor.get("tasks") or ())
+    if task == TEXT_PAIR_REGRESSION:
+        return SPARK_VALUE_RESULT_TYPE
+    return (
+        SPARK_CLASSIFIER_RESULT_TYPE if task in (TEXT_CLASSIFICATION, TEXT_PAIR_CLASSIFICATION) else SPARK_RESULT_TYPE
+    )
 
 
 @dataclass(frozen=True)

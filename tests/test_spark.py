@@ -98,3 +98,30 @@ def test_spark_udf_scores_text_pairs_with_a_regressor(spark, tracking):
     frame = spark.createDataFrame([(i, a, b) for i, (a, b) in enumerate(pairs)], ["id", "text", "text_pair"])
     rows = frame.withColumn("similarity", udf("text", "text_pair")).orderBy("id").collect()
     assert [row["similarity"] for row in rows] == pytest.approx(expected, rel=1e-4)
+
+
+def test_spark_udf_scores_entities_and_relations_with_the_type_the_model_gives(spark, tracking):
+    """A relation extractor logged with its tagger: spark_result_type(flavor) gives one struct field per task."""
+    from tinymodels import build_classic_tagger, build_relation_extractor
+
+    import mlflow_flavor
+    from mlflow_flavor.pyfunc import spark_result_type
+
+    with mlflow.start_run():
+        mlflow_flavor.log_model(
+            build_relation_extractor(),
+            name="model",
+            tagger=build_classic_tagger("words", use_crf=False),
+            registered_model_name="relations",
+            parity_sentences=TEXTS[:2] + TEXTS[3:],
+        )
+    uri = "models:/relations/1"
+    result_type = spark_result_type(mlflow.models.get_model_info(uri).flavors["flair_mlflow"])
+    assert result_type.startswith("entities array<struct<") and ", relations array<struct<head: struct<" in result_type
+    expected = mlflow.pyfunc.load_model(uri).predict(TEXTS)
+    udf = mlflow.pyfunc.spark_udf(spark, uri, env_manager="local", result_type=result_type)
+    frame = spark.createDataFrame([(i, t) for i, t in enumerate(TEXTS)], ["id", "text"])
+    rows = frame.withColumn("answer", udf("text")).orderBy("id").collect()
+    got = [[(r.head.text, r.tail.text, r.label) for r in row["answer"].relations] for row in rows]
+    assert got == [[(r["head"]["text"], r["tail"]["text"], r["label"]) for r in a["relations"]] for a in expected]
+    assert any(got)
