@@ -23,6 +23,8 @@ __all__ = ["PAIR_COLUMN", "TEXT_COLUMN", "check_text", "describe", "normalize_pa
 TEXT_COLUMN = "text"
 #: the column of each pair's second text
 PAIR_COLUMN = "text_pair"
+#: the input shapes a model of texts takes, and one of pairs: said in each refusal
+_TEXT_SHAPES = f"Send a DataFrame with a string column '{TEXT_COLUMN}', a list of strings, or a single string."
 _SHAPES = (
     f"Send a DataFrame with string columns '{TEXT_COLUMN}' and '{PAIR_COLUMN}', a list of [text, text_pair] "
     "pairs, or one such pair."
@@ -32,9 +34,6 @@ _SHAPES = (
 def describe(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-_TEXT_SHAPES = f"Send a DataFrame with a string column '{TEXT_COLUMN}', a list of strings, or a single string."
 
 
 def check_text(index: int, value: Any, shapes: str = _TEXT_SHAPES) -> str:
@@ -81,10 +80,7 @@ def normalize_texts(model_input: Any) -> list[str]:
     elif isinstance(model_input, Mapping) and TEXT_COLUMN in model_input:
         return normalize_texts(model_input[TEXT_COLUMN])
     else:
-        raise InputError(
-            f"Unsupported input of type {type(model_input).__name__}. Send a DataFrame with a string column "
-            f"'{TEXT_COLUMN}', a list of strings, or a single string."
-        )
+        raise InputError(f"Unsupported input of type {type(model_input).__name__}. {_TEXT_SHAPES}")
     return [check_text(i, v) for i, v in enumerate(values)]
 
 

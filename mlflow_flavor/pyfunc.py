@@ -27,6 +27,7 @@ from exporter.config import (
     check_integer,
 )
 from exporter.errors import ConfigError, InputError
+from exporter.format.modelfile import ZERO_SHOT_MODELS
 from mlflow_flavor.batching import AdaptiveBatcher
 from mlflow_flavor.boundary import mlflow_errors
 from mlflow_flavor.inputs import describe, normalize_pairs, normalize_texts
@@ -86,22 +87,19 @@ TASK_NAMES = {
     TEXT_PAIR_REGRESSION: "regressor of text pairs",
     MULTITASK: "multitask model",
 }
-#: Flair's zero-shot models: they take ``candidate_labels`` (the labels to answer for, instead of their
-#: current task's); no other model class does.
-ZERO_SHOT_MODELS = ("TARSClassifier", "TARSTagger")
 #: The most candidate labels one request may give (a TARS model runs once per label and text) and their length.
 MAX_CANDIDATE_LABELS = 64
 MAX_LABEL_CHARS = 200
 
 #: ``result_type`` for a regressor of text pairs: one number per pair.
 SPARK_VALUE_RESULT_TYPE = "double"
-#: ``result_type`` for ``mlflow.pyfunc.spark_udf`` with ``params={"output": "records"}``: one struct per
-#: text whose field ``entities`` is the array of entity structs.
-SPARK_RESULT_TYPE = "entities array<struct<text: string, label: string, start: bigint, end: bigint, score: double>>"
-#: The same for text classifiers: one struct per text whose field ``labels`` is the array of label structs.
-SPARK_CLASSIFIER_RESULT_TYPE = "labels array<struct<label: string, score: double>>"
 _SPARK_ENTITY = "array<struct<text: string, label: string, start: bigint, end: bigint, score: double>>"
 _SPARK_LABEL = "array<struct<label: string, score: double>>"
+#: ``result_type`` for ``mlflow.pyfunc.spark_udf`` with ``params={"output": "records"}``: one struct per
+#: text whose field ``entities`` is the array of entity structs.
+SPARK_RESULT_TYPE = f"entities {_SPARK_ENTITY}"
+#: The same for text classifiers: one struct per text whose field ``labels`` is the array of label structs.
+SPARK_CLASSIFIER_RESULT_TYPE = f"labels {_SPARK_LABEL}"
 _SPARK_SPAN = "struct<text: string, start: bigint, end: bigint, label: string>"
 _SPARK_RELATION = f"array<struct<head: {_SPARK_SPAN}, tail: {_SPARK_SPAN}, label: string, score: double>>"
 
@@ -447,19 +445,19 @@ class FlairPyfuncModel:
         """
         mini_batch_size, all_probabilities, candidate_labels = key
         extra = {"return_probabilities_for_all_classes": True} if all_probabilities else {}
-        if candidate_labels:
-            with _zero_shot_task(self.model, candidate_labels):
-                return self._predict_sentences(sentences, mini_batch_size, extra)
-        return self._predict_sentences(sentences, mini_batch_size, extra)
-
-    def _predict_sentences(self, sentences: Sequence[Any], mini_batch_size: int, extra: dict[str, Any]) -> Any:
-        short = [s for s in sentences if 0 < len(s) <= LONG_SENTENCE_WORDS]
-        if short:
-            self.model.predict(short, mini_batch_size=mini_batch_size, **extra)
-        for sentence in sentences:
-            if len(sentence) > LONG_SENTENCE_WORDS:
-                self.model.predict([sentence], mini_batch_size=1, **extra)
+        zero_shot = _zero_shot_task(self.model, candidate_labels) if candidate_labels else contextlib.nullcontext()
+        with zero_shot:
+            short = [s for s in sentences if 0 < len(s) <= LONG_SENTENCE_WORDS]
+            if short:
+                self.model.predict(short, mini_batch_size=mini_batch_size, **extra)
+            for sentence in sentences:
+                if len(sentence) > LONG_SENTENCE_WORDS:
+                    self.model.predict([sentence], mini_batch_size=1, **extra)
         return sentences
+
+    def _batch_key(self, options: Mapping[str, Any]) -> Hashable:
+        """What a model run depends on besides its sentences: requests merge only when it is the same."""
+        return (options["mini_batch_size"], bool(self.classifier and options["top_k"]), options["candidate_labels"])
 
     def _labels(self, sentence: Any, options: Mapping[str, Any], label_type: str) -> list[dict[str, Any]]:
         """A text classifier's answer for one text: labels sorted by score, cut by ``top_k`` and ``min_score``."""
@@ -477,17 +475,13 @@ class FlairPyfuncModel:
         documents = [_documents(t, options["split_sentences"]) for t in texts]
         sentences = [s for document in documents for s in document]
         if sentences:
-            # requests merge only with requests that make Flair compute the same way
-            candidates = options["candidate_labels"]
-            key = (options["mini_batch_size"], bool(self.classifier and options["top_k"]), candidates)
-            self.batcher.submit(key, sentences)
+            self.batcher.submit(self._batch_key(options), sentences)
         # a zero-shot request's labels are under the label type Flair gives its ad-hoc task
         label_type = zero_shot_label_type(options["candidate_labels"]) or self.tag_type
         if self.task == MULTITASK:
             return [self._multitask_answer(text, document, options) for text, document in zip(texts, documents)]
         if self.classifier:
-            labels = [self._labels(d[0] if d else None, options, label_type) for d in documents]
-            return [{"labels": x} for x in labels] if options["output"] == "records" else labels
+            return _shaped([self._labels(d[0] if d else None, options, label_type) for d in documents], options)
         return [self._tagger_answer(text, document, options, label_type) for text, document in zip(texts, documents)]
 
     def _check_count(self, count: int) -> None:
@@ -508,13 +502,10 @@ class FlairPyfuncModel:
         separately = getattr(self.model, "embed_separately", False)
         answerable = [p for p in points if len(p.first) and len(p.second)] if separately else points
         if answerable:
-            key = (options["mini_batch_size"], bool(self.classifier and options["top_k"]), ())
-            self.batcher.submit(key, answerable)
+            self.batcher.submit(self._batch_key(options), answerable)
         if self.classifier:
-            labels = [self._labels(point, options, self.tag_type) for point in points]
-            return [{"labels": x} for x in labels] if options["output"] == "records" else labels
-        values = [_value(point, self.tag_type) for point in points]
-        return [{"value": x} for x in values] if options["output"] == "records" else values
+            return _shaped([self._labels(point, options, self.tag_type) for point in points], options)
+        return _shaped([_value(point, self.tag_type) for point in points], options, field="value")
 
     def _multitask_answer(self, text: str, document: list[Any], options: Mapping[str, Any]) -> dict[str, Any]:
         """Every task's answer for one text under the task's name: entities, labels or relations."""
@@ -543,6 +534,11 @@ class FlairPyfuncModel:
             tokens = [t for s in document for t in _tokens(s, text, label_type, offsets)]
             return {"entities": entities, "tokens": tokens}
         return {"entities": entities} if options["output"] == "records" else entities
+
+
+def _shaped(answers: list[Any], options: Mapping[str, Any], field: str = "labels") -> list[Any]:
+    """Answers as the request's ``output`` asks: as they are, or ``records`` (``{field: answer}`` per input)."""
+    return [{field: answer} for answer in answers] if options["output"] == "records" else answers
 
 
 def _value(point: Any, label_type: str) -> float | None:

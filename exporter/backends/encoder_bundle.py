@@ -77,9 +77,9 @@ def _write_model_files(model: Any, embeddings: Any, directory: Path) -> None:
     embeddings.tokenizer.save_pretrained(str(directory / TOKENIZER_DIR))
     state = model_state(model)
     state[embeddings_key(state)] = None
-    # the transformer's weights (a TARS model keeps them under its inner classifier)
-    prefixes = ("embeddings.", "tars_model.embeddings.")
-    state["state_dict"] = OrderedDict((k, v) for k, v in state["state_dict"].items() if not k.startswith(prefixes))
+    # the transformer's weights, wherever the model keeps its embeddings (a TARS model: in its inner classifier)
+    prefix = next(name for name, module in model.named_modules() if module is embeddings) + "."
+    state["state_dict"] = OrderedDict((k, v) for k, v in state["state_dict"].items() if not k.startswith(prefix))
     torch.save(state, directory / MODEL_FILE)  # protocol 2: what torch.load(weights_only=True) reads
 
 

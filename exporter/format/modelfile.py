@@ -56,6 +56,7 @@ __all__ = [
     "PLAIN_EMBEDDINGS",
     "SUPPORTED_MODELS",
     "TASK_MODELS",
+    "ZERO_SHOT_MODELS",
     "ALL_EMBEDDINGS_KEYS",
     "all_embeddings_classes",
     "check_task_classes",
@@ -101,6 +102,11 @@ SUPPORTED_MODELS = {
     # several models over the same texts, each answering under its task name (see TASK_MODELS)
     "MultitaskModel": MULTITASK,
 }
+#: Flair's zero-shot models: they answer for labels a request gives (``candidate_labels``), besides their task's
+ZERO_SHOT_MODELS = ("TARSClassifier", "TARSTagger")
+#: every key under which a Flair model's state may keep embeddings (each model class reads one of them: taggers
+#: the first, the default)
+ALL_EMBEDDINGS_KEYS = ("embeddings", "document_embeddings", "tars_embeddings")
 #: the models a MultitaskModel may hold, in the order it runs them: models of single texts, and Flair's
 #: RelationExtractor, which reads the entities a tagger before it labeled (alone it has nothing to read)
 TASK_MODELS = {
@@ -125,10 +131,6 @@ def sub_states(state: Mapping[str, Any]) -> list[tuple[str | None, Mapping[str, 
     if state.get("__cls__") == "MultitaskModel" and isinstance(state.get("model_states"), Mapping):
         return list(state["model_states"].items())
     return [(None, state)]
-
-
-#: every key under which a Flair model's state may keep embeddings (each model class reads one of them)
-ALL_EMBEDDINGS_KEYS = ("embeddings", "document_embeddings", "tars_embeddings")
 
 
 def check_task_classes(state: Mapping[str, Any], where: Any) -> None:
@@ -221,10 +223,6 @@ def plain_state(value: Any) -> Any:
     return value
 
 
-#: where a Flair model's state keeps its embeddings: classifiers, TARS models, taggers (the default)
-_EMBEDDINGS_KEYS = ("document_embeddings", "tars_embeddings")
-
-
 def model_state(model: Any) -> dict[str, Any]:
     """Flair's state of ``model`` as plain data (:func:`plain_state`). One model keeps a module object in it:
     ``TextPairRegressor``'s ``decoder``, which Flair rebuilds itself (a ``Linear`` to one value) when the state
@@ -292,7 +290,7 @@ def save_plain(model: Any, path: str | Path) -> Path:
 def embeddings_key(state: Mapping[str, Any]) -> str:
     """Where a Flair model's state keeps its embeddings: taggers say ``embeddings``, classifiers
     ``document_embeddings``, TARS models ``tars_embeddings``."""
-    return next((key for key in _EMBEDDINGS_KEYS if key in state), "embeddings")
+    return next((key for key in ALL_EMBEDDINGS_KEYS[1:] if key in state), ALL_EMBEDDINGS_KEYS[0])
 
 
 def model_embeddings(model: Any) -> Any:

@@ -17,7 +17,14 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from exporter.config import SEQUENCE_TAGGING, TEXT_CLASSIFICATION, TEXT_PAIR_CLASSIFICATION, ParityConfig
+from exporter.config import (
+    PAIR_TASKS,
+    SEQUENCE_TAGGING,
+    TEXT_CLASSIFICATION,
+    TEXT_PAIR_CLASSIFICATION,
+    TEXT_PAIR_REGRESSION,
+    ParityConfig,
+)
 from exporter.errors import ParityError
 from exporter.format.modelfile import SUPPORTED_MODELS, model_embeddings
 from exporter.format.tasks import is_multitask, task_models
@@ -166,9 +173,13 @@ def _sentence(text: str | Sequence[str]) -> Any:
     return Sentence(text if isinstance(text, str) else list(text))
 
 
+def _task_of(model: Any) -> str | None:
+    return SUPPORTED_MODELS.get(type(model).__name__)
+
+
 def is_pair_model(model: Any) -> bool:
     """Whether ``model`` answers pairs of texts (Flair's TextPairClassifier, TextPairRegressor)."""
-    return type(model).__name__ in ("TextPairClassifier", "TextPairRegressor")
+    return _task_of(model) in PAIR_TASKS
 
 
 #: a regressor's two values agree when they differ by at most this, relative to the value (1 below 1): float
@@ -178,7 +189,7 @@ VALUE_TOLERANCE = 1e-3
 
 def is_regressor(model: Any) -> bool:
     """Whether ``model`` answers a number (Flair's TextPairRegressor) rather than labels."""
-    return type(model).__name__ == "TextPairRegressor"
+    return _task_of(model) == TEXT_PAIR_REGRESSION
 
 
 def same_values(values_a: list[set], values_b: list[set]) -> float:
@@ -325,7 +336,7 @@ def _compare(
     if value_diff is not None:
         report["max_abs_value_diff"] = value_diff
         report["value_tolerance"] = VALUE_TOLERANCE
-    if SUPPORTED_MODELS.get(type(original).__name__) in (TEXT_CLASSIFICATION, TEXT_PAIR_CLASSIFICATION):
+    if measure_of(original) == "label":
         report["max_label_score_diff"] = max_score_diff(
             [label_scores(s, tag_type) for s in a], [label_scores(s, tag_type) for s in b]
         )
@@ -375,7 +386,7 @@ MEASURES = {SEQUENCE_TAGGING: "entity", TEXT_CLASSIFICATION: "label", TEXT_PAIR_
 
 def measure_of(model: Any) -> str:
     """What the parity gate compares for ``model``: ``entity``, ``label`` or ``answer``."""
-    return MEASURES.get(SUPPORTED_MODELS.get(type(model).__name__), "answer")
+    return MEASURES.get(_task_of(model), "answer")
 
 
 def parity_keys(measure: str) -> dict[str, str]:

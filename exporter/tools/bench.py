@@ -47,6 +47,7 @@ from exporter.format.manifest import library_versions
 from exporter.format.modelfile import (
     PICKLE_NEEDS_OPT_IN,
     SUPPORTED_MODELS,
+    ZERO_SHOT_MODELS,
     load_flair_model,
     model_embeddings,
     save_plain,
@@ -240,7 +241,7 @@ def _encoder_dims(model: Any) -> tuple[int, int, int] | None:
     from transformers import AutoConfig
 
     # encoder calls of other shapes than one text each (pairs, every task, TARS: label and text, once per label)
-    if is_pair_model(model) or is_multitask(model) or type(model).__name__.startswith("TARS"):
+    if is_pair_model(model) or is_multitask(model) or type(model).__name__ in ZERO_SHOT_MODELS:
         return None
     config = getattr(getattr(model_embeddings(model), "model", None), "config", None)
     hidden = getattr(config, "hidden_size", None)

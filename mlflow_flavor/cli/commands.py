@@ -97,16 +97,25 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except Exception as e:
-            # MLflow's errors too, without importing MLflow (seconds) for commands that stop before they need it
-            mlflow_errors = sys.modules.get("mlflow.exceptions")
-            if not isinstance(e, FlairMlflowError) and not (
-                mlflow_errors and isinstance(e, mlflow_errors.MlflowException)
-            ):
+            if not _ours_to_say(e):
                 raise
-
-            project = bool((ctx.obj or {}).get("from_project"))
-            click.echo(f"Error: {in_cli_terms(redact(str(e)), project=project)}", err=True)
+            click.echo(f"Error: {in_cli_terms(redact(str(e)), project=_from_project(ctx))}", err=True)
             ctx.exit(2)
+
+
+def _ours_to_say(error: Exception) -> bool:
+    """Whether ``error`` is a refusal to print in one line (ours, or MLflow's: checked without importing MLflow,
+    seconds, for commands that stop before they need it), rather than a bug to show with its traceback."""
+    mlflow_errors = sys.modules.get("mlflow.exceptions")
+    return isinstance(error, FlairMlflowError) or bool(
+        mlflow_errors and isinstance(error, mlflow_errors.MlflowException)
+    )
+
+
+def _from_project(ctx: click.Context | None = None) -> bool:
+    """Whether the MLflow project runs this command (its messages then name ``-P`` parameters)."""
+    ctx = ctx or click.get_current_context()
+    return bool((ctx.find_root().obj or {}).get("from_project"))
 
 
 @click.group(cls=_Group)
@@ -249,8 +258,9 @@ def _export_config(options: Mapping[str, Any]):
     except ConfigError as e:
         if e.option not in _OPTION_OF_FIELD:
             raise
-        project = bool((click.get_current_context().obj or {}).get("from_project"))
-        raise click.BadParameter(in_cli_terms(str(e), project=project), param_hint=_OPTION_OF_FIELD[e.option]) from None
+        raise click.BadParameter(
+            in_cli_terms(str(e), project=_from_project()), param_hint=_OPTION_OF_FIELD[e.option]
+        ) from None
     _check_fp16(config)
     return config
 
@@ -537,7 +547,7 @@ def predict(
     try:
         answers = loaded.predictor.predict(inputs, params=params or None)
     except Exception as e:  # the pyfunc's refusal (an MlflowException): said with predict's flags
-        if type(e).__name__ != "MlflowException" and not isinstance(e, FlairMlflowError):
+        if not _ours_to_say(e):
             raise
         raise click.UsageError(params_in_cli_terms(redact(getattr(e, "message", str(e))))) from None
     click.echo(json.dumps(answers, indent=2, ensure_ascii=False))
