@@ -108,6 +108,14 @@ class RuntimeOptions:
             default) leaves it to the buckets. With 1, every row runs alone at its own length, so an int8
             graph that takes its activation scale from each call (``int8-dynamic``) gives a text the same
             entities in any batch (``exporter.runtime.buckets.run_in_groups``).
+        batch_invariant: a text's answer must not depend on what it is batched with. Every text runs padded
+            to a width of its own (its length rounded up on a fixed grid) in encoder calls of texts of that
+            same width, so its hidden states, hence its tags and scores, are bit for bit the same alone, in a
+            client's batch or merged with other requests (``exporter.runtime.buckets.canonical_width``). None
+            (the default): on whenever ``length_buckets`` is; true with ``length_buckets`` off is refused
+            (batches padded as Flair pads them depend on their longest text); false: the cheapest groups,
+            whose padding depends on the batch. An int8 graph that takes its activation scale per call
+            (``int8-dynamic``) also needs ``max_call_rows=1``.
 
     Session settings (threads, optimization level, ``allow_spinning``) apply to the ``onnx`` and
     ``flair-onnx`` backends; ``length_buckets`` to ``onnx``, ``torchscript`` and ``torch`` (Flair's own
@@ -124,6 +132,7 @@ class RuntimeOptions:
     length_buckets: bool = True
     encoder_workers: int = 1
     max_call_rows: int = 0
+    batch_invariant: bool | None = None
 
     def __post_init__(self) -> None:
         providers = self.providers
@@ -141,11 +150,28 @@ class RuntimeOptions:
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}.", name)
         check_integer("encoder_workers", self.encoder_workers, 1)
         _positive_or_zero("max_call_rows", self.max_call_rows)
+        if self.batch_invariant is not None and not isinstance(self.batch_invariant, bool):
+            raise ConfigError(
+                f"batch_invariant must be true, false or null (on with length_buckets), got {self.batch_invariant!r}.",
+                "batch_invariant",
+            )
+        if self.batch_invariant and not self.length_buckets:
+            raise ConfigError(
+                "batch_invariant=true needs length_buckets: with length_buckets=false every batch is padded to its "
+                "longest text, so a text's numbers depend on its neighbours. Leave length_buckets on, or set "
+                "batch_invariant=false.",
+                "batch_invariant",
+            )
         if self.graph_optimization_level not in GRAPH_OPTIMIZATION_LEVELS:
             raise ConfigError(
                 f"graph_optimization_level must be one of {', '.join(GRAPH_OPTIMIZATION_LEVELS)}, "
                 f"got {self.graph_optimization_level!r}."
             )
+
+    @property
+    def invariant_batches(self) -> bool:
+        """Whether texts run at their canonical widths (``batch_invariant``, or by default ``length_buckets``)."""
+        return self.length_buckets if self.batch_invariant is None else self.batch_invariant
 
     def session_options_dict(self) -> dict[str, Any]:
         return {

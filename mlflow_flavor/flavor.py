@@ -94,6 +94,7 @@ RUNTIME_MODULES = (
     "exporter.runtime.charlm",
     "exporter.runtime.embeddings",
     "exporter.runtime.fastpath",
+    "exporter.runtime.invariance",
     "exporter.runtime.settings",
     "mlflow_flavor",
     "mlflow_flavor.batching",

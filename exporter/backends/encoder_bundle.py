@@ -101,7 +101,13 @@ def assemble_model(
 
     settings = EmbeddingSettings.from_dict(manifest["embeddings"])
     tokenizer = AutoTokenizer.from_pretrained(str(directory / TOKENIZER_DIR))
-    batching = Batching(runtime.length_buckets, runtime.encoder_workers, runtime.max_call_rows)
+    batching = Batching(
+        runtime.length_buckets,
+        runtime.encoder_workers,
+        runtime.max_call_rows,
+        invariant=runtime.invariant_batches,
+        width_limit=settings.model_max_length,
+    )
     embeddings = build_accelerated_embeddings(settings, tokenizer, encoder, batching)
     state.pop("__cls__", None)
     state[embeddings_key(state)] = embeddings

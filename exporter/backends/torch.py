@@ -100,7 +100,7 @@ def load(
     """Flair's own model from its state, its transformer run in length buckets unless ``runtime`` says not."""
     model = model_cls.load(state)
     if runtime.length_buckets:
-        add_length_buckets(model)
+        add_length_buckets(model, invariant=runtime.invariant_batches)
     return model
 
 
@@ -112,12 +112,17 @@ def _bucketed_forward(self: torch.nn.Module, input_ids: torch.Tensor, attention_
     def encoder(ids: torch.Tensor, mask: torch.Tensor):
         return original(self, ids, attention_mask=mask)[-1]
 
-    return (tuple(run_in_groups(encoder, input_ids, attention_mask, self.config.hidden_size)),)
+    invariant, width_limit = getattr(self, _MARK)
+    hidden = run_in_groups(
+        encoder, input_ids, attention_mask, self.config.hidden_size, invariant=invariant, width_limit=width_limit
+    )
+    return (tuple(hidden),)
 
 
-def add_length_buckets(model: Any) -> bool:
+def add_length_buckets(model: Any, invariant: bool = True) -> bool:
     """Run the transformer of ``model`` (a Flair tagger or classifier) in length buckets, when its
-    embeddings are Flair's plain ``TransformerWordEmbeddings`` / ``TransformerDocumentEmbeddings``.
+    embeddings are Flair's plain ``TransformerWordEmbeddings`` / ``TransformerDocumentEmbeddings``;
+    with ``invariant``, every text at its canonical width (``RuntimeOptions.batch_invariant``).
     Returns whether it did; static shapes (``force_max_length``) and other embeddings are left alone."""
     from flair.embeddings import TransformerDocumentEmbeddings, TransformerWordEmbeddings
 
@@ -133,7 +138,7 @@ def add_length_buckets(model: Any) -> bool:
         return False
     # bound to this instance: deepcopy rebinds it to the copy; the state dict does not see it
     transformer.forward = types.MethodType(_bucketed_forward, transformer)
-    setattr(transformer, _MARK, True)
+    setattr(transformer, _MARK, (invariant, int(embeddings.tokenizer.model_max_length)))
     return True
 
 

@@ -8,6 +8,7 @@ logged model needs at load time; writing is ``exporter.bundle.save``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
@@ -31,6 +32,8 @@ from exporter.format.modelfile import (
 )
 
 __all__ = ["OPT_IN_HINT", "load_bundle"]
+
+log = logging.getLogger(__name__)
 
 OPT_IN_HINT = (
     "If you trust where this bundle came from, load it with allow_pickle=True (exporter.load_bundle, "
@@ -78,8 +81,27 @@ def load_bundle(
     with quiet_model_init():
         model = module.load(path, manifest, options, state, model_cls)
     model.eval()
+    _make_batch_invariant(model, options)
     model.flair_mlflow_manifest = manifest
     return model
+
+
+def _make_batch_invariant(model: Any, options: RuntimeOptions) -> None:
+    """The head's share of ``batch_invariant`` (the encoders' is their canonical widths); a model that cannot
+    keep the promise it was explicitly asked for (recurrent layers) says so once, at load."""
+    if not options.invariant_batches:
+        return
+    from exporter.runtime.invariance import fix_head_shapes, invariance_gaps  # lazy: torch
+
+    fix_head_shapes(model)
+    gaps = invariance_gaps(model)
+    if gaps and options.batch_invariant:
+        log.warning(
+            "batch_invariant=true, but this %s's recurrent layers (%s) multiply the whole batch at each step: a "
+            "text's scores can still differ in the last digits with its neighbours.",
+            type(model).__name__,
+            ", ".join(gaps[:3]) + (", ..." if len(gaps) > 3 else ""),
+        )
 
 
 def _opt_in_hint(manifest: Mapping[str, Any]) -> str:

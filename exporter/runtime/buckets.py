@@ -30,12 +30,14 @@ import torch
 
 __all__ = [
     "AS_PADDED",
+    "CANONICAL",
     "BUCKETED",
     "CALL_OVERHEAD_TOKENS",
     "Batching",
     "MAX_CALL_POSITIONS",
     "Encoder",
     "call_overhead",
+    "canonical_width",
     "cap_positions",
     "plan_groups",
     "run_in_groups",
@@ -62,17 +64,49 @@ MAX_CALL_ATTENTION = 2 * 512 * 512
 @dataclass(frozen=True)
 class Batching:
     """How :func:`run_in_groups` cuts each batch into encoder calls (``RuntimeOptions``' ``length_buckets``,
-    ``encoder_workers`` and ``max_call_rows``)."""
+    ``encoder_workers``, ``max_call_rows`` and ``batch_invariant``).
+
+    ``invariant``: every row runs padded to its :func:`canonical_width`, in calls of rows of that same width,
+    so that a row's hidden states never depend on the other rows of the batch (``width_limit``: the widest a
+    call may be, the encoder's maximum length)."""
 
     buckets: bool = True
     workers: int = 1
     max_rows: int = 0
+    invariant: bool = False
+    width_limit: int = 0
 
 
-#: the default: groups of similar length, one call at a time, no row cap
+#: groups of similar length, one call at a time, no row cap
 BUCKETED = Batching()
+#: the default: every row at its canonical width, so its numbers are the same in any batch
+CANONICAL = Batching(invariant=True)
 #: static shapes (``force_max_length``): every batch reaches the encoder as Flair padded it
 AS_PADDED = Batching(buckets=False, workers=1, max_rows=0)
+
+#: canonical widths grow in steps of at least this many positions ...
+MIN_WIDTH_STEP = 8
+
+
+def canonical_width(length: int, limit: int = 0) -> int:
+    """The width a row of ``length`` positions is padded to when answers must not depend on the batch: its
+    length rounded up to a multiple of a step that grows with it (8 up to 63 positions, then a quarter of
+    the largest power of two not above it: 16 up to 127, 32 up to 255, 64 up to 511, ...), so that padding
+    adds at most 7 positions to a short row and at most a quarter to a long one, and rows of similar length
+    share a width. Never above
+    ``limit`` when it is set (the encoder's maximum length), nor below ``length``.
+
+    Why a width of its own: an encoder's arithmetic for a row depends on the width it is padded to (the
+    attention and its softmax sum over the padded positions, in blocks whose split depends on the width;
+    PyTorch's kernels change at 16 positions on MiniLM), but on this project's encoders not on the number
+    of rows in the call (measured: bit-identical rows for 1 to 40 rows, PyTorch and ONNX Runtime; the
+    tests check it on every backend).
+    """
+    step = max(MIN_WIDTH_STEP, (1 << max(length, 1).bit_length() - 1) // 4)
+    width = -(-length // step) * step
+    if limit > 0:
+        width = min(width, max(limit, length))
+    return width
 
 
 def call_overhead(hidden_size: int) -> float:
@@ -199,6 +233,8 @@ def run_in_groups(
     max_positions: int = MAX_CALL_POSITIONS,
     max_attention: int = MAX_CALL_ATTENTION,
     max_rows: int = 0,
+    invariant: bool = False,
+    width_limit: int = 0,
 ) -> list[torch.Tensor]:
     """``encoder(input_ids, attention_mask)``, run group by group as :func:`plan_groups` decides.
 
@@ -213,7 +249,15 @@ def run_in_groups(
     takes activation scales per call gives a text the same numbers in any batch). Falls back to one call
     (or calls of whole rows at full width) when the batch has one row, the mask is not right-padded
     (left-padding tokenizers), or splitting would not pay.
+
+    With ``invariant``, every row is padded to its :func:`canonical_width` (at most ``width_limit``) and
+    runs only with rows of that same width, in calls of at most ``max_rows`` rows: its hidden states are
+    then the same whatever else is in the batch (left-padded masks excepted: they run as they came).
     """
+    if invariant:
+        invariant_groups = _canonical_groups(attention_mask, width_limit)
+        if invariant_groups is not None:
+            return _run_canonical(encoder, input_ids, attention_mask, invariant_groups, max_rows, executor, workers)
     rows, full_width = input_ids.size(0), input_ids.size(1)
     parallel = executor is not None and workers > 1
     capped = 0 < max_rows < rows
@@ -246,5 +290,55 @@ def run_in_groups(
             full = [o.new_zeros((rows, full_width, *o.shape[2:])) for o in outputs]
         for target, output in zip(full, outputs):
             target[index, :width] = output
+    assert full is not None
+    return full
+
+
+def _canonical_groups(attention_mask: torch.Tensor, width_limit: int) -> list[tuple[int, list[int]]] | None:
+    """``(width, rows)`` for each canonical width in the batch, widest first; None for a mask that is not
+    right-padded."""
+    lengths = _right_padded_lengths(attention_mask)
+    if lengths is None:
+        return None
+    by_width: dict[int, list[int]] = {}
+    for row, length in enumerate(lengths):
+        by_width.setdefault(canonical_width(length, width_limit), []).append(row)
+    return sorted(by_width.items(), key=lambda item: -item[0])
+
+
+def _run_canonical(
+    encoder: Encoder,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    groups: list[tuple[int, list[int]]],
+    max_rows: int,
+    executor: Executor | None,
+    workers: int,
+) -> list[torch.Tensor]:
+    """Each group at its canonical width (padding added or cut as needed), results put back in place."""
+    rows, full_width = input_ids.size(0), input_ids.size(1)
+    parallel = executor is not None and workers > 1
+    calls: list[tuple[int, list[int]]] = []
+    for width, group in groups:
+        parts = split_for_workers([group], workers) if parallel else [group]  # rows never change a row's numbers
+        for part in cap_positions(parts, [width] * len(parts), max_rows=max_rows):
+            calls.append((width, part))
+
+    def call(item: tuple[int, list[int]]) -> tuple[torch.Tensor, int, Sequence[torch.Tensor]]:
+        width, group = item
+        index = torch.tensor(group, dtype=torch.long)
+        ids, mask = input_ids[index, : min(width, full_width)], attention_mask[index, : min(width, full_width)]
+        if width > full_width:  # the padding the batch did not have: masked, so its ids are never read
+            ids = torch.nn.functional.pad(ids, (0, width - full_width), value=0)
+            mask = torch.nn.functional.pad(mask, (0, width - full_width), value=0)
+        return index, min(width, full_width), encoder(ids, mask)
+
+    results = executor.map(call, calls) if parallel else map(call, calls)
+    full: list[torch.Tensor] | None = None
+    for index, width, outputs in results:
+        if full is None:
+            full = [o.new_zeros((rows, full_width, *o.shape[2:])) for o in outputs]
+        for target, output in zip(full, outputs):
+            target[index, :width] = output[:, :width]
     assert full is not None
     return full

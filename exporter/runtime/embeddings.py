@@ -62,6 +62,8 @@ class EncoderProxy(torch.nn.Module):
                 executor=self.executor,
                 workers=self.batching.workers,
                 max_rows=self.batching.max_rows,
+                invariant=self.batching.invariant,
+                width_limit=self.batching.width_limit,
             )
         )
         # Flair takes ``[-1]`` of the model output: the tuple of hidden states.

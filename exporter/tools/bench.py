@@ -63,9 +63,10 @@ from exporter.quality.parity import (
     same_values,
     span_f1,
 )
-from exporter.runtime.buckets import plan_groups, split_for_workers
+from exporter.runtime.buckets import Batching, canonical_width, plan_groups, split_for_workers
 from exporter.runtime.embeddings import build_accelerated_embeddings
 from exporter.runtime.fastpath import FastViterbiDecoder
+from exporter.runtime.invariance import fix_head_shapes
 from exporter.runtime.settings import EmbeddingSettings, find_transformer_embeddings
 from exporter.tools.report import benchmark_sentences, write_report
 from exporter.tools.shapes import SHAPES, build_shape
@@ -85,6 +86,8 @@ PYTORCH_BUCKETS = "pytorch-buckets"
 VARIANTS: dict[str, dict[str, Any]] = {
     "onnx": {"backend": Backend.ONNX},
     "onnx-unbucketed": {"backend": Backend.ONNX, "runtime": {"length_buckets": False}},
+    # the cheapest groups, whose padding depends on the batch (what batch_invariant costs)
+    "onnx-variable": {"backend": Backend.ONNX, "runtime": {"batch_invariant": False}},
     "onnx-optimized": {"backend": Backend.ONNX, "onnx": OnnxOptions(optimize="all")},
     "onnx-int8": {"backend": Backend.ONNX, "onnx": OnnxOptions(quantize="int8", per_channel=True)},
     "onnx-int8-unbucketed": {
@@ -124,6 +127,7 @@ CHAR_LM_VARIANTS = (
 )
 DEFAULT_VARIANTS = (
     "onnx",
+    "onnx-variable",
     "onnx-unbucketed",
     "onnx-workers",
     "onnx-optimized",
@@ -264,10 +268,14 @@ def _encoder_flops(dims: tuple[int, int, int], shapes: list[tuple[int, int]]) ->
 def _encoder_shapes(model: Any, batches: list[list[str]], workers: int) -> dict[str, list[tuple[int, int]]]:
     """The encoder calls of one pass, as ``(rows, padded length)``: without any padding (``useful``), as
     Flair pads each batch (``flair``), as length buckets split them (``buckets``), and as ``workers``
-    one-thread workers split those groups again (``workers``)."""
+    one-thread workers split those groups again (``workers``); ``canonical`` and ``canonical-workers`` the same
+    for batch-invariant runs (every text at its canonical width)."""
     tokenizer = model_embeddings(model).tokenizer
     hidden = _encoder_dims(model)[0]
-    shapes: dict[str, list[tuple[int, int]]] = {"useful": [], "flair": [], "buckets": [], "workers": []}
+    limit = int(tokenizer.model_max_length)
+    shapes: dict[str, list[tuple[int, int]]] = {
+        "useful": [], "flair": [], "buckets": [], "workers": [], "canonical": [], "canonical-workers": []
+    }
     for batch in batches:
         encoded = tokenizer([t.split() for t in batch], is_split_into_words=True, truncation=True)
         lengths = [len(ids) for ids in encoded["input_ids"]]
@@ -276,6 +284,13 @@ def _encoder_shapes(model: Any, batches: list[list[str]], workers: int) -> dict[
         groups = plan_groups(lengths, hidden)
         shapes["buckets"] += [(len(g), lengths[g[0]]) for g in groups]
         shapes["workers"] += [(len(g), lengths[g[0]]) for g in split_for_workers(groups, workers)]
+        by_width: dict[int, list[int]] = {}
+        for row, n in enumerate(lengths):
+            by_width.setdefault(canonical_width(n, limit), []).append(row)
+        shapes["canonical"] += [(len(g), w) for w, g in by_width.items()]
+        shapes["canonical-workers"] += [
+            (len(part), w) for w, g in by_width.items() for part in split_for_workers([g], workers)
+        ]
     return shapes
 
 
@@ -292,9 +307,11 @@ def _pytorch_buckets(model_path: Path) -> Any:
         with torch.no_grad():  # as Flair's own predict
             return list(wrapper(input_ids, attention_mask))
 
-    model.embeddings = build_accelerated_embeddings(settings, original.tokenizer, encoder)
+    batching = Batching(invariant=True, width_limit=settings.model_max_length)  # as a bundle runs by default
+    model.embeddings = build_accelerated_embeddings(settings, original.tokenizer, encoder, batching)
     if getattr(model, "use_crf", False) and hasattr(model, "viterbi_decoder"):
         model.viterbi_decoder = FastViterbiDecoder.replacing(model.viterbi_decoder)
+    fix_head_shapes(model)
     return model.eval()
 
 
@@ -413,7 +430,7 @@ class _Lineup:
     #: what the memory probe loads for each variant: ``("flair" | "bundle", path)``
     paths: dict[str, tuple[str, Path]] = field(default_factory=dict)
     #: how each variant pads its encoder calls, for the executed FLOPs (default: as Flair does)
-    padding: dict[str, str] = field(default_factory=lambda: {PYTORCH_BUCKETS: "buckets"})
+    padding: dict[str, str] = field(default_factory=lambda: {PYTORCH_BUCKETS: "canonical"})
 
     def add(self, name: str, model: Any, load_s: float, size: int, path: tuple[str, Path] | None = None) -> None:
         self.models[name] = model
@@ -483,7 +500,11 @@ def _variant_runtime(config: BenchConfig, backend: str, runtime: RuntimeOptions)
 def _add_variant(lineup: _Lineup, backend: str, runtime: RuntimeOptions, work: Path) -> None:
     """Export Flair's model as variant ``backend`` into ``work`` and load it, timing the load."""
     if runtime.length_buckets:
-        lineup.padding[backend] = "workers" if runtime.encoder_workers > 1 else "buckets"
+        workers = runtime.encoder_workers > 1
+        if runtime.invariant_batches:
+            lineup.padding[backend] = "canonical-workers" if workers else "canonical"
+        else:
+            lineup.padding[backend] = "workers" if workers else "buckets"
     options = {k: v for k, v in VARIANTS[backend].items() if k != "runtime"}
     export_config = ExportConfig(**options, runtime=runtime, parity=ParityConfig(enabled=False))
     info = save_bundle(lineup.models[BASELINE], work / backend, export_config)
@@ -635,7 +656,8 @@ def _preamble(config: BenchConfig, source: str, ceiling: float) -> list[str]:
         f"{config.small_batch_sentences}; {config.repeats} timed passes per variant and batch size",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
         f"- Variants: `{PYTORCH_BUCKETS}` is Flair's PyTorch encoder inside flair-mlflow's path (length "
-        "buckets, lean pooling and decoding); `-unbucketed` variants pad every batch as Flair does; "
+        "buckets, lean pooling and decoding); `-unbucketed` variants pad every batch as Flair does; `-variable` "
+        "ones take the cheapest groups, whose padding depends on the batch (the others are batch-invariant); "
         f"`-workers` variants run each batch in {config.threads} parts at once, one ONNX Runtime thread each. Encoder "
         "GFLOP/s: *useful* counts the sentences without padding, *executed* the padding each variant computes",
         "",

@@ -216,6 +216,11 @@ _EXPORT_OPTIONS = [
         help="Group each batch by subtoken length so that short sentences skip long ones' padding.",
     ),
     click.option(
+        "--batch-invariant/--no-batch-invariant",
+        default=_RUNTIME.batch_invariant,
+        help="A text's answer bit for bit the same in any batch (default: on with length buckets).",
+    ),
+    click.option(
         "--parity-sentences",
         type=_OPTIONAL_FILE,
         help="Your own check set: a text file, one text per line (default: 128 texts of the shipped set).",
@@ -245,6 +250,7 @@ _OPTION_OF_FIELD = {
     "providers": "--provider",
     "intra_op_num_threads": "--intra-op-threads",
     "encoder_workers": "--encoder-workers",
+    "batch_invariant": "--batch-invariant",
     "min_tag_agreement": "--min-agreement",
     "gold_conll": "--gold-conll",
 }
@@ -285,6 +291,7 @@ def _build_export_config(options: Mapping[str, Any]):
         encoder_workers=options["encoder_workers"],
         length_buckets=options["length_buckets"],
         max_call_rows=options["max_call_rows"],
+        batch_invariant=options["batch_invariant"],
         strict_providers=options["strict_providers"],
         **({"providers": tuple(providers)} if providers else {}),
     )
