@@ -38,7 +38,7 @@ LAYERS = [
         ),
     ),
     ("registry", ("mlflow_flavor.registry",)),
-    ("flavor tools", ("mlflow_flavor.tools",)),
+    ("flavor tools", ("mlflow_flavor.tools", "mlflow_flavor.mlserver")),
     ("cli", ("mlflow_flavor.cli",)),
     ("mlflow_flavor package", ("mlflow_flavor",)),
 ]

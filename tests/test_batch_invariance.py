@@ -151,7 +151,9 @@ def test_batch_invariant_needs_length_buckets_and_can_be_turned_off():
 def test_the_variable_padding_of_old_is_still_there_when_asked_for(tiny_tagger, tmp_path):
     from exporter import load_bundle, save_bundle
 
-    info = save_bundle(tiny_tagger, tmp_path / "b", ExportConfig(backend=Backend.ONNX, parity=ParityConfig(enabled=False)))
+    info = save_bundle(
+        tiny_tagger, tmp_path / "b", ExportConfig(backend=Backend.ONNX, parity=ParityConfig(enabled=False))
+    )
     model = load_bundle(info.path, runtime={"batch_invariant": False})
     assert model.embeddings.model.batching.invariant is False
     assert load_bundle(info.path).embeddings.model.batching.invariant is True

@@ -274,7 +274,12 @@ def _encoder_shapes(model: Any, batches: list[list[str]], workers: int) -> dict[
     hidden = _encoder_dims(model)[0]
     limit = int(tokenizer.model_max_length)
     shapes: dict[str, list[tuple[int, int]]] = {
-        "useful": [], "flair": [], "buckets": [], "workers": [], "canonical": [], "canonical-workers": []
+        "useful": [],
+        "flair": [],
+        "buckets": [],
+        "workers": [],
+        "canonical": [],
+        "canonical-workers": [],
     }
     for batch in batches:
         encoded = tokenizer([t.split() for t in batch], is_split_into_words=True, truncation=True)

@@ -52,7 +52,9 @@ from mlflow_flavor.registry.promote import promote as run_promotion
 from mlflow_flavor.tools.inspect import describe_model
 from mlflow_flavor.tools.loadtest import BACKENDS as LOADTEST_BACKENDS
 from mlflow_flavor.tools.loadtest import BATCHING as LOADTEST_BATCHING
+from mlflow_flavor.tools.loadtest import SERVERS as LOADTEST_SERVERS
 from mlflow_flavor.tools.loadtest import LoadTestConfig, run_load_test
+from mlflow_flavor.tools.mlserver_config import MLServerConfig, write_mlserver_config
 
 #: the backends to choose from (``flair-onnx`` is chosen by itself for a model from Flair's own ``export_onnx``)
 BACKENDS = [b.value for b in Backend if b is not Backend.FLAIR_ONNX]
@@ -731,6 +733,13 @@ def int8_report(
     type=click.Choice(LOADTEST_BATCHING),
     help="Adaptive batching setting to compare (repeatable); default: off and on.",
 )
+@click.option(
+    "--server",
+    "servers",
+    multiple=True,
+    type=click.Choice(tuple(LOADTEST_SERVERS)),
+    help="Server to run each setting on (repeatable; mlserver* need flair-mlflow[mlserver]); default: mlflow.",
+)
 @click.option("--clients", type=int, default=8, show_default=True, help="Concurrent clients.")
 @click.option("--requests", "num_requests", type=int, default=64, show_default=True, help="Requests per client.")
 @click.option("--texts-per-request", type=int, default=1, show_default=True)
@@ -745,6 +754,7 @@ def loadtest(
     model,
     backends,
     batching,
+    servers,
     clients,
     num_requests,
     texts_per_request,
@@ -767,11 +777,42 @@ def loadtest(
         command="flair-mlflow " + " ".join(sys.argv[1:]),
         **({"backends": tuple(backends)} if backends else {}),
         **({"batching": tuple(batching)} if batching else {}),
+        **({"servers": tuple(servers)} if servers else {}),
     )
     rows = run_load_test(
         config, output=Path(output) if output else None, progress=_progress("mlflow_flavor.tools.loadtest")
     )
     click.echo(json.dumps(rows, indent=2))
+
+
+@main.command("mlserver-config")
+@click.argument("model_uri")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--name", default="flair", show_default=True, help="The model's name in /v2/models/<name>/infer.")
+@click.option(
+    "--parallel-workers", type=click.IntRange(0), default=0, show_default=True, help="0: in the server's process."
+)
+@click.option(
+    "--max-batch-size", type=click.IntRange(0), default=0, show_default=True, help="MLServer's batching (0: off)."
+)
+@click.option("--max-batch-time", type=click.FloatRange(0), default=0.0, show_default=True, help="Seconds.")
+@click.option("--http-port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option("--grpc-port", type=click.IntRange(1, 65535), default=8081, show_default=True)
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=8082, show_default=True)
+def mlserver_config(model_uri, directory, **options):
+    """Write DIRECTORY/model-settings.json and settings.json to serve MODEL_URI with `mlserver start DIRECTORY`
+    (V2 inference protocol, as KServe and Seldon Core run it; needs pip install "flair-mlflow[mlserver]")."""
+    local = Path(model_uri)
+    if local.exists():
+        if not (local / "MLmodel").is_file() or "flair_mlflow" not in (local / "MLmodel").read_text():
+            raise click.BadParameter(f"{model_uri} is not a flair-mlflow MLflow model.", param_hint="MODEL_URI")
+        model_uri = str(local.resolve())
+    try:
+        config = MLServerConfig(model_uri=model_uri, **options)
+    except ConfigError as e:
+        raise click.BadParameter(str(e), param_hint=f"--{(e.option or 'name').replace('_', '-')}") from None
+    for path in write_mlserver_config(config, directory):
+        click.echo(str(path))
 
 
 @main.command()

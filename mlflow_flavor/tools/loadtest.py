@@ -4,8 +4,9 @@ For each backend the model is saved once as an MLflow model. Then, in one run, s
 
 1. **in process**: the pyfunc loaded in this process, ``predict`` on the texts in batches of 32
    (the rate a user measures offline);
-2. for each adaptive-batching setting (``off``: one request at a time, as before; ``on``), a real
-   ``mlflow models serve`` process (one worker, ``--env-manager local``), and against it:
+2. for each server (:data:`SERVERS`: ``mlflow models serve`` with one or two uvicorn workers, MLServer with
+   its parallel workers or its own adaptive batching) and each setting of the pyfunc's adaptive batching
+   (``off``: one request at a time; ``on``), a real server process (``--env-manager local``), and against it:
    - **1 x 1**: one client sending one text per request: latency p50 (the cost of batching at low load);
    - **1 x 32**: one client sending 32 texts per request: the served rate without concurrency;
    - **N x k**: ``clients`` concurrent clients sending ``texts_per_request`` texts per request: rate,
@@ -19,6 +20,7 @@ request here).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import tempfile
@@ -26,7 +28,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +38,8 @@ from exporter.config import Backend, OnnxOptions, ParityConfig, check_integer
 from exporter.errors import ConfigError
 from exporter.tools.report import benchmark_sentences, write_report
 from mlflow_flavor.flavor import save_model
-from mlflow_flavor.tools.serving import ServerError, group_rss_mb, serve_model
+from mlflow_flavor.tools.mlserver_config import MLServerConfig, write_mlserver_config
+from mlflow_flavor.tools.serving import ServerError, free_port, group_rss_mb, serve_model, serve_on_mlserver
 
 __all__ = ["BACKENDS", "LoadTestConfig", "run_load_test"]
 
@@ -45,6 +48,15 @@ log = logging.getLogger(__name__)
 #: The backends a load test can compare, and what each saves.
 BACKENDS = ("torch", "onnx", "int8")
 BATCHING = ("off", "on")
+#: The servers a load test can run: MLflow's (uvicorn workers) and MLServer (V2 protocol; parallel workers, its
+#: own adaptive batching of V2 requests), with what each sets.
+SERVERS: dict[str, dict[str, Any]] = {
+    "mlflow": {"workers": 1},
+    "mlflow-2workers": {"workers": 2},
+    "mlserver": {"parallel_workers": 0},
+    "mlserver-batching": {"parallel_workers": 0, "max_batch_size": 32, "max_batch_time": 0.01},
+    "mlserver-2workers": {"parallel_workers": 2},
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,8 @@ class LoadTestConfig:
         model_path: the Flair ``.pt`` to save once per backend.
         backends: from :data:`BACKENDS` (``int8``: ONNX with dynamic int8 weights).
         batching: adaptive batching settings to compare, from :data:`BATCHING`.
+        servers: the servers to run each setting on, from :data:`SERVERS` (MLServer's need the ``mlserver``
+            extra).
         clients / requests / texts_per_request: the concurrent phase (requests per client).
         conll: take the texts from this CoNLL file (sentences of at least ``min_words`` words), else
             generated sentences; ``num_sentences`` of them.
@@ -65,6 +79,7 @@ class LoadTestConfig:
     model_path: Path
     backends: tuple[str, ...] = BACKENDS
     batching: tuple[str, ...] = BATCHING
+    servers: tuple[str, ...] = ("mlflow",)
     clients: int = 8
     requests: int = 64
     texts_per_request: int = 1
@@ -78,7 +93,7 @@ class LoadTestConfig:
         check_integer("long_words", self.long_words, 0, note="0: off")
         for name in ("clients", "requests", "texts_per_request", "num_sentences", "min_words"):
             check_integer(name, getattr(self, name), 1)
-        for name, allowed in (("backends", BACKENDS), ("batching", BATCHING)):
+        for name, allowed in (("backends", BACKENDS), ("batching", BATCHING), ("servers", tuple(SERVERS))):
             values = tuple(getattr(self, name))
             unknown = [v for v in values if v not in allowed]
             if unknown or not values:
@@ -126,12 +141,37 @@ class _MemorySampler:
         self._thread.join()
 
 
+@dataclass(frozen=True)
+class _Protocol:
+    """How a client asks a server for texts' answers: MLflow's ``/invocations`` or the V2 ``infer`` request."""
+
+    v2_model: str = ""
+
+    def request(self, texts: Sequence[str]) -> tuple[str, dict]:
+        if not self.v2_model:
+            return "/invocations", {"inputs": list(texts)}
+        text_input = {"name": "text", "shape": [len(texts)], "datatype": "BYTES", "data": list(texts)}
+        return f"/v2/models/{self.v2_model}/infer", {"parameters": {"content_type": "pd"}, "inputs": [text_input]}
+
+    def answers(self, body: Any) -> list[Any]:
+        if not self.v2_model:
+            return body["predictions"]
+        return [json.loads(cell) for cell in body["outputs"][0]["data"]]
+
+
+MLFLOW_PROTOCOL = _Protocol()
+
+
 def _entity_keys(answer: Any) -> list[tuple]:
     return [(e["text"], e["label"], e["start"], e["end"]) for e in answer]
 
 
 def _drive(
-    url: str, payloads: Sequence[list[str]], clients: int, alone: dict[str, list[tuple]] | None = None
+    url: str,
+    payloads: Sequence[list[str]],
+    clients: int,
+    alone: dict[str, list[tuple]] | None = None,
+    protocol: _Protocol = MLFLOW_PROTOCOL,
 ) -> dict[str, Any]:
     """Send ``payloads`` from ``clients`` threads (round robin); rate in texts/s, latencies, errors, and
     how many answered texts got other entities than the text alone (``alone``: text -> entity keys)."""
@@ -144,11 +184,12 @@ def _drive(
         nonlocal errors, changed
         for texts in payloads[index::clients]:
             t0 = time.perf_counter()
-            status, body = _post(f"{url}/invocations", {"inputs": texts})
+            path, payload = protocol.request(texts)
+            status, body = _post(url + path, payload)
             elapsed = time.perf_counter() - t0
             differ = 0
             if status == 200 and alone is not None:
-                differ = sum(_entity_keys(a) != alone[t] for t, a in zip(texts, body["predictions"]))
+                differ = sum(_entity_keys(a) != alone[t] for t, a in zip(texts, protocol.answers(body)))
             with lock:
                 latencies.append(elapsed)
                 errors += status != 200
@@ -191,17 +232,23 @@ def _in_process(model_dir: Path, texts: Sequence[str], batch_size: int = 32) -> 
 
 
 def _served_phases(
-    url: str, pgid: int, config: LoadTestConfig, texts: Sequence[str], alone: dict[str, list[tuple]]
+    url: str,
+    pgid: int,
+    config: LoadTestConfig,
+    texts: Sequence[str],
+    alone: dict[str, list[tuple]],
+    protocol: _Protocol = MLFLOW_PROTOCOL,
 ) -> dict[str, Any]:
     """The three served phases against one running server."""
     for payload in _payloads(texts, 8, 4):  # warm-up
-        _post(f"{url}/invocations", {"inputs": payload})
-    single = _drive(url, _payloads(texts, min(len(texts), 64), 1), clients=1)
+        path, body = protocol.request(payload)
+        _post(url + path, body)
+    single = _drive(url, _payloads(texts, min(len(texts), 64), 1), clients=1, protocol=protocol)
     with _MemorySampler(pgid) as memory_bulk:
-        bulk = _drive(url, _payloads(texts, max(1, len(texts) // 32), 32), clients=1)
+        bulk = _drive(url, _payloads(texts, max(1, len(texts) // 32), 32), clients=1, protocol=protocol)
     concurrent_payloads = _payloads(texts, config.clients * config.requests, config.texts_per_request)
     with _MemorySampler(pgid) as memory_concurrent:
-        concurrent = _drive(url, concurrent_payloads, clients=config.clients, alone=alone)
+        concurrent = _drive(url, concurrent_payloads, clients=config.clients, alone=alone, protocol=protocol)
     return {
         "p50_1x1_ms": single["p50_ms"],
         "bulk_texts_per_s": bulk["texts_per_s"],
@@ -293,25 +340,45 @@ def run_load_test(
                 long_rows.append(
                     {"backend": backend, "words": config.long_words, **long_text_probe(model_dir, config.long_words)}
                 )
-            for mode in config.batching:
-                say(
-                    f"[{backend}] serving, adaptive batching {mode}: 1x1, 1x32, {config.clients}x{config.texts_per_request}"
-                )
-                env = {"MLFLOW_PYFUNC_INFERENCE_CONFIG": json.dumps({"adaptive_batching": mode == "on"})}
-                with serve_model(str(model_dir), Path(work) / f"{backend}-{mode}.log", env=env) as url:
-                    served = _served_phases(url, url.pid, config, texts, alone)
-                rows.append(
-                    {
-                        "backend": backend,
-                        "batching": mode,
-                        "in_process_texts_per_s": in_process,
-                        **served,
-                        "efficiency": served["texts_per_s"] / in_process,
-                    }
-                )
+            for server in config.servers:
+                for mode in config.batching:
+                    say(
+                        f"[{backend}] {server}, adaptive batching {mode}: 1x1, 1x32, "
+                        f"{config.clients}x{config.texts_per_request}"
+                    )
+                    env = {"MLFLOW_PYFUNC_INFERENCE_CONFIG": json.dumps({"adaptive_batching": mode == "on"})}
+                    with _serving(server, model_dir, Path(work) / f"{backend}-{server}-{mode}", env) as (url, protocol):
+                        served = _served_phases(url, url.pid, config, texts, alone, protocol)
+                    rows.append(
+                        {
+                            "backend": backend,
+                            "server": server,
+                            "batching": mode,
+                            "in_process_texts_per_s": in_process,
+                            **served,
+                            "efficiency": served["texts_per_s"] / in_process,
+                        }
+                    )
     if output:
         write_report(output, _markdown(config, rows, source) + _long_markdown(long_rows), section="loadtest")
     return rows + long_rows
+
+
+@contextlib.contextmanager
+def _serving(server: str, model_dir: Path, work: Path, env: dict[str, str]) -> Iterator[tuple[Any, _Protocol]]:
+    """Run ``server`` (a key of :data:`SERVERS`) on ``model_dir``; yield its URL and how to ask it."""
+    settings = SERVERS[server]
+    if server.startswith("mlflow"):
+        with serve_model(str(model_dir), work.with_suffix(".log"), env=env, workers=settings["workers"]) as url:
+            yield url, MLFLOW_PROTOCOL
+        return
+    port = free_port()
+    config = MLServerConfig(
+        str(model_dir), name="model", http_port=port, grpc_port=free_port(), metrics_port=free_port(), **settings
+    )
+    write_mlserver_config(config, work)
+    with serve_on_mlserver(work, port, work.with_suffix(".log"), env=env) as url:
+        yield url, _Protocol(v2_model="model")
 
 
 def _long_markdown(rows: Sequence[dict[str, Any]]) -> str:
@@ -338,24 +405,27 @@ def _markdown(config: LoadTestConfig, rows: Sequence[dict[str, Any]], source: st
 
     n, k = config.clients, config.texts_per_request
     lines = [
-        "## Serving under concurrent clients: `mlflow models serve`, adaptive batching off and on",
+        "## Serving under concurrent clients: `mlflow models serve` and MLServer, adaptive batching off and on",
         "",
         f"Command: `{config.command or 'flair-mlflow loadtest'}`",
         "",
         f"- Date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; model `{config.model_path.name}`; "
-        f"{source}; one uvicorn worker, `--env-manager local`; clients on the same cores as the server.",
+        f"{source}; `--env-manager local`; clients on the same cores as the server. Servers: `mlflow` = "
+        "`mlflow models serve` with one uvicorn worker (`-2workers`: two); `mlserver` = MLServer in one process "
+        "(V2 `infer` requests), `-batching` with MLServer's adaptive batching (32 texts, 10 ms), `-2workers` with "
+        "two parallel workers. Batching: the pyfunc's adaptive batching.",
         f"- In process: the pyfunc's `predict` in batches of 32. Served: 1 client x 1 text per request (latency), "
         f"1 client x 32 texts, {n} clients x {k} text(s) ({config.requests} requests each). "
         f"Efficiency: {n} x {k} served rate / in-process rate. Changed: share of texts of the {n} x {k} phase "
         "whose entities differ from the text sent alone. RSS: the server's largest resident memory.",
         "",
-        f"| backend | batching | in process, texts/s | served 1 x 32 | served {n} x {k} | efficiency | "
+        f"| backend | server | batching | in process, texts/s | served 1 x 32 | served {n} x {k} | efficiency | "
         f"1 x 1 p50 ms | {n} x {k} p50 / p95 / p99 ms | changed | errors | RSS 1 x 32 / {n} x {k} (MB) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |",
     ]
     for r in rows:
         lines.append(
-            f"| {r['backend']} | {r['batching']} | {r['in_process_texts_per_s']:.0f} | {r['bulk_texts_per_s']:.0f} | "
+            f"| {r['backend']} | {r.get('server', 'mlflow')} | {r['batching']} | {r['in_process_texts_per_s']:.0f} | {r['bulk_texts_per_s']:.0f} | "
             f"{r['texts_per_s']:.0f} | {r['efficiency']:.2f} | {r['p50_1x1_ms']:.1f} | "
             f"{r['p50_ms']:.0f} / {r['p95_ms']:.0f} / {r['p99_ms']:.0f} | {100 * r['changed_share']:.1f} % | "
             f"{r['errors']} | "

@@ -1,4 +1,5 @@
-"""Run ``mlflow models serve`` as a child process: free loopback port, readiness, memory, clean stop."""
+"""Run ``mlflow models serve`` (or ``mlserver start``) as a child process: free loopback port, readiness, memory,
+clean stop."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from exporter.errors import FlairMlflowError
+from exporter.errors import FlairMlflowError, MissingDependencyError
 
-__all__ = ["ServerError", "ServedModel", "free_port", "group_rss_mb", "serve_model"]
+__all__ = ["ServerError", "ServedModel", "free_port", "group_rss_mb", "serve_model", "serve_on_mlserver"]
 
 
 class ServerError(FlairMlflowError, RuntimeError):
@@ -61,7 +62,7 @@ def _wait_ready(url: str, process: subprocess.Popen, timeout: float, log: Path) 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ServerError(f"mlflow models serve exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+            raise ServerError(f"The model server exited with {process.returncode}:\n{log.read_text()[-4000:]}")
         with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
@@ -77,18 +78,42 @@ def serve_model(
     env: Mapping[str, str] | None = None,
     timeout: float = 180,
     env_manager: str = "local",
+    workers: int = 1,
 ) -> Iterator[ServedModel]:
-    """``mlflow models serve`` on a free loopback port, one worker; yields its base URL (with ``.pid``)."""
+    """``mlflow models serve`` on a free loopback port (``workers`` uvicorn workers); yields its base URL (with
+    ``.pid``)."""
     port = free_port()
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model_uri), "--env-manager", env_manager]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    with _server(command, f"http://127.0.0.1:{port}", "/ping", log, env, timeout) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def serve_on_mlserver(
+    directory: Path, port: int, log: Path, env: Mapping[str, str] | None = None, timeout: float = 180
+) -> Iterator[ServedModel]:
+    """``mlserver start directory`` (its settings name HTTP port ``port``); yields the base URL once every model
+    in it is ready."""
+    mlserver = Path(sys.executable).with_name("mlserver")
+    if not mlserver.exists():
+        raise MissingDependencyError("mlserver", extra="mlserver", purpose="serving on MLServer")
+    command = [str(mlserver), "start", str(directory)]
+    with _server(command, f"http://127.0.0.1:{port}", "/v2/health/ready", log, env, timeout) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _server(
+    command: list[str], base: str, ready: str, log: Path, env: Mapping[str, str] | None, timeout: float
+) -> Iterator[ServedModel]:
     with open(log, "w") as out:
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True
         )
     try:
-        _wait_ready(f"http://127.0.0.1:{port}/ping", process, timeout, log)
-        server = ServedModel(f"http://127.0.0.1:{port}")
+        _wait_ready(base + ready, process, timeout, log)
+        server = ServedModel(base)
         server.pid = process.pid
         yield server
     finally:

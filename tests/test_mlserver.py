@@ -1,0 +1,145 @@
+"""MLServer (the V2 inference protocol KServe and Seldon Core use): config files, and a real `mlserver start`."""
+
+from __future__ import annotations
+
+import json
+import random
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from click.testing import CliRunner
+from servers import free_port, post_json
+
+from exporter.errors import ConfigError
+from mlflow_flavor.tools.mlserver_config import RUNTIME, MLServerConfig, write_mlserver_config
+
+TEXTS = ["Angela Merkel met Tim Cook in Paris .", "Maria Garcia flew from Madrid to Tokyo ."]
+
+
+def test_config_files_name_the_runtime_the_uri_and_batching(tmp_path):
+    config = MLServerConfig(
+        "models:/ner@champion", name="ner", parallel_workers=2, max_batch_size=8, max_batch_time=0.01
+    )
+    written = write_mlserver_config(config, tmp_path / "srv")
+    assert [p.name for p in written] == ["model-settings.json", "settings.json"]
+    model = json.loads(written[0].read_text())
+    assert model == {
+        "name": "ner",
+        "implementation": RUNTIME,
+        "parameters": {"uri": "models:/ner@champion"},
+        "max_batch_size": 8,
+        "max_batch_time": 0.01,
+    }
+    assert json.loads(written[1].read_text())["parallel_workers"] == 2
+    assert sorted(p.name for p in (tmp_path / "srv").iterdir()) == ["model-settings.json", "settings.json"]
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"max_batch_size": 8}, "set both, or neither"),
+        ({"max_batch_time": 0.1}, "set both, or neither"),
+        ({"name": "a/b"}, "one path segment"),
+        ({"http_port": 9000, "grpc_port": 9000}, "must differ"),
+        ({"parallel_workers": -1}, "parallel_workers"),
+    ],
+)
+def test_config_refuses_what_mlserver_would_not_do(options, message):
+    with pytest.raises(ConfigError, match=message):
+        MLServerConfig("models:/ner/1", **options)
+
+
+def test_cli_writes_the_files_for_a_saved_model_and_refuses_other_directories(tiny_bundle, tmp_path):
+    import mlflow_flavor
+    from mlflow_flavor.cli import main
+
+    model = tmp_path / "model"
+    mlflow_flavor.save_model(str(tiny_bundle), model)
+    result = CliRunner().invoke(main, ["mlserver-config", str(model), str(tmp_path / "srv"), "--name", "ner"])
+    assert result.exit_code == 0, result.output
+    settings = json.loads((tmp_path / "srv" / "model-settings.json").read_text())
+    assert settings["parameters"]["uri"] == str(model.resolve())
+    refused = CliRunner().invoke(main, ["mlserver-config", str(tmp_path / "srv"), str(tmp_path / "other")])
+    assert refused.exit_code == 2 and "not a flair-mlflow MLflow model" in refused.output
+    bad = CliRunner().invoke(main, ["mlserver-config", str(model), str(tmp_path / "x"), "--max-batch-size", "4"])
+    assert bad.exit_code == 2 and "set both, or neither" in bad.output and not (tmp_path / "x").exists()
+
+
+def _infer(server: str, name: str, inputs: list[dict], parameters: dict | None = None):
+    body = {"parameters": {"content_type": "pd", **(parameters or {})}, "inputs": inputs}
+    return post_json(f"{server}/v2/models/{name}/infer", body)
+
+
+def _column(response: dict, name: str) -> list:
+    (output,) = [o for o in response["outputs"] if o["name"] == name]
+    assert output["parameters"]["content_type"] == "pd_json"
+    return [json.loads(cell) for cell in output["data"]]
+
+
+@pytest.mark.slow
+def test_mlserver_answers_v2_requests_with_each_texts_answer(tiny_tagger, tiny_bert, tmp_path):
+    """`mlserver start` on the written settings: parallel workers (MLServer's default, which crashed with uvloop
+    0.22), MLServer's adaptive batching, a tagger and a pair model, V2 and MLflow's /invocations."""
+    pytest.importorskip("mlserver_mlflow", reason="pip install 'flair-mlflow[mlserver]'")
+    import mlflow
+    from tinymodels import build_text_pair_model
+
+    import mlflow_flavor
+    from mlflow_flavor.tools.serving import serve_on_mlserver
+
+    tagger_path, pair_path = tmp_path / "tagger", tmp_path / "pairs"
+    mlflow_flavor.save_model(tiny_tagger, tagger_path)
+    from flair.embeddings import TransformerDocumentEmbeddings
+
+    pair_model = build_text_pair_model(TransformerDocumentEmbeddings(str(tiny_bert), fine_tune=False))
+    mlflow_flavor.save_model(pair_model, pair_path)
+    http = free_port()
+    ports = {"http_port": http, "grpc_port": free_port(), "metrics_port": free_port()}
+    srv = tmp_path / "srv"
+    # two models in one server: a folder each, the server settings at the top
+    write_mlserver_config(MLServerConfig(str(tagger_path), name="ner", parallel_workers=1, **ports), srv / "ner")
+    (srv / "ner" / "settings.json").replace(srv / "settings.json")
+    batching = {"max_batch_size": 8, "max_batch_time": 0.02}
+    write_mlserver_config(MLServerConfig(str(pair_path), name="pairs", **batching, **ports), srv / "pairs")
+    (srv / "pairs" / "settings.json").unlink()
+    tagger = mlflow.pyfunc.load_model(str(tagger_path))
+    pairs = mlflow.pyfunc.load_model(str(pair_path))
+    with serve_on_mlserver(srv, http, tmp_path / "mlserver.log") as server:
+        # the request of the issue: two texts in, each text's entities out
+        status, body = _infer(server, "ner", [{"name": "text", "shape": [2], "datatype": "BYTES", "data": TEXTS}])
+        assert status == 200, body
+        entities = _column(body, "entities")
+        assert len(entities) == 2 and any(entities)
+        assert entities == tagger.predict(TEXTS)
+        # params pass through as request parameters
+        status, body = _infer(
+            server, "ner", [{"name": "text", "shape": [1], "datatype": "BYTES", "data": TEXTS[:1]}], {"min_score": 0.6}
+        )
+        assert status == 200 and _column(body, "entities") == tagger.predict(TEXTS[:1], params={"min_score": 0.6})
+        # metadata names the input the model reads
+        with __import__("urllib.request").request.urlopen(f"{server}/v2/models/ner", timeout=10) as response:
+            metadata = json.loads(response.read())
+        assert [i["name"] for i in metadata["inputs"]] == ["text"]
+        # a pair model: two inputs, one value per pair; concurrent one-pair requests merged by MLServer's
+        # batching get the answer they get alone (batch invariance)
+        rng = random.Random(0)
+        requests = [(rng.choice(TEXTS), rng.choice(TEXTS[::-1]) + " x" * rng.randint(0, 9)) for _ in range(24)]
+
+        def one(pair):
+            status, body = _infer(
+                server,
+                "pairs",
+                [
+                    {"name": "text", "shape": [1], "datatype": "BYTES", "data": [pair[0]]},
+                    {"name": "text_pair", "shape": [1], "datatype": "BYTES", "data": [pair[1]]},
+                ],
+            )
+            assert status == 200, body
+            return _column(body, "labels")[0]
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(one, requests))
+        assert answers == [pairs.predict([list(p)])[0] for p in requests]
+        # a missing input is the model's clear refusal, not a crash
+        status, body = _infer(server, "pairs", [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a"]}])
+        assert status >= 400 and "text_pair" in json.dumps(body)
