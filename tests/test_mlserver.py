@@ -143,3 +143,57 @@ def test_mlserver_answers_v2_requests_with_each_texts_answer(tiny_tagger, tiny_b
         # a missing input is the model's clear refusal, not a crash
         status, body = _infer(server, "pairs", [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a"]}])
         assert status >= 400 and "text_pair" in json.dumps(body)
+
+
+@pytest.mark.slow
+def test_kserve_manifests_use_only_kserves_fields(tmp_path):
+    """examples/kserve against KServe's API types (read from its wheel as data); a misspelt field is caught."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "kserve" / "check_manifests.py"
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for name in ("inferenceservice.yaml", "servingruntime.yaml"):
+        shutil.copy(script.parent / name, tmp_path / name)
+    broken = tmp_path / "inferenceservice.yaml"
+    broken.write_text(broken.read_text().replace("protocolVersion:", "protocolVersions:"))
+    out = subprocess.run(
+        [sys.executable, str(script), "--directory", str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 1 and "protocolVersions: not a field of V1beta1ModelSpec" in out.stdout
+
+
+@pytest.mark.slow
+def test_mlserver_configured_by_environment_as_the_kserve_runtime_does(tiny_tagger, tmp_path):
+    """examples/kserve/servingruntime.yaml configures MLServer through MLSERVER_* variables (no settings files):
+    the same variables, on a model folder as KServe's storage initializer leaves it."""
+    pytest.importorskip("mlserver_mlflow", reason="pip install 'flair-mlflow[mlserver]'")
+    from pathlib import Path
+
+    import mlflow
+    import yaml
+
+    import mlflow_flavor
+    from mlflow_flavor.tools.serving import serve_on_mlserver
+
+    models = tmp_path / "mnt-models"
+    mlflow_flavor.save_model(tiny_tagger, models)
+    manifest = Path(__file__).resolve().parents[1] / "examples" / "kserve" / "servingruntime.yaml"
+    (container,) = yaml.safe_load(manifest.read_text())["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["MLSERVER_MODEL_IMPLEMENTATION"] == RUNTIME and container["args"][:2] == ["mlserver", "start"]
+    http = free_port()
+    env.update(
+        MLSERVER_MODEL_NAME="ner",  # KServe fills in {{.Name}}
+        MLSERVER_MODEL_URI=str(models),  # KServe's /mnt/models
+        MLSERVER_HTTP_PORT=str(http),
+        MLSERVER_GRPC_PORT=str(free_port()),
+        MLSERVER_METRICS_PORT=str(free_port()),
+    )
+    with serve_on_mlserver(models, http, tmp_path / "mlserver.log", env=env) as server:
+        status, body = _infer(server, "ner", [{"name": "text", "shape": [2], "datatype": "BYTES", "data": TEXTS}])
+    assert status == 200, body
+    assert _column(body, "entities") == mlflow.pyfunc.load_model(str(models)).predict(TEXTS)
