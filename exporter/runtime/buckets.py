@@ -283,13 +283,18 @@ def run_in_groups(
         index = torch.tensor(group, dtype=torch.long)
         return index, width, encoder(input_ids[index, :width], attention_mask[index, :width])
 
-    results = executor.map(call, groups) if parallel else map(call, groups)
+    return _put_back(executor.map(call, groups) if parallel else map(call, groups), rows, full_width)
+
+
+def _put_back(results, rows: int, full_width: int) -> list[torch.Tensor]:
+    """The calls' outputs (``(row index, width, outputs)`` each) in their rows of tensors as wide as the batch;
+    zeros beyond each call's width (positions Flair never reads)."""
     full: list[torch.Tensor] | None = None
     for index, width, outputs in results:
         if full is None:
             full = [o.new_zeros((rows, full_width, *o.shape[2:])) for o in outputs]
         for target, output in zip(full, outputs):
-            target[index, :width] = output
+            target[index, :width] = output[:, :width]
     assert full is not None
     return full
 
@@ -333,12 +338,4 @@ def _run_canonical(
             mask = torch.nn.functional.pad(mask, (0, width - full_width), value=0)
         return index, min(width, full_width), encoder(ids, mask)
 
-    results = executor.map(call, calls) if parallel else map(call, calls)
-    full: list[torch.Tensor] | None = None
-    for index, width, outputs in results:
-        if full is None:
-            full = [o.new_zeros((rows, full_width, *o.shape[2:])) for o in outputs]
-        for target, output in zip(full, outputs):
-            target[index, :width] = output[:, :width]
-    assert full is not None
-    return full
+    return _put_back(executor.map(call, calls) if parallel else map(call, calls), rows, full_width)
