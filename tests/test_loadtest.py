@@ -42,8 +42,24 @@ def test_loadtest_reports_every_backend_with_batching_off_and_on(tiny_tagger_fil
         # torch is lossless and the default int8 recipe batch-independent: entities never depend on the batch
         assert row["changed_share"] == 0, row
     text = report.read_text()
-    assert "<!-- flair-mlflow loadtest: start -->" in text and "| int8 | on |" in text
+    assert "<!-- flair-mlflow loadtest: start -->" in text and "| int8 | mlflow | on |" in text
     assert "One long text" in text
+
+
+def test_loadtest_runs_mlserver_and_two_workers_with_the_same_answers(tiny_tagger_file, tmp_path):
+    """MLServer (V2 requests) with its own batching, and two uvicorn workers: texts answered as alone."""
+    pytest.importorskip("mlserver_mlflow", reason="pip install 'flair-mlflow[mlserver]'")
+    args = ["loadtest", "--model", str(tiny_tagger_file), "--backend", "onnx", "--batching", "on"]
+    args += ["--server", "mlserver-batching", "--server", "mlflow-2workers", "--clients", "4", "--requests", "6"]
+    args += ["--sentences", "40", "--output", str(tmp_path / "BENCHMARKS.md")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout[result.stdout.index("[") :])
+    assert [(r["server"], r["batching"]) for r in rows] == [("mlserver-batching", "on"), ("mlflow-2workers", "on")]
+    for row in rows:
+        assert row["errors"] == 0 and row["requests"] == 24 and row["changed_share"] == 0, row
+        assert row["texts_per_s"] > 0 and row["rss_concurrent_mb"] > 50
+    assert "| onnx | mlserver-batching | on |" in (tmp_path / "BENCHMARKS.md").read_text()
 
 
 def test_loadtest_refuses_unknown_backends_before_any_work(tiny_tagger_file):
