@@ -197,3 +197,27 @@ def test_mlserver_configured_by_environment_as_the_kserve_runtime_does(tiny_tagg
         status, body = _infer(server, "ner", [{"name": "text", "shape": [2], "datatype": "BYTES", "data": TEXTS}])
     assert status == 200, body
     assert _column(body, "entities") == mlflow.pyfunc.load_model(str(models)).predict(TEXTS)
+
+
+def test_runtime_tables_one_row_per_text_for_every_answer_shape():
+    """What FlairRuntime hands MLServer's PandasCodec: one row per input row, a column per output."""
+    pytest.importorskip("mlserver_mlflow", reason="pip install 'flair-mlflow[mlserver]'")
+    from mlserver.codecs import PandasCodec
+
+    from mlflow_flavor.mlserver import FlairRuntime, input_columns
+
+    assert input_columns("sequence-tagging") == ("text",)
+    assert input_columns("text-pair-regression") == ("text", "text_pair")
+    runtime = object.__new__(FlairRuntime)  # the table step alone, no server
+    cases = [
+        (["entities"], [[{"text": "Paris", "label": "LOC"}], []], ["entities"]),
+        (["value"], [0.25, 0.75], ["value"]),
+        (["ner", "sentiment"], [{"ner": [], "sentiment": [{"label": "POS"}]}] * 2, ["ner", "sentiment"]),
+        (["entities"], [{"entities": []}, {"entities": [{"text": "x"}]}], ["entities"]),  # output=records
+    ]
+    for outputs, answers, columns in cases:
+        runtime._outputs = outputs
+        table = runtime._as_table(answers)
+        assert list(table.columns) == columns and len(table) == 2
+        response = PandasCodec.encode_response("m", table)
+        assert [o.shape[0] for o in response.outputs] == [2] * len(columns)
