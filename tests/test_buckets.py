@@ -288,3 +288,25 @@ def test_combine_windows_equals_flairs_combine_strided_tensors(half_stride):
         combine_windows(narrow, single, half_stride, max_length, 0),
         combine_strided_tensors(narrow, single, half_stride, max_length, 0),
     )
+
+
+def test_invariant_calls_hold_rows_of_one_canonical_width_and_answer_as_alone(bert):
+    """Each call: rows of one canonical width (padding added beyond the batch's own where the grid asks);
+    a row's hidden states bit for bit those of the row alone, in two workers' parts or capped calls too."""
+    from exporter.runtime.buckets import canonical_width
+
+    model, tokenizer = bert
+    texts = generate_sentences(14, seed=8, long_every=0) + ["Paris ."]
+    ids, mask = _batch(tokenizer, texts)
+    lengths = mask.sum(1).tolist()
+    recorder = _Recorder(model)
+    grouped = run_in_groups(recorder, ids, mask, 32, invariant=True, width_limit=64)
+    widths = {canonical_width(n, 64) for n in lengths}
+    assert sorted({t for _, t in recorder.shapes}) == sorted(widths)
+    assert sum(rows for rows, _ in recorder.shapes) == len(texts)
+    with ThreadPoolExecutor(2) as pool:
+        parts = run_in_groups(_Recorder(model), ids, mask, 32, invariant=True, executor=pool, workers=2, max_rows=3)
+    for row, n in enumerate(lengths):
+        alone = run_in_groups(_Recorder(model), ids[row : row + 1, :n], mask[row : row + 1, :n], 32, invariant=True)
+        assert torch.equal(grouped[0][row, :n], alone[0][0, :n])
+        assert torch.equal(parts[0][row, :n], alone[0][0, :n])
