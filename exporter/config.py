@@ -105,8 +105,8 @@ class RuntimeOptions:
             with ``encoder_workers=N`` keeps every core on whole matrix products instead of splitting
             small ones (measured 9 % faster fp32 and 15 % int8 encoder time on 2 cores).
         max_call_rows: the most rows (sentences, or windows of a long one) in one encoder call; 0 (the
-            default) leaves it to the buckets. With 1, every row runs alone at its own length, so an int8
-            graph that takes its activation scale from each call (``int8-dynamic``) gives a text the same
+            default) leaves it to the buckets. With 1, every row runs alone (at its own length, or its
+            canonical width with ``batch_invariant``), so an int8 graph that takes its activation scale from each call (``int8-dynamic``) gives a text the same
             entities in any batch (``exporter.runtime.buckets.run_in_groups``).
         batch_invariant: a text's answer must not depend on what it is batched with. Every text runs padded
             to a width of its own (its length rounded up on a fixed grid) in encoder calls of texts of that

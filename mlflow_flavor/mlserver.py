@@ -16,8 +16,12 @@ columns the model's task reads (``text``, and ``text_pair`` for pair models, ``B
 DataFrame (``content_type`` ``pd``), and the answers go back as a DataFrame with one row per input row and a
 column per output of the signature (``entities``, ``labels``, ``value``, or one per task), each cell JSON
 (MLServer's ``pd_json``). One row out per row in is also what MLServer's own adaptive batching needs
-(``max_batch_size`` / ``max_batch_time``). ``/invocations`` (MLflow's scoring protocol) answers as
-``mlflow models serve`` does. Files for ``mlserver start``: ``flair-mlflow mlserver-config``.
+(``max_batch_size`` / ``max_batch_time``). With that batching on, request parameters are refused (MLServer
+merges a batch's requests under one set of parameters, the last request's) and a merged batch larger than
+the model's ``max_texts`` is predicted in parts (MLServer's batch size counts requests, not texts); a bad text
+fails every request of its batch (MLServer's batching, unlike the pyfunc's, does not split a failed batch).
+The model's refusals keep their status (400 for bad input). ``/invocations`` (MLflow's scoring protocol)
+answers as ``mlflow models serve`` does. Files for ``mlserver start``: ``flair-mlflow mlserver-config``.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ from typing import Any
 
 try:
     import pandas as pd
+    from mlflow.exceptions import MlflowException
     from mlserver.codecs import PandasCodec, StringCodec
+    from mlserver.errors import InferenceError, MLServerError
     from mlserver.settings import ModelParameters
     from mlserver.types import Datatype, InferenceRequest, InferenceResponse, MetadataTensor, Parameters
     from mlserver_mlflow import MLflowRuntime
@@ -38,13 +44,15 @@ except ImportError as e:  # pragma: no cover - the message is the point
 
     raise MissingDependencyError("mlserver-mlflow", extra="mlserver", purpose="serving on MLServer") from e
 
+from exporter.config import TEXT_PAIR_CLASSIFICATION, TEXT_PAIR_REGRESSION
 from mlflow_flavor.inputs import PAIR_COLUMN, TEXT_COLUMN
 from mlflow_flavor.mlmodel import FLAVOR_NAME
+from mlflow_flavor.pyfunc import DEFAULT_MAX_TEXTS
 
-__all__ = ["FlairRuntime", "input_columns"]
+__all__ = ["FlairRuntime", "input_columns", "max_texts"]
 
 #: the tasks whose rows are text pairs
-PAIR_TASKS = ("text-pair-classification", "text-pair-regression")
+PAIR_TASKS = (TEXT_PAIR_CLASSIFICATION, TEXT_PAIR_REGRESSION)
 
 
 def input_columns(task: str) -> tuple[str, ...]:
@@ -89,12 +97,31 @@ class FlairRuntime(MLflowRuntime):
         if isinstance(frame, pd.DataFrame):
             frame = frame.apply(lambda column: column.map(_as_text))
         params = payload.parameters.model_extra if payload.parameters and payload.parameters.model_extra else None
-        # on a thread, as MLflow's own server does: the event loop goes on reading requests, and those that
-        # arrive while the model runs reach the pyfunc's adaptive batching together (inline, MLServer handed
-        # the model one request at a time: 75 texts/s for 8 one-text clients on 2 cores, whatever the batching)
-        answers = await asyncio.get_running_loop().run_in_executor(
-            None, partial(self._model.predict, frame, params=params)
-        )
+        merging = self._settings.max_batch_size > 1 and self._settings.max_batch_time > 0
+        if params and merging:
+            # MLServer merges the requests of a batch and keeps one set of parameters (the last request's)
+            raise InferenceError(
+                f"Request parameters ({', '.join(sorted(params))}) cannot be honoured with MLServer's adaptive "
+                "batching on (max_batch_size > 1): MLServer would apply one request's parameters to every request "
+                "merged with it. Serve without MLServer's batching (the model batches concurrent requests itself), "
+                "or set the values for every request in the model_config (MLFLOW_PYFUNC_INFERENCE_CONFIG)."
+            )
+        # MLServer's batch size counts requests: a merged batch may hold more texts than one predict call may
+        chunk = max_texts(self._model) if merging else len(frame) or 1
+        parts = [frame.iloc[start : start + chunk] for start in range(0, max(len(frame), 1), chunk)]
+        answers: list[Any] = []
+        try:
+            for part in parts:
+                # on a thread, as MLflow's own server does: the event loop goes on reading requests, and those that
+                # arrive while the model runs reach the pyfunc's adaptive batching together (inline, MLServer handed
+                # the model one request at a time: 75 texts/s for 8 one-text clients on 2 cores, any batching)
+                answers += await asyncio.get_running_loop().run_in_executor(
+                    None, partial(self._model.predict, part, params=params)
+                )
+        except MlflowException as e:  # the model's refusal keeps its status: 400 for bad input
+            if e.get_http_status_code() < 500:
+                raise InferenceError(e.message) from None
+            raise MLServerError(e.message, e.get_http_status_code()) from None
         return self.encode_response(self._as_table(answers), default_codec=PandasCodec)
 
     def _as_table(self, answers: Any) -> pd.DataFrame:
@@ -105,6 +132,12 @@ class FlairRuntime(MLflowRuntime):
         if answers and all(isinstance(a, dict) for a in answers):
             return pd.DataFrame({k: pd.Series([a.get(k) for a in answers], dtype=object) for k in answers[0]})
         return pd.DataFrame({"answer": pd.Series(answers, dtype=object)})
+
+
+def max_texts(model: Any) -> int:
+    """The most texts one ``predict`` call of ``model`` (a loaded pyfunc) takes: its ``max_texts`` setting."""
+    options = getattr(getattr(model, "_model_impl", None), "options", None)
+    return int(getattr(options, "max_texts", DEFAULT_MAX_TEXTS))
 
 
 def _as_text(value: Any) -> Any:

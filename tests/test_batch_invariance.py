@@ -165,3 +165,45 @@ def test_recurrent_layers_are_named_as_what_keeps_a_model_from_the_promise():
     gaps = invariance_gaps(build_classic_tagger("words", use_rnn=True, use_crf=True))
     assert any("rnn" in gap and "LSTM" in gap for gap in gaps)
     assert invariance_gaps(build_classic_tagger("words", use_rnn=False, use_crf=True)) == []
+
+
+def test_positions_added_beyond_the_batch_hold_the_tokenizers_pad_id():
+    """A row padded past the batch's own width (its canonical width is wider) gets the pad id, masked: an int8
+    graph that scales per call sees those positions too, so they must be what the row alone would hold."""
+    from exporter.runtime.buckets import run_in_groups
+
+    seen = []
+
+    def encoder(ids, mask):
+        seen.append((ids.clone(), mask.clone()))
+        return [ids.unsqueeze(-1).float()]
+
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10, 11, 12, 13]])  # 9 positions: canonical width 16
+    mask = torch.ones_like(ids)
+    (out,) = run_in_groups(encoder, ids, mask, 32, invariant=True, width_limit=64, pad_id=1)
+    ((called_ids, called_mask),) = seen
+    assert called_ids.shape == (1, 16) and called_ids[0, 9:].tolist() == [1] * 7
+    assert called_mask[0, 9:].sum() == 0 and torch.equal(out[0, :, 0].long(), ids[0])
+    # an empty row (no positions) cannot have a canonical width: the batch runs as it came
+    seen.clear()
+    run_in_groups(encoder, torch.tensor([[5, 6], [0, 0]]), torch.tensor([[1, 1], [0, 0]]), 32, invariant=True)
+    assert [tuple(i.shape) for i, _ in seen] == [(2, 2)]
+
+
+def test_transformers_that_pad_by_batch_are_named_as_gaps(tiny_bert):
+    """A transformer no canonical path runs (here Flair's own, before the torch backend's buckets) is a gap; the
+    same model with every transformer bucketed has none; a GPU provider is one."""
+    from tinymodels import build_tiny_tagger
+
+    from exporter.backends.torch import add_length_buckets
+
+    model = build_tiny_tagger(tiny_bert)
+    assert any("padded by batch" in gap for gap in invariance_gaps(model))
+    assert add_length_buckets(model, invariant=True)
+    assert invariance_gaps(model) == []
+    assert invariance_gaps(model, ("CUDAExecutionProvider", "CPUExecutionProvider")) == [
+        "execution provider CUDAExecutionProvider"
+    ]
+    variable = build_tiny_tagger(tiny_bert)
+    add_length_buckets(variable, invariant=False)
+    assert any("padded by batch" in gap for gap in invariance_gaps(variable))

@@ -42,11 +42,14 @@ def test_config_files_name_the_runtime_the_uri_and_batching(tmp_path):
         ({"name": "a/b"}, "one path segment"),
         ({"http_port": 9000, "grpc_port": 9000}, "must differ"),
         ({"parallel_workers": -1}, "parallel_workers"),
+        ({"model_uri": "s3://AKIAXXX:secret@bucket/model"}, "carries credentials"),
+        ({"model_uri": "https://host/m?X-Amz-Signature=abc"}, "carries credentials"),
     ],
 )
 def test_config_refuses_what_mlserver_would_not_do(options, message):
-    with pytest.raises(ConfigError, match=message):
-        MLServerConfig("models:/ner/1", **options)
+    with pytest.raises(ConfigError, match=message) as refused:
+        MLServerConfig(**{"model_uri": "models:/ner/1", **options})
+    assert "secret" not in str(refused.value) and "abc" not in str(refused.value)
 
 
 def test_cli_writes_the_files_for_a_saved_model_and_refuses_other_directories(tiny_bundle, tmp_path):
@@ -140,9 +143,13 @@ def test_mlserver_answers_v2_requests_with_each_texts_answer(tiny_tagger, tiny_b
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(one, requests))
         assert answers == [pairs.predict([list(p)])[0] for p in requests]
-        # a missing input is the model's clear refusal, not a crash
+        # a missing input is the model's clear refusal (400), not a crash
         status, body = _infer(server, "pairs", [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a"]}])
-        assert status >= 400 and "text_pair" in json.dumps(body)
+        assert status == 400 and "text_pair" in json.dumps(body)
+        # with MLServer's batching, per-request params would be merged into one set: refused, by name
+        pair = [{"name": n, "shape": [1], "datatype": "BYTES", "data": ["a b"]} for n in ("text", "text_pair")]
+        status, body = _infer(server, "pairs", pair, {"top_k": 1})
+        assert status == 400 and "top_k" in body["error"] and "MLServer's adaptive batching" in body["error"]
 
 
 @pytest.mark.slow
@@ -155,6 +162,8 @@ def test_kserve_manifests_use_only_kserves_fields(tmp_path):
 
     script = Path(__file__).resolve().parents[1] / "examples" / "kserve" / "check_manifests.py"
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    if out.returncode == 3:
+        pytest.skip(f"the kserve wheel could not be downloaded: {out.stderr[-300:]}")
     assert out.returncode == 0, out.stdout + out.stderr
     for name in ("inferenceservice.yaml", "servingruntime.yaml"):
         shutil.copy(script.parent / name, tmp_path / name)

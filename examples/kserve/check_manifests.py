@@ -6,6 +6,8 @@ installed or imported from it), reads those tables as data and walks each manife
 its type's fields, at every level KServe defines (Kubernetes' own types, such as a container, are not in it).
 
     python examples/kserve/check_manifests.py [--kserve-version 0.21.0] [--directory DIR]
+
+Exit status: 0 every field known, 1 a field unknown (each printed), 3 the wheel could not be downloaded.
 """
 
 from __future__ import annotations
@@ -75,10 +77,10 @@ def main() -> int:
     parser.add_argument("--directory", type=Path, default=HERE, help="Where the manifests are (default: here).")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", f"kserve=={args.kserve_version}", "-d", work],
-            check=True,
-        )
+        download = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", f"kserve=={args.kserve_version}"]
+        if subprocess.run([*download, "-d", work]).returncode != 0:
+            print(f"Could not download kserve=={args.kserve_version} (no package index?).", file=sys.stderr)
+            return 3
         models = read_models(next(Path(work).glob("kserve-*.whl")))
     problems: list[str] = []
     for manifest, kind in MANIFESTS.items():

@@ -107,6 +107,7 @@ def assemble_model(
         runtime.max_call_rows,
         invariant=runtime.invariant_batches,
         width_limit=settings.model_max_length,
+        pad_id=tokenizer.pad_token_id or 0,
     )
     embeddings = build_accelerated_embeddings(settings, tokenizer, encoder, batching)
     state.pop("__cls__", None)

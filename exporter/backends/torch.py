@@ -33,6 +33,7 @@ from exporter.format.modelfile import (
 )
 from exporter.format.tasks import task_models
 from exporter.runtime.buckets import run_in_groups
+from exporter.runtime.invariance import mark_canonical
 
 __all__ = [*SURFACE, "add_length_buckets", "has_length_buckets", "is_flair_jit"]
 
@@ -112,36 +113,47 @@ def _bucketed_forward(self: torch.nn.Module, input_ids: torch.Tensor, attention_
     def encoder(ids: torch.Tensor, mask: torch.Tensor):
         return original(self, ids, attention_mask=mask)[-1]
 
-    invariant, width_limit = getattr(self, _MARK)
+    invariant, width_limit, pad_id = getattr(self, _MARK)
     hidden = run_in_groups(
-        encoder, input_ids, attention_mask, self.config.hidden_size, invariant=invariant, width_limit=width_limit
+        encoder,
+        input_ids,
+        attention_mask,
+        self.config.hidden_size,
+        invariant=invariant,
+        width_limit=width_limit,
+        pad_id=pad_id,
     )
     return (tuple(hidden),)
 
 
 def add_length_buckets(model: Any, invariant: bool = True) -> bool:
-    """Run the transformer of ``model`` (a Flair tagger or classifier) in length buckets, when its
-    embeddings are Flair's plain ``TransformerWordEmbeddings`` / ``TransformerDocumentEmbeddings``;
-    with ``invariant``, every text at its canonical width (``RuntimeOptions.batch_invariant``).
-    Returns whether it did; static shapes (``force_max_length``) and other embeddings are left alone."""
+    """Run every transformer of ``model`` (a tagger's or classifier's embeddings, TARS's, a stack's member, each
+    task's of a multitask model) in length buckets, where it is Flair's plain ``TransformerWordEmbeddings`` /
+    ``TransformerDocumentEmbeddings``; with ``invariant``, every text at its canonical width
+    (``RuntimeOptions.batch_invariant``). Returns whether it did for any; static shapes (``force_max_length``)
+    and other embeddings are left alone."""
     from flair.embeddings import TransformerDocumentEmbeddings, TransformerWordEmbeddings
 
-    embeddings = getattr(model, "embeddings", None)
-    if type(embeddings) not in (TransformerWordEmbeddings, TransformerDocumentEmbeddings):
-        return False
-    transformer = getattr(embeddings, "model", None)
-    config = getattr(transformer, "config", None)
-    # Flair reads ``[-1]`` as the tuple of hidden states only when the config asks for them
-    if embeddings.force_max_length or not getattr(config, "hidden_size", None):
-        return False
-    if not getattr(config, "output_hidden_states", False):
-        return False
-    # bound to this instance: deepcopy rebinds it to the copy; the state dict does not see it
-    transformer.forward = types.MethodType(_bucketed_forward, transformer)
-    setattr(transformer, _MARK, (invariant, int(embeddings.tokenizer.model_max_length)))
-    return True
+    done = False
+    for embeddings in model.modules():
+        if type(embeddings) not in (TransformerWordEmbeddings, TransformerDocumentEmbeddings):
+            continue
+        transformer = getattr(embeddings, "model", None)
+        config = getattr(transformer, "config", None)
+        # Flair reads ``[-1]`` as the tuple of hidden states only when the config asks for them
+        if embeddings.force_max_length or not getattr(config, "hidden_size", None):
+            continue
+        if not getattr(config, "output_hidden_states", False) or getattr(transformer, _MARK, None):
+            continue
+        # bound to this instance: deepcopy rebinds it to the copy; the state dict does not see it
+        transformer.forward = types.MethodType(_bucketed_forward, transformer)
+        tokenizer = embeddings.tokenizer
+        setattr(transformer, _MARK, (invariant, int(tokenizer.model_max_length), tokenizer.pad_token_id or 0))
+        mark_canonical(transformer, invariant)
+        done = True
+    return done
 
 
 def has_length_buckets(model: Any) -> bool:
-    """Whether :func:`add_length_buckets` is in force on ``model``."""
-    return bool(getattr(getattr(getattr(model, "embeddings", None), "model", None), _MARK, False))
+    """Whether :func:`add_length_buckets` is in force on ``model``'s transformers (any of them)."""
+    return any(getattr(m, _MARK, None) for m in model.modules())

@@ -87,20 +87,23 @@ def load_bundle(
 
 
 def _make_batch_invariant(model: Any, options: RuntimeOptions) -> None:
-    """The head's share of ``batch_invariant`` (the encoders' is their canonical widths); a model that cannot
-    keep the promise it was explicitly asked for (recurrent layers) says so once, at load."""
+    """The head's share of ``batch_invariant`` (the encoders' is their canonical widths); a model that cannot keep
+    the promise says why once, at load: a warning where ``batch_invariant=true`` was asked for, else at INFO."""
     if not options.invariant_batches:
         return
     from exporter.runtime.invariance import fix_head_shapes, invariance_gaps  # lazy: torch
 
     fix_head_shapes(model)
-    gaps = invariance_gaps(model)
-    if gaps and options.batch_invariant:
-        log.warning(
-            "batch_invariant=true, but this %s's recurrent layers (%s) multiply the whole batch at each step: a "
-            "text's scores can still differ in the last digits with its neighbours.",
+    gaps = invariance_gaps(model, options.providers)
+    if gaps:
+        named = ", ".join(gaps[:3]) + (", ..." if len(gaps) > 3 else "")
+        log.log(
+            logging.WARNING if options.batch_invariant else logging.INFO,
+            "This %s's answers are not batch-invariant: %s compute%s with the whole batch's shapes, so a text's scores "
+            "can differ in the last digits with its neighbours (and a near tie flip).",
             type(model).__name__,
-            ", ".join(gaps[:3]) + (", ..." if len(gaps) > 3 else ""),
+            named,
+            "s" if len(gaps) == 1 else "",
         )
 
 

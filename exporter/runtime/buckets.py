@@ -68,13 +68,15 @@ class Batching:
 
     ``invariant``: every row runs padded to its :func:`canonical_width`, in calls of rows of that same width,
     so that a row's hidden states never depend on the other rows of the batch (``width_limit``: the widest a
-    call may be, the encoder's maximum length)."""
+    call may be, the encoder's maximum length; ``pad_id``: the tokenizer's padding token, for positions a
+    call adds beyond the batch's own padding)."""
 
     buckets: bool = True
     workers: int = 1
     max_rows: int = 0
     invariant: bool = False
     width_limit: int = 0
+    pad_id: int = 0
 
 
 #: groups of similar length, one call at a time, no row cap
@@ -235,6 +237,7 @@ def run_in_groups(
     max_rows: int = 0,
     invariant: bool = False,
     width_limit: int = 0,
+    pad_id: int = 0,
 ) -> list[torch.Tensor]:
     """``encoder(input_ids, attention_mask)``, run group by group as :func:`plan_groups` decides.
 
@@ -250,14 +253,16 @@ def run_in_groups(
     (or calls of whole rows at full width) when the batch has one row, the mask is not right-padded
     (left-padding tokenizers), or splitting would not pay.
 
-    With ``invariant``, every row is padded to its :func:`canonical_width` (at most ``width_limit``) and
-    runs only with rows of that same width, in calls of at most ``max_rows`` rows: its hidden states are
-    then the same whatever else is in the batch (left-padded masks excepted: they run as they came).
+    With ``invariant``, every row is padded to its :func:`canonical_width` (at most ``width_limit``; added
+    positions hold ``pad_id``, masked) and runs only with rows of that same width, in calls of at most
+    ``max_rows`` rows (and the position caps): its hidden states are then the same whatever else is in the
+    batch (left-padded masks and empty rows excepted: they run as they came).
     """
     if invariant:
         invariant_groups = _canonical_groups(attention_mask, width_limit)
         if invariant_groups is not None:
-            return _run_canonical(encoder, input_ids, attention_mask, invariant_groups, max_rows, executor, workers)
+            caps = {"max_positions": max_positions, "max_attention": max_attention, "max_rows": max_rows}
+            return _run_canonical(encoder, input_ids, attention_mask, invariant_groups, caps, executor, workers, pad_id)
     rows, full_width = input_ids.size(0), input_ids.size(1)
     parallel = executor is not None and workers > 1
     capped = 0 < max_rows < rows
@@ -303,7 +308,7 @@ def _canonical_groups(attention_mask: torch.Tensor, width_limit: int) -> list[tu
     """``(width, rows)`` for each canonical width in the batch, widest first; None for a mask that is not
     right-padded."""
     lengths = _right_padded_lengths(attention_mask)
-    if lengths is None:
+    if lengths is None or not lengths or min(lengths) < 1:
         return None
     by_width: dict[int, list[int]] = {}
     for row, length in enumerate(lengths):
@@ -316,9 +321,10 @@ def _run_canonical(
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
     groups: list[tuple[int, list[int]]],
-    max_rows: int,
+    caps: dict[str, int],
     executor: Executor | None,
     workers: int,
+    pad_id: int,
 ) -> list[torch.Tensor]:
     """Each group at its canonical width (padding added or cut as needed), results put back in place."""
     rows, full_width = input_ids.size(0), input_ids.size(1)
@@ -326,15 +332,16 @@ def _run_canonical(
     calls: list[tuple[int, list[int]]] = []
     for width, group in groups:
         parts = split_for_workers([group], workers) if parallel else [group]  # rows never change a row's numbers
-        for part in cap_positions(parts, [width] * len(parts), max_rows=max_rows):
+        for part in cap_positions(parts, [width] * len(parts), **caps):
             calls.append((width, part))
 
     def call(item: tuple[int, list[int]]) -> tuple[torch.Tensor, int, Sequence[torch.Tensor]]:
         width, group = item
         index = torch.tensor(group, dtype=torch.long)
         ids, mask = input_ids[index, : min(width, full_width)], attention_mask[index, : min(width, full_width)]
-        if width > full_width:  # the padding the batch did not have: masked, so its ids are never read
-            ids = torch.nn.functional.pad(ids, (0, width - full_width), value=0)
+        if width > full_width:  # the padding the batch did not have: masked, and the tokenizer's own pad id (an
+            # int8 graph that takes its activation scale per call sees these positions too)
+            ids = torch.nn.functional.pad(ids, (0, width - full_width), value=pad_id)
             mask = torch.nn.functional.pad(mask, (0, width - full_width), value=0)
         return index, min(width, full_width), encoder(ids, mask)
 

@@ -22,6 +22,7 @@ from flair.embeddings.transformer import TransformerBaseEmbeddings
 from exporter.errors import BundleError, FlairMlflowError
 from exporter.runtime.buckets import AS_PADDED, BUCKETED, Batching, Encoder, run_in_groups
 from exporter.runtime.fastpath import pool_token_embeddings
+from exporter.runtime.invariance import mark_canonical
 from exporter.runtime.settings import EmbeddingSettings
 
 __all__ = [
@@ -40,6 +41,7 @@ class EncoderProxy(torch.nn.Module):
         self.encoder = encoder
         # static shapes (force_max_length) must reach the encoder as they are
         self.batching = AS_PADDED if settings.force_max_length else batching
+        mark_canonical(self, self.batching.invariant)
         self._executor: ThreadPoolExecutor | None = None
         self.config = SimpleNamespace(
             model_type=settings.model_type,
@@ -64,6 +66,7 @@ class EncoderProxy(torch.nn.Module):
                 max_rows=self.batching.max_rows,
                 invariant=self.batching.invariant,
                 width_limit=self.batching.width_limit,
+                pad_id=self.batching.pad_id,
             )
         )
         # Flair takes ``[-1]`` of the model output: the tuple of hidden states.

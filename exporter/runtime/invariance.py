@@ -9,7 +9,8 @@ row), as one batched product: one shape for every call, so a row's arithmetic is
 and at any position (checked by the tests). Measured cost: none for a 384-wide head, 3-10 % for wider ones.
 
 Recurrent layers (a tagger's BiLSTM, character language models, document RNNs) multiply as many rows as the
-batch has sentences at each step: :func:`invariance_gaps` names them, and such models do not promise this.
+batch has sentences at each step, and a transformer that pads by batch computes other sums: :func:`invariance_gaps`
+names what a model has of these, and such models do not promise this.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from typing import Any
 
 import torch
 
-__all__ = ["ROWS_PER_BLOCK", "fix_head_shapes", "invariance_gaps"]
+__all__ = ["ROWS_PER_BLOCK", "fix_head_shapes", "invariance_gaps", "mark_canonical"]
 
 #: rows per product of a head's linear layer when answers must not depend on the batch
 ROWS_PER_BLOCK = 64
 _RECURRENT = (torch.nn.RNNBase,)
 _MARK = "_flair_mlflow_fixed_rows"
+_CANONICAL = "_flair_mlflow_canonical_widths"
 
 
 def _head_modules(model: Any) -> list[tuple[str, torch.nn.Module]]:
@@ -38,14 +40,33 @@ def _head_modules(model: Any) -> list[tuple[str, torch.nn.Module]]:
     return [(name, m) for name, m in model.named_modules() if id(m) not in inside]
 
 
-def invariance_gaps(model: Any) -> list[str]:
-    """What keeps ``model``'s answers from being batch-invariant: recurrent layers, in its head or embeddings."""
+def mark_canonical(encoder: torch.nn.Module, invariant: bool) -> None:
+    """Record on ``encoder`` (what a Flair transformer embedding calls as its ``model``) whether it runs every
+    text at its canonical width; :func:`invariance_gaps` reads it."""
+    setattr(encoder, _CANONICAL, bool(invariant))
+
+
+def invariance_gaps(model: Any, providers: tuple[str, ...] = ()) -> list[str]:
+    """What keeps ``model``'s answers from being batch-invariant: recurrent layers (in its head or its character
+    language models), a transformer that pads by batch (an encoder not marked by :func:`mark_canonical`: Flair's
+    own ONNX export, static shapes, an embedding the torch backend does not handle, left padding), an execution
+    provider other than the CPU (measured on the CPU only)."""
+    from flair.embeddings.transformer import TransformerBaseEmbeddings
+
     gaps = [f"{name} ({type(m).__name__})" for name, m in model.named_modules() if isinstance(m, _RECURRENT)]
     gaps += [
         f"{name} ({type(m).__name__})"
         for name, m in model.named_modules()
         if type(m).__name__ in ("CharLMEmbeddings", "FlairEmbeddings") and name
     ]
+    for name, m in model.named_modules():
+        if not isinstance(m, TransformerBaseEmbeddings):
+            continue
+        if not getattr(getattr(m, "model", None), _CANONICAL, False):
+            gaps.append(f"{name or 'embeddings'} ({type(m).__name__}: padded by batch)")
+        elif getattr(getattr(m, "tokenizer", None), "padding_side", "right") == "left":
+            gaps.append(f"{name or 'embeddings'} ({type(m).__name__}: a left-padding tokenizer)")
+    gaps += [f"execution provider {p}" for p in providers[:1] if p != "CPUExecutionProvider"]
     return gaps
 
 

@@ -426,7 +426,7 @@ def _markdown(config: LoadTestConfig, rows: Sequence[dict[str, Any]], source: st
         f"- Date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; model `{config.model_path.name}`; "
         f"{source}; `--env-manager local`; clients on the same cores as the server. Servers: `mlflow` = "
         "`mlflow models serve` with one uvicorn worker (`-2workers`: two); `mlserver` = MLServer in one process "
-        "(V2 `infer` requests), `-batching` with MLServer's adaptive batching (32 texts, 10 ms), `-2workers` with "
+        "(V2 `infer` requests), `-batching` with MLServer's adaptive batching (32 requests, 10 ms), `-2workers` with "
         "two parallel workers; each of two workers runs one torch and one ONNX Runtime thread. Batching: the "
         f"pyfunc's adaptive batching. In process: the median of {IN_PROCESS_PASSES} passes after one untimed.",
         f"- In process: the pyfunc's `predict` in batches of 32. Served: 1 client x 1 text per request (latency), "

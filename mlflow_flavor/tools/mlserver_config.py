@@ -19,6 +19,7 @@ from typing import Any
 
 from exporter.config import check_integer
 from exporter.errors import ConfigError
+from mlflow_flavor.redact import public_uri
 
 __all__ = ["MLServerConfig", "RUNTIME", "write_mlserver_config"]
 
@@ -53,6 +54,13 @@ class MLServerConfig:
     def __post_init__(self) -> None:
         if not str(self.model_uri).strip():
             raise ConfigError("model_uri must name an MLflow model (a path or a URI).", "model_uri")
+        if public_uri(str(self.model_uri)) != str(self.model_uri):
+            raise ConfigError(
+                f"model_uri {public_uri(str(self.model_uri))!r} carries credentials, which would be written into "
+                "model-settings.json: give the URI without them and the credentials to the serving process "
+                "(AWS_* or MLFLOW_TRACKING_* variables, a service account).",
+                "model_uri",
+            )
         if not self.name or any(c in self.name for c in "/ ?#"):
             raise ConfigError(f"name must be one path segment without spaces, got {self.name!r}.", "name")
         check_integer("parallel_workers", self.parallel_workers, 0)
