@@ -21,7 +21,13 @@ def test_loadtest_reports_every_backend_with_batching_off_and_on(tiny_tagger_fil
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout[result.stdout.index("[") :])
     long_rows = [r for r in rows if "words" in r]
-    rows = [r for r in rows if "words" not in r]
+    cold_rows = [r for r in rows if "cold_start" in r]
+    rows = [r for r in rows if "words" not in r and "cold_start" not in r]
+    # launching the server until the first answer, beside a do-nothing pyfunc in the same run
+    assert [r["cold_start"] for r in cold_rows] == ["do-nothing pyfunc", "torch", "int8"]
+    for row in cold_rows:
+        assert 0 < row["server_up_s"] <= row["first_answer_s"] < 300
+    assert min(r["first_answer_s"] for r in cold_rows[1:]) > cold_rows[0]["first_answer_s"] * 0.5
     assert [(r["backend"], r["words"]) for r in long_rows] == [("torch", 2500), ("int8", 2500)]
     for row in long_rows:
         assert row["warm_mb"] > 50 and row["peak_above_warm_mb"] >= 0
@@ -43,7 +49,7 @@ def test_loadtest_reports_every_backend_with_batching_off_and_on(tiny_tagger_fil
         assert row["changed_share"] == 0, row
     text = report.read_text()
     assert "<!-- flair-mlflow loadtest: start -->" in text and "| int8 | mlflow | on |" in text
-    assert "One long text" in text
+    assert "One long text" in text and "| do-nothing pyfunc |" in text
 
 
 def test_loadtest_runs_mlserver_and_two_workers_with_the_same_answers(tiny_tagger_file, tmp_path):
@@ -51,7 +57,7 @@ def test_loadtest_runs_mlserver_and_two_workers_with_the_same_answers(tiny_tagge
     pytest.importorskip("mlserver_mlflow", reason="pip install 'flair-mlflow[mlserver]'")
     args = ["loadtest", "--model", str(tiny_tagger_file), "--backend", "onnx", "--batching", "on"]
     args += ["--server", "mlserver-batching", "--server", "mlflow-2workers", "--clients", "4", "--requests", "6"]
-    args += ["--sentences", "40", "--output", str(tmp_path / "BENCHMARKS.md")]
+    args += ["--sentences", "40", "--no-cold-start", "--output", str(tmp_path / "BENCHMARKS.md")]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout[result.stdout.index("[") :])

@@ -749,6 +749,12 @@ def int8_report(
 @click.option(
     "--long-words", type=int, default=0, help="Also tag one text of that many words per backend (memory, time)."
 )
+@click.option(
+    "--cold-start/--no-cold-start",
+    default=True,
+    show_default=True,
+    help="Also time launching mlflow models serve until the first answer, beside a do-nothing pyfunc.",
+)
 @click.option("--output", type=click.Path(dir_okay=False), default="docs/BENCHMARKS.md", show_default=True)
 def loadtest(
     model,
@@ -762,6 +768,7 @@ def loadtest(
     num_sentences,
     min_words,
     long_words,
+    cold_start,
     output,
 ):
     """In-process predict vs `mlflow models serve` under concurrent clients, adaptive batching off and on."""
@@ -774,6 +781,7 @@ def loadtest(
         num_sentences=num_sentences,
         min_words=min_words,
         long_words=long_words,
+        cold_start=cold_start,
         command="flair-mlflow " + " ".join(sys.argv[1:]),
         **({"backends": tuple(backends)} if backends else {}),
         **({"batching": tuple(batching)} if batching else {}),

@@ -80,6 +80,8 @@ class LoadTestConfig:
             generated sentences; ``num_sentences`` of them.
         long_words: above 0, also tag one text of that many words (and one of 1,000) in a fresh process
             per backend: peak memory above the warmed-up model, and time per word.
+        cold_start: also time, per backend and for a do-nothing pyfunc in the same run, launching
+            ``mlflow models serve`` until its first answer.
     """
 
     model_path: Path
@@ -93,6 +95,7 @@ class LoadTestConfig:
     num_sentences: int = 256
     min_words: int = 5
     long_words: int = 0
+    cold_start: bool = True
     command: str = ""
 
     def __post_init__(self) -> None:
@@ -338,11 +341,19 @@ def run_load_test(
     texts, source = load_texts(config)
     rows: list[dict[str, Any]] = []
     long_rows: list[dict[str, Any]] = []
+    cold_rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="flair-mlflow-loadtest-") as work:
+        if config.cold_start:
+            say("[do-nothing pyfunc] launching mlflow models serve until its first answer")
+            nothing = _save_do_nothing(Path(work) / "do-nothing")
+            cold_rows.append({"cold_start": "do-nothing pyfunc", **first_answer(nothing, Path(work) / "nothing.log")})
         for backend in config.backends:
             model_dir = Path(work) / backend
             say(f"[{backend}] saving the model")
             _save(config, backend, model_dir)
+            if config.cold_start:
+                say(f"[{backend}] launching mlflow models serve until its first answer")
+                cold_rows.append({"cold_start": backend, **first_answer(model_dir, Path(work) / f"{backend}-cold.log")})
             say(f"[{backend}] in-process predict, batches of 32")
             in_process, alone = _in_process(model_dir, texts)
             if config.long_words:
@@ -370,8 +381,68 @@ def run_load_test(
                         }
                     )
     if output:
-        write_report(output, _markdown(config, rows, source) + _long_markdown(long_rows), section="loadtest")
-    return rows + long_rows
+        report = _markdown(config, rows, source) + _long_markdown(long_rows) + _cold_markdown(cold_rows)
+        write_report(output, report, section="loadtest")
+    return rows + long_rows + cold_rows
+
+
+_DO_NOTHING = """
+import mlflow
+
+
+class DoNothing(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return [[] for _ in range(len(model_input))]
+
+
+mlflow.models.set_model(DoNothing())
+"""
+
+
+def _save_do_nothing(path: Path) -> Path:
+    """A pyfunc that answers ``[]`` per text and imports nothing but MLflow (models from code)."""
+    import mlflow
+
+    source = path.with_suffix(".py")
+    source.write_text(_DO_NOTHING)
+    mlflow.pyfunc.save_model(str(path), python_model=str(source))
+    return path
+
+
+def first_answer(model_dir: Path, log: Path) -> dict[str, float]:
+    """Seconds from launching ``mlflow models serve`` (one worker, ``--env-manager local``) to the first answer
+    of one text, and of them until the server said it was up (``/ping``)."""
+    started = time.perf_counter()
+    with serve_model(str(model_dir), log) as url:
+        up = time.perf_counter() - started
+        while True:
+            status, _ = _post(f"{url}/invocations", {"inputs": ["Angela Merkel met Tim Cook in Paris ."]})
+            if status == 200:
+                break
+            if time.perf_counter() - started > 300:
+                raise ServerError(f"{model_dir.name}: no answer within 300 s of launching the server.")
+            time.sleep(0.05)
+        return {"server_up_s": up, "first_answer_s": time.perf_counter() - started}
+
+
+def _cold_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    base = rows[0]["first_answer_s"]
+    lines = [
+        "",
+        "Cold start: launching `mlflow models serve` (one worker, `--env-manager local`) until the first answer to "
+        "one text, each model once in this run, beside a do-nothing pyfunc (a model from code that answers `[]`):",
+        "",
+        "| model | server up (s) | first answer (s) | vs do-nothing |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['cold_start']} | {r['server_up_s']:.1f} | {r['first_answer_s']:.1f} | "
+            f"{r['first_answer_s'] / base:.2f}x |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 @contextlib.contextmanager

@@ -67,7 +67,7 @@ def _wait_ready(url: str, process: subprocess.Popen, timeout: float, log: Path) 
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
                     return
-        time.sleep(0.5)
+        time.sleep(0.1)
     raise ServerError(f"{url} did not answer within {timeout:.0f} s:\n{log.read_text()[-4000:]}")
 
 
