@@ -426,22 +426,29 @@ def first_answer(model_dir: Path, log: Path) -> dict[str, float]:
 
 
 def _cold_markdown(rows: Sequence[dict[str, Any]]) -> str:
-    if not rows:
-        return ""
-    base = rows[0]["first_answer_s"]
-    lines = [
-        "",
+    base = rows[0]["first_answer_s"] if rows else 1.0
+    return _table(
         "Cold start: launching `mlflow models serve` (one worker, `--env-manager local`) until the first answer to "
         "one text, each model once in this run, beside a do-nothing pyfunc (a model from code that answers `[]`):",
-        "",
-        "| model | server up (s) | first answer (s) | vs do-nothing |",
-        "| --- | ---: | ---: | ---: |",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['cold_start']} | {r['server_up_s']:.1f} | {r['first_answer_s']:.1f} | "
-            f"{r['first_answer_s'] / base:.2f}x |"
-        )
+        ["model", "server up (s)", "first answer (s)", "vs do-nothing"],
+        [
+            [
+                r["cold_start"],
+                f"{r['server_up_s']:.1f}",
+                f"{r['first_answer_s']:.1f}",
+                f"{r['first_answer_s'] / base:.2f}x",
+            ]
+            for r in rows
+        ],
+    )
+
+
+def _table(intro: str, header: list[str], cells: list[list[str]]) -> str:
+    """A paragraph and a Markdown table (first column left-aligned, the others right), or nothing without rows."""
+    if not cells:
+        return ""
+    lines = ["", intro, "", "| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join(lines) + "\n"
 
 
@@ -467,22 +474,29 @@ def _serving(server: str, model_dir: Path, work: Path, env: dict[str, str]) -> I
 
 
 def _long_markdown(rows: Sequence[dict[str, Any]]) -> str:
-    if not rows:
-        return ""
-    lines = [
-        "",
+    return _table(
         f"One long text (no sentence splitting: one Flair sentence of {rows[0]['words']:,} words), in a fresh process "
-        "per backend after warm-up on short texts:",
-        "",
-        "| backend | peak memory above the warmed-up model (MB) | ms/word, 1,000 words | ms/word, long text | ratio |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['backend']} | {r['peak_above_warm_mb']:.0f} | {r['ms_per_word_1000']:.3f} | "
-            f"{r['ms_per_word_long']:.3f} | {r['ms_per_word_long'] / r['ms_per_word_1000']:.2f} |"
-        )
-    return "\n".join(lines) + "\n"
+        "per backend after warm-up on short texts:"
+        if rows
+        else "",
+        [
+            "backend",
+            "peak memory above the warmed-up model (MB)",
+            "ms/word, 1,000 words",
+            "ms/word, long text",
+            "ratio",
+        ],
+        [
+            [
+                r["backend"],
+                f"{r['peak_above_warm_mb']:.0f}",
+                f"{r['ms_per_word_1000']:.3f}",
+                f"{r['ms_per_word_long']:.3f}",
+                f"{r['ms_per_word_long'] / r['ms_per_word_1000']:.2f}",
+            ]
+            for r in rows
+        ],
+    )
 
 
 def _markdown(config: LoadTestConfig, rows: Sequence[dict[str, Any]], source: str) -> str:
