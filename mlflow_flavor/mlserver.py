@@ -63,10 +63,6 @@ def input_columns(task: str) -> tuple[str, ...]:
 class FlairRuntime(MLflowRuntime):
     """``mlserver_mlflow.MLflowRuntime`` for flair-mlflow models (see the module docstring)."""
 
-    async def load(self) -> bool:
-        await super().load()
-        return True
-
     def _sync_metadata(self) -> None:
         flavor = self._model.metadata.flavors.get(FLAVOR_NAME)
         if flavor is None:

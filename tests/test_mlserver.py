@@ -64,6 +64,9 @@ def test_cli_writes_the_files_for_a_saved_model_and_refuses_other_directories(ti
     assert settings["parameters"]["uri"] == str(model.resolve())
     refused = CliRunner().invoke(main, ["mlserver-config", str(tmp_path / "srv"), str(tmp_path / "other")])
     assert refused.exit_code == 2 and "not a flair-mlflow MLflow model" in refused.output
+    missing = CliRunner().invoke(main, ["mlserver-config", str(tmp_path / "modle"), str(tmp_path / "y")])
+    assert missing.exit_code == 2 and "no such directory, and not a URI" in missing.output
+    assert not (tmp_path / "y").exists()
     bad = CliRunner().invoke(main, ["mlserver-config", str(model), str(tmp_path / "x"), "--max-batch-size", "4"])
     assert bad.exit_code == 2 and "set both, or neither" in bad.output and not (tmp_path / "x").exists()
 

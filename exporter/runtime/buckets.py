@@ -30,13 +30,13 @@ import torch
 
 __all__ = [
     "AS_PADDED",
-    "CANONICAL",
     "BUCKETED",
     "CALL_OVERHEAD_TOKENS",
     "Batching",
     "MAX_CALL_POSITIONS",
     "Encoder",
     "call_overhead",
+    "canonical_groups",
     "canonical_width",
     "cap_positions",
     "plan_groups",
@@ -79,10 +79,8 @@ class Batching:
     pad_id: int = 0
 
 
-#: groups of similar length, one call at a time, no row cap
+#: the default: groups of similar length, one call at a time, no row cap
 BUCKETED = Batching()
-#: the default: every row at its canonical width, so its numbers are the same in any batch
-CANONICAL = Batching(invariant=True)
 #: static shapes (``force_max_length``): every batch reaches the encoder as Flair padded it
 AS_PADDED = Batching(buckets=False, workers=1, max_rows=0)
 
@@ -258,13 +256,19 @@ def run_in_groups(
     ``max_rows`` rows (and the position caps): its hidden states are then the same whatever else is in the
     batch (left-padded masks and empty rows excepted: they run as they came).
     """
-    if invariant:
-        invariant_groups = _canonical_groups(attention_mask, width_limit)
-        if invariant_groups is not None:
-            caps = {"max_positions": max_positions, "max_attention": max_attention, "max_rows": max_rows}
-            return _run_canonical(encoder, input_ids, attention_mask, invariant_groups, caps, executor, workers, pad_id)
-    rows, full_width = input_ids.size(0), input_ids.size(1)
     parallel = executor is not None and workers > 1
+    if invariant:
+        lengths = _right_padded_lengths(attention_mask)
+        if lengths and min(lengths) >= 1:
+            calls = []
+            for width, group in canonical_groups(lengths, width_limit):
+                parts = (
+                    split_for_workers([group], workers) if parallel else [group]
+                )  # rows never change a row's numbers
+                capped_parts = cap_positions(parts, [width] * len(parts), max_positions, max_attention, max_rows)
+                calls += [(width, part) for part in capped_parts]
+            return _run_calls(encoder, input_ids, attention_mask, calls, executor if parallel else None, pad_id)
+    rows, full_width = input_ids.size(0), input_ids.size(1)
     capped = 0 < max_rows < rows
     lengths = _right_padded_lengths(attention_mask) if rows > 1 and (buckets or parallel or capped) else None
     if lengths is None or min(lengths) < 1:
@@ -283,66 +287,46 @@ def run_in_groups(
     if len(groups) == 1 and not parallel and width_of(groups[0]) == full_width:
         return list(encoder(input_ids, attention_mask))
 
-    def call(group: list[int]) -> tuple[torch.Tensor, int, Sequence[torch.Tensor]]:
-        width = width_of(group)
-        index = torch.tensor(group, dtype=torch.long)
-        return index, width, encoder(input_ids[index, :width], attention_mask[index, :width])
-
-    return _put_back(executor.map(call, groups) if parallel else map(call, groups), rows, full_width)
+    calls = [(width_of(group), group) for group in groups]
+    return _run_calls(encoder, input_ids, attention_mask, calls, executor if parallel else None)
 
 
-def _put_back(results, rows: int, full_width: int) -> list[torch.Tensor]:
-    """The calls' outputs (``(row index, width, outputs)`` each) in their rows of tensors as wide as the batch;
-    zeros beyond each call's width (positions Flair never reads)."""
-    full: list[torch.Tensor] | None = None
-    for index, width, outputs in results:
-        if full is None:
-            full = [o.new_zeros((rows, full_width, *o.shape[2:])) for o in outputs]
-        for target, output in zip(full, outputs):
-            target[index, :width] = output[:, :width]
-    assert full is not None
-    return full
-
-
-def _canonical_groups(attention_mask: torch.Tensor, width_limit: int) -> list[tuple[int, list[int]]] | None:
-    """``(width, rows)`` for each canonical width in the batch, widest first; None for a mask that is not
-    right-padded."""
-    lengths = _right_padded_lengths(attention_mask)
-    if lengths is None or not lengths or min(lengths) < 1:
-        return None
+def canonical_groups(lengths: Sequence[int], width_limit: int = 0) -> list[tuple[int, list[int]]]:
+    """``(width, rows)`` for each :func:`canonical_width` of ``lengths`` (indexes into it), widest first."""
     by_width: dict[int, list[int]] = {}
     for row, length in enumerate(lengths):
         by_width.setdefault(canonical_width(length, width_limit), []).append(row)
     return sorted(by_width.items(), key=lambda item: -item[0])
 
 
-def _run_canonical(
+def _run_calls(
     encoder: Encoder,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
-    groups: list[tuple[int, list[int]]],
-    caps: dict[str, int],
+    calls: list[tuple[int, list[int]]],
     executor: Executor | None,
-    workers: int,
-    pad_id: int,
+    pad_id: int = 0,
 ) -> list[torch.Tensor]:
-    """Each group at its canonical width (padding added or cut as needed), results put back in place."""
+    """One encoder call per ``(width, rows)``, concurrently on ``executor`` when given, each cut or padded to its
+    width; the outputs put back in their rows of tensors as wide as the batch (zeros beyond each call's width:
+    positions Flair never reads)."""
     rows, full_width = input_ids.size(0), input_ids.size(1)
-    parallel = executor is not None and workers > 1
-    calls: list[tuple[int, list[int]]] = []
-    for width, group in groups:
-        parts = split_for_workers([group], workers) if parallel else [group]  # rows never change a row's numbers
-        for part in cap_positions(parts, [width] * len(parts), **caps):
-            calls.append((width, part))
 
     def call(item: tuple[int, list[int]]) -> tuple[torch.Tensor, int, Sequence[torch.Tensor]]:
         width, group = item
         index = torch.tensor(group, dtype=torch.long)
         ids, mask = input_ids[index, : min(width, full_width)], attention_mask[index, : min(width, full_width)]
-        if width > full_width:  # the padding the batch did not have: masked, and the tokenizer's own pad id (an
-            # int8 graph that takes its activation scale per call sees these positions too)
+        if width > full_width:  # the padding the batch did not have (canonical widths): masked, and the tokenizer's
+            # own pad id (an int8 graph that takes its activation scale per call sees these positions too)
             ids = torch.nn.functional.pad(ids, (0, width - full_width), value=pad_id)
             mask = torch.nn.functional.pad(mask, (0, width - full_width), value=0)
         return index, min(width, full_width), encoder(ids, mask)
 
-    return _put_back(executor.map(call, calls) if parallel else map(call, calls), rows, full_width)
+    full: list[torch.Tensor] | None = None
+    for index, width, outputs in executor.map(call, calls) if executor is not None else map(call, calls):
+        if full is None:
+            full = [o.new_zeros((rows, full_width, *o.shape[2:])) for o in outputs]
+        for target, output in zip(full, outputs):
+            target[index, :width] = output[:, :width]
+    assert full is not None
+    return full

@@ -25,11 +25,10 @@ __all__ = ["ROWS_PER_BLOCK", "fix_head_shapes", "invariance_gaps", "mark_canonic
 #: rows per product of a head's linear layer when answers must not depend on the batch
 ROWS_PER_BLOCK = 64
 _RECURRENT = (torch.nn.RNNBase,)
-_MARK = "_flair_mlflow_fixed_rows"
 _CANONICAL = "_flair_mlflow_canonical_widths"
 
 
-def _head_modules(model: Any) -> list[tuple[str, torch.nn.Module]]:
+def _head_modules(model: Any) -> list[torch.nn.Module]:
     """The model's modules that are not inside any of its embeddings (whose encoders batch on their own terms)."""
     from flair.embeddings import Embeddings
 
@@ -37,7 +36,7 @@ def _head_modules(model: Any) -> list[tuple[str, torch.nn.Module]]:
     for module in model.modules():
         if isinstance(module, Embeddings):
             inside.update(id(m) for m in module.modules())
-    return [(name, m) for name, m in model.named_modules() if id(m) not in inside]
+    return [m for m in model.modules() if id(m) not in inside]
 
 
 def mark_canonical(encoder: torch.nn.Module, invariant: bool) -> None:
@@ -53,21 +52,18 @@ def invariance_gaps(model: Any, providers: tuple[str, ...] = ()) -> list[str]:
     provider other than the CPU (measured on the CPU only)."""
     from flair.embeddings.transformer import TransformerBaseEmbeddings
 
-    gaps = [f"{name} ({type(m).__name__})" for name, m in model.named_modules() if isinstance(m, _RECURRENT)]
-    gaps += [
-        f"{name} ({type(m).__name__})"
-        for name, m in model.named_modules()
-        if type(m).__name__ in ("CharLMEmbeddings", "FlairEmbeddings") and name
-    ]
+    recurrent, transformers = [], []
     for name, m in model.named_modules():
-        if not isinstance(m, TransformerBaseEmbeddings):
-            continue
-        if not getattr(getattr(m, "model", None), _CANONICAL, False):
-            gaps.append(f"{name or 'embeddings'} ({type(m).__name__}: padded by batch)")
-        elif getattr(getattr(m, "tokenizer", None), "padding_side", "right") == "left":
-            gaps.append(f"{name or 'embeddings'} ({type(m).__name__}: a left-padding tokenizer)")
-    gaps += [f"execution provider {p}" for p in providers[:1] if p != "CPUExecutionProvider"]
-    return gaps
+        kind = type(m).__name__
+        if isinstance(m, _RECURRENT) or (name and kind in ("CharLMEmbeddings", "FlairEmbeddings")):
+            recurrent.append(f"{name} ({kind})")
+        elif isinstance(m, TransformerBaseEmbeddings):
+            if not getattr(getattr(m, "model", None), _CANONICAL, False):
+                transformers.append(f"{name or 'embeddings'} ({kind}: padded by batch)")
+            elif getattr(getattr(m, "tokenizer", None), "padding_side", "right") == "left":
+                transformers.append(f"{name or 'embeddings'} ({kind}: a left-padding tokenizer)")
+    providers_gap = [f"execution provider {p}" for p in providers[:1] if p != "CPUExecutionProvider"]
+    return recurrent + transformers + providers_gap
 
 
 def fix_head_shapes(model: Any) -> int:
@@ -75,10 +71,9 @@ def fix_head_shapes(model: Any) -> int:
     :data:`ROWS_PER_BLOCK` rows; returns how many. On these instances only: state dicts and other models
     stay Flair's. A layer already rebound (for instance to skip padding rows) is left as it is."""
     count = 0
-    for _, module in _head_modules(model):
+    for module in _head_modules(model):
         if type(module) is torch.nn.Linear and "forward" not in vars(module):
             module.forward = types.MethodType(_linear_in_blocks, module)
-            setattr(module, _MARK, True)
             count += 1
     return count
 

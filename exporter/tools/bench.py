@@ -63,7 +63,7 @@ from exporter.quality.parity import (
     same_values,
     span_f1,
 )
-from exporter.runtime.buckets import Batching, canonical_width, plan_groups, split_for_workers
+from exporter.runtime.buckets import Batching, canonical_groups, plan_groups, split_for_workers
 from exporter.runtime.embeddings import build_accelerated_embeddings
 from exporter.runtime.fastpath import FastViterbiDecoder
 from exporter.runtime.invariance import fix_head_shapes
@@ -289,12 +289,10 @@ def _encoder_shapes(model: Any, batches: list[list[str]], workers: int) -> dict[
         groups = plan_groups(lengths, hidden)
         shapes["buckets"] += [(len(g), lengths[g[0]]) for g in groups]
         shapes["workers"] += [(len(g), lengths[g[0]]) for g in split_for_workers(groups, workers)]
-        by_width: dict[int, list[int]] = {}
-        for row, n in enumerate(lengths):
-            by_width.setdefault(canonical_width(n, limit), []).append(row)
-        shapes["canonical"] += [(len(g), w) for w, g in by_width.items()]
+        canonical = canonical_groups(lengths, limit)
+        shapes["canonical"] += [(len(g), w) for w, g in canonical]
         shapes["canonical-workers"] += [
-            (len(part), w) for w, g in by_width.items() for part in split_for_workers([g], workers)
+            (len(part), w) for w, g in canonical for part in split_for_workers([g], workers)
         ]
     return shapes
 

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import click
 
@@ -43,7 +44,7 @@ from exporter.tools.int8_report import (
 )
 from mlflow_flavor.cli.job import DEMO, DEMO_CLASSIFIER, resolve_model_path, run_log_job
 from mlflow_flavor.cli.terms import PARAM_FLAGS, in_cli_terms, params_in_cli_terms
-from mlflow_flavor.fetch import fetch_model, locate_reference, verify_reference
+from mlflow_flavor.fetch import fetch_model, locate_reference, verify_model_dir, verify_reference
 from mlflow_flavor.loading import check_model_config
 from mlflow_flavor.redact import redact
 from mlflow_flavor.registry.evaluate import EvaluationConfig, evaluate_model, load_reference
@@ -811,9 +812,18 @@ def mlserver_config(model_uri, directory, **options):
     """Write DIRECTORY/model-settings.json and settings.json to serve MODEL_URI with `mlserver start DIRECTORY`
     (V2 inference protocol, as KServe and Seldon Core run it; needs pip install "flair-mlflow[mlserver]")."""
     local = Path(model_uri)
+    if not urlparse(model_uri).scheme and not local.exists():
+        raise click.BadParameter(
+            f"{model_uri}: no such directory, and not a URI (models:/NAME/VERSION, models:/NAME@ALIAS, runs:/, "
+            "s3://...). Give an MLflow model directory or a model URI.",
+            param_hint="MODEL_URI",
+        )
     if local.exists():
-        if not (local / "MLmodel").is_file() or "flair_mlflow" not in (local / "MLmodel").read_text():
-            raise click.BadParameter(f"{model_uri} is not a flair-mlflow MLflow model.", param_hint="MODEL_URI")
+        try:
+            verify_model_dir(local)
+        except BundleError as e:
+            message = f"{model_uri} is not a flair-mlflow MLflow model: {e}"
+            raise click.BadParameter(message, param_hint="MODEL_URI") from None
         model_uri = str(local.resolve())
     try:
         config = MLServerConfig(model_uri=model_uri, **options)
