@@ -83,6 +83,12 @@ def _positive_or_zero(name: str, value: int) -> None:
     check_integer(name, value, 0, note="0 = let ONNX Runtime decide")
 
 
+#: ``RuntimeOptions.serving_path``: lean where the bundle can, Flair's model always, lean or refuse
+SERVING_PATHS = ("auto", "flair", "lean")
+#: what a bundle's manifest records as the path its pyfunc serves with (``manifest["serving_path"]``)
+LEAN, FLAIR = "lean", "flair"
+
+
 @dataclass(frozen=True)
 class RuntimeOptions:
     """How an exported encoder runs when a bundle is loaded (ONNX Runtime session settings and batching).
@@ -116,6 +122,11 @@ class RuntimeOptions:
             (batches padded as Flair pads them depend on their longest text); false: the cheapest groups,
             whose padding depends on the batch. An int8 graph that takes its activation scale per call
             (``int8-dynamic``) also needs ``max_call_rows=1``.
+        serving_path: what answers a bundle's pyfunc: ``auto`` (the default) serves lean where the bundle can
+            (a transformer tagger or text classifier exported to ONNX: ONNX Runtime, ``tokenizers`` and numpy,
+            neither Flair nor torch imported; ``exporter.runtime.lean``) and with Flair's own code otherwise;
+            ``flair`` always uses Flair's model (at export: the model's requirements keep Flair and torch);
+            ``lean`` refuses a bundle that cannot serve lean. Recorded at export, overridable at load.
 
     Session settings (threads, optimization level, ``allow_spinning``) apply to the ``onnx`` and
     ``flair-onnx`` backends; ``length_buckets`` to ``onnx``, ``torchscript`` and ``torch`` (Flair's own
@@ -133,6 +144,7 @@ class RuntimeOptions:
     encoder_workers: int = 1
     max_call_rows: int = 0
     batch_invariant: bool | None = None
+    serving_path: str = "auto"
 
     def __post_init__(self) -> None:
         providers = self.providers
@@ -161,6 +173,13 @@ class RuntimeOptions:
                 "longest text, so a text's numbers depend on its neighbours. Leave length_buckets on, or set "
                 "batch_invariant=false.",
                 "batch_invariant",
+            )
+        if self.serving_path not in SERVING_PATHS:
+            close = difflib.get_close_matches(str(self.serving_path), SERVING_PATHS, n=1)
+            raise ConfigError(
+                f"serving_path must be one of {', '.join(SERVING_PATHS)}, got {self.serving_path!r}"
+                + (f" (did you mean {close[0]!r}?)." if close else "."),
+                "serving_path",
             )
         if self.graph_optimization_level not in GRAPH_OPTIMIZATION_LEVELS:
             raise ConfigError(

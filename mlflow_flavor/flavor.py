@@ -23,8 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from exporter.backends import flavor_metadata
+from exporter.bundle.load import serves_lean
 from exporter.bundle.save import BundleInfo, save_bundle
 from exporter.config import (
+    FLAIR,
+    LEAN,
     MULTITASK,
     PAIR_TASKS,
     RELATION_EXTRACTION,
@@ -70,6 +73,7 @@ RUNTIME_MODULES = (
     "exporter.backends.encoder_bundle",
     "exporter.backends.flair_onnx",
     "exporter.backends.kinds",
+    "exporter.backends.lean_bundle",
     "exporter.backends.onnx",
     "exporter.backends.onnx_charlm",
     "exporter.backends.onnx_graph",
@@ -94,8 +98,18 @@ RUNTIME_MODULES = (
     "exporter.runtime.charlm",
     "exporter.runtime.embeddings",
     "exporter.runtime.fastpath",
+    "exporter.runtime.grouping",
     "exporter.runtime.invariance",
+    "exporter.runtime.lean",
+    "exporter.runtime.lean.encoder",
+    "exporter.runtime.lean.heads",
+    "exporter.runtime.lean.model",
+    "exporter.runtime.lean.pooling",
+    "exporter.runtime.lean.subtokens",
+    "exporter.runtime.lean.text",
+    "exporter.runtime.sessions",
     "exporter.runtime.settings",
+    "exporter.runtime.words",
     "mlflow_flavor",
     "mlflow_flavor.batching",
     "mlflow_flavor.boundary",
@@ -164,14 +178,20 @@ def _refuse_unknown_keywords(function: str, kwargs: Mapping[str, Any], valid: Se
     )
 
 
-def get_default_pip_requirements(backend: str | Backend = Backend.ONNX) -> list[str]:
-    """Pinned requirements for loading a bundle of ``backend`` where flair-mlflow is not installed."""
+#: what a model served lean imports besides mlflow (which MLflow adds itself) and ONNX Runtime
+LEAN_PACKAGES = ("tokenizers", "numpy", "pandas", "safetensors", "segtok")
+
+
+def get_default_pip_requirements(backend: str | Backend = Backend.ONNX, serving_path: str = FLAIR) -> list[str]:
+    """Pinned requirements for loading a bundle of ``backend`` where flair-mlflow is not installed: with
+    ``serving_path='lean'`` (``exporter.runtime.lean``) ONNX Runtime, tokenizers, numpy, pandas, safetensors and
+    segtok, neither Flair nor torch nor transformers."""
     from importlib.metadata import PackageNotFoundError, version
 
     from mlflow.utils.requirements_utils import _get_pinned_requirement
     from packaging.version import Version
 
-    packages = ["flair", "torch", "transformers", "pandas", "numpy"]
+    packages = list(LEAN_PACKAGES) if serving_path == LEAN else ["flair", "torch", "transformers", "pandas", "numpy"]
     if Backend.parse(backend) in ONNXRUNTIME_BACKENDS:
         try:
             version("onnxruntime-gpu")
@@ -180,6 +200,14 @@ def get_default_pip_requirements(backend: str | Backend = Backend.ONNX) -> list[
             packages.append("onnxruntime")
     # the public version: a local label (torch's "+cpu") installs only from its maker's own index
     return [_get_pinned_requirement(p, version=Version(version(p)).public) for p in packages]
+
+
+def served_path(manifest: Mapping[str, Any], model_config: Mapping[str, Any] | None = None) -> str:
+    """The path a logged model's pyfunc serves with (``lean`` or ``flair``), from its manifest and the runtime keys
+    of its ``model_config``; a ``serving_path='lean'`` the bundle cannot serve is refused."""
+    runtime, _ = check_model_config(model_config)
+    options = RuntimeOptions.for_loading(manifest["runtime"], runtime)
+    return LEAN if serves_lean(manifest, options) else FLAIR
 
 
 def default_signature(task: str = SEQUENCE_TAGGING, tasks: Sequence[Mapping[str, Any]] | None = None):
@@ -491,7 +519,7 @@ def _write_model_dir(path: Path, info: Any, given: _ModelFiles) -> None:
     mlflow_model = given.mlflow_model if given.mlflow_model is not None else Model()
     _describe_model(mlflow_model, path, info.manifest, given)
     _add_flavors(mlflow_model, info, code_subpath, given.model_config)
-    _write_environment(path, info.manifest["backend"], given)
+    _write_environment(path, info.manifest["backend"], served_path(info.manifest, given.model_config), given)
     # the bundle is covered by its manifest; every other file (code/, requirements, examples) by this record
     mlflow_model.flavors[FLAVOR_NAME][FILES_RECORD_KEY] = outside_bundle_digests(path, BUNDLE_SUBPATH)
     mlflow_model.save(str(path / MLMODEL_FILE_NAME))
@@ -550,8 +578,9 @@ def _add_flavors(mlflow_model: Any, info: Any, code_subpath: str, model_config: 
     )
 
 
-def _write_environment(path: Path, backend: str, given: _ModelFiles) -> None:
-    """conda.yaml, requirements.txt (constraints.txt) and python_env.yaml, as MLflow's own flavors write them."""
+def _write_environment(path: Path, backend: str, serving_path: str, given: _ModelFiles) -> None:
+    """conda.yaml, requirements.txt (constraints.txt) and python_env.yaml, as MLflow's own flavors write them (for a
+    model served lean: without Flair, torch and transformers)."""
     import yaml
     from mlflow.utils.environment import (
         _CONDA_ENV_FILE_NAME,
@@ -566,7 +595,7 @@ def _write_environment(path: Path, backend: str, given: _ModelFiles) -> None:
 
     conda_env, pip_requirements = given.conda_env, given.pip_requirements
     if conda_env is None:
-        default_reqs = None if pip_requirements else get_default_pip_requirements(backend)
+        default_reqs = None if pip_requirements else get_default_pip_requirements(backend, serving_path)
         conda_env, pip_reqs, pip_constraints = _process_pip_requirements(
             default_reqs, pip_requirements, given.extra_pip_requirements
         )

@@ -17,9 +17,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from exporter.bundle.load import load_bundle
+from exporter.bundle.load import load_bundle, load_for_serving
 from exporter.config import RuntimeOptions
 from exporter.errors import ConfigError
+from exporter.runtime.lean.model import LeanModel
 from mlflow_flavor.boundary import mlflow_errors
 from mlflow_flavor.fetch import fetch_model
 from mlflow_flavor.mlmodel import BUNDLE_SUBPATH, FLAVOR_NAME
@@ -92,18 +93,25 @@ def _runtime_overrides(model_config: Mapping[str, Any] | None) -> tuple[dict[str
     return runtime, serving
 
 
-def _load_from_local(local_path: Path, model_config: Mapping[str, Any] | None = None, allow_pickle: bool | None = None):
+def _load_from_local(
+    local_path: Path,
+    model_config: Mapping[str, Any] | None = None,
+    allow_pickle: bool | None = None,
+    *,
+    serving: bool = False,
+):
+    """The bundle's model (with ``serving``: what its pyfunc serves, lean where it can) and the serving options."""
     from mlflow.utils.model_utils import _get_flavor_configuration
 
     conf = _get_flavor_configuration(str(local_path), FLAVOR_NAME)
-    runtime, serving = _runtime_overrides(model_config)
-    model = load_bundle(
+    runtime, serving_options = _runtime_overrides(model_config)
+    model = (load_for_serving if serving else load_bundle)(
         local_path / conf.get("bundle", BUNDLE_SUBPATH),
         runtime=runtime or None,
         expected_manifest_sha256=conf.get("manifest_sha256"),
         allow_pickle=allow_pickle,
     )
-    return model, serving
+    return model, serving_options
 
 
 def load_model(
@@ -139,9 +147,9 @@ def _load_pyfunc(path: str, model_config: Mapping[str, Any] | None = None):
     local_path = Path(path).parent
     with mlflow_errors(), _said_in_one_line():
         _check_inference_config_env()
-        model, serving = _load_from_local(local_path, model_config)
+        model, serving = _load_from_local(local_path, model_config, serving=True)
         options = ServingOptions(**serving)
-        if options.torch_num_threads:
+        if options.torch_num_threads and not isinstance(model, LeanModel):
             import torch
 
             torch.set_num_threads(options.torch_num_threads)

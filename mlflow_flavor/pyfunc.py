@@ -28,6 +28,8 @@ from exporter.config import (
 )
 from exporter.errors import ConfigError, InputError
 from exporter.format.modelfile import ZERO_SHOT_MODELS
+from exporter.runtime.lean.model import LeanModel
+from exporter.runtime.lean.text import documents as lean_documents
 from mlflow_flavor.batching import AdaptiveBatcher
 from mlflow_flavor.boundary import mlflow_errors
 from mlflow_flavor.inputs import describe, normalize_pairs, normalize_texts
@@ -354,12 +356,10 @@ def _relations(
 
 
 def _tokens(sentence: Any, text: str, tag_type: str, offsets: _Offsets) -> list[dict[str, Any]]:
-    from flair.data import Token
-
     tags: dict[int, str] = {}
     for span in _labeled(sentence, tag_type):
         label = span.get_label(tag_type).value
-        if isinstance(span, Token):  # a token label (part of speech): the label as it is
+        if not hasattr(span, "tokens"):  # a token label (part of speech): the label as it is
             tags[span.idx] = label
             continue
         tokens = span.tokens
@@ -416,6 +416,8 @@ class FlairPyfuncModel:
         self.classifier = self.task in (TEXT_CLASSIFICATION, TEXT_PAIR_CLASSIFICATION)
         self.zero_shot = manifest.get("model_class") in ZERO_SHOT_MODELS
         self.tasks = list(manifest.get("tasks") or [])  # a multitask model's, in the order it runs them
+        # a lean model's sentences are its own (Flair's words and offsets, without Flair)
+        self.documents = lean_documents if isinstance(model, LeanModel) else _documents
         self.batcher = AdaptiveBatcher(
             self._run,
             max_batch_texts=self.options.max_batch_texts,
@@ -472,7 +474,7 @@ class FlairPyfuncModel:
             return self._pair_answers(normalize_pairs(model_input), options)
         texts = normalize_texts(model_input)
         self._check_count(len(texts))
-        documents = [_documents(t, options["split_sentences"]) for t in texts]
+        documents = [self.documents(t, options["split_sentences"]) for t in texts]
         sentences = [s for document in documents for s in document]
         if sentences:
             self.batcher.submit(self._batch_key(options), sentences)

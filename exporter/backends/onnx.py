@@ -21,10 +21,18 @@ import torch
 from exporter.backends import charlm_bundle, onnx_charlm, onnx_graph, onnx_quantize
 from exporter.backends.encoder_bundle import assemble_model, export_bundle_files, manifest_entries
 from exporter.backends.kinds import CHAR_LMS, SURFACE, has_one_transformer
+from exporter.backends.lean_bundle import lean_files
 from exporter.backends.onnx_graph import save_graph
 from exporter.backends.tracing import HiddenStates, quiet_tracing, trace_inputs
 from exporter.config import CPU_PROVIDER, CUDA_PROVIDER, ExportConfig, RuntimeOptions, fp16_unavailable
 from exporter.errors import ExportError, MissingDependencyError, ProviderError
+from exporter.runtime.sessions import (
+    check_session_providers,
+    inference_session,
+    provider_name,
+    resolve_providers,
+    session_options,
+)
 from exporter.runtime.settings import EmbeddingSettings
 
 __all__ = [
@@ -67,7 +75,8 @@ def export(model: Any, directory: Path, config: ExportConfig) -> dict[str, Any]:
         "optimization": exported["optimization"],
         "quantization": exported["quantization"],
     }
-    return manifest_entries(settings, SECTION, section)
+    lean = lean_files(model, settings, directory, exported["precision"], config.runtime)
+    return {**manifest_entries(settings, SECTION, section), **lean}
 
 
 def load(
@@ -215,89 +224,11 @@ def _check_precision(config: ExportConfig) -> str:
     )
 
 
-def provider_name(entry: Any) -> str:
-    """A provider's name, given as a name or as ONNX Runtime's ``(name, options)`` pair."""
-    return entry[0] if isinstance(entry, (list, tuple)) else str(entry)
-
-
-def resolve_providers(requested: tuple[str, ...], strict: bool) -> list[str]:
-    """Keep the available providers in the requested order; warn (or fail when strict) about the rest."""
-    import onnxruntime as ort
-
-    available = set(ort.get_available_providers())
-    requested = tuple(provider_name(p) for p in requested)
-    missing = [p for p in requested if p not in available]
-    if missing and strict:
-        raise ProviderError(
-            f"Execution provider(s) {', '.join(missing)} requested with strict providers, but this machine's "
-            f"onnxruntime offers only {', '.join(sorted(available))}. Install onnxruntime-gpu "
-            "(pip install 'flair-mlflow[gpu]') on a machine with CUDA, or load without strict providers."
-        )
-    chosen = [p for p in requested if p in available]
-    if missing:
-        log.warning(
-            "Execution provider(s) %s not available on this machine (available: %s); falling back to %s.",
-            ", ".join(missing),
-            ", ".join(sorted(available)),
-            ", ".join(chosen or [CPU_PROVIDER]),
-        )
-    if CPU_PROVIDER not in chosen:
-        chosen.append(CPU_PROVIDER)
-    return chosen
-
-
-def check_session_providers(session: Any, asked: list[str], strict: bool) -> list[str]:
-    """The providers ``session`` runs on. ONNX Runtime drops a provider it offers but cannot start (CUDA without
-    its libraries, a device it cannot open) with nothing but a log line: warn, or fail when strict, as MLflow's
-    own onnx flavor does."""
-    running = list(session.get_providers())
-    dropped = [p for p in asked if p not in running]
-    if dropped and strict:
-        raise ProviderError(
-            f"ONNX Runtime did not start execution provider(s) {', '.join(dropped)} (running on {', '.join(running)}): "
-            "check that the provider's libraries and device are present, or load without strict providers."
-        )
-    if dropped:
-        log.warning(
-            "ONNX Runtime did not start execution provider(s) %s; the encoder runs on %s.",
-            ", ".join(dropped),
-            ", ".join(running),
-        )
-    return running
-
-
-_LEVELS = {
-    "disable": "ORT_DISABLE_ALL",
-    "basic": "ORT_ENABLE_BASIC",
-    "extended": "ORT_ENABLE_EXTENDED",
-    "all": "ORT_ENABLE_ALL",
-}
-
-
-def session_options(runtime: RuntimeOptions) -> Any:
-    """ONNX Runtime session options for ``runtime``: threads, graph optimization level, spinning."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = runtime.intra_op_num_threads
-    options.inter_op_num_threads = runtime.inter_op_num_threads
-    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[runtime.graph_optimization_level])
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if runtime.allow_spinning else "0")
-    return options
-
-
 class OrtEncoder:
     """Runs the exported encoder in an ONNX Runtime session. Thread-safe, as ``InferenceSession.run`` is."""
 
     def __init__(self, model_path: Path, runtime: RuntimeOptions) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as e:
-            raise MissingDependencyError("onnxruntime", purpose="the ONNX backend") from e
-        providers = resolve_providers(runtime.providers, runtime.strict_providers)
-        self.session = ort.InferenceSession(str(model_path), session_options(runtime), providers=providers)
-        self.providers = check_session_providers(self.session, providers, runtime.strict_providers)
+        self.session, self.providers = inference_session(model_path, runtime)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 

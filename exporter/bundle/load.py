@@ -15,8 +15,8 @@ from types import ModuleType
 from typing import Any
 
 from exporter.backends import backend_module
-from exporter.config import Backend, RuntimeOptions
-from exporter.errors import BundleError, UnsafeModelFileError
+from exporter.config import FLAIR, LEAN, Backend, RuntimeOptions
+from exporter.errors import BundleError, ConfigError, UnsafeModelFileError
 from exporter.format.manifest import verify_bundle
 from exporter.format.modelfile import (
     ALLOW_PICKLE_ENV,
@@ -30,8 +30,9 @@ from exporter.format.modelfile import (
     quiet_model_init,
     restore_objects,
 )
+from exporter.runtime.lean.model import LEAN_SECTION, load_lean
 
-__all__ = ["OPT_IN_HINT", "load_bundle"]
+__all__ = ["OPT_IN_HINT", "load_bundle", "load_for_serving", "serves_lean"]
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +72,49 @@ def load_bundle(
         UnsafeModelFileError: ``model.pt`` is more than plain data and ``allow_pickle`` was not given.
     """
     path = Path(path).absolute()
+    manifest = verify_bundle(path, expected_manifest_sha256)
+    return _load_verified(path, manifest, RuntimeOptions.for_loading(manifest["runtime"], runtime), allow_pickle)
+
+
+def load_for_serving(
+    path: str | Path,
+    runtime: RuntimeOptions | Mapping[str, Any] | None = None,
+    expected_manifest_sha256: str | None = None,
+    *,
+    allow_pickle: bool | None = None,
+) -> Any:
+    """What a bundle's pyfunc serves: the lean model (``exporter.runtime.lean``: ONNX Runtime, ``tokenizers`` and
+    numpy, neither Flair nor torch imported) where the bundle can serve lean and ``serving_path`` is not
+    ``flair``; else :func:`load_bundle`'s Flair model. Arguments as :func:`load_bundle`'s."""
+    path = Path(path).absolute()
+    manifest = verify_bundle(path, expected_manifest_sha256)
+    options = RuntimeOptions.for_loading(manifest["runtime"], runtime)
+    if serves_lean(manifest, options):
+        return load_lean(path, manifest, options)
+    return _load_verified(path, manifest, options, allow_pickle)
+
+
+def serves_lean(manifest: Mapping[str, Any], options: RuntimeOptions) -> bool:
+    """Whether a bundle serves lean under ``options.serving_path`` (``lean`` where it cannot: refused, with why)."""
+    if options.serving_path == FLAIR:
+        return False
+    if LEAN_SECTION in manifest:
+        return True
+    if options.serving_path == LEAN:
+        why = manifest.get("serving_path_reason") or f"a {manifest.get('backend')} bundle (lean serving needs onnx)"
+        raise ConfigError(
+            f"serving_path='lean' cannot serve this bundle: {why}. Load it with serving_path 'auto' or 'flair'.",
+            "serving_path",
+        )
+    return False
+
+
+def _load_verified(path: Path, manifest: Mapping[str, Any], options: RuntimeOptions, allow_pickle: bool | None) -> Any:
+    """The Flair model of a verified bundle."""
     if allow_pickle is None:
         allow_pickle = allow_pickle_from_env()
-    manifest = verify_bundle(path, expected_manifest_sha256)
     module = backend_module(Backend.parse(manifest["backend"]))
     model_cls = _resolve_model_class(manifest["model_class"])
-    options = RuntimeOptions.for_loading(manifest["runtime"], runtime)
     state = _read_state(path, manifest, module, allow_pickle)
     with quiet_model_init():
         model = module.load(path, manifest, options, state, model_cls)

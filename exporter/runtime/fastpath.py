@@ -22,6 +22,8 @@ import torch
 from flair.embeddings.transformer import fill_mean_token_embeddings
 from flair.models.sequence_tagger_utils.viterbi import ViterbiDecoder
 
+from exporter.runtime.lean.heads import viterbi_paths
+
 __all__ = ["FastViterbiDecoder", "combine_windows", "pool_token_embeddings", "skip_padding_rows"]
 
 
@@ -116,45 +118,18 @@ class FastViterbiDecoder(ViterbiDecoder):
     def decode(self, features_tuple: tuple, probabilities_for_all_classes: bool, sentences: list) -> tuple:
         if probabilities_for_all_classes:
             return super().decode(features_tuple, probabilities_for_all_classes, sentences)
-        import numpy as np
-
         features, lengths, transitions = features_tuple
         lengths_list = [int(n) for n in lengths]
-        batch_size = features.size(0)
-        seq_len = features.size(1)
         # numpy for the per-step work: the same float32 sums and first-maximum choices as torch.max,
         # without torch's per-call dispatch cost on these tiny arrays (a fixed cost per batch)
-        feats = features.detach().cpu().numpy()
-        scores = np.zeros((batch_size, seq_len + 1, self.tagset_size), dtype=feats.dtype)
-        backpointers = np.full((batch_size, seq_len + 1, self.tagset_size), self.stop_tag, dtype=np.int64)
-        stop_transitions = transitions[self.stop_tag].detach().cpu().numpy()[None, :]
-        for t in range(seq_len):
-            batch_size_t = sum(n > t for n in lengths_list)
-            terminates = [i for i, n in enumerate(lengths_list) if n == t + 1]
-            if t == 0:
-                scores[:batch_size_t, t] = feats[:batch_size_t, t, :, self.start_tag]
-                backpointers[:batch_size_t, t, :] = self.start_tag
-            else:
-                candidates = feats[:batch_size_t, t] + scores[:batch_size_t, t - 1][:, None, :]
-                best = candidates.argmax(axis=2)
-                backpointers[:batch_size_t, t] = best
-                scores[:batch_size_t, t] = np.take_along_axis(candidates, best[..., None], axis=2)[..., 0]
-            if terminates:
-                candidates = scores[terminates, t][:, None, :] + stop_transitions
-                best = candidates.argmax(axis=2)
-                backpointers[terminates, t + 1] = best
-                scores[terminates, t + 1] = np.take_along_axis(candidates, best[..., None], axis=2)[..., 0]
-        decoded = np.zeros((batch_size, seq_len + 1), dtype=np.int64)
-        pointer = np.full(batch_size, self.stop_tag, dtype=np.int64)
-        rows = np.arange(batch_size)
-        for t in reversed(range(seq_len + 1)):
-            decoded[:, t] = backpointers[rows, t, pointer]
-            pointer = decoded[:, t]
-        scores_upto_t = torch.from_numpy(scores)
-        decoded = torch.from_numpy(decoded)
-        scores_upto_t = scores_upto_t[:, :-1, :]
-        decoded = decoded[:, 1:]
-        confidences = torch.max(torch.softmax(scores_upto_t, dim=2), dim=2).values
+        decoded, scores = viterbi_paths(
+            features.detach().cpu().numpy(),
+            lengths_list,
+            transitions[self.stop_tag].detach().cpu().numpy(),
+            self.start_tag,
+            self.stop_tag,
+        )
+        confidences = torch.max(torch.softmax(torch.from_numpy(scores), dim=2), dim=2).values
         items = [self.tag_dictionary.get_item_for_index(i) for i in range(self.tagset_size)]
         tags = [
             [(items[tag], conf) for tag, conf in zip(tag_seq[:n], conf_seq[:n])]

@@ -1,0 +1,161 @@
+"""The lean model a bundle's pyfunc serves: Flair's ``predict`` for a transformer tagger or text classifier, over
+:class:`~exporter.runtime.lean.text.Sentence` objects, with ONNX Runtime, ``tokenizers`` and numpy only.
+
+A bundle can serve lean when its manifest holds a ``lean`` section (written at export, see
+``exporter.backends.lean_bundle``): the head's weights in ``head.safetensors`` (covered by the manifest's
+checksums), the label dictionary and the head's settings as JSON, the tokenizer's ``tokenizer.json``. Everything here
+is plain data: no file is unpickled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exporter.config import RuntimeOptions
+from exporter.errors import BundleError, MissingDependencyError
+from exporter.runtime.lean.encoder import LeanEncoder
+from exporter.runtime.lean.heads import linear, sigmoid, softmax, spans_from_bio, viterbi
+from exporter.runtime.lean.pooling import combine_windows, document_vector, select_layers, word_vectors
+from exporter.runtime.lean.subtokens import NO_WORD, SubtokenRows
+from exporter.runtime.lean.text import Sentence
+from exporter.runtime.settings import EmbeddingSettings
+
+__all__ = ["LEAN_SECTION", "LeanModel", "load_lean"]
+
+#: the manifest section of a bundle that can serve lean
+LEAN_SECTION = "lean"
+
+
+class LeanModel:
+    """``predict(sentences, mini_batch_size)`` labels the sentences as Flair's model would."""
+
+    def __init__(self, directory: Path, manifest: Mapping[str, Any], runtime: RuntimeOptions) -> None:
+        spec = manifest[LEAN_SECTION]
+        self.spec = spec
+        self.settings = EmbeddingSettings.from_dict(manifest["embeddings"])
+        self.label_type = spec["label_type"]
+        self.labels: list[str] = list(spec["labels"])
+        self.kind = spec["kind"]
+        self.weights = _read_head(directory / spec["head_file"])
+        self.layers = [(self.weights[f"{name}.weight"], self.weights.get(f"{name}.bias")) for name in spec["layers"]]
+        subtoken_spec = {**self.settings.to_dict(), "truncation_side": spec["truncation_side"]}
+        self.subtokens = SubtokenRows(directory / spec["tokenizer_file"], subtoken_spec)
+        self.encoder = LeanEncoder(
+            directory / manifest["onnx"]["model_file"], runtime, self.settings.model_max_length, spec["pad_id"]
+        )
+        self.flair_mlflow_manifest = dict(manifest)
+
+    def eval(self) -> LeanModel:  # Flair's API, for callers that expect a model
+        return self
+
+    def predict(
+        self,
+        sentences: Sequence[Sentence],
+        mini_batch_size: int = 32,
+        return_probabilities_for_all_classes: bool = False,
+    ) -> None:
+        """Label every sentence that holds a word; longest first in batches of ``mini_batch_size`` sentences."""
+        ordered = sorted((s for s in sentences if len(s)), key=len, reverse=True)
+        for start in range(0, len(ordered), mini_batch_size):
+            batch = ordered[start : start + mini_batch_size]
+            if self.kind == "tagger":
+                self._tag(batch)
+            else:
+                self._classify(batch, return_probabilities_for_all_classes)
+
+    def _states(self, batch: Sequence[Sentence]) -> list[tuple[list[np.ndarray], list[Any]]]:
+        """Each sentence's windows: the selected layers' states and the rows (subtoken ids, word ids)."""
+        rows = self.subtokens.rows(batch)
+        outputs = self.encoder([ids for r in rows for ids in r.ids])
+        settings = self.settings
+        result = []
+        k = 0
+        for r in rows:
+            states = [
+                select_layers(outputs[k + w], settings.layer_positions, settings.layer_mean) for w in range(len(r.ids))
+            ]
+            k += len(r.ids)
+            result.append((states, r))
+        return result
+
+    def _tag(self, batch: Sequence[Sentence]) -> None:
+        settings, spec = self.settings, self.spec
+        half_stride, width = settings.stride // 2, settings.model_max_length
+        vectors = []
+        for sentence, (states, rows) in zip(batch, self._states(batch)):
+            word_ids = [np.asarray(w, dtype=np.int64) for w in rows.word_ids]
+            joined, joined_ids = combine_windows(states, word_ids, half_stride, width, NO_WORD)
+            vectors.append(word_vectors(joined, joined_ids, len(sentence), settings.subtoken_pooling))
+        x = np.concatenate(vectors)
+        for weight, bias in self.layers:
+            x = linear(x, weight, bias)
+        emissions = np.split(x, np.cumsum([len(s) for s in batch])[:-1])
+        if spec["use_crf"]:
+            decoded = viterbi(emissions, self.weights["crf.transitions"], spec["start_tag"], spec["stop_tag"])
+        else:
+            decoded = []
+            for e in emissions:
+                probabilities = softmax(e, axis=1)
+                decoded.append((probabilities.argmax(axis=1).tolist(), probabilities.max(axis=1).tolist()))
+        for sentence, (tags, scores) in zip(batch, decoded):
+            names = [self.labels[t] for t in tags]
+            if spec["predict_spans"]:
+                for tokens, score, value in spans_from_bio(names, scores):
+                    sentence.add_span(self.label_type, tokens[0], tokens[-1], value, score)
+            else:
+                for token, name, score in zip(sentence.tokens, names, scores):
+                    if name not in ("O", "_"):
+                        token.add_label(self.label_type, name, score)
+
+    def _classify(self, batch: Sequence[Sentence], all_classes: bool) -> None:
+        settings, spec = self.settings, self.spec
+        pad_id = spec["pad_id"]
+        vectors = []
+        for states, rows in self._states(batch):
+            ids = [np.asarray(w, dtype=np.int64) for w in rows.ids]
+            joined, joined_ids = combine_windows(states, ids, settings.stride // 2, settings.model_max_length, pad_id)
+            length = int((joined_ids != pad_id).sum())
+            vectors.append(document_vector(joined, length, settings.cls_pooling, spec["initial_cls_token"]))
+        scores = np.stack(vectors)
+        for weight, bias in self.layers:
+            scores = linear(scores, weight, bias)
+        if spec["multi_label"]:
+            probabilities = sigmoid(scores)
+            thresholds = spec["multi_label_threshold"]
+            for sentence, row in zip(batch, probabilities.tolist()):
+                for value, score in zip(self.labels, row):
+                    if value != "O" and (score > thresholds.get(value, thresholds["default"]) or all_classes):
+                        sentence.add_label(self.label_type, value, score)
+            return
+        probabilities = softmax(scores, axis=-1)
+        for sentence, row in zip(batch, probabilities.tolist()):
+            if all_classes:
+                for value, score in zip(self.labels, row):
+                    if value != "O":
+                        sentence.add_label(self.label_type, value, score)
+                continue
+            best = int(np.argmax(row))
+            if self.labels[best] != "O":
+                sentence.add_label(self.label_type, self.labels[best], row[best])
+
+
+def _read_head(path: Path) -> dict[str, np.ndarray]:
+    try:
+        from safetensors.numpy import load_file
+    except ImportError as e:
+        raise MissingDependencyError("safetensors", purpose="lean serving") from e
+    try:
+        tensors = load_file(str(path))
+    except Exception as e:  # safetensors' own error types
+        raise BundleError(f"The bundle's head weights {path.name} cannot be read: {e}") from e
+    # fresh (aligned) arrays: numpy multiplies an unaligned buffer without BLAS, in another order of sums
+    return {name: np.array(array, dtype=np.float32, copy=True) for name, array in tensors.items()}
+
+
+def load_lean(directory: Path, manifest: Mapping[str, Any], runtime: RuntimeOptions) -> LeanModel:
+    """The lean model of a verified bundle (the caller checked the manifest and its checksums)."""
+    return LeanModel(directory, manifest, runtime)
