@@ -428,8 +428,9 @@ class FlairPyfuncModel:
             _log_batches_to_stderr()
 
     def get_raw_model(self) -> Any:
-        """The Flair model behind the pyfunc, accelerated as logged (what MLflow's
-        ``PyFuncModel.get_raw_model()`` returns, as for MLflow's own flavors)."""
+        """The model behind the pyfunc (what MLflow's ``PyFuncModel.get_raw_model()`` returns, as for MLflow's own
+        flavors): the Flair model, accelerated as logged, or the lean model where the bundle serves lean
+        (``mlflow_flavor.load_model`` always gives the Flair model)."""
         return self.model
 
     def predict(self, model_input: Any, params: Mapping[str, Any] | None = None) -> list[Any]:

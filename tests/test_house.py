@@ -96,12 +96,20 @@ def test_providers_a_session_did_not_start_are_said(caplog):
     assert check_session_providers(_Session(asked), asked, strict=True) == asked
 
 
-def test_the_pyfunc_gives_its_flair_model(tiny_bundle, tmp_path):
+def test_the_pyfunc_gives_the_model_it_serves(tiny_bundle, tmp_path):
+    """Lean where the bundle serves lean (issue 25), Flair's model where it is asked for; load_model always gives
+    the Flair model."""
     from flair.models import SequenceTagger
+
+    from exporter.runtime.lean.model import LeanModel
 
     mlflow_flavor.save_model(str(tiny_bundle), tmp_path / "model")
     raw = mlflow.pyfunc.load_model(str(tmp_path / "model")).get_raw_model()
+    assert isinstance(raw, LeanModel) and raw.flair_mlflow_manifest["backend"] == "onnx"
+    as_flair = mlflow.pyfunc.load_model(str(tmp_path / "model"), model_config={"serving_path": "flair"})
+    raw = as_flair.get_raw_model()
     assert isinstance(raw, SequenceTagger) and raw.flair_mlflow_manifest["backend"] == "onnx"
+    assert isinstance(mlflow_flavor.load_model(str(tmp_path / "model")), SequenceTagger)
 
 
 def test_an_unsafe_model_file_error_carries_its_reason(tmp_path):

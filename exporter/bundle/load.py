@@ -119,19 +119,20 @@ def _load_verified(path: Path, manifest: Mapping[str, Any], options: RuntimeOpti
     with quiet_model_init():
         model = module.load(path, manifest, options, state, model_cls)
     model.eval()
-    _make_batch_invariant(model, options)
+    _make_batch_invariant(model, options, wide=LEAN_SECTION in manifest)
     model.flair_mlflow_manifest = manifest
     return model
 
 
-def _make_batch_invariant(model: Any, options: RuntimeOptions) -> None:
-    """The head's share of ``batch_invariant`` (the encoders' is their canonical widths); a model that cannot keep
-    the promise says why once, at load: a warning where ``batch_invariant=true`` was asked for, else at INFO."""
+def _make_batch_invariant(model: Any, options: RuntimeOptions, wide: bool = False) -> None:
+    """The head's share of ``batch_invariant`` (the encoders' is their canonical widths; ``wide``: sums in float64,
+    as the lean path does, for a bundle that can serve lean); a model that cannot keep the promise says why once,
+    at load: a warning where ``batch_invariant=true`` was asked for, else at INFO."""
     if not options.invariant_batches:
         return
     from exporter.runtime.invariance import fix_head_shapes, invariance_gaps  # lazy: torch
 
-    fix_head_shapes(model)
+    fix_head_shapes(model, wide)
     gaps = invariance_gaps(model, options.providers)
     if gaps:
         named = ", ".join(gaps[:3]) + (", ..." if len(gaps) > 3 else "")

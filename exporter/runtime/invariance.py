@@ -11,6 +11,11 @@ and at any position (checked by the tests). Measured cost: none for a 384-wide h
 Recurrent layers (a tagger's BiLSTM, character language models, document RNNs) multiply as many rows as the
 batch has sentences at each step, and a transformer that pads by batch computes other sums: :func:`invariance_gaps`
 names what a model has of these, and such models do not promise this.
+
+With ``wide`` (a bundle that can also serve lean, ``exporter.runtime.lean``), the blocks are summed in float64 and
+rounded to float32, as the lean path's numpy head sums them: the two paths of one bundle then give the same
+emissions (differences in the order of float64 sums vanish in the rounding), where float32 sums of two libraries
+differ in the last digits and, over a long text's CRF path, move its confidences by 1e-4.
 """
 
 from __future__ import annotations
@@ -66,31 +71,43 @@ def invariance_gaps(model: Any, providers: tuple[str, ...] = ()) -> list[str]:
     return recurrent + transformers + providers_gap
 
 
-def fix_head_shapes(model: Any) -> int:
+def fix_head_shapes(model: Any, wide: bool = False) -> int:
     """Bind every linear layer of ``model`` outside its embeddings to multiply in blocks of
-    :data:`ROWS_PER_BLOCK` rows; returns how many. On these instances only: state dicts and other models
-    stay Flair's. A layer already rebound (for instance to skip padding rows) is left as it is."""
+    :data:`ROWS_PER_BLOCK` rows (summed in float64 with ``wide``); returns how many. On these instances only: state
+    dicts and other models stay Flair's. A layer already rebound (for instance to skip padding rows) is left as it
+    is."""
     count = 0
     for module in _head_modules(model):
         if type(module) is torch.nn.Linear and "forward" not in vars(module):
-            module.forward = types.MethodType(_linear_in_blocks, module)
+            module.forward = types.MethodType(_linear_in_wide_blocks if wide else _linear_in_blocks, module)
             count += 1
     return count
 
 
+def _linear_in_wide_blocks(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    if x.dtype != torch.float32:
+        return _linear_in_blocks(self, x)
+    weight, bias = self.weight.double(), None if self.bias is None else self.bias.double()
+    return _blocks(x.double(), weight, bias, self.out_features).float()
+
+
 def _linear_in_blocks(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    return _blocks(x, self.weight, self.bias, self.out_features)
+
+
+def _blocks(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out_features: int) -> torch.Tensor:
     flat = x.reshape(-1, x.shape[-1])
     rows = flat.shape[0]
     if rows == 0:
-        return torch.nn.functional.linear(x, self.weight, self.bias)
+        return torch.nn.functional.linear(x, weight, bias)
     padding = -rows % ROWS_PER_BLOCK
     if padding:
         flat = torch.cat([flat, flat.new_zeros(padding, flat.shape[1])])
     blocks = flat.shape[0] // ROWS_PER_BLOCK
-    weight = self.weight.t().expand(blocks, -1, -1)
+    weight = weight.t().expand(blocks, -1, -1)
     stacked = flat.view(blocks, ROWS_PER_BLOCK, -1)
-    if self.bias is None:
+    if bias is None:
         out = torch.bmm(stacked, weight)
     else:
-        out = torch.baddbmm(self.bias.expand(blocks, ROWS_PER_BLOCK, -1), stacked, weight)
-    return out.reshape(-1, self.out_features)[:rows].view(*x.shape[:-1], self.out_features)
+        out = torch.baddbmm(bias.expand(blocks, ROWS_PER_BLOCK, -1), stacked, weight)
+    return out.reshape(-1, out_features)[:rows].view(*x.shape[:-1], out_features)

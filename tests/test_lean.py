@@ -1,0 +1,266 @@
+"""Lean serving (issue 25): a transformer tagger or text classifier exported to ONNX is served by
+``exporter.runtime.lean`` (ONNX Runtime, tokenizers, numpy) and answers as the bundle's Flair path does: the same
+entities, labels, offsets and tokens, scores equal to float precision; every other model keeps the Flair path and
+its requirements. The comparisons run both paths of one bundle on the same texts (the Flair path is itself checked
+against the original model by the parity gate at export)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tinymodels import build_tiny_classifier, build_tiny_tagger
+
+from exporter.config import Backend, ExportConfig, ParityConfig, RuntimeOptions
+from exporter.errors import ConfigError
+
+#: texts built to be awkward for a reimplementation of Flair's text handling
+AWKWARD = [
+    "",
+    "   ",
+    "\u200b",
+    "\u200bJohn\u200c Smith met Angela\ufeff Merkel in Berlin.",
+    "\x93Quoted\x94 words from Paris \x85 and \x81 London.",
+    "Zoë Müller visited Ñandú in 東京 🙂 today with José.",
+    "مرحبا Berlin שלום Tel Aviv",
+    "I can't go to New York, isn't it? We'll see Dr. Smith's office.",
+    "See https://example.com/a?b=1 or mail john@example.com for Acme Inc.",
+    "Line one in Rome.\nLine two in Paris.\n\nParagraph three by Angela Merkel.\u2028Next: Madrid.",
+    "A" * 300,
+    "unknownword " * 3 + "[PAD] [CLS] [SEP] [UNK] [FLERT] Berlin",
+]
+
+
+def _texts(count: int = 40) -> list[str]:
+    from exporter.quality.corpus import check_sentences
+
+    long_text = " ".join(check_sentences(60))  # far beyond the tiny encoder's 64 subtokens: windows
+    return [*check_sentences(count), *AWKWARD, long_text]
+
+
+def _export(model, path: Path, backend: Backend = Backend.ONNX, **runtime):
+    from exporter import save_bundle
+
+    config = ExportConfig(backend=backend, runtime=RuntimeOptions(**runtime), parity=ParityConfig(num_sentences=16))
+    return save_bundle(model, path, config)
+
+
+def _pyfuncs(bundle: Path):
+    """The bundle's pyfunc served lean and served by Flair's code."""
+    from exporter.bundle.load import load_for_serving
+    from exporter.runtime.lean.model import LeanModel
+    from mlflow_flavor.pyfunc import FlairPyfuncModel
+
+    lean = load_for_serving(bundle)
+    flair = load_for_serving(bundle, runtime={"serving_path": "flair"})
+    assert isinstance(lean, LeanModel) and not isinstance(flair, LeanModel)
+    return FlairPyfuncModel(lean, lean.flair_mlflow_manifest), FlairPyfuncModel(flair, flair.flair_mlflow_manifest)
+
+
+def _split_scores(answer):
+    """An answer without its scores, and its scores in order."""
+    scores: list[float] = []
+
+    def strip(value):
+        if isinstance(value, dict):
+            if "score" in value:
+                scores.append(value["score"])
+            return {k: strip(v) for k, v in value.items() if k != "score"}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(answer), scores
+
+
+def assert_same_answers(lean_answers, flair_answers, tolerance: float = 1e-5) -> None:
+    """The same labels, spans, offsets and tokens; every score within ``tolerance``."""
+    assert len(lean_answers) == len(flair_answers)
+    for i, (a, b) in enumerate(zip(lean_answers, flair_answers)):
+        shape_a, scores_a = _split_scores(a)
+        shape_b, scores_b = _split_scores(b)
+        assert shape_a == shape_b, f"text {i}"
+        assert all(math.isclose(x, y, abs_tol=tolerance) for x, y in zip(scores_a, scores_b)), (i, scores_a, scores_b)
+
+
+TAGGER_PARAMS = [{}, {"return_tokens": True}, {"split_sentences": True}, {"split_sentences": True, "return_tokens": True}]
+
+
+@pytest.fixture(scope="module")
+def tagger_bundle(tiny_bert, tmp_path_factory):
+    """A CRF tagger with its reprojection layer, first-subtoken pooling, windows over long texts."""
+    model = build_tiny_tagger(tiny_bert, seed=1)
+    return _export(model, tmp_path_factory.mktemp("lean") / "tagger").path
+
+
+def test_a_transformer_tagger_serves_lean_and_answers_as_its_flair_path(tagger_bundle):
+    from exporter.format.manifest import read_manifest
+
+    manifest, _ = read_manifest(tagger_bundle)
+    assert manifest["serving_path"] == "lean" and manifest["lean"]["head_file"] in manifest["files"]
+    lean, flair = _pyfuncs(tagger_bundle)
+    texts = _texts()
+    for params in TAGGER_PARAMS:
+        lean_answers = lean.predict(texts, params)
+        assert_same_answers(lean_answers, flair.predict(texts, params))
+    assert sum(1 for answer in lean.predict(texts) if answer) > len(texts) // 3  # entities found: not a vacuous test
+    assert lean.predict([""]) == [[]] and lean.predict(["\u200b"]) == [[]]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"subtoken_pooling": "mean", "use_crf": False, "use_context": 24, "layers": "-1,-2", "layer_mean": False},
+        pytest.param({"subtoken_pooling": "last", "layers": "-1,-2,-3", "layer_mean": True}, marks=pytest.mark.slow),
+        pytest.param({"subtoken_pooling": "first_last", "use_context": 24}, marks=pytest.mark.slow),
+        pytest.param({"subtoken_pooling": "first", "allow_long_sentences": False}, marks=pytest.mark.slow),
+        pytest.param({"subtoken_pooling": "mean", "use_context": 24, "separator": False}, marks=pytest.mark.slow),
+    ],
+    ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()),
+)
+def test_every_pooling_layer_and_context_setting_answers_as_the_flair_path(tiny_bert, tmp_path, settings):
+    settings = dict(settings)
+    separator = settings.pop("separator", True)
+    model = build_tiny_tagger(tiny_bert, seed=2, **settings)
+    if not separator:
+        model.embeddings.use_context_separator = False
+    bundle = _export(model, tmp_path / "tagger").path
+    lean, flair = _pyfuncs(bundle)
+    texts = _texts(24)
+    for params in TAGGER_PARAMS:
+        assert_same_answers(lean.predict(texts, params), flair.predict(texts, params))
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"cls_pooling": "cls"},
+        pytest.param({"cls_pooling": "mean", "layers": "-1,-2", "layer_mean": False}, marks=pytest.mark.slow),
+        pytest.param({"cls_pooling": "max"}, marks=pytest.mark.slow),
+        pytest.param({"cls_pooling": "mean", "multi_label": True}, marks=pytest.mark.slow),
+    ],
+    ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()),
+)
+def test_a_transformer_classifier_serves_lean_and_answers_as_its_flair_path(tiny_bert, tmp_path, settings):
+    model = build_tiny_classifier(tiny_bert, seed=3, **settings)
+    bundle = _export(model, tmp_path / "classifier").path
+    lean, flair = _pyfuncs(bundle)
+    texts = _texts(24)
+    for params in ({}, {"top_k": 3}, {"output": "records", "min_score": 0.2}):
+        assert_same_answers(lean.predict(texts, params), flair.predict(texts, params))
+    assert len({answer[0]["label"] for answer in lean.predict(texts) if answer}) > 1
+
+
+def test_lean_answers_do_not_depend_on_the_other_texts_of_a_request(tagger_bundle):
+    lean, _ = _pyfuncs(tagger_bundle)
+    texts = _texts(32)
+    together = lean.predict(texts, {"return_tokens": True})
+    alone = [lean.predict([t], {"return_tokens": True})[0] for t in texts]
+    assert together == alone  # exactly: scores too
+    assert lean.predict(texts[::-1], {"mini_batch_size": 3}) == lean.predict(texts)[::-1]
+
+
+def test_models_the_lean_path_cannot_reproduce_keep_the_flair_path(tiny_bert, tmp_path):
+    from exporter.bundle.load import load_for_serving
+    from exporter.runtime.lean.model import LeanModel
+
+    recurrent = build_tiny_tagger(tiny_bert, use_rnn=True, seed=4)
+    info = _export(recurrent, tmp_path / "rnn")
+    assert info.manifest["serving_path"] == "flair" and "lean" not in info.manifest
+    assert "recurrent layer" in info.manifest["serving_path_reason"]
+    assert not isinstance(load_for_serving(info.path), LeanModel)
+    with pytest.raises(ConfigError, match="recurrent layer"):
+        load_for_serving(info.path, runtime={"serving_path": "lean"})
+    with pytest.raises(ConfigError, match="serving_path='lean' cannot serve this model exactly: a recurrent layer"):
+        _export(recurrent, tmp_path / "rnn-lean", serving_path="lean")
+    assert not (tmp_path / "rnn-lean").exists()  # nothing half-written
+
+    torch_bundle = _export(build_tiny_tagger(tiny_bert, seed=4), tmp_path / "torch", backend=Backend.TORCH)
+    assert "lean" not in torch_bundle.manifest
+    assert not isinstance(load_for_serving(torch_bundle.path), LeanModel)
+
+
+def test_serving_path_flair_at_export_keeps_flair_and_its_requirements(tiny_bert, tmp_path):
+    import mlflow_flavor
+
+    bundle = _export(build_tiny_tagger(tiny_bert, seed=5), tmp_path / "flair", serving_path="flair")
+    assert bundle.manifest["serving_path"] == "flair" and "lean" in bundle.manifest  # can still be asked for lean
+    mlflow_flavor.save_model(str(bundle.path), tmp_path / "model")
+    requirements = (tmp_path / "model" / "requirements.txt").read_text()
+    assert "flair==" in requirements and "torch==" in requirements
+
+
+def _requirement_names(path: Path) -> set[str]:
+    import re
+
+    return {re.split(r"[=<>~!\[ ]", line)[0].lower() for line in path.read_text().splitlines() if line.strip()}
+
+
+def test_a_lean_model_requires_neither_flair_nor_torch_and_loads_without_them(tagger_bundle, tmp_path):
+    """The logged model's requirements name what the lean path imports; a process where torch, flair and
+    transformers cannot be imported loads it through MLflow and answers as the Flair path does."""
+    import mlflow_flavor
+
+    model_dir = tmp_path / "model"
+    mlflow_flavor.save_model(str(tagger_bundle), model_dir)
+    names = _requirement_names(model_dir / "requirements.txt")
+    assert {"mlflow", "onnxruntime", "tokenizers", "numpy", "pandas", "safetensors", "segtok"} <= names
+    assert not names & {"flair", "torch", "transformers"}
+    conda = (model_dir / "conda.yaml").read_text()
+    assert "flair" not in conda and "torch" not in conda
+
+    # a logged model served with serving_path=flair keeps Flair's requirements
+    mlflow_flavor.save_model(str(tagger_bundle), tmp_path / "as-flair", model_config={"serving_path": "flair"})
+    assert {"flair", "torch", "transformers"} <= _requirement_names(tmp_path / "as-flair" / "requirements.txt")
+
+    texts = _texts(16)
+    script = f"""
+import importlib.abc, json, sys
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "flair", "transformers"):
+            raise ImportError(f"{{name}} is not installed here")
+sys.meta_path.insert(0, Refuse())
+import mlflow.pyfunc
+model = mlflow.pyfunc.load_model({str(model_dir)!r})
+texts = json.loads(sys.stdin.read())
+answers = model.predict(texts, params={{"return_tokens": True}})
+assert not [m for m in sys.modules if m.split(".")[0] in ("torch", "flair", "transformers")]
+print(json.dumps(answers))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], input=json.dumps(texts), capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    answers = json.loads(done.stdout.strip().splitlines()[-1])
+    _, flair = _pyfuncs(tagger_bundle)
+    assert_same_answers(answers, flair.predict(texts, {"return_tokens": True}))
+
+
+def test_the_lean_section_and_head_file_are_covered_by_the_checksums(tagger_bundle, tmp_path):
+    import shutil
+
+    from exporter.bundle.load import load_for_serving
+    from exporter.errors import ChecksumError
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(tagger_bundle, copy)
+    head = copy / "head.safetensors"
+    data = bytearray(head.read_bytes())
+    data[-1] ^= 1
+    head.write_bytes(bytes(data))
+    with pytest.raises(ChecksumError):
+        load_for_serving(copy)
+
+
+def test_serving_path_is_checked(tagger_bundle):
+    from exporter.bundle.load import load_for_serving
+
+    with pytest.raises(ConfigError, match="did you mean 'lean'"):
+        RuntimeOptions(serving_path="lane")
+    with pytest.raises(ConfigError, match="serving_path"):
+        load_for_serving(tagger_bundle, runtime={"serving_path": "fast"})
