@@ -98,9 +98,9 @@ def serves_lean(manifest: Mapping[str, Any], options: RuntimeOptions) -> bool:
     """Whether a bundle serves lean under ``options.serving_path`` (``lean`` where it cannot: refused, with why)."""
     if options.serving_path == FLAIR:
         return False
-    if LEAN_SECTION in manifest:
+    if LEAN_SECTION in manifest and (options.serving_path == LEAN or manifest.get("serving_path") == LEAN):
         return True
-    if options.serving_path == LEAN:
+    if options.serving_path == LEAN and LEAN_SECTION not in manifest:
         why = manifest.get("serving_path_reason") or f"a {manifest.get('backend')} bundle (lean serving needs onnx)"
         raise ConfigError(
             f"serving_path='lean' cannot serve this bundle: {why}. Load it with serving_path 'auto' or 'flair'.",

@@ -30,14 +30,16 @@ from typing import Any
 from exporter.backends import backend_module, choose_backend, flavor_metadata
 from exporter.backends.kinds import CHAR_LMS
 from exporter.bundle.load import load_bundle
-from exporter.config import ExportConfig
+from exporter.config import FLAIR, LEAN, ExportConfig, RuntimeOptions
 from exporter.errors import BundleError, ConfigError, UnsupportedModelError
 from exporter.format.manifest import file_entries, library_versions, list_files, verify_bundle, write_manifest
 from exporter.format.modelfile import PICKLE_NEEDS_OPT_IN, SUPPORTED_MODELS
 from exporter.format.tasks import describe_tasks, is_multitask
 from exporter.quality.corpus import check_sentences, read_conll
+from exporter.quality.lean_parity import lean_parity
 from exporter.quality.metrics import gold_spans
 from exporter.quality.parity import check_parity, is_pair_model
+from exporter.runtime.lean.model import LEAN_SECTION, load_lean
 
 __all__ = ["BundleInfo", "refuse_existing_output", "save_bundle"]
 
@@ -169,16 +171,45 @@ def _write_contents(model: Any, model_class: str, work: Path, config: ExportConf
 
 
 def _gate(model: Any, work: Path, content: dict[str, Any], digest: str, config: ExportConfig) -> dict[str, Any]:
-    """Load the bundle just written and compare it with ``model`` (raises ParityError when it fails)."""
+    """Load the bundle just written and compare it with ``model`` (raises ParityError when it fails); where the
+    bundle can serve lean, compare its lean path with its Flair path too (:func:`_gate_lean`)."""
     # Flair's own ONNX / JIT models need their pickle (see exporter.format.modelfile): this process wrote it
     trusted = content.get("model_pickle") == PICKLE_NEEDS_OPT_IN
     exported = load_bundle(work, expected_manifest_sha256=digest, allow_pickle=trusted)
     texts, gold = _parity_sentences(model, config)
     recipe = (flavor_metadata(content)["quantization"] or {}).get("recipe")  # int8 exports only
     char_lms = any(isinstance(value, dict) and CHAR_LMS in value for value in content.values())
-    return check_parity(
+    report = check_parity(
         model, exported, texts, config.parity, lossy=config.lossy, gold=gold, recipe=recipe, char_lms=char_lms
     )
+    if LEAN_SECTION in content:
+        _gate_lean(exported, work, content, [t if isinstance(t, str) else " ".join(t) for t in texts], config)
+    return report
+
+
+def _gate_lean(exported: Any, work: Path, content: dict[str, Any], texts: list[str], config: ExportConfig) -> None:
+    """Serve lean only where the lean path answered every check text as the Flair path did: else the bundle serves
+    with Flair's code (its reason recorded), or, where ``serving_path='lean'`` was asked for, the export fails."""
+    options = RuntimeOptions.for_loading(content["runtime"], None)
+    report = lean_parity(exported, load_lean(work, content, options), texts)
+    content["lean_parity"] = report
+    log.info(
+        "Lean path: %d of %d check texts identical to the Flair path (largest score difference %.2g)",
+        report["identical"],
+        report["texts"],
+        report["max_score_diff"],
+    )
+    if report["passed"]:
+        return
+    why = (
+        f"the lean path answered {report['texts'] - report['identical']} of {report['texts']} check texts otherwise "
+        f"than the Flair path (texts {report['differing']})"
+    )
+    if config.runtime.serving_path == LEAN:
+        raise ConfigError(f"serving_path='lean' cannot serve this model exactly: {why}.", "serving_path")
+    log.warning("The bundle serves with Flair's code: %s.", why)
+    content.pop(LEAN_SECTION)
+    content["serving_path"], content["serving_path_reason"] = FLAIR, why
 
 
 def save_bundle(model: Any, path: str | Path, config: ExportConfig | None = None) -> BundleInfo:

@@ -23,6 +23,7 @@ from exporter.config import (
     PAIR_TASKS,
     PRECISIONS,
     QUANTIZATIONS,
+    SERVING_PATHS,
     Backend,
     ExportConfig,
     OnnxOptions,
@@ -51,6 +52,7 @@ from mlflow_flavor.registry.evaluate import EvaluationConfig, evaluate_model, lo
 from mlflow_flavor.registry.promote import PromotionConfig
 from mlflow_flavor.registry.promote import promote as run_promotion
 from mlflow_flavor.tools.inspect import describe_model
+from mlflow_flavor.tools.lean_check import LeanCheckConfig, run_lean_check
 from mlflow_flavor.tools.loadtest import BACKENDS as LOADTEST_BACKENDS
 from mlflow_flavor.tools.loadtest import BATCHING as LOADTEST_BATCHING
 from mlflow_flavor.tools.loadtest import SERVERS as LOADTEST_SERVERS
@@ -224,6 +226,14 @@ _EXPORT_OPTIONS = [
         help="A text's answer bit for bit the same in any batch (default: on with length buckets).",
     ),
     click.option(
+        "--serving-path",
+        type=click.Choice(SERVING_PATHS),
+        default=_RUNTIME.serving_path,
+        show_default=True,
+        help="Serve lean (ONNX Runtime + tokenizers, no Flair or torch) where the model can (auto), always with "
+        "Flair (flair: the model's requirements keep Flair and torch), or refuse what cannot serve lean (lean).",
+    ),
+    click.option(
         "--parity-sentences",
         type=_OPTIONAL_FILE,
         help="Your own check set: a text file, one text per line (default: 128 texts of the shipped set).",
@@ -254,6 +264,7 @@ _OPTION_OF_FIELD = {
     "intra_op_num_threads": "--intra-op-threads",
     "encoder_workers": "--encoder-workers",
     "batch_invariant": "--batch-invariant",
+    "serving_path": "--serving-path",
     "min_tag_agreement": "--min-agreement",
     "gold_conll": "--gold-conll",
 }
@@ -295,6 +306,7 @@ def _build_export_config(options: Mapping[str, Any]):
         length_buckets=options["length_buckets"],
         max_call_rows=options["max_call_rows"],
         batch_invariant=options["batch_invariant"],
+        serving_path=options["serving_path"],
         strict_providers=options["strict_providers"],
         **({"providers": tuple(providers)} if providers else {}),
     )
@@ -756,6 +768,12 @@ def int8_report(
     show_default=True,
     help="Also time launching mlflow models serve until the first answer, beside a do-nothing pyfunc.",
 )
+@click.option(
+    "--cold-start-env",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Also time cold starts served from a virtual environment here, made from a lean model's requirements only.",
+)
 @click.option("--output", type=click.Path(dir_okay=False), default="docs/BENCHMARKS.md", show_default=True)
 def loadtest(
     model,
@@ -770,6 +788,7 @@ def loadtest(
     min_words,
     long_words,
     cold_start,
+    cold_start_env,
     output,
 ):
     """In-process predict vs `mlflow models serve` under concurrent clients, adaptive batching off and on."""
@@ -783,6 +802,7 @@ def loadtest(
         min_words=min_words,
         long_words=long_words,
         cold_start=cold_start,
+        cold_start_env=Path(cold_start_env) if cold_start_env else None,
         command="flair-mlflow " + " ".join(sys.argv[1:]),
         **({"backends": tuple(backends)} if backends else {}),
         **({"batching": tuple(batching)} if batching else {}),
@@ -792,6 +812,40 @@ def loadtest(
         config, output=Path(output) if output else None, progress=_progress("mlflow_flavor.tools.loadtest")
     )
     click.echo(json.dumps(rows, indent=2))
+
+
+@main.command("lean-check")
+@click.argument("env_dir", type=click.Path(file_okay=False))
+@click.option("--model", default="demo", show_default=True, help="A Flair .pt tagger path or 'demo'.")
+@click.option("--classifier", default="demo", show_default=True, help="A Flair .pt classifier path, 'demo' or 'none'.")
+@click.option("--conll", type=click.Path(exists=True, dir_okay=False), help="Sentences from a CoNLL file.")
+@click.option("--sentences", type=int, default=200, show_default=True)
+@click.option("--documents", type=int, default=40, show_default=True, help="Documents of five sentences each.")
+@click.option("--long-words", type=int, default=5000, show_default=True, help="One text of that many words (0: none).")
+@click.option("--flert/--no-flert", default=True, show_default=True, help="Also a FLERT tagger (the tagger's head).")
+@click.option("--output", type=click.Path(dir_okay=False), default="docs/BENCHMARKS.md", show_default=True)
+def lean_check(env_dir, model, classifier, conll, sentences, documents, long_words, flert, output):
+    """Serve models lean from an environment made only from their requirements (ENV_DIR, made or reused) and
+    compare their answers with this environment's lean and Flair paths."""
+    config = LeanCheckConfig(
+        env_dir=Path(env_dir),
+        tagger_path=resolve_model_path(model),
+        classifier_path=None if classifier == "none" else _classifier_path(classifier),
+        conll=Path(conll) if conll else None,
+        sentences=sentences,
+        documents=documents,
+        long_words=long_words,
+        flert=flert,
+        command="flair-mlflow " + " ".join(sys.argv[1:]),
+    )
+    rows = run_lean_check(config, Path(output) if output else None, _progress("mlflow_flavor.tools.lean_check"))
+    click.echo(json.dumps(rows, indent=2))
+    if any(r["identical_to_flair_path"] < r["count"] or r["imported_in_model_env"] for r in rows):
+        raise SystemExit(1)
+
+
+def _classifier_path(value: str) -> Path:
+    return demo_classifier_path() if value == "demo" else Path(value)
 
 
 @main.command("mlserver-config")

@@ -41,6 +41,7 @@ from exporter.tools.report import benchmark_sentences, write_report
 from mlflow_flavor.flavor import save_model
 from mlflow_flavor.loading import INFERENCE_CONFIG_ENV
 from mlflow_flavor.tools.mlserver_config import MLServerConfig, write_mlserver_config
+from mlflow_flavor.tools.model_env import model_environment, site_packages_mb
 from mlflow_flavor.tools.serving import ServerError, free_port, group_rss_mb, serve_model, serve_on_mlserver
 
 __all__ = ["BACKENDS", "LoadTestConfig", "run_load_test"]
@@ -82,6 +83,9 @@ class LoadTestConfig:
             per backend: peak memory above the warmed-up model, and time per word.
         cold_start: also time, per backend and for a do-nothing pyfunc in the same run, launching
             ``mlflow models serve`` until its first answer.
+        cold_start_env: with ``cold_start``, also time the backends whose model serves lean (and the do-nothing
+            pyfunc) served from a virtual environment at this path made only from the model's requirements
+            (``mlflow_flavor.tools.model_env``; made once, reused while the requirements are the same).
     """
 
     model_path: Path
@@ -96,6 +100,7 @@ class LoadTestConfig:
     min_words: int = 5
     long_words: int = 0
     cold_start: bool = True
+    cold_start_env: Path | None = None
     command: str = ""
 
     def __post_init__(self) -> None:
@@ -354,6 +359,8 @@ def run_load_test(
             if config.cold_start:
                 say(f"[{backend}] launching mlflow models serve until its first answer")
                 cold_rows.append({"cold_start": backend, **first_answer(model_dir, Path(work) / f"{backend}-cold.log")})
+                if config.cold_start_env and _serves_lean(model_dir):
+                    cold_rows += _cold_in_model_env(config.cold_start_env, backend, model_dir, nothing, Path(work), say)
             say(f"[{backend}] in-process predict, batches of 32")
             in_process, alone = _in_process(model_dir, texts)
             if config.long_words:
@@ -409,11 +416,32 @@ def _save_do_nothing(path: Path) -> Path:
     return path
 
 
-def first_answer(model_dir: Path, log: Path) -> dict[str, float]:
-    """Seconds from launching ``mlflow models serve`` (one worker, ``--env-manager local``) to the first answer
-    of one text, and of them until the server said it was up (``/ping``)."""
+def _serves_lean(model_dir: Path) -> bool:
+    """Whether a saved model's requirements leave Flair out (it serves lean)."""
+    names = {line.split("==")[0].strip().lower() for line in (model_dir / "requirements.txt").read_text().splitlines()}
+    return "flair" not in names
+
+
+def _cold_in_model_env(
+    env_dir: Path, backend: str, model_dir: Path, nothing: Path, work: Path, say: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """The cold starts of the do-nothing pyfunc and of ``model_dir``, both served from the model's environment."""
+    say(f"[{backend}] the model's own environment (requirements.txt only) at {env_dir}")
+    python = model_environment(model_dir, env_dir)
+    size = site_packages_mb(python)
+    label = f"model's environment ({size:,.0f} MB site-packages)"
+    rows = []
+    for name, target in ((f"do-nothing pyfunc, {label}", nothing), (f"{backend}, {label}", model_dir)):
+        say(f"[{name}] launching mlflow models serve until its first answer")
+        rows.append({"cold_start": name, **first_answer(target, work / f"{backend}-env-{len(rows)}.log", python)})
+    return rows
+
+
+def first_answer(model_dir: Path, log: Path, python: Path | None = None) -> dict[str, float]:
+    """Seconds from launching ``mlflow models serve`` (one worker, ``--env-manager local``, run by ``python`` or
+    this interpreter) to the first answer of one text, and of them until the server said it was up (``/ping``)."""
     started = time.perf_counter()
-    with serve_model(str(model_dir), log) as url:
+    with serve_model(str(model_dir), log, python=python) as url:
         up = time.perf_counter() - started
         while True:
             status, _ = _post(f"{url}/invocations", {"inputs": ["Angela Merkel met Tim Cook in Paris ."]})
@@ -426,20 +454,26 @@ def first_answer(model_dir: Path, log: Path) -> dict[str, float]:
 
 
 def _cold_markdown(rows: Sequence[dict[str, Any]]) -> str:
-    base = rows[0]["first_answer_s"] if rows else 1.0
-    return _table(
-        "Cold start: launching `mlflow models serve` (one worker, `--env-manager local`) until the first answer to "
-        "one text, each model once in this run, beside a do-nothing pyfunc (a model from code that answers `[]`):",
-        ["model", "server up (s)", "first answer (s)", "vs do-nothing"],
-        [
+    """Each cold start against the do-nothing pyfunc served from the same environment (the first row of each)."""
+    cells = []
+    base = 1.0
+    for r in rows:
+        if r["cold_start"].startswith("do-nothing pyfunc"):
+            base = r["first_answer_s"]
+        cells.append(
             [
                 r["cold_start"],
                 f"{r['server_up_s']:.1f}",
                 f"{r['first_answer_s']:.1f}",
                 f"{r['first_answer_s'] / base:.2f}x",
             ]
-            for r in rows
-        ],
+        )
+    return _table(
+        "Cold start: launching `mlflow models serve` (one worker, `--env-manager local`) until the first answer to "
+        "one text, each model once in this run, beside a do-nothing pyfunc (a model from code that answers `[]`) "
+        "served from the same environment (this one, or the model's own, made from its requirements only):",
+        ["model", "server up (s)", "first answer (s)", "vs do-nothing"],
+        cells,
     )
 
 

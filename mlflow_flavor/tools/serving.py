@@ -79,11 +79,22 @@ def serve_model(
     timeout: float = 180,
     env_manager: str = "local",
     workers: int = 1,
+    python: str | Path | None = None,
 ) -> Iterator[ServedModel]:
-    """``mlflow models serve`` on a free loopback port (``workers`` uvicorn workers); yields its base URL (with
-    ``.pid``)."""
+    """``mlflow models serve`` on a free loopback port (``workers`` uvicorn workers; run by ``python``, another
+    environment's interpreter, or this one); yields its base URL (with ``.pid``)."""
     port = free_port()
-    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model_uri), "--env-manager", env_manager]
+    command = [
+        str(python or sys.executable),
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        str(model_uri),
+        "--env-manager",
+        env_manager,
+    ]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     with _server(command, f"http://127.0.0.1:{port}", "/ping", log, env, timeout) as server:
         yield server
