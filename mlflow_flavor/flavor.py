@@ -570,6 +570,7 @@ def _add_flavors(mlflow_model: Any, info: Any, code_subpath: str, model_config: 
         tag_type=manifest.get("tag_type"),
         manifest_sha256=info.manifest_sha256,
         **flavor_metadata(manifest),  # providers, session options, opset, precision, optimization, quantization
+        serving_path=served_path(manifest, model_config),  # the model_config's serving_path may force flair
         flair_version=versions.get("flair"),
         torch_version=versions.get("torch"),
         transformers_version=versions.get("transformers"),

@@ -264,3 +264,30 @@ def test_serving_path_is_checked(tagger_bundle):
         RuntimeOptions(serving_path="lane")
     with pytest.raises(ConfigError, match="serving_path"):
         load_for_serving(tagger_bundle, runtime={"serving_path": "fast"})
+
+
+@pytest.mark.slow
+def test_a_fresh_environment_made_from_the_requirements_serves_the_model(tagger_bundle, tmp_path):
+    """The issue's own check: a virtual environment made only from the logged model's requirements.txt holds
+    neither torch nor flair, is at most 1.2 GB, and answers exactly as the full environment's lean path (and with
+    the same answers as the Flair path)."""
+    import subprocess
+
+    import mlflow.pyfunc
+
+    import mlflow_flavor
+    from mlflow_flavor.tools.model_env import model_environment, predict_in_environment, site_packages_mb
+
+    model_dir = tmp_path / "model"
+    mlflow_flavor.save_model(str(tagger_bundle), model_dir)
+    python = model_environment(model_dir, tmp_path / "env")
+    for package in ("torch", "flair", "transformers"):
+        assert subprocess.run([str(python), "-c", f"import {package}"], capture_output=True).returncode != 0
+    assert site_packages_mb(python) < 1200
+    texts = _texts(24)
+    there = predict_in_environment(python, model_dir, texts, {"return_tokens": True})
+    assert there["imported"] == []
+    here = mlflow.pyfunc.load_model(str(model_dir)).predict(texts, params={"return_tokens": True})
+    assert there["answers"] == here  # exactly, scores too
+    _, flair = _pyfuncs(tagger_bundle)
+    assert_same_answers(there["answers"], flair.predict(texts, {"return_tokens": True}))

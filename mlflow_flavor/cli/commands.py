@@ -738,7 +738,7 @@ def int8_report(
     "backends",
     multiple=True,
     type=click.Choice(LOADTEST_BACKENDS),
-    help="Backend to serve (repeatable); default: all.",
+    help="Backend to serve (repeatable; onnx-flair: the ONNX model served by Flair's code); default: torch, onnx, int8.",
 )
 @click.option(
     "--batching",

@@ -1,6 +1,6 @@
 """What a logged model is and how it serves: ``flair-mlflow inspect MODEL``.
 
-Its class, task and backend, its parity summary, the request params it takes, and each ``model_config`` setting
+Its class, task and backend, its parity summary, the path its pyfunc serves with (lean or Flair's code, and why), the request params it takes, and each ``model_config`` setting
 (what the model was logged with, the default, and what the setting does) read from the settings' own docstrings
 (``RuntimeOptions`` and ``ServingOptions``), so that the help and the code cannot drift apart.
 """
@@ -87,7 +87,11 @@ def _facts(manifest: dict[str, Any]) -> dict[str, Any]:
         "task": manifest.get("task"),
         "backend": manifest.get("backend"),
         "parity": {k: parity[k] for k in ("sentences", "identical_sentences", "passed") if k in parity} or None,
+        # lean: ONNX Runtime + tokenizers, no Flair or torch (issue 25); flair: Flair's code, and why
+        "serving_path": manifest.get("serving_path", "flair"),
     }
+    if manifest.get("serving_path_reason"):
+        facts["serving_path_reason"] = manifest["serving_path_reason"]
     if manifest.get("tasks"):
         facts["tasks"] = [t["name"] for t in manifest["tasks"]]
     return facts

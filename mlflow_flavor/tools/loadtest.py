@@ -48,8 +48,10 @@ __all__ = ["BACKENDS", "LoadTestConfig", "run_load_test"]
 
 log = logging.getLogger(__name__)
 
-#: The backends a load test can compare, and what each saves.
-BACKENDS = ("torch", "onnx", "int8")
+#: The backends a load test can compare, and what each saves (``onnx`` and ``int8`` serve lean where the model can;
+#: ``onnx-flair`` is the ONNX bundle served by Flair's code).
+BACKENDS = ("torch", "onnx", "int8", "onnx-flair")
+DEFAULT_BACKENDS = ("torch", "onnx", "int8")
 BATCHING = ("off", "on")
 #: The servers a load test can run: MLflow's (uvicorn workers) and MLServer (V2 protocol; parallel workers, its
 #: own adaptive batching of V2 requests), with what each sets.
@@ -89,7 +91,7 @@ class LoadTestConfig:
     """
 
     model_path: Path
-    backends: tuple[str, ...] = BACKENDS
+    backends: tuple[str, ...] = DEFAULT_BACKENDS
     batching: tuple[str, ...] = BATCHING
     servers: tuple[str, ...] = ("mlflow",)
     clients: int = 8
@@ -330,7 +332,11 @@ def long_text_probe(model_dir: Path, words: int) -> dict[str, float]:
 def _save(config: LoadTestConfig, backend: str, path: Path) -> None:
     # the load test measures speed: an int8 export that misses the parity gate is still measured
     options = {"backend": Backend.ONNX, "onnx": OnnxOptions(quantize="int8"), "parity": ParityConfig(force=True)}
-    save_model(str(config.model_path), path, **(options if backend == "int8" else {"backend": backend}))
+    if backend == "onnx-flair":  # the same ONNX bundle served by Flair's code (``serving_path: flair``)
+        options = {"backend": Backend.ONNX, "model_config": {"serving_path": "flair"}}
+    elif backend != "int8":
+        options = {"backend": backend}
+    save_model(str(config.model_path), path, **options)
 
 
 def load_texts(config: LoadTestConfig) -> tuple[list[str], str]:
