@@ -66,6 +66,13 @@ def _flair_labels(model, texts):
     return [[(label.value, round(label.score, 5)) for label in s.get_labels(model.label_type)] for s in sentences]
 
 
+def _keeps_flair(model_dir) -> None:
+    """A family the lean path does not serve (issue 25): the Flair path, and Flair and torch in its requirements."""
+    conf = mlflow.models.Model.load(str(model_dir)).flavors["flair_mlflow"]
+    requirements = (model_dir / "requirements.txt").read_text()
+    assert conf["serving_path"] == "flair" and "flair==" in requirements and "torch==" in requirements
+
+
 def test_a_classic_tagger_is_saved_served_and_answers_as_flair(tagger, tmp_path, caplog):
     expected = _flair_entities(tagger, TEXTS)
     assert any(expected), "the random tagger should find something"
@@ -78,6 +85,7 @@ def test_a_classic_tagger_is_saved_served_and_answers_as_flair(tagger, tmp_path,
     else:
         assert "no single transformer to export to onnx" in caplog.text and conf["backend"] == "torch"
     assert conf["parity"]["identical_sentences"] == conf["parity"]["sentences"]
+    _keeps_flair(tmp_path / "model")
     pyfunc = mlflow.pyfunc.load_model(str(tmp_path / "model"))  # no allow_pickle anywhere
     answers = pyfunc.predict(TEXTS)
     # the same spans and labels; scores to float precision (the pyfunc batches the texts, the reference ran
@@ -289,6 +297,7 @@ def test_a_tars_model_answers_for_its_current_task_as_flair(tiny_bert, kind, tmp
     mlflow_flavor.save_model(tars, tmp_path / "model", parity=GATE)
     conf = mlflow.models.Model.load(str(tmp_path / "model")).flavors["flair_mlflow"]
     assert conf["backend"] == "onnx" and conf["model_class"] == f"TARS{kind.title()}"  # its transformer exported
+    _keeps_flair(tmp_path / "model")
     answers = mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(texts)
     if kind == "classifier":
         expected = _flair_labels(tars, texts)
@@ -434,6 +443,7 @@ def test_a_token_classifier_answers_as_flair(tiny_bert, cls, embeddings, tmp_pat
     conf = mlflow.models.Model.load(str(tmp_path / "model")).flavors["flair_mlflow"]
     assert conf["model_class"] == cls and conf["backend"] == ("torch" if embeddings == "words" else "onnx")
     assert conf["parity"]["identical_sentences"] == conf["parity"]["sentences"]
+    _keeps_flair(tmp_path / "model")
     answers = mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(texts)
     got = [[(e["text"], e["label"], e["start"], e["end"], round(e["score"], 5)) for e in row] for row in answers]
     assert got == expected
@@ -492,6 +502,7 @@ def test_a_text_pair_model_answers_pairs_as_flair(tiny_bert, kind, embeddings, t
     mlflow_flavor.save_model(model, tmp_path / "model", parity=GATE)
     logged = mlflow.models.Model.load(str(tmp_path / "model"))
     conf = logged.flavors["flair_mlflow"]
+    _keeps_flair(tmp_path / "model")
     assert conf["task"] == f"text-pair-{'classification' if kind == 'classifier' else 'regression'}"
     assert conf["backend"] == ("onnx" if embeddings.startswith("transformer") else "torch")
     assert conf["parity"]["identical_sentences"] == conf["parity"]["sentences"] == GATE.num_sentences

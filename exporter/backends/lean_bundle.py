@@ -14,7 +14,7 @@ from typing import Any
 
 from exporter.config import FLAIR, LEAN, RuntimeOptions
 from exporter.errors import ConfigError
-from exporter.runtime.lean.model import LEAN_SECTION
+from exporter.runtime.lean.model import LEAN_FORMAT, LEAN_SECTION
 from exporter.runtime.settings import EmbeddingSettings, find_transformer_embeddings
 
 __all__ = ["HEAD_FILE", "lean_blockers", "lean_files"]
@@ -104,7 +104,7 @@ def _write_head(model: Any, settings: EmbeddingSettings, directory: Path) -> dic
     embeddings = find_transformer_embeddings(model)
     tokenizer = embeddings.tokenizer
     section: dict[str, Any] = {
-        "format": 1,
+        "format": LEAN_FORMAT,
         "head_file": HEAD_FILE,
         "tokenizer_file": TOKENIZER_FILE,
         "pad_id": int(tokenizer.pad_token_id or 0),

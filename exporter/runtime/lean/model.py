@@ -24,10 +24,12 @@ from exporter.runtime.lean.subtokens import NO_WORD, SubtokenRows
 from exporter.runtime.lean.text import Sentence
 from exporter.runtime.settings import EmbeddingSettings
 
-__all__ = ["LEAN_SECTION", "LeanModel", "load_lean"]
+__all__ = ["LEAN_FORMAT", "LEAN_SECTION", "LeanModel", "load_lean"]
 
 #: the manifest section of a bundle that can serve lean
 LEAN_SECTION = "lean"
+#: the version of the ``lean`` section this code reads
+LEAN_FORMAT = 1
 
 
 class LeanModel:
@@ -35,6 +37,11 @@ class LeanModel:
 
     def __init__(self, directory: Path, manifest: Mapping[str, Any], runtime: RuntimeOptions) -> None:
         spec = manifest[LEAN_SECTION]
+        if spec.get("format") != LEAN_FORMAT:
+            raise BundleError(
+                f"The bundle's lean section has format {spec.get('format')!r}; this flair-mlflow reads format "
+                f"{LEAN_FORMAT}. Upgrade flair-mlflow, or serve it with serving_path='flair'."
+            )
         self.spec = spec
         self.settings = EmbeddingSettings.from_dict(manifest["embeddings"])
         self.label_type = spec["label_type"]
@@ -48,9 +55,6 @@ class LeanModel:
             directory / manifest["onnx"]["model_file"], runtime, self.settings.model_max_length, spec["pad_id"]
         )
         self.flair_mlflow_manifest = dict(manifest)
-
-    def eval(self) -> LeanModel:  # Flair's API, for callers that expect a model
-        return self
 
     def predict(
         self,
