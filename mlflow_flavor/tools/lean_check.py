@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from exporter.config import check_integer
+from exporter.format.modelfile import load_flair_model
+from exporter.quality.corpus import check_sentences, read_conll
+from exporter.tools.demo import minilm_path
 from exporter.tools.report import write_report
 from mlflow_flavor.flavor import save_model
 from mlflow_flavor.tools.model_env import model_environment, predict_in_environment, site_packages_mb
@@ -73,8 +76,6 @@ def compare_answers(a: Sequence[Any], b: Sequence[Any]) -> dict[str, Any]:
 
 
 def _texts(config: LeanCheckConfig) -> tuple[list[str], str]:
-    from exporter.quality.corpus import check_sentences, read_conll
-
     if config.conll:
         sentences = [" ".join(w for w, _ in s) for s in read_conll(config.conll)]
         return [s for s in sentences if s.strip()][: config.sentences], str(config.conll)
@@ -84,9 +85,6 @@ def _texts(config: LeanCheckConfig) -> tuple[list[str], str]:
 def _flert_tagger(tagger_path: Path) -> Any:
     """The demo tagger's head over MiniLM with FLERT context (64 words each side, the [FLERT] separator)."""
     from flair.embeddings import TransformerWordEmbeddings
-
-    from exporter.format.modelfile import load_flair_model
-    from exporter.tools.demo import minilm_path
 
     tagger = load_flair_model(tagger_path)
     tagger.embeddings = TransformerWordEmbeddings(
@@ -105,8 +103,6 @@ def run_lean_check(
 ) -> list[dict[str, Any]]:
     """Run the check; write its table into ``output`` (section ``lean``) when given; return its rows."""
     import mlflow.pyfunc
-
-    from exporter.format.modelfile import load_flair_model
 
     say = progress or log.info
     sentences, source = _texts(config)
