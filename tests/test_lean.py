@@ -87,7 +87,12 @@ def assert_same_answers(lean_answers, flair_answers, tolerance: float = 1e-5) ->
         assert all(math.isclose(x, y, abs_tol=tolerance) for x, y in zip(scores_a, scores_b)), (i, scores_a, scores_b)
 
 
-TAGGER_PARAMS = [{}, {"return_tokens": True}, {"split_sentences": True}, {"split_sentences": True, "return_tokens": True}]
+TAGGER_PARAMS = [
+    {},
+    {"return_tokens": True},
+    {"split_sentences": True},
+    {"split_sentences": True, "return_tokens": True},
+]
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +119,10 @@ def test_a_transformer_tagger_serves_lean_and_answers_as_its_flair_path(tagger_b
 @pytest.mark.parametrize(
     "settings",
     [
-        {"subtoken_pooling": "mean", "use_crf": False, "use_context": 24, "layers": "-1,-2", "layer_mean": False},
+        pytest.param(
+            {"subtoken_pooling": "mean", "use_crf": False, "use_context": 24, "layers": "-1,-2", "layer_mean": False},
+            marks=pytest.mark.slow,
+        ),
         pytest.param({"subtoken_pooling": "last", "layers": "-1,-2,-3", "layer_mean": True}, marks=pytest.mark.slow),
         pytest.param({"subtoken_pooling": "first_last", "use_context": 24}, marks=pytest.mark.slow),
         pytest.param({"subtoken_pooling": "first", "allow_long_sentences": False}, marks=pytest.mark.slow),
