@@ -127,6 +127,7 @@ def test_a_transformer_tagger_serves_lean_and_answers_as_its_flair_path(tagger_b
         pytest.param({"subtoken_pooling": "first_last", "use_context": 24}, marks=pytest.mark.slow),
         pytest.param({"subtoken_pooling": "first", "allow_long_sentences": False}, marks=pytest.mark.slow),
         pytest.param({"subtoken_pooling": "mean", "use_context": 24, "separator": False}, marks=pytest.mark.slow),
+        pytest.param({"tags": ("NOUN", "VERB", "ADJ", "DET", "PUNCT", "X"), "use_crf": False}, marks=pytest.mark.slow),
     ],
     ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()),
 )
@@ -150,6 +151,7 @@ def test_every_pooling_layer_and_context_setting_answers_as_the_flair_path(tiny_
         pytest.param({"cls_pooling": "mean", "layers": "-1,-2", "layer_mean": False}, marks=pytest.mark.slow),
         pytest.param({"cls_pooling": "max"}, marks=pytest.mark.slow),
         pytest.param({"cls_pooling": "mean", "multi_label": True}, marks=pytest.mark.slow),
+        pytest.param({"cls_pooling": "max", "allow_long_sentences": True}, marks=pytest.mark.slow),
     ],
     ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()),
 )
@@ -190,6 +192,11 @@ def test_models_the_lean_path_cannot_reproduce_keep_the_flair_path(tiny_bert, tm
     torch_bundle = _export(build_tiny_tagger(tiny_bert, seed=4), tmp_path / "torch", backend=Backend.TORCH)
     assert "lean" not in torch_bundle.manifest
     assert not isinstance(load_for_serving(torch_bundle.path), LeanModel)
+    with pytest.raises(ConfigError, match="lean serving needs onnx"):
+        _export(
+            build_tiny_tagger(tiny_bert, seed=4), tmp_path / "torch-lean", backend=Backend.TORCH, serving_path="lean"
+        )
+    assert not (tmp_path / "torch-lean").exists()
 
 
 def test_serving_path_flair_at_export_keeps_flair_and_its_requirements(tiny_bert, tmp_path):
@@ -263,6 +270,49 @@ def test_the_lean_section_and_head_file_are_covered_by_the_checksums(tagger_bund
     head.write_bytes(bytes(data))
     with pytest.raises(ChecksumError):
         load_for_serving(copy)
+
+
+def test_a_lean_section_that_does_not_fit_its_bundle_is_refused_at_load(tagger_bundle, tmp_path):
+    """The lean section is read as data and checked: complete, naming only the bundle's own files, its head fitting
+    its labels (a manifest edited by hand, without the digest MLmodel records)."""
+    import shutil
+
+    from exporter.bundle.load import load_for_serving
+    from exporter.errors import BundleError
+
+    def edited(name: str, change) -> Path:
+        copy = tmp_path / name
+        shutil.copytree(tagger_bundle, copy)
+        manifest = json.loads((copy / "bundle.json").read_text())
+        change(manifest["lean"])
+        (copy / "bundle.json").write_text(json.dumps(manifest))
+        return copy
+
+    cases = {
+        "missing": (lambda lean: lean.pop("labels"), "incomplete"),
+        "outside": (lambda lean: lean.update(head_file="../../etc/passwd"), "not one of its files"),
+        "labels": (lambda lean: lean.update(labels=lean["labels"][:-3]), "scores for"),
+        "tags": (lambda lean: lean.update(start_tag=99), "start_tag"),
+        "format": (lambda lean: lean.update(format=2), "format 2"),
+    }
+    for name, (change, message) in cases.items():
+        with pytest.raises(BundleError, match=message):
+            load_for_serving(edited(name, change))
+
+
+def test_the_model_environment_never_deletes_a_folder_it_did_not_make(tmp_path):
+    from exporter.errors import FlairMlflowError
+    from mlflow_flavor.tools.model_env import model_environment
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "requirements.txt").write_text("numpy\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "notes.txt").write_text("mine")
+    with pytest.raises(FlairMlflowError, match="not an environment flair-mlflow made"):
+        model_environment(model_dir, work)
+    assert (work / "notes.txt").read_text() == "mine"
 
 
 def test_serving_path_is_checked(tagger_bundle):

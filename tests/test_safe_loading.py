@@ -86,6 +86,10 @@ def test_bundle_with_a_code_payload_is_refused_by_load_bundle(tiny_tagger, tmp_p
 
 @pytest.mark.slow
 def test_mlflow_model_with_a_code_payload_is_refused_everywhere(tiny_tagger, tmp_path, monkeypatch):
+    """Every loader that reads model.pt refuses the payload; the lean path (issue 25) never reads model.pt, so it
+    serves without running it."""
+    import json
+
     from mlflow.exceptions import MlflowException
 
     model_dir = tmp_path / "model"
@@ -93,21 +97,24 @@ def test_mlflow_model_with_a_code_payload_is_refused_everywhere(tiny_tagger, tmp
     marker = tmp_path / "pwned"
     _plant_in_model_dir(model_dir, marker)
     why = r"not plain data .*posix\.system"
+    flair_path = {"serving_path": "flair"}
 
     with pytest.raises(UnsafeModelFileError, match=why):
         load_bundle(model_dir / "bundle")
     with pytest.raises(MlflowException, match=why):
         mlflow_flavor.load_model(str(model_dir))
     with pytest.raises(MlflowException, match=why + ".*FLAIR_MLFLOW_ALLOW_PICKLE=1"):
-        mlflow.pyfunc.load_model(str(model_dir))
+        mlflow.pyfunc.load_model(str(model_dir), model_config=flair_path)
     # a model_config cannot opt in: whoever wrote the MLmodel could have set it
     with pytest.raises(MlflowException, match=why):
-        mlflow.pyfunc.load_model(str(model_dir), model_config={"allow_pickle": True})
+        mlflow.pyfunc.load_model(str(model_dir), model_config={**flair_path, "allow_pickle": True})
     with pytest.raises(ServerError, match=r"not plain data") as served:
-        with model_server(str(model_dir), tmp_path / "serve.log", timeout=120):
+        env = {"MLFLOW_PYFUNC_INFERENCE_CONFIG": json.dumps(flair_path)}
+        with model_server(str(model_dir), tmp_path / "serve.log", timeout=120, env=env):
             pass
     assert "posix.system" in str(served.value)
-    assert not marker.exists()
+    lean = mlflow.pyfunc.load_model(str(model_dir))  # lean: model.pt is never opened
+    assert lean.predict(TEXTS) and not marker.exists()
 
 
 def test_bundle_of_the_previous_schema_loads_with_the_opt_in_the_error_names(tiny_tagger, tmp_path, monkeypatch):

@@ -57,9 +57,11 @@ def build_tiny_tagger(
     allow_long_sentences: bool = True,
     use_context: int = 0,
     seed: int = 0,
+    tags: tuple[str, ...] = (),
 ):
     """A random SequenceTagger (PER/LOC/ORG/MISC, BIOES) over the tiny BERT; ``use_context`` as in
-    Flair's FLERT taggers (that many context characters on each side)."""
+    Flair's FLERT taggers (that many context characters on each side); ``tags``: token labels instead (part of
+    speech: no spans)."""
     import flair
     import torch
     from flair.data import Dictionary
@@ -76,15 +78,19 @@ def build_tiny_tagger(
         use_context=use_context,
         fine_tune=False,
     )
-    tags = Dictionary(add_unk=False)
-    tags.add_item("O")
-    for label in ("PER", "LOC", "ORG", "MISC"):
-        for prefix in "SBIE":
-            tags.add_item(f"{prefix}-{label}")
+    dictionary = Dictionary(add_unk=False)
+    if tags:
+        for tag in tags:
+            dictionary.add_item(tag)
+    else:
+        dictionary.add_item("O")
+        for label in ("PER", "LOC", "ORG", "MISC"):
+            for prefix in "SBIE":
+                dictionary.add_item(f"{prefix}-{label}")
     tagger = SequenceTagger(
         embeddings=embeddings,
-        tag_dictionary=tags,
-        tag_type="ner",
+        tag_dictionary=dictionary,
+        tag_type="pos" if tags else "ner",
         tag_format="BIOES",
         use_crf=use_crf,
         use_rnn=use_rnn,
@@ -106,6 +112,7 @@ def build_tiny_classifier(
     layer_mean: bool = True,
     multi_label: bool = False,
     seed: int = 0,
+    allow_long_sentences: bool = False,
 ):
     """A random TextClassifier (topics) over the tiny BERT's document embeddings."""
     import flair
@@ -116,7 +123,12 @@ def build_tiny_classifier(
 
     flair.set_seed(seed)
     embeddings = TransformerDocumentEmbeddings(
-        str(bert_dir), layers=layers, layer_mean=layer_mean, cls_pooling=cls_pooling, fine_tune=False
+        str(bert_dir),
+        layers=layers,
+        layer_mean=layer_mean,
+        cls_pooling=cls_pooling,
+        fine_tune=False,
+        allow_long_sentences=allow_long_sentences,
     )
     labels = Dictionary(add_unk=False)
     for label in ("business", "sports", "politics", "travel"):

@@ -92,7 +92,7 @@ def lean_files(
 
 
 def _write_head(model: Any, settings: EmbeddingSettings, directory: Path) -> dict[str, Any]:
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
     layers = _head_layers(model)
     tensors = {}
@@ -126,5 +126,6 @@ def _write_head(model: Any, settings: EmbeddingSettings, directory: Path) -> dic
         section["multi_label"] = bool(model.multi_label)
         section["multi_label_threshold"] = {str(k): float(v) for k, v in model.multi_label_threshold.items()}
         section["initial_cls_token"] = bool(embeddings.initial_cls_token)
-    save_file(tensors, str(directory / HEAD_FILE))
+    # written by Python, not by safetensors' save_file (which creates the file 0600): the umask's permissions
+    (directory / HEAD_FILE).write_bytes(save(tensors))
     return section

@@ -32,7 +32,14 @@ from exporter.backends.kinds import CHAR_LMS
 from exporter.bundle.load import load_bundle
 from exporter.config import FLAIR, LEAN, ExportConfig, RuntimeOptions
 from exporter.errors import BundleError, ConfigError, UnsupportedModelError
-from exporter.format.manifest import file_entries, library_versions, list_files, verify_bundle, write_manifest
+from exporter.format.manifest import (
+    file_entries,
+    library_versions,
+    list_files,
+    read_manifest,
+    verify_bundle,
+    write_manifest,
+)
 from exporter.format.modelfile import PICKLE_NEEDS_OPT_IN, SUPPORTED_MODELS
 from exporter.format.tasks import describe_tasks, is_multitask
 from exporter.quality.corpus import check_sentences, read_conll
@@ -171,45 +178,62 @@ def _write_contents(model: Any, model_class: str, work: Path, config: ExportConf
 
 
 def _gate(model: Any, work: Path, content: dict[str, Any], digest: str, config: ExportConfig) -> dict[str, Any]:
-    """Load the bundle just written and compare it with ``model`` (raises ParityError when it fails); where the
-    bundle can serve lean, compare its lean path with its Flair path too (:func:`_gate_lean`)."""
+    """Load the bundle just written and compare it with ``model`` (raises ParityError when it fails)."""
     # Flair's own ONNX / JIT models need their pickle (see exporter.format.modelfile): this process wrote it
     trusted = content.get("model_pickle") == PICKLE_NEEDS_OPT_IN
     exported = load_bundle(work, expected_manifest_sha256=digest, allow_pickle=trusted)
     texts, gold = _parity_sentences(model, config)
     recipe = (flavor_metadata(content)["quantization"] or {}).get("recipe")  # int8 exports only
     char_lms = any(isinstance(value, dict) and CHAR_LMS in value for value in content.values())
-    report = check_parity(
+    return check_parity(
         model, exported, texts, config.parity, lossy=config.lossy, gold=gold, recipe=recipe, char_lms=char_lms
     )
-    if LEAN_SECTION in content:
-        _gate_lean(exported, work, content, [t if isinstance(t, str) else " ".join(t) for t in texts], config)
-    return report
 
 
-def _gate_lean(exported: Any, work: Path, content: dict[str, Any], texts: list[str], config: ExportConfig) -> None:
-    """Serve lean only where the lean path answered every check text as the Flair path did: else the bundle serves
-    with Flair's code (its reason recorded), or, where ``serving_path='lean'`` was asked for, the export fails."""
-    options = RuntimeOptions.for_loading(content["runtime"], None)
-    report = lean_parity(exported, load_lean(work, content, options), texts)
-    content["lean_parity"] = report
-    log.info(
-        "Lean path: %d of %d check texts identical to the Flair path (largest score difference %.2g)",
-        report["identical"],
-        report["texts"],
-        report["max_score_diff"],
-    )
-    if report["passed"]:
-        return
-    why = (
-        f"the lean path answered {report['texts'] - report['identical']} of {report['texts']} check texts otherwise "
-        f"than the Flair path (texts {report['differing']})"
-    )
+def _refuse_lean_where_impossible(content: dict[str, Any], config: ExportConfig) -> None:
+    """``serving_path='lean'`` for a bundle that has no lean path (another backend, a model lean serving does not
+    cover): refused before anything is recorded."""
+    if config.runtime.serving_path == LEAN and LEAN_SECTION not in content:
+        why = content.get("serving_path_reason") or f"a {config.backend.value} bundle (lean serving needs onnx)"
+        raise ConfigError(f"serving_path='lean' cannot serve this model: {why}.", "serving_path")
+
+
+def _gate_lean(model: Any, work: Path, content: dict[str, Any], digest: str, config: ExportConfig) -> bool:
+    """Keep the bundle lean only where its lean path answered every check text as its Flair path did (run whether or
+    not the parity gate is on); else record why, remove the lean files and return False (the caller rewrites the
+    manifest), or, where ``serving_path='lean'`` was asked for, fail."""
+    texts, _ = _parity_sentences(model, config)
+    texts = [t if isinstance(t, str) else " ".join(t) for t in texts]  # labeled sentences: their words as text
+    try:
+        exported = load_bundle(work, expected_manifest_sha256=digest)
+        manifest, _ = read_manifest(work)  # as written: with its files (load_bundle verified them)
+        lean = load_lean(work, manifest, RuntimeOptions.for_loading(content["runtime"], None))
+        report = lean_parity(exported, lean, texts)
+    except Exception as e:  # any failure of the lean path (ours, the tokenizer's, ONNX Runtime's): serve with Flair
+        report, why = None, f"the lean path failed on this bundle ({type(e).__name__}: {e})"
+    else:
+        content["lean_parity"] = report
+        log.info(
+            "Lean path: %d of %d check texts (%d documents) identical to the Flair path (largest score difference "
+            "%.2g)",
+            report["identical"],
+            report["texts"],
+            report["documents"],
+            report["max_score_diff"],
+        )
+        if report["passed"]:
+            return True
+        why = (
+            f"the lean path answered {report['texts'] - report['identical']} of {report['texts']} check texts "
+            f"otherwise than the Flair path (check texts {', '.join(report['differing'])})"
+        )
     if config.runtime.serving_path == LEAN:
         raise ConfigError(f"serving_path='lean' cannot serve this model exactly: {why}.", "serving_path")
     log.warning("The bundle serves with Flair's code: %s.", why)
-    content.pop(LEAN_SECTION)
+    section = content.pop(LEAN_SECTION)
+    (work / section["head_file"]).unlink(missing_ok=True)
     content["serving_path"], content["serving_path_reason"] = FLAIR, why
+    return False
 
 
 def save_bundle(model: Any, path: str | Path, config: ExportConfig | None = None) -> BundleInfo:
@@ -232,8 +256,12 @@ def save_bundle(model: Any, path: str | Path, config: ExportConfig | None = None
     try:
         log.info("Exporting %s as a %s bundle to %s", model_class, config.backend.value, path)
         content = _write_contents(model, model_class, work, config)
+        _refuse_lean_where_impossible(content, config)
         entries = file_entries(work, list_files(work))
         digest = write_manifest(work, content, entries)
+        if LEAN_SECTION in content and not _gate_lean(model, work, content, digest, config):
+            entries = file_entries(work, list_files(work))
+            digest = write_manifest(work, content, entries)
         if config.parity.enabled:
             content["parity"] = _gate(model, work, content, digest, config)
             digest = write_manifest(work, content, entries)

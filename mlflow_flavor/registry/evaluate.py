@@ -33,12 +33,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from exporter.bundle.load import load_bundle
+from exporter.bundle.load import load_for_serving
 from exporter.config import SEQUENCE_TAGGING, TEXT_CLASSIFICATION, check_integer
 from exporter.errors import ConfigError
 from exporter.format.manifest import MANIFEST_FILE
 from exporter.quality.metrics import Examples, labels_of, load_examples, score
 from exporter.quality.parity import token_spans
+from exporter.runtime.lean.model import LeanModel
+from exporter.runtime.lean.text import Sentence as LeanSentence
 from mlflow_flavor.fetch import locate_reference
 from mlflow_flavor.pyfunc import FlairPyfuncModel
 from mlflow_flavor.redact import redact
@@ -201,7 +203,7 @@ def load_reference(reference: str, tracking_uri: str | None = None, *, located: 
     """
     path = located or locate_reference(reference, tracking_uri=tracking_uri)
     if (path / MANIFEST_FILE).is_file():
-        model = load_bundle(path)
+        model = load_for_serving(path)  # what its pyfunc serves: lean where the bundle serves lean
         manifest = model.flair_mlflow_manifest
         predictor = FlairPyfuncModel(model, manifest)
     else:
@@ -313,10 +315,13 @@ class _Progress:
 
 
 def _predict_tokens(loaded: _Loaded, tokens: list[list[str]], config: EvaluationConfig) -> list[frozenset]:
-    """Sentences on the file's own tokens, through the same loaded Flair model."""
-    from flair.data import Sentence
+    """Sentences on the file's own tokens, through the same loaded model (Flair's, or the lean one)."""
+    if isinstance(loaded.model, LeanModel):
+        sentences = [LeanSentence.from_words(list(t)) for t in tokens]
+    else:
+        from flair.data import Sentence
 
-    sentences = [Sentence(list(t)) for t in tokens]
+        sentences = [Sentence(list(t)) for t in tokens]
     loaded.model.predict(sentences, mini_batch_size=config.mini_batch_size)
     return [frozenset(token_spans(s, loaded.tag_type)) for s in sentences]
 

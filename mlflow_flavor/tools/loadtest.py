@@ -35,11 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from exporter.config import Backend, OnnxOptions, ParityConfig, check_integer
+from exporter.config import LEAN, Backend, OnnxOptions, ParityConfig, check_integer
 from exporter.errors import ConfigError
 from exporter.tools.report import benchmark_sentences, write_report
 from mlflow_flavor.flavor import save_model
 from mlflow_flavor.loading import INFERENCE_CONFIG_ENV
+from mlflow_flavor.mlmodel import FLAVOR_NAME
 from mlflow_flavor.tools.mlserver_config import MLServerConfig, write_mlserver_config
 from mlflow_flavor.tools.model_env import model_environment, site_packages_mb
 from mlflow_flavor.tools.serving import ServerError, free_port, group_rss_mb, serve_model, serve_on_mlserver
@@ -423,9 +424,10 @@ def _save_do_nothing(path: Path) -> Path:
 
 
 def _serves_lean(model_dir: Path) -> bool:
-    """Whether a saved model's requirements leave Flair out (it serves lean)."""
-    names = {line.split("==")[0].strip().lower() for line in (model_dir / "requirements.txt").read_text().splitlines()}
-    return "flair" not in names
+    """Whether a saved model serves lean (its flavor section says so; its requirements then leave Flair out)."""
+    from mlflow.models import Model
+
+    return Model.load(str(model_dir)).flavors[FLAVOR_NAME].get("serving_path") == LEAN
 
 
 def _cold_in_model_env(

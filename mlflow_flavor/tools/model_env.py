@@ -38,7 +38,11 @@ def model_environment(model_dir: Path, directory: Path, timeout: float = 900) ->
     if python.is_file() and marker.is_file() and marker.read_text().strip() == digest:
         log.info("Reusing the model's environment at %s", directory)
         return python
-    if directory.exists():
+    if directory.exists() and any(directory.iterdir()):
+        if not marker.is_file():  # never delete a folder this module did not make
+            raise FlairMlflowError(
+                f"{directory} exists and is not an environment flair-mlflow made: name a new or empty folder."
+            )
         shutil.rmtree(directory)
     log.info("Creating a virtual environment from %s at %s (pip install, a minute or two)", requirements, directory)
     try:

@@ -26,7 +26,7 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.nda
     would depend on the other texts of a request. Summed in float64, those differences (about 1e-16) vanish in the
     rounding to float32: a row's result is its own, whatever its neighbours.
     """
-    out = x.astype(np.float64) @ weight.T.astype(np.float64)
+    out = x.astype(np.float64) @ weight.T.astype(np.float64, copy=False)
     if bias is not None:
         out += bias
     return out.astype(np.float32)

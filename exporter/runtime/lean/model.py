@@ -36,19 +36,20 @@ class LeanModel:
     """``predict(sentences, mini_batch_size)`` labels the sentences as Flair's model would."""
 
     def __init__(self, directory: Path, manifest: Mapping[str, Any], runtime: RuntimeOptions) -> None:
-        spec = manifest[LEAN_SECTION]
-        if spec.get("format") != LEAN_FORMAT:
-            raise BundleError(
-                f"The bundle's lean section has format {spec.get('format')!r}; this flair-mlflow reads format "
-                f"{LEAN_FORMAT}. Upgrade flair-mlflow, or serve it with serving_path='flair'."
-            )
+        spec = _checked_spec(manifest)
         self.spec = spec
         self.settings = EmbeddingSettings.from_dict(manifest["embeddings"])
         self.label_type = spec["label_type"]
         self.labels: list[str] = list(spec["labels"])
         self.kind = spec["kind"]
-        self.weights = _read_head(directory / spec["head_file"])
-        self.layers = [(self.weights[f"{name}.weight"], self.weights.get(f"{name}.bias")) for name in spec["layers"]]
+        weights = _read_head(directory / spec["head_file"])
+        _check_head(spec, weights, self.settings)
+        # float64 once, here: the head sums in float64 (exporter.runtime.lean.heads.linear)
+        self.layers = [
+            (weights[f"{name}.weight"].astype(np.float64), _wide(weights.get(f"{name}.bias")))
+            for name in spec["layers"]
+        ]
+        self.transitions = weights.get("crf.transitions")
         subtoken_spec = {**self.settings.to_dict(), "truncation_side": spec["truncation_side"]}
         self.subtokens = SubtokenRows(directory / spec["tokenizer_file"], subtoken_spec)
         self.encoder = LeanEncoder(
@@ -99,7 +100,7 @@ class LeanModel:
             x = linear(x, weight, bias)
         emissions = np.split(x, np.cumsum([len(s) for s in batch])[:-1])
         if spec["use_crf"]:
-            decoded = viterbi(emissions, self.weights["crf.transitions"], spec["start_tag"], spec["stop_tag"])
+            decoded = viterbi(emissions, self.transitions, spec["start_tag"], spec["stop_tag"])
         else:
             decoded = []
             for e in emissions:
@@ -147,17 +148,76 @@ class LeanModel:
                 sentence.add_label(self.label_type, self.labels[best], row[best])
 
 
+#: what every lean section holds, and what each kind adds
+_SPEC_KEYS = ("head_file", "tokenizer_file", "pad_id", "truncation_side", "label_type", "labels", "layers", "kind")
+_KIND_KEYS = {
+    "tagger": ("use_crf", "predict_spans"),
+    "classifier": ("multi_label", "multi_label_threshold", "initial_cls_token"),
+}
+
+
+def _checked_spec(manifest: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The manifest's lean section, refused (``BundleError``) unless complete and naming only the bundle's files."""
+    spec = manifest.get(LEAN_SECTION)
+    if not isinstance(spec, Mapping) or spec.get("format") != LEAN_FORMAT:
+        found = spec.get("format") if isinstance(spec, Mapping) else spec
+        raise BundleError(
+            f"The bundle's lean section has format {found!r}; this flair-mlflow reads format {LEAN_FORMAT}. "
+            "Upgrade flair-mlflow, or serve it with serving_path='flair'."
+        )
+    kind = spec.get("kind")
+    needed = (*_SPEC_KEYS, *_KIND_KEYS.get(kind, ())) + (("start_tag", "stop_tag") if spec.get("use_crf") else ())
+    missing = [key for key in needed if key not in spec]
+    if kind not in _KIND_KEYS or missing or "embeddings" not in manifest or "onnx" not in manifest:
+        raise BundleError(
+            f"The bundle's lean section is incomplete (kind {kind!r}, missing {', '.join(missing) or 'embeddings'}): "
+            "export it again, or serve it with serving_path='flair'."
+        )
+    files = manifest.get("files") or {}
+    for key in ("head_file", "tokenizer_file"):  # only files the manifest's checksums cover
+        if spec[key] not in files:
+            raise BundleError(f"The bundle's lean section names {spec[key]!r}, which is not one of its files.")
+    return spec
+
+
+def _check_head(spec: Mapping[str, Any], weights: Mapping[str, np.ndarray], settings: EmbeddingSettings) -> None:
+    """The head's tensors fit each other, the embeddings and the labels."""
+    width = settings.embedding_length
+    problems = []
+    for name in spec["layers"]:
+        weight, bias = weights.get(f"{name}.weight"), weights.get(f"{name}.bias")
+        if weight is None or weight.ndim != 2 or weight.shape[1] != width:
+            problems.append(f"{name}.weight is not a matrix of {width} columns")
+            continue
+        if bias is not None and bias.shape != (weight.shape[0],):
+            problems.append(f"{name}.bias does not fit {name}.weight")
+        width = weight.shape[0]
+    labels = len(spec["labels"])
+    if width != labels:
+        problems.append(f"the head gives {width} scores for {labels} labels")
+    if spec.get("use_crf"):
+        transitions = weights.get("crf.transitions")
+        if transitions is None or transitions.shape != (labels, labels):
+            problems.append(f"crf.transitions is not {labels} x {labels}")
+        if not all(isinstance(spec[k], int) and 0 <= spec[k] < labels for k in ("start_tag", "stop_tag")):
+            problems.append("start_tag / stop_tag are not label indexes")
+    if problems:
+        raise BundleError(f"The bundle's head weights do not fit its lean section: {'; '.join(problems)}.")
+
+
+def _wide(array: np.ndarray | None) -> np.ndarray | None:
+    return None if array is None else array.astype(np.float64)
+
+
 def _read_head(path: Path) -> dict[str, np.ndarray]:
     try:
         from safetensors.numpy import load_file
     except ImportError as e:
         raise MissingDependencyError("safetensors", purpose="lean serving") from e
     try:
-        tensors = load_file(str(path))
+        return load_file(str(path))
     except Exception as e:  # safetensors' own error types
         raise BundleError(f"The bundle's head weights {path.name} cannot be read: {e}") from e
-    # fresh (aligned) arrays: numpy multiplies an unaligned buffer without BLAS, in another order of sums
-    return {name: np.array(array, dtype=np.float32, copy=True) for name, array in tensors.items()}
 
 
 def load_lean(directory: Path, manifest: Mapping[str, Any], runtime: RuntimeOptions) -> LeanModel:

@@ -83,6 +83,16 @@ class Sentence(_Labeled):
         self.next_sentence: Sentence | None = None
         self.spans: dict[str, list[Span]] = {}
 
+    @classmethod
+    def from_words(cls, words: list[str]) -> Sentence:
+        """A sentence of words as given (Flair's ``Sentence(list_of_words)``): placed one space apart."""
+        sentence = cls("")
+        position = 0
+        for i, word in enumerate(words):
+            sentence.tokens.append(Token(word, i + 1, position, position + len(word)))
+            position += len(word) + 1
+        return sentence
+
     def __len__(self) -> int:
         return len(self.tokens)
 
