@@ -177,12 +177,15 @@ def _write_contents(model: Any, model_class: str, work: Path, config: ExportConf
     return content
 
 
-def _gate(model: Any, work: Path, content: dict[str, Any], digest: str, config: ExportConfig) -> dict[str, Any]:
-    """Load the bundle just written and compare it with ``model`` (raises ParityError when it fails)."""
+def _gate(
+    model: Any, work: Path, content: dict[str, Any], digest: str, config: ExportConfig, checks: tuple[list, list | None]
+) -> dict[str, Any]:
+    """Load the bundle just written and compare it with ``model`` on ``checks`` (:func:`_parity_sentences`; raises
+    ParityError when it fails)."""
     # Flair's own ONNX / JIT models need their pickle (see exporter.format.modelfile): this process wrote it
     trusted = content.get("model_pickle") == PICKLE_NEEDS_OPT_IN
     exported = load_bundle(work, expected_manifest_sha256=digest, allow_pickle=trusted)
-    texts, gold = _parity_sentences(model, config)
+    texts, gold = checks
     recipe = (flavor_metadata(content)["quantization"] or {}).get("recipe")  # int8 exports only
     char_lms = any(isinstance(value, dict) and CHAR_LMS in value for value in content.values())
     return check_parity(
@@ -198,11 +201,10 @@ def _refuse_lean_where_impossible(content: dict[str, Any], config: ExportConfig)
         raise ConfigError(f"serving_path='lean' cannot serve this model: {why}.", "serving_path")
 
 
-def _gate_lean(model: Any, work: Path, content: dict[str, Any], digest: str, config: ExportConfig) -> bool:
+def _gate_lean(work: Path, content: dict[str, Any], digest: str, config: ExportConfig, texts: list) -> bool:
     """Keep the bundle lean only where its lean path answered every check text as its Flair path did (run whether or
     not the parity gate is on); else record why, remove the lean files and return False (the caller rewrites the
     manifest), or, where ``serving_path='lean'`` was asked for, fail."""
-    texts, _ = _parity_sentences(model, config)
     texts = [t if isinstance(t, str) else " ".join(t) for t in texts]  # labeled sentences: their words as text
     try:
         exported = load_bundle(work, expected_manifest_sha256=digest)
@@ -259,11 +261,12 @@ def save_bundle(model: Any, path: str | Path, config: ExportConfig | None = None
         _refuse_lean_where_impossible(content, config)
         entries = file_entries(work, list_files(work))
         digest = write_manifest(work, content, entries)
-        if LEAN_SECTION in content and not _gate_lean(model, work, content, digest, config):
+        checks = _parity_sentences(model, config) if config.parity.enabled or LEAN_SECTION in content else ([], None)
+        if LEAN_SECTION in content and not _gate_lean(work, content, digest, config, checks[0]):
             entries = file_entries(work, list_files(work))
             digest = write_manifest(work, content, entries)
         if config.parity.enabled:
-            content["parity"] = _gate(model, work, content, digest, config)
+            content["parity"] = _gate(model, work, content, digest, config, checks)
             digest = write_manifest(work, content, entries)
         if path.exists():
             path.rmdir()
