@@ -128,6 +128,8 @@ def test_a_transformer_tagger_serves_lean_and_answers_as_its_flair_path(tagger_b
         pytest.param({"subtoken_pooling": "first", "allow_long_sentences": False}, marks=pytest.mark.slow),
         pytest.param({"subtoken_pooling": "mean", "use_context": 24, "separator": False}, marks=pytest.mark.slow),
         pytest.param({"tags": ("NOUN", "VERB", "ADJ", "DET", "PUNCT", "X"), "use_crf": False}, marks=pytest.mark.slow),
+        {"use_rnn": True},  # Flair's BiLSTM between reprojection and head (numpy LSTM, float64)
+        pytest.param({"use_rnn": True, "rnn_layers": 2, "use_crf": False, "use_context": 24}, marks=pytest.mark.slow),
     ],
     ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()),
 )
@@ -140,8 +142,10 @@ def test_every_pooling_layer_and_context_setting_answers_as_the_flair_path(tiny_
     bundle = _export(model, tmp_path / "tagger").path
     lean, flair = _pyfuncs(bundle)
     texts = _texts(24)
+    # an LSTM: PyTorch's float32 steps drift from the lean float64 ones over long texts (4.4e-5 over 2,278 words)
+    tolerance = 1e-4 if settings.get("use_rnn") else 1e-5
     for params in TAGGER_PARAMS:
-        assert_same_answers(lean.predict(texts, params), flair.predict(texts, params))
+        assert_same_answers(lean.predict(texts, params), flair.predict(texts, params), tolerance)
 
 
 @pytest.mark.parametrize(
@@ -178,10 +182,10 @@ def test_models_the_lean_path_cannot_reproduce_keep_the_flair_path(tiny_bert, tm
     from exporter.bundle.load import load_for_serving
     from exporter.runtime.lean.model import LeanModel
 
-    recurrent = build_tiny_tagger(tiny_bert, use_rnn=True, seed=4)
+    recurrent = build_tiny_tagger(tiny_bert, use_rnn=True, rnn_type="GRU", seed=4)
     info = _export(recurrent, tmp_path / "rnn")
     assert info.manifest["serving_path"] == "flair" and "lean" not in info.manifest
-    assert "recurrent layer" in info.manifest["serving_path_reason"]
+    assert "recurrent layer other than Flair's LSTM (GRU)" in info.manifest["serving_path_reason"]
     assert not isinstance(load_for_serving(info.path), LeanModel)
     with pytest.raises(ConfigError, match="recurrent layer"):
         load_for_serving(info.path, runtime={"serving_path": "lean"})

@@ -58,6 +58,8 @@ def build_tiny_tagger(
     use_context: int = 0,
     seed: int = 0,
     tags: tuple[str, ...] = (),
+    rnn_type: str = "LSTM",
+    rnn_layers: int = 1,
 ):
     """A random SequenceTagger (PER/LOC/ORG/MISC, BIOES) over the tiny BERT; ``use_context`` as in
     Flair's FLERT taggers (that many context characters on each side); ``tags``: token labels instead (part of
@@ -94,6 +96,8 @@ def build_tiny_tagger(
         tag_format="BIOES",
         use_crf=use_crf,
         use_rnn=use_rnn,
+        rnn_type=rnn_type,
+        rnn_layers=rnn_layers,
         hidden_size=16,
         reproject_embeddings=True,
     )

@@ -1,7 +1,7 @@
 """What a bundle needs to serve lean (``exporter.runtime.lean``), written at export beside ``model.pt``.
 
-For a ``SequenceTagger`` (linear or CRF head, with or without the reprojection layer) or a ``TextClassifier`` on one
-transformer, exported to ONNX: the head's weights in ``head.safetensors`` (plain tensors, covered by the manifest's
+For a ``SequenceTagger`` (linear or CRF head, with or without the reprojection layer, with or without Flair's
+(Bi)LSTM) or a ``TextClassifier`` on one transformer, exported to ONNX: the head's weights in ``head.safetensors`` (plain tensors, covered by the manifest's
 checksums like every file), and the manifest's ``lean`` section (labels, the head's settings, the tokenizer's file
 and padding id). Where the lean path could not answer exactly as Flair's model, nothing is written and
 :func:`lean_files` says why (the manifest records it: the bundle then serves with Flair's code).
@@ -38,7 +38,9 @@ def lean_blockers(model: Any, settings: EmbeddingSettings, directory: Path, prec
         reasons.append("the transformer is not the model's only embeddings")
     if name == "SequenceTagger":
         if getattr(model, "use_rnn", False):
-            reasons.append("a recurrent layer (BiLSTM) between the encoder and the head")
+            rnn = model.rnn
+            if type(rnn) is not torch.nn.LSTM or rnn.proj_size or not rnn.bias or not rnn.batch_first:
+                reasons.append(f"a recurrent layer other than Flair's LSTM ({type(rnn).__name__}) before the head")
         if not settings.is_token_embedding:
             reasons.append("a tagger over document embeddings")
     elif settings.is_token_embedding or not settings.is_document_embedding:
@@ -115,6 +117,11 @@ def _write_head(model: Any, settings: EmbeddingSettings, directory: Path) -> dic
     }
     if type(model).__name__ == "SequenceTagger":
         section["kind"] = "tagger"
+        if model.use_rnn:  # PyTorch's names: weight_ih_l0, weight_hh_l0_reverse, ...
+            tensors.update(
+                {f"rnn.{k}": v.detach().cpu().float().numpy().copy() for k, v in model.rnn.state_dict().items()}
+            )
+            section["rnn"] = {"layers": int(model.rnn.num_layers), "bidirectional": bool(model.rnn.bidirectional)}
         section["use_crf"] = bool(model.use_crf)
         section["predict_spans"] = bool(model.predict_spans)
         if model.use_crf:

@@ -5,6 +5,7 @@
 - :func:`viterbi`: the dynamic programme of Flair's ``ViterbiDecoder.decode`` over CRF scores (emission plus
   transition), its first-maximum choices and its confidence (the softmax of each step's best scores);
 - :func:`softmax` (in float64, rounded back);
+- :func:`lstm`: PyTorch's ``nn.LSTM`` over packed sentences (Flair's tagger RNN), in float64;
 - :func:`spans_from_bio`: Flair's ``get_spans_from_bio`` (BIOES or BIO tags into spans, each scored by the mean of
   its tokens' scores, labelled by the most weighted class).
 """
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["linear", "sigmoid", "softmax", "spans_from_bio", "viterbi", "viterbi_paths"]
+__all__ = ["linear", "lstm", "sigmoid", "softmax", "spans_from_bio", "viterbi", "viterbi_paths"]
 
 
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
@@ -123,3 +124,53 @@ def spans_from_bio(tags: list[str], scores: list[float]) -> list[tuple[list[int]
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """The logistic function in float64, rounded to ``x``'s type."""
     return (1.0 / (1.0 + np.exp(-x.astype(np.float64)))).astype(x.dtype)
+
+
+def lstm(
+    sequences: Sequence[np.ndarray], layers: Sequence[Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]]
+) -> list[np.ndarray]:
+    """PyTorch's ``nn.LSTM`` (``batch_first``, zero initial states, packed sequences: each sentence runs over its own
+    words only, the backward direction from its last word) over each sentence's vectors ``(words, D)``, in float64,
+    rounded to float32 as PyTorch's float32 LSTM returns them.
+
+    ``layers[k]`` holds one ``(weight_ih, weight_hh, bias_ih + bias_hh)`` per direction (forward, then backward);
+    a layer's input is the previous layer's directions side by side. The gates are PyTorch's: input, forget, cell,
+    output, in that order of the weights' rows.
+    """
+    outputs = [s.astype(np.float64) for s in sequences]
+    for directions in layers:
+        results = []
+        for index, (weight_ih, weight_hh, bias) in enumerate(directions):
+            backward = index == 1
+            inputs = [o[::-1] for o in outputs] if backward else outputs
+            states = _lstm_direction(inputs, weight_ih, weight_hh, bias)
+            results.append([s[::-1] for s in states] if backward else states)
+        outputs = [np.concatenate(parts, axis=1) for parts in zip(*results)]
+    return [o.astype(np.float32) for o in outputs]
+
+
+def _lstm_direction(
+    sequences: Sequence[np.ndarray], weight_ih: np.ndarray, weight_hh: np.ndarray, bias: np.ndarray
+) -> list[np.ndarray]:
+    """One direction of one LSTM layer over left-aligned sequences of different lengths (float64)."""
+    lengths = np.array([len(s) for s in sequences])
+    hidden = weight_hh.shape[1]
+    steps, rows = int(lengths.max()), len(sequences)
+    inputs = np.zeros((rows, steps, sequences[0].shape[1]))
+    for row, sequence in enumerate(sequences):
+        inputs[row, : len(sequence)] = sequence
+    projected = inputs @ weight_ih.T + bias  # every step's input part at once
+    h = np.zeros((rows, hidden))
+    c = np.zeros((rows, hidden))
+    out = np.zeros((rows, steps, hidden))
+    for t in range(steps):
+        gates = projected[:, t] + h @ weight_hh.T
+        i = 1.0 / (1.0 + np.exp(-gates[:, :hidden]))
+        f = 1.0 / (1.0 + np.exp(-gates[:, hidden : 2 * hidden]))
+        g = np.tanh(gates[:, 2 * hidden : 3 * hidden])
+        o = 1.0 / (1.0 + np.exp(-gates[:, 3 * hidden :]))
+        active = (lengths > t)[:, None]
+        c = np.where(active, f * c + i * g, c)
+        h = np.where(active, o * np.tanh(c), h)
+        out[:, t] = h
+    return [out[row, :n] for row, n in enumerate(lengths)]

@@ -18,7 +18,7 @@ import numpy as np
 from exporter.config import RuntimeOptions
 from exporter.errors import BundleError, MissingDependencyError
 from exporter.runtime.lean.encoder import LeanEncoder
-from exporter.runtime.lean.heads import linear, sigmoid, softmax, spans_from_bio, viterbi
+from exporter.runtime.lean.heads import linear, lstm, sigmoid, softmax, spans_from_bio, viterbi
 from exporter.runtime.lean.pooling import combine_windows, document_vector, select_layers, word_vectors
 from exporter.runtime.lean.subtokens import NO_WORD, SubtokenRows
 from exporter.runtime.lean.text import Sentence
@@ -45,10 +45,11 @@ class LeanModel:
         weights = _read_head(directory / spec["head_file"])
         _check_head(spec, weights, self.settings)
         # float64 once, here: the head sums in float64 (exporter.runtime.lean.heads.linear)
-        self.layers = [
-            (weights[f"{name}.weight"].astype(np.float64), _wide(weights.get(f"{name}.bias")))
+        self.layers = {
+            name: (weights[f"{name}.weight"].astype(np.float64), _wide(weights.get(f"{name}.bias")))
             for name in spec["layers"]
-        ]
+        }
+        self.rnn = _rnn_layers(spec, weights)
         self.transitions = weights.get("crf.transitions")
         subtoken_spec = {**self.settings.to_dict(), "truncation_side": spec["truncation_side"]}
         self.subtokens = SubtokenRows(directory / spec["tokenizer_file"], subtoken_spec)
@@ -96,9 +97,11 @@ class LeanModel:
             joined, joined_ids = combine_windows(states, word_ids, half_stride, width, NO_WORD)
             vectors.append(word_vectors(joined, joined_ids, len(sentence), settings.subtoken_pooling))
         x = np.concatenate(vectors)
-        for weight, bias in self.layers:
-            x = linear(x, weight, bias)
-        emissions = np.split(x, np.cumsum([len(s) for s in batch])[:-1])
+        if "embedding2nn" in self.layers:
+            x = linear(x, *self.layers["embedding2nn"])
+        if self.rnn:
+            x = np.concatenate(lstm(np.split(x, np.cumsum([len(s) for s in batch])[:-1]), self.rnn))
+        emissions = np.split(linear(x, *self.layers["linear"]), np.cumsum([len(s) for s in batch])[:-1])
         if spec["use_crf"]:
             decoded = viterbi(emissions, self.transitions, spec["start_tag"], spec["stop_tag"])
         else:
@@ -125,9 +128,7 @@ class LeanModel:
             joined, joined_ids = combine_windows(states, ids, settings.stride // 2, settings.model_max_length, pad_id)
             length = int((joined_ids != pad_id).sum())
             vectors.append(document_vector(joined, length, settings.cls_pooling, spec["initial_cls_token"]))
-        scores = np.stack(vectors)
-        for weight, bias in self.layers:
-            scores = linear(scores, weight, bias)
+        scores = linear(np.stack(vectors), *self.layers["decoder"])
         if spec["multi_label"]:
             probabilities = sigmoid(scores)
             thresholds = spec["multi_label_threshold"]
@@ -185,6 +186,8 @@ def _check_head(spec: Mapping[str, Any], weights: Mapping[str, np.ndarray], sett
     width = settings.embedding_length
     problems = []
     for name in spec["layers"]:
+        if name == "linear" and spec.get("rnn"):  # the recurrent layers run between reprojection and linear
+            width = _check_rnn(spec["rnn"], weights, width, problems)
         weight, bias = weights.get(f"{name}.weight"), weights.get(f"{name}.bias")
         if weight is None or weight.ndim != 2 or weight.shape[1] != width:
             problems.append(f"{name}.weight is not a matrix of {width} columns")
@@ -203,6 +206,53 @@ def _check_head(spec: Mapping[str, Any], weights: Mapping[str, np.ndarray], sett
             problems.append("start_tag / stop_tag are not label indexes")
     if problems:
         raise BundleError(f"The bundle's head weights do not fit its lean section: {'; '.join(problems)}.")
+
+
+def _rnn_names(rnn: Mapping[str, Any]) -> list[list[str]]:
+    """PyTorch's names of each layer's directions: ``l0``, ``l0_reverse``, ``l1``, ..."""
+    suffixes = ["", "_reverse"] if rnn["bidirectional"] else [""]
+    return [[f"l{k}{suffix}" for suffix in suffixes] for k in range(rnn["layers"])]
+
+
+def _check_rnn(rnn: Any, weights: Mapping[str, np.ndarray], width: int, problems: list[str]) -> int:
+    """Check the LSTM's tensors against its input width; return its output width."""
+    if not isinstance(rnn, Mapping) or not isinstance(rnn.get("layers"), int) or rnn["layers"] < 1:
+        problems.append("the recurrent layer's settings are malformed")
+        return width
+    for directions in _rnn_names(rnn):
+        for name in directions:
+            ih, hh = weights.get(f"rnn.weight_ih_{name}"), weights.get(f"rnn.weight_hh_{name}")
+            if ih is None or hh is None or ih.ndim != 2 or hh.ndim != 2 or ih.shape[1] != width:
+                problems.append(f"rnn.weight_ih_{name} is not a matrix of {width} columns")
+                return width
+            hidden = hh.shape[1]
+            expected = (4 * hidden,)
+            if (
+                ih.shape[0] != 4 * hidden
+                or hh.shape[0] != 4 * hidden
+                or any(weights.get(f"rnn.{b}_{name}", np.zeros(0)).shape != expected for b in ("bias_ih", "bias_hh"))
+            ):
+                problems.append(f"the LSTM tensors of {name} do not fit each other")
+                return width
+        width = hidden * len(directions)
+    return width
+
+
+def _rnn_layers(spec: Mapping[str, Any], weights: Mapping[str, np.ndarray]) -> list[list[tuple[np.ndarray, ...]]]:
+    """The LSTM's layers as :func:`~exporter.runtime.lean.heads.lstm` takes them (float64, biases summed)."""
+    if not spec.get("rnn"):
+        return []
+    return [
+        [
+            (
+                weights[f"rnn.weight_ih_{name}"].astype(np.float64),
+                weights[f"rnn.weight_hh_{name}"].astype(np.float64),
+                weights[f"rnn.bias_ih_{name}"].astype(np.float64) + weights[f"rnn.bias_hh_{name}"],
+            )
+            for name in directions
+        ]
+        for directions in _rnn_names(spec["rnn"])
+    ]
 
 
 def _wide(array: np.ndarray | None) -> np.ndarray | None:
