@@ -128,7 +128,8 @@ def test_a_transformer_tagger_serves_lean_and_answers_as_its_flair_path(tagger_b
         pytest.param({"subtoken_pooling": "first", "allow_long_sentences": False}, marks=pytest.mark.slow),
         pytest.param({"subtoken_pooling": "mean", "use_context": 24, "separator": False}, marks=pytest.mark.slow),
         pytest.param({"tags": ("NOUN", "VERB", "ADJ", "DET", "PUNCT", "X"), "use_crf": False}, marks=pytest.mark.slow),
-        {"use_rnn": True},  # Flair's BiLSTM between reprojection and head (numpy LSTM, float64)
+        # Flair's BiLSTM between reprojection and head (numpy LSTM, float64)
+        pytest.param({"use_rnn": True}, marks=pytest.mark.slow),
         pytest.param({"use_rnn": True, "rnn_layers": 2, "use_crf": False, "use_context": 24}, marks=pytest.mark.slow),
     ],
     ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()),
