@@ -23,7 +23,7 @@ from typing import Any
 from exporter.config import check_integer
 from exporter.format.modelfile import load_flair_model
 from exporter.quality.corpus import check_sentences, read_conll
-from exporter.tools.demo import minilm_path
+from exporter.tools.demo import demo_model_path, minilm_path
 from exporter.tools.report import write_report
 from mlflow_flavor.flavor import save_model
 from mlflow_flavor.tools.model_env import model_environment, predict_in_environment, site_packages_mb
@@ -112,8 +112,9 @@ def run_lean_check(
     sets = [("sentences", sentences, {}), ("documents (split, context)", documents, {"split_sentences": True})]
     if config.long_words:
         sets.append((f"one text of {config.long_words:,} words", [long_text], {}))
+    tagger_name = "demo tagger" if config.tagger_path == demo_model_path() else config.tagger_path.name
     models: list[tuple[str, Callable[[], Any], bool]] = [
-        ("demo tagger", lambda: load_flair_model(config.tagger_path), True)
+        (tagger_name, lambda: load_flair_model(config.tagger_path), True)
     ]
     if config.flert:
         models.append(("FLERT tagger", lambda: _flert_tagger(config.tagger_path), True))
