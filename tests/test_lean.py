@@ -354,3 +354,15 @@ def test_a_fresh_environment_made_from_the_requirements_serves_the_model(tagger_
     assert there["answers"] == here  # exactly, scores too
     _, flair = _pyfuncs(tagger_bundle)
     assert_same_answers(there["answers"], flair.predict(texts, {"return_tokens": True}))
+
+
+def test_lean_check_compares_answers_but_their_scores():
+    from mlflow_flavor.tools.lean_check import compare_answers
+
+    a = [[{"text": "Paris", "label": "LOC", "start": 0, "end": 5, "score": 0.9}], [], [{"label": "x", "score": 0.5}]]
+    b = [[{"text": "Paris", "label": "LOC", "start": 0, "end": 5, "score": 0.8}], [], [{"label": "y", "score": 0.5}]]
+    report = compare_answers(a, b)
+    assert report["texts"] == 3 and report["identical"] == 2
+    assert report["max_score_diff"] == pytest.approx(0.1)
+    with pytest.raises(ValueError):  # answers of different lengths are not comparable
+        compare_answers(a, b[:2])
