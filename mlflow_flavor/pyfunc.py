@@ -30,6 +30,7 @@ from exporter.errors import ConfigError, InputError
 from exporter.format.modelfile import ZERO_SHOT_MODELS
 from exporter.runtime.lean.model import LeanModel
 from exporter.runtime.lean.text import documents as lean_documents
+from exporter.runtime.words import REMOVED_CHARACTERS
 from mlflow_flavor.batching import AdaptiveBatcher
 from mlflow_flavor.boundary import mlflow_errors
 from mlflow_flavor.inputs import describe, normalize_pairs, normalize_texts
@@ -272,12 +273,6 @@ def _candidate_labels(value: Any) -> tuple[str, ...]:
     return tuple(labels)
 
 
-#: Characters Flair's ``Sentence`` deletes before tokenizing (``Sentence._handle_problem_characters``:
-#: zero-width characters, and the C1 controls that have no windows-1252 meaning); its offsets then refer
-#: to the text without them.
-_REMOVED_BY_FLAIR = frozenset("\u200c\u200b\ufe0f\ufeff\u2028\u2029\x81\x8d\x8f\x90")
-
-
 class _Offsets:
     """Maps Flair's character offsets back to offsets into the caller's original text.
 
@@ -286,8 +281,8 @@ class _Offsets:
     """
 
     def __init__(self, text: str) -> None:
-        if any(c in _REMOVED_BY_FLAIR for c in text):
-            self.kept: list[int] | None = [i for i, c in enumerate(text) if c not in _REMOVED_BY_FLAIR]
+        if any(c in REMOVED_CHARACTERS for c in text):
+            self.kept: list[int] | None = [i for i, c in enumerate(text) if c not in REMOVED_CHARACTERS]
         else:
             self.kept = None
 

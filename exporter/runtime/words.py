@@ -20,10 +20,15 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["clean_text", "flair_words"]
+__all__ = ["REMOVED_CHARACTERS", "clean_text", "flair_words"]
 
 _REMOVED = ("\u200c", "\u200b", "\ufe0f", "\ufeff", "\u2028", "\u2029")
 _WINDOWS_1252_RANGE = re.compile(r"[\u0080-\u0099]")
+#: every character :func:`clean_text` deletes (the others it touches become one character each, so offsets into the
+#: cleaned text map back by skipping these): the zero-width ones and the C1 controls Windows-1252 has no character for
+REMOVED_CHARACTERS = frozenset(_REMOVED) | frozenset(
+    chr(c) for c in range(0x80, 0x9A) if not bytes([c]).decode("windows-1252", errors="ignore")
+)
 
 
 def _from_windows_1252(match: re.Match) -> str:

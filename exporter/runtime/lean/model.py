@@ -97,11 +97,12 @@ class LeanModel:
             joined, joined_ids = combine_windows(states, word_ids, half_stride, width, NO_WORD)
             vectors.append(word_vectors(joined, joined_ids, len(sentence), settings.subtoken_pooling))
         x = np.concatenate(vectors)
+        cuts = np.cumsum([len(s) for s in batch])[:-1]  # where each sentence's words end among the batch's
         if "embedding2nn" in self.layers:
             x = linear(x, *self.layers["embedding2nn"])
         if self.rnn:
-            x = np.concatenate(lstm(np.split(x, np.cumsum([len(s) for s in batch])[:-1]), self.rnn))
-        emissions = np.split(linear(x, *self.layers["linear"]), np.cumsum([len(s) for s in batch])[:-1])
+            x = np.concatenate(lstm(np.split(x, cuts), self.rnn))
+        emissions = np.split(linear(x, *self.layers["linear"]), cuts)
         if spec["use_crf"]:
             decoded = viterbi(emissions, self.transitions, spec["start_tag"], spec["stop_tag"])
         else:
