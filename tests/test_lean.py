@@ -366,3 +366,12 @@ def test_lean_check_compares_answers_but_their_scores():
     assert report["max_score_diff"] == pytest.approx(0.1)
     with pytest.raises(ValueError):  # answers of different lengths are not comparable
         compare_answers(a, b[:2])
+
+
+def test_the_lean_check_runs_and_is_recorded_with_the_parity_gate_off(tiny_bert, tmp_path):
+    from exporter import save_bundle
+
+    config = ExportConfig(parity=ParityConfig(enabled=False, num_sentences=16))
+    manifest = save_bundle(build_tiny_tagger(tiny_bert, seed=6), tmp_path / "b", config).manifest
+    assert manifest.get("parity") is None and manifest["serving_path"] == "lean"
+    assert manifest["lean_parity"]["passed"] and manifest["lean_parity"]["texts"] == 16

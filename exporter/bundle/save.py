@@ -178,13 +178,20 @@ def _write_contents(model: Any, model_class: str, work: Path, config: ExportConf
 
 
 def _gate(
-    model: Any, work: Path, content: dict[str, Any], digest: str, config: ExportConfig, checks: tuple[list, list | None]
+    model: Any,
+    work: Path,
+    content: dict[str, Any],
+    digest: str,
+    config: ExportConfig,
+    checks: tuple[list, list | None],
+    exported: Any = None,
 ) -> dict[str, Any]:
-    """Load the bundle just written and compare it with ``model`` on ``checks`` (:func:`_parity_sentences`; raises
-    ParityError when it fails)."""
-    # Flair's own ONNX / JIT models need their pickle (see exporter.format.modelfile): this process wrote it
-    trusted = content.get("model_pickle") == PICKLE_NEEDS_OPT_IN
-    exported = load_bundle(work, expected_manifest_sha256=digest, allow_pickle=trusted)
+    """Compare the bundle just written (``exported``: its Flair model, loaded here unless the lean check already
+    did) with ``model`` on ``checks`` (:func:`_parity_sentences`; raises ParityError when it fails)."""
+    if exported is None:
+        # Flair's own ONNX / JIT models need their pickle (see exporter.format.modelfile): this process wrote it
+        trusted = content.get("model_pickle") == PICKLE_NEEDS_OPT_IN
+        exported = load_bundle(work, expected_manifest_sha256=digest, allow_pickle=trusted)
     texts, gold = checks
     recipe = (flavor_metadata(content)["quantization"] or {}).get("recipe")  # int8 exports only
     char_lms = any(isinstance(value, dict) and CHAR_LMS in value for value in content.values())
@@ -201,10 +208,11 @@ def _refuse_lean_where_impossible(content: dict[str, Any], config: ExportConfig)
         raise ConfigError(f"serving_path='lean' cannot serve this model: {why}.", "serving_path")
 
 
-def _gate_lean(work: Path, content: dict[str, Any], digest: str, config: ExportConfig, texts: list) -> bool:
+def _gate_lean(work: Path, content: dict[str, Any], digest: str, config: ExportConfig, texts: list) -> Any:
     """Keep the bundle lean only where its lean path answered every check text as its Flair path did (run whether or
-    not the parity gate is on); else record why, remove the lean files and return False (the caller rewrites the
-    manifest), or, where ``serving_path='lean'`` was asked for, fail."""
+    not the parity gate is on), and return the bundle's Flair model it loaded for that (the parity gate's, the bundle
+    unchanged); else record why, remove the lean files and return None (the caller rewrites the manifest, and the
+    Flair model changes with it), or, where ``serving_path='lean'`` was asked for, fail."""
     texts = [t if isinstance(t, str) else " ".join(t) for t in texts]  # labeled sentences: their words as text
     try:
         exported = load_bundle(work, expected_manifest_sha256=digest)
@@ -224,7 +232,7 @@ def _gate_lean(work: Path, content: dict[str, Any], digest: str, config: ExportC
             report["max_score_diff"],
         )
         if report["passed"]:
-            return True
+            return exported
         why = (
             f"the lean path answered {report['texts'] - report['identical']} of {report['texts']} check texts "
             f"otherwise than the Flair path (check texts {', '.join(report['differing'])})"
@@ -235,7 +243,7 @@ def _gate_lean(work: Path, content: dict[str, Any], digest: str, config: ExportC
     section = content.pop(LEAN_SECTION)
     (work / section["head_file"]).unlink(missing_ok=True)
     content["serving_path"], content["serving_path_reason"] = FLAIR, why
-    return False
+    return None
 
 
 def save_bundle(model: Any, path: str | Path, config: ExportConfig | None = None) -> BundleInfo:
@@ -262,12 +270,15 @@ def save_bundle(model: Any, path: str | Path, config: ExportConfig | None = None
         entries = file_entries(work, list_files(work))
         digest = write_manifest(work, content, entries)
         checks = _parity_sentences(model, config) if config.parity.enabled or LEAN_SECTION in content else ([], None)
-        if LEAN_SECTION in content and not _gate_lean(work, content, digest, config, checks[0]):
-            entries = file_entries(work, list_files(work))
-            digest = write_manifest(work, content, entries)
+        exported = None
+        if LEAN_SECTION in content:
+            exported = _gate_lean(work, content, digest, config, checks[0])
+            if exported is None:
+                entries = file_entries(work, list_files(work))
+                digest = write_manifest(work, content, entries)
         if config.parity.enabled:
-            content["parity"] = _gate(model, work, content, digest, config, checks)
-            digest = write_manifest(work, content, entries)
+            content["parity"] = _gate(model, work, content, digest, config, checks, exported)
+        digest = write_manifest(work, content, entries)  # with what the gates recorded (lean_parity, parity)
         if path.exists():
             path.rmdir()
         os.replace(work, path)
