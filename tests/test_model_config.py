@@ -93,5 +93,10 @@ def test_the_command_line_logs_settings_and_inspect_shows_them(tiny_bundle, trac
     assert facts["task"] == "sequence-tagging" and facts["model_config"]["adaptive_batching"]["value"] is False
     assert facts["params"]["candidate_labels"] == [] and "top_k" in facts["params"]
     assert all(setting["meaning"] for setting in facts["model_config"].values())
+    assert "serving_path: lean" in shown.output and facts["serving_path"] == "lean"  # issue 25
+    forced = runner.invoke(main, ["log", "--model", str(tiny_bundle), "--model-config", "serving_path=flair"])
+    assert forced.exit_code == 0, forced.output
+    facts = json.loads(runner.invoke(main, ["inspect", "models:/ner/Production", "--json"]).stdout)
+    assert facts["serving_path"] == "flair" and "model_config sets serving_path: flair" in facts["serving_path_reason"]
     bad = runner.invoke(main, ["log", "--model", str(tiny_bundle), "--model-config", "max_batch_textz=3"])
     assert bad.exit_code == 2 and "--model-config" in bad.output and "did you mean 'max_batch_texts'" in bad.output

@@ -458,7 +458,17 @@ def inspect(model, tracking_uri, as_json):
     if as_json:
         click.echo(json.dumps(facts, indent=2, default=str))
         return
-    for key in ("model", "model_class", "task", "tasks", "backend", "parity", "params"):
+    for key in (
+        "model",
+        "model_class",
+        "task",
+        "tasks",
+        "backend",
+        "serving_path",
+        "serving_path_reason",
+        "parity",
+        "params",
+    ):
         if facts.get(key) is not None:
             click.echo(f"{key}: {facts[key]}")
     if facts["model_config"] is None:

@@ -77,7 +77,12 @@ def describe_model(reference: str, tracking_uri: str | None = None) -> dict[str,
     if mlmodel.signature is not None and mlmodel.signature.params is not None:
         # the request params (the serving settings are declared too, to be refused in a request)
         params = {p.name: p.default for p in mlmodel.signature.params.params if p.name not in SERVING_KEYS}
-    return {"model": reference, **_facts(manifest), "model_config": settings, "params": params}
+    facts = _facts(manifest)
+    served = flavor.get("serving_path")  # the MLmodel's: its model_config may set serving_path
+    if served and served != facts["serving_path"]:
+        facts["serving_path"] = served
+        facts["serving_path_reason"] = f"the model's model_config sets serving_path: {logged.get('serving_path')}"
+    return {"model": reference, **facts, "model_config": settings, "params": params}
 
 
 def _facts(manifest: dict[str, Any]) -> dict[str, Any]:
