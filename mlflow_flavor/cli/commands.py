@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,6 +34,7 @@ from exporter.config import (
     fp16_unavailable,
 )
 from exporter.errors import BundleError, ConfigError, FlairMlflowError
+from exporter.format.manifest import MANIFEST_FILE, read_manifest
 from exporter.format.modelfile import DropDictionaryChatter, load_flair_model
 from exporter.format.tasks import with_tagger
 from exporter.tools.demo import demo_classifier_path, demo_model_path, train_tagger_on_conll
@@ -45,8 +47,9 @@ from exporter.tools.int8_report import (
 )
 from mlflow_flavor.cli.job import DEMO, DEMO_CLASSIFIER, resolve_model_path, run_log_job
 from mlflow_flavor.cli.terms import PARAM_FLAGS, in_cli_terms, params_in_cli_terms
-from mlflow_flavor.fetch import fetch_model, locate_reference, verify_model_dir, verify_reference
+from mlflow_flavor.fetch import fetch_model, is_model_uri, locate_reference, verify_model_dir, verify_reference
 from mlflow_flavor.loading import check_model_config
+from mlflow_flavor.mlmodel import BUNDLE_SUBPATH, FILES_RECORD_KEY, FLAVOR_NAME
 from mlflow_flavor.redact import redact
 from mlflow_flavor.registry.evaluate import EvaluationConfig, evaluate_model, load_reference
 from mlflow_flavor.registry.promote import PromotionConfig
@@ -512,9 +515,62 @@ def demo(rebuild, classifier, train_conll, output, sentences, epochs):
 @click.option("--tracking-uri", default=None, help="For models:/ URIs; defaults to MLFLOW_TRACKING_URI.")
 def verify(model, tracking_uri):
     """Verify every checksum of MODEL: a bundle directory, an MLflow model directory (every file, and the digest
-    MLmodel records) or a models:/ URI (downloaded afresh, also checked against the registry's digests)."""
-    path, manifest = verify_reference(model, tracking_uri=tracking_uri)
-    click.echo(f"OK: {len(manifest['files'])} files verified in {path}")
+    MLmodel records) or a models:/ URI (downloaded afresh, also checked against the registry's digests).
+
+    Prints how many files were checked: for an MLflow model, the bundle's files, its bundle.json and the files
+    outside it (code/, requirements, environment files, examples), which MLmodel records."""
+    click.echo(_verify(model, tracking_uri))
+
+
+def _verify(model: str, tracking_uri: str | None) -> str:
+    """Verify ``model``; say how many files were checked, and against what (:func:`verify_reference` returns the
+    bundle's manifest only: an MLflow model's other files are counted from the record in its ``MLmodel``)."""
+    path = Path(model).expanduser()
+    if is_model_uri(model) and not path.exists():
+        # as verify_reference does: downloaded afresh into a temporary copy of its own, verified there (the bundle,
+        # every recorded file, the registry's digests), then removed
+        fetched = fetch_model(model, tracking_uri=tracking_uri, use_cache=False)
+        try:
+            return _model_verified(fetched, redact(model))
+        finally:
+            shutil.rmtree(fetched.parent, ignore_errors=True)
+    where, manifest = verify_reference(model, tracking_uri=tracking_uri)
+    if not (path / MANIFEST_FILE).is_file():
+        return _model_verified(path, where)
+    return f"OK: {len(manifest['files'])} files verified in {where}"  # a bundle: each against its bundle.json
+
+
+def _model_verified(directory: Path, where: str) -> str:
+    """What verifying an MLflow model directory checked: the bundle's files against its manifest, the manifest
+    against the digest ``MLmodel`` records, every other file (``code/``, requirements, environments, examples)
+    against the record ``save_model`` wrote into ``MLmodel``."""
+    from mlflow.models import Model
+
+    flavor = Model.load(str(directory)).flavors[FLAVOR_NAME]
+    bundle_files = len(read_manifest(directory / flavor.get("bundle", BUNDLE_SUBPATH))[0]["files"])
+    manifest = 1 if flavor.get("manifest_sha256") else 0
+    recorded = flavor.get(FILES_RECORD_KEY)
+    if not isinstance(recorded, dict):  # saved by an earlier flair-mlflow (verify_model_dir warned)
+        total = bundle_files + manifest
+        return (
+            f"OK: {bundle_files} bundle files and {MANIFEST_FILE} (no record of the model's other files, which were "
+            f"not checked): {total} files verified in {where}"
+        )
+    total = bundle_files + manifest + len(recorded)
+    return (
+        f"OK: {bundle_files} bundle files, {MANIFEST_FILE} and {len(recorded)} others ({_file_groups(recorded)}): "
+        f"{total} files verified in {where}"
+    )
+
+
+def _file_groups(names) -> str:
+    """Files named by their relative paths, said short: a folder once with its count (``code/ (52)``), files as they
+    are."""
+    groups: dict[str, int] = {}
+    for name in sorted(names):
+        top, sep, _ = name.partition("/")
+        groups[top + sep] = groups.get(top + sep, 0) + 1
+    return ", ".join(f"{g} ({n})" if g.endswith("/") else g for g, n in groups.items())
 
 
 @main.command()
