@@ -146,8 +146,27 @@ class MissingDependencyError(FlairMlflowError, ImportError):
     mlflow_code = "INTERNAL_ERROR"
 
     def __init__(self, package: str, extra: str | None = None, purpose: str = "") -> None:
-        hint = f"pip install 'flair-mlflow[{extra}]'" if extra else f"pip install {package}"
         what = f" for {purpose}" if purpose else ""
-        super().__init__(f"The package '{package}' is needed{what} but is not installed. Install it with: {hint}")
+        super().__init__(
+            f"The package '{package}' is needed{what} but is not installed. Install it with: {install_hint(package, extra)}"
+        )
         self.package = package
         self.extra = extra
+
+
+def install_hint(package: str, extra: str | None = None) -> str:
+    """A pip command that installs ``package`` wherever it runs: flair-mlflow is not on PyPI, so an extra is
+    spelt out as its own requirements (read from the installed distribution), with the checkout's form beside."""
+    if not extra:
+        return f"pip install {package}"
+    try:
+        from importlib.metadata import PackageNotFoundError, requires
+
+        from packaging.requirements import Requirement
+
+        listed = [Requirement(r) for r in requires("flair-mlflow") or ()]
+        wanted = [r for r in listed if r.marker and r.marker.evaluate({"extra": extra})]
+    except (ImportError, PackageNotFoundError, ValueError):
+        wanted = []
+    pins = " ".join(f"'{r.name}{r.specifier}'" if r.specifier else r.name for r in wanted) or package
+    return f"pip install {pins} (flair-mlflow's extra '{extra}'; from a checkout: pip install -e '.[{extra}]')"

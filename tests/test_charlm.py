@@ -21,6 +21,7 @@ from exporter import (
     load_bundle,
     save_bundle,
 )
+from exporter.backends import onnx_quantize
 from exporter.errors import BundleError
 from exporter.format.modelfile import load_state
 from exporter.quality.corpus import generate_sentences
@@ -115,9 +116,27 @@ def test_a_classic_tagger_gets_its_language_models_exported_to_onnx(tmp_path):
         SequenceTagger.load(state)
 
 
-def test_a_failed_int8_gate_on_language_models_points_to_torchscript_int8(tmp_path):
+_REAL_CHAR_LM_INT8 = onnx_quantize.CHAR_LM_RECIPES["int8-dynamic"]
+
+
+def _unfaithful_char_lm_int8(target, options):
+    """The real int8 recipe, then every weight of the quantized graph scaled by -1: an int8 export that cannot
+    answer as the original, on any CPU (ONNX Runtime's int8 LSTM alone passes a strict gate on AVX-512 VNNI)."""
+    from onnx import numpy_helper
+
+    model, record = _REAL_CHAR_LM_INT8(target, options)
+    for tensor in model.graph.initializer:
+        values = numpy_helper.to_array(tensor)
+        if values.dtype.kind == "f" and values.size > 1:
+            tensor.CopyFrom(numpy_helper.from_array(-values, tensor.name))
+    return model, record
+
+
+def test_a_failed_int8_gate_on_language_models_points_to_torchscript_int8(tmp_path, monkeypatch):
     from exporter.errors import ParityError
 
+    recipes = {"int8-dynamic": _unfaithful_char_lm_int8}
+    monkeypatch.setattr(onnx_quantize, "CHAR_LM_RECIPES", recipes)
     tagger = build_classic_tagger("flair")
     strict = ParityConfig(min_entity_f1=1.0, min_tag_agreement=1.0)
     texts = generate_sentences(80, seed=9, long_every=0)

@@ -75,6 +75,17 @@ def test_main_job_on_the_demo_model(tracking, demo_cache, env_manager):
         found = {(e["text"], e["label"]) for e in entities}
         assert ("Tim Cook", "PER") in found and ("Paris", "LOC") in found, entities
         assert any(label == "PER" and "Merkel" in text for text, label in found), entities
+    if env_manager == "virtualenv":
+        # the project's own environment runs the default int8 recipe (python_env.yaml once lacked onnx-ir)
+        _mlflow_run(
+            tracking, "-P", "quantize=int8", "-P", "stage=", "-P", "alias=", env={"FLAIR_MLFLOW_CACHE": demo_cache}
+        )
+        client = mlflow.MlflowClient()
+        version = client.get_model_version("ner", "2")
+        assert version.current_stage == "None"
+        flavor = mlflow.models.Model.load("models:/ner/2").flavors["flair_mlflow"]
+        assert flavor["quantization"]["recipe"] == "int8-block32", flavor
+        assert str(client.get_model_version_by_alias("ner", "production").version) == "1"
 
 
 def test_project_logs_the_demo_classifier(tracking, demo_cache):

@@ -16,7 +16,7 @@ from typing import Any
 
 from exporter.backends.onnx_graph import needs_external_data, save_graph
 from exporter.backends.onnx_per_token import quantize_per_token
-from exporter.config import OnnxOptions
+from exporter.config import DEFAULT_INT8, OnnxOptions
 from exporter.errors import ConfigError, ExportError, MissingDependencyError
 
 __all__ = ["CHAR_LM_DEFAULT", "CHAR_LM_RECIPES", "RECIPES", "quantize_graph"]
@@ -106,6 +106,12 @@ def _per_token_int8(target: Path, options: OnnxOptions) -> tuple[Any, dict[str, 
     }
 
 
+def _purpose(options: OnnxOptions) -> str:
+    """``quantize`` as the user gave it, and the recipe it ran where that differs (``int8``)."""
+    given = f"quantize={options.quantize!r}"
+    return given if options.quantize == options.recipe else f"{given} (the recipe {options.recipe})"
+
+
 def _block_int8(block_size: int) -> Recipe:
     """ONNX Runtime's MatMulNBits with 8-bit weights in blocks of ``block_size`` along the input dimension;
     accuracy level 4 quantizes each input row block by block, so a text's numbers do not depend on its batch."""
@@ -119,7 +125,7 @@ def _block_int8(block_size: int) -> Recipe:
                 MatMulNBitsQuantizer,
             )
         except ImportError as e:  # the quantizer needs onnx-ir, which onnxruntime does not pull in
-            raise MissingDependencyError("onnx-ir", purpose=f"quantize='int8-block{block_size}'") from e
+            raise MissingDependencyError("onnx-ir", purpose=_purpose(options)) from e
         config = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=True, accuracy_level=4, bits=8)
         quantizer = MatMulNBitsQuantizer(onnx.load(str(target)), algo_config=config)
         quantizer.process()
@@ -153,6 +159,16 @@ CHAR_LM_RECIPES: Mapping[str, Recipe] = {
 CHAR_LM_DEFAULT = "int8-dynamic"
 
 
+def _not_a_recipe(given: str, recipes: Mapping[str, Recipe], default: str, what: str) -> str:
+    """Why ``given`` cannot quantize ``what``, and the values that can."""
+    names = list(recipes)
+    if len(names) == 1:
+        choices = f"its one int8 recipe is {names[0]} (what 'int8' means for it): give int8 or {names[0]}"
+    else:
+        choices = f"give int8 (the recipe {default}) or one of {', '.join(names)}"
+    return f"Quantization {given!r} is not a recipe for {what}; {choices}."
+
+
 def quantize_graph(
     target: Path,
     options: OnnxOptions,
@@ -165,10 +181,7 @@ def quantize_graph(
     name = default if default and options.quantize == "int8" else options.recipe
     recipe = recipes.get(name)
     if recipe is None:
-        raise ConfigError(
-            f"Quantization {options.quantize!r} is not a recipe for {what}; choose int8 or one of {', '.join(recipes)}.",
-            option="quantize",
-        )
+        raise ConfigError(_not_a_recipe(options.quantize, recipes, default or DEFAULT_INT8, what), "quantize")
     started = time.perf_counter()
     try:
         with _quiet_quantizer():

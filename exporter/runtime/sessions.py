@@ -9,7 +9,7 @@ import logging
 from typing import Any
 
 from exporter.config import CPU_PROVIDER, RuntimeOptions
-from exporter.errors import MissingDependencyError, ProviderError
+from exporter.errors import MissingDependencyError, ProviderError, install_hint
 
 __all__ = ["check_session_providers", "inference_session", "provider_name", "resolve_providers", "session_options"]
 
@@ -32,7 +32,7 @@ def resolve_providers(requested: tuple[str, ...], strict: bool) -> list[str]:
         raise ProviderError(
             f"Execution provider(s) {', '.join(missing)} requested with strict providers, but this machine's "
             f"onnxruntime offers only {', '.join(sorted(available))}. Install onnxruntime-gpu "
-            "(pip install 'flair-mlflow[gpu]') on a machine with CUDA, or load without strict providers."
+            f"({install_hint('onnxruntime-gpu', 'gpu')}) on a machine with CUDA, or load without strict providers."
         )
     chosen = [p for p in requested if p in available]
     if missing:
