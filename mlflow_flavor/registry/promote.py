@@ -84,6 +84,10 @@ class PromotionConfig:
         target_artifact_location: where the copy's files go (``s3://bucket/prefix``); the artifact location
             of the target experiment ``target_experiment``, created when missing.
         archive_existing: archive the versions that were in ``to_stage`` before.
+        pair: also move the other name of the same place where it is in use (an alias ``production`` alone moves
+            the ``Production`` stage too, and the reverse: :func:`mlflow_flavor.registry.versions.paired`), so that
+            ``models:/name/Production`` and ``models:/name@production`` never serve different versions unasked;
+            ``False`` moves only what is named (and warns where the two then differ).
         allow_untagged: promote a version registered without flair-mlflow's digest tags (registered by
             plain MLflow calls); its files are then checked against its own manifest only.
         eval_conll: a labeled file (CoNLL for taggers, ``__label__x text`` lines for classifiers): evaluate the
@@ -103,6 +107,7 @@ class PromotionConfig:
     target_artifact_location: str | None = None
     target_experiment: str = DEFAULT_EXPERIMENT
     archive_existing: bool = True
+    pair: bool = True
     allow_untagged: bool = False
     eval_conll: str | None = None
     eval_limit: int | None = None
@@ -334,7 +339,9 @@ def promote(config: PromotionConfig, progress: Progress | None = None) -> Promot
         evaluation_run_id = None
         if config.eval_conll:
             evaluation_run_id = _quality_gate(config, client, name, version, source, work, say)
-        stage_and_alias(name, version, config.to_stage, config.to_alias, config.archive_existing, client=client)
+        moved = stage_and_alias(
+            name, version, config.to_stage, config.to_alias, config.archive_existing, client=client, pair=config.pair
+        )
         if evaluation_run_id:
             client.set_model_version_tag(name, version, EVALUATION_RUN_TAG, evaluation_run_id)
         say(f"promoted {name} v{version}")
@@ -346,8 +353,8 @@ def promote(config: PromotionConfig, progress: Progress | None = None) -> Promot
             bundle_sha256=source.bundle_sha256,
             files_sha256=source.tree_sha256,
             created=created,
-            alias=config.to_alias,
-            stage=config.to_stage,
+            alias=moved.alias,
+            stage=moved.stage,
             tracking_uri=config.target_uri,
             evaluation_run_id=evaluation_run_id,
         )

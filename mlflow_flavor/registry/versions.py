@@ -16,11 +16,14 @@ from mlflow_flavor.registry.errors import PromotionError
 
 __all__ = [
     "RegisteredVersion",
+    "PAIRED_STAGES",
     "alias_target",
+    "paired",
     "register_model_version",
     "stage_and_alias",
     "versions_in_stage",
     "warn_alias_case",
+    "warn_unpaired",
 ]
 
 log = logging.getLogger(__name__)
@@ -100,6 +103,59 @@ def warn_alias_case(client, name: str, alias: str) -> None:
     log.warning(message, alias, existing, name, versions, twins[0])
 
 
+#: the stages that an alias of the same name (any case) also names: ``models:/ner/Production`` and
+#: ``models:/ner@production`` are two ways of naming one thing
+PAIRED_STAGES = ("Staging", "Production")
+
+
+def paired(client, name: str, stage: str | None, alias: str | None) -> tuple[str | None, str | None]:
+    """``stage`` and ``alias`` completed with the other way of naming the same place, where that other name is in
+    use: an alias ``production`` alone also moves the ``Production`` stage when a version of ``name`` is in it, a
+    stage ``Production`` alone also moves the alias ``production`` when the model has it. So a promotion never
+    leaves ``models:/name/Production`` and ``models:/name@production`` on different versions."""
+    if alias and not stage:
+        twin = next((s for s in PAIRED_STAGES if s.lower() == alias.lower()), None)
+        if twin and versions_in_stage(client, name, twin):
+            log.info(
+                "Also moving stage %s of %s with alias %s (both name it; --no-pair to move the alias only)",
+                twin,
+                name,
+                alias,
+            )
+            return twin, alias
+    if stage and not alias and canonical_stage(stage) in PAIRED_STAGES:
+        twin = canonical_stage(stage).lower()
+        if alias_target(client, name, twin) is not None:
+            log.info(
+                "Also moving alias %s of %s with stage %s (both name it; --no-pair to move the stage only)",
+                twin,
+                name,
+                stage,
+            )
+            return stage, twin
+    return stage, alias
+
+
+def warn_unpaired(client, name: str) -> None:
+    """Warn where a stage and the alias of its name now point at different versions of ``name``."""
+    for place in PAIRED_STAGES:
+        in_stage = versions_in_stage(client, name, place)
+        holder = alias_target(client, name, place.lower())
+        if in_stage and holder is not None and holder not in in_stage:
+            log.warning(
+                "models:/%s/%s serves version %s while models:/%s@%s serves version %s: move both (promote with "
+                "--to-stage %s --to-alias %s, or leave out --no-pair) unless you mean them to differ.",
+                name,
+                place,
+                in_stage[-1],
+                name,
+                place.lower(),
+                holder,
+                place,
+                place.lower(),
+            )
+
+
 def stage_and_alias(
     name: str,
     version: str,
@@ -107,10 +163,16 @@ def stage_and_alias(
     alias: str | None = None,
     archive_existing: bool = True,
     client: Any = None,
+    pair: bool = True,
 ) -> RegisteredVersion:
     """Move ``name`` version ``version`` to ``stage`` (archiving the versions there) and set ``alias`` on it.
 
     Both or neither: if setting the alias fails after the stage moved, the stages and the alias are put back.
+    With ``pair`` (the default) the other name of the same place moves too where it is in use (:func:`paired`);
+    without it, a stage and alias of one name left on different versions are warned about.
+
+    Returns:
+        The version with the stage and alias that moved (the paired ones included).
 
     Raises:
         PromotionError: the registry refused the move (after the rollback).
@@ -118,6 +180,8 @@ def stage_and_alias(
     from mlflow import MlflowClient
 
     client = client or MlflowClient()
+    if pair:
+        stage, alias = paired(client, name, stage, alias)
     previous_stages = _stages(client, name) if stage else {}
     previous_alias = alias_target(client, name, alias) if alias else None
     if alias:
@@ -144,6 +208,8 @@ def stage_and_alias(
                 )
                 + "Fix the cause and run the same promotion again."
             ) from None
+    if not pair:
+        warn_unpaired(client, name)
     return RegisteredVersion(name=name, version=str(version), stage=stage, alias=alias)
 
 
