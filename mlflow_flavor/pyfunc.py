@@ -46,6 +46,7 @@ __all__ = [
     "ServingOptions",
     "normalize_texts",
     "parse_params",
+    "request_params",
 ]
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,13 @@ class ServingOptions:
 SERVING_KEYS = tuple(f.name for f in dataclasses.fields(ServingOptions))
 
 
+def request_params(task: str, *, zero_shot: bool = False) -> tuple[str, ...]:
+    """The request params a model of ``task`` takes (``candidate_labels`` besides for zero-shot models), in
+    :data:`ALLOWED_PARAMS`' order; the signature declares the others too, only to refuse them by name."""
+    own = set(TASK_PARAMS[task]) | ({"candidate_labels"} if zero_shot else set())
+    return tuple(name for name in ALLOWED_PARAMS if name in own)
+
+
 def parse_params(
     params: Mapping[str, Any] | None, task: str = SEQUENCE_TAGGING, *, zero_shot: bool = False
 ) -> dict[str, Any]:
@@ -173,8 +181,8 @@ def parse_params(
     them with a warning), and MLflow fills in the declared defaults: a param of another task is refused when
     it is given a value other than its default. ``candidate_labels`` applies to zero-shot (TARS) models only.
     """
-    other = set(ALLOWED_PARAMS) - set(TASK_PARAMS[task]) - ({"candidate_labels"} if zero_shot else set())
-    known = {name: spec for name, spec in ALLOWED_PARAMS.items() if name not in other}
+    known = {name: ALLOWED_PARAMS[name] for name in request_params(task, zero_shot=zero_shot)}
+    other = set(ALLOWED_PARAMS) - set(known)
     result = {name: default for name, (_, default) in ALLOWED_PARAMS.items()}
     result["output"] = OUTPUTS[task][0]
     allowed = ", ".join(sorted(known))

@@ -91,7 +91,12 @@ def test_the_command_line_logs_settings_and_inspect_shows_them(tiny_bundle, trac
     assert "max_wait_ms" in shown.output and "5 (default 0.0): how long a run waits for more requests" in shown.output
     facts = json.loads(runner.invoke(main, ["inspect", "models:/ner@production", "--json"]).stdout)
     assert facts["task"] == "sequence-tagging" and facts["model_config"]["adaptive_batching"]["value"] is False
-    assert facts["params"]["candidate_labels"] == [] and "top_k" in facts["params"]
+    # a tagger's own params only: a request with top_k or candidate_labels is refused, so they are not listed
+    assert set(facts["params"]) == {"mini_batch_size", "return_tokens", "min_score", "output", "split_sentences"}
+    assert "top_k" not in shown.output and "candidate_labels" not in shown.output
+    # batch_invariant null means "as length_buckets": what is in force is shown
+    assert facts["model_config"]["batch_invariant"]["value"] == "true (as length_buckets)"
+    assert "None" not in shown.output
     assert all(setting["meaning"] for setting in facts["model_config"].values())
     assert "serving_path: lean" in shown.output and facts["serving_path"] == "lean"  # issue 25
     forced = runner.invoke(main, ["log", "--model", str(tiny_bundle), "--model-config", "serving_path=flair"])

@@ -3,6 +3,7 @@ embeddings (``export_onnx`` or TorchScript), and the surface every backend modul
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from exporter.config import Backend
@@ -12,6 +13,7 @@ __all__ = [
     "CHAR_LMS",
     "ENCODER_BACKENDS",
     "SURFACE",
+    "flair_path_reason",
     "has_char_lms",
     "has_one_transformer",
     "is_flair_jit",
@@ -57,3 +59,16 @@ def is_flair_jit(model: Any) -> bool:
     from flair.embeddings.transformer import TransformerJitEmbeddings
 
     return isinstance(getattr(model, "embeddings", None), TransformerJitEmbeddings)
+
+
+def flair_path_reason(manifest: Mapping[str, Any]) -> str:
+    """Why a bundle serves with Flair's code: the reason its manifest records (the lean check's, or what the onnx
+    backend found in the model), else what its backend and files say (bundles that never had a lean path)."""
+    if manifest.get("serving_path_reason"):
+        return str(manifest["serving_path_reason"])
+    backend = manifest.get("backend")
+    if backend != Backend.ONNX.value:
+        return f"a {backend} bundle (lean serving needs onnx: export the model with backend onnx)"
+    if any(isinstance(value, Mapping) and CHAR_LMS in value for value in manifest.values()):
+        return "Flair's character language models (lean serving covers one transformer under a tagger or classifier)"
+    return "exported before lean serving, or without a lean path (export it again to serve lean where it can)"

@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from exporter.backends import backend_module
+from exporter.backends.kinds import flair_path_reason
 from exporter.config import FLAIR, LEAN, Backend, RuntimeOptions
 from exporter.errors import BundleError, ConfigError, UnsafeModelFileError
 from exporter.format.manifest import verify_bundle
@@ -101,9 +102,9 @@ def serves_lean(manifest: Mapping[str, Any], options: RuntimeOptions) -> bool:
     if LEAN_SECTION in manifest and (options.serving_path == LEAN or manifest.get("serving_path") == LEAN):
         return True
     if options.serving_path == LEAN and LEAN_SECTION not in manifest:
-        why = manifest.get("serving_path_reason") or f"a {manifest.get('backend')} bundle (lean serving needs onnx)"
         raise ConfigError(
-            f"serving_path='lean' cannot serve this bundle: {why}. Load it with serving_path 'auto' or 'flair'.",
+            f"serving_path='lean' cannot serve this bundle: {flair_path_reason(manifest)}. Load it with serving_path "
+            "'auto' or 'flair'.",
             "serving_path",
         )
     return False

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.backends import backend_module, choose_backend, flavor_metadata
-from exporter.backends.kinds import CHAR_LMS
+from exporter.backends.kinds import CHAR_LMS, flair_path_reason
 from exporter.bundle.load import load_bundle
 from exporter.config import FLAIR, LEAN, ExportConfig, RuntimeOptions
 from exporter.errors import BundleError, ConfigError, UnsupportedModelError
@@ -174,6 +174,8 @@ def _write_contents(model: Any, model_class: str, work: Path, config: ExportConf
             "parity": None,
         }
     )
+    if content.setdefault("serving_path", FLAIR) == FLAIR:  # every manifest says why it serves with Flair's code
+        content["serving_path_reason"] = flair_path_reason(content)
     return content
 
 
@@ -204,8 +206,7 @@ def _refuse_lean_where_impossible(content: dict[str, Any], config: ExportConfig)
     """``serving_path='lean'`` for a bundle that has no lean path (another backend, a model lean serving does not
     cover): refused before anything is recorded."""
     if config.runtime.serving_path == LEAN and LEAN_SECTION not in content:
-        why = content.get("serving_path_reason") or f"a {config.backend.value} bundle (lean serving needs onnx)"
-        raise ConfigError(f"serving_path='lean' cannot serve this model: {why}.", "serving_path")
+        raise ConfigError(f"serving_path='lean' cannot serve this model: {flair_path_reason(content)}.", "serving_path")
 
 
 def _gate_lean(work: Path, content: dict[str, Any], digest: str, config: ExportConfig, texts: list) -> Any:

@@ -13,11 +13,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from exporter.config import RuntimeOptions
+from exporter.backends.kinds import flair_path_reason
+from exporter.config import LEAN, RuntimeOptions
 from exporter.format.manifest import MANIFEST_FILE, read_manifest
+from exporter.format.modelfile import ZERO_SHOT_MODELS
 from mlflow_flavor.fetch import locate_reference
 from mlflow_flavor.mlmodel import FLAVOR_NAME
-from mlflow_flavor.pyfunc import SERVING_KEYS, ServingOptions
+from mlflow_flavor.pyfunc import ServingOptions, request_params
 
 __all__ = ["describe_model", "setting_meanings"]
 
@@ -73,10 +75,13 @@ def describe_model(reference: str, tracking_uri: str | None = None) -> dict[str,
         key: {"value": logged.get(key, default), "default": default, "meaning": meanings.get(key, "")}
         for key, default in defaults.items()
     }
+    _say_effective_batch_invariance(settings)
     params = None
     if mlmodel.signature is not None and mlmodel.signature.params is not None:
-        # the request params (the serving settings are declared too, to be refused in a request)
-        params = {p.name: p.default for p in mlmodel.signature.params.params if p.name not in SERVING_KEYS}
+        # the request params the model takes (the signature declares every task's params and the serving settings
+        # too, only so that a request setting one is refused by name)
+        own = request_params(manifest.get("task", ""), zero_shot=manifest.get("model_class") in ZERO_SHOT_MODELS)
+        params = {p.name: p.default for p in mlmodel.signature.params.params if p.name in own}
     facts = _facts(manifest)
     served = flavor.get("serving_path")  # the MLmodel's: its model_config may set serving_path
     if served and served != facts["serving_path"]:
@@ -95,8 +100,16 @@ def _facts(manifest: dict[str, Any]) -> dict[str, Any]:
         # lean: ONNX Runtime + tokenizers, no Flair or torch (issue 25); flair: Flair's code, and why
         "serving_path": manifest.get("serving_path", "flair"),
     }
-    if manifest.get("serving_path_reason"):
-        facts["serving_path_reason"] = manifest["serving_path_reason"]
+    if facts["serving_path"] != LEAN:
+        facts["serving_path_reason"] = flair_path_reason(manifest)
     if manifest.get("tasks"):
         facts["tasks"] = [t["name"] for t in manifest["tasks"]]
     return facts
+
+
+def _say_effective_batch_invariance(settings: dict[str, dict[str, Any]]) -> None:
+    """``batch_invariant`` null means "as length_buckets": show what is in force, not null."""
+    for column in ("value", "default"):
+        if settings["batch_invariant"][column] is None:
+            on = bool(settings["length_buckets"][column if column == "value" else "default"])
+            settings["batch_invariant"][column] = f"{str(on).lower()} (as length_buckets)"
