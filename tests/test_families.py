@@ -659,7 +659,13 @@ def test_a_users_multitask_model_answers_each_task_under_its_name(tmp_path):
     assert [
         [(e["text"], e["label"], e["start"], e["end"], round(e["score"], 5)) for e in a["ner"]] for a in answers
     ] == entities
-    assert [[(x["label"], round(x["score"], 5)) for x in a["topic"]] for a in answers] == labels
+    # Flair scored the texts batched together, the bundle at canonical widths: the last float digits may differ,
+    # and rounding to 5 places turns 1e-7 into 1e-5 at a boundary (seen on AVX-512: 0.68073 / 0.68074)
+    topics = [[(x["label"], x["score"]) for x in a["topic"]] for a in answers]
+    assert [[label for label, _ in a] for a in topics] == [[label for label, _ in a] for a in labels]
+    assert [[score for _, score in a] for a in topics] == [
+        [pytest.approx(score, abs=2e-5) for _, score in a] for a in labels
+    ]
 
 
 def test_multitask_models_the_bundle_cannot_carry_are_refused(tmp_path):
