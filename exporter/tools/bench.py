@@ -179,6 +179,8 @@ class BenchConfig:
 class BenchResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
     markdown: str = ""
+    #: the MLflow run the benchmark was logged to (None: not logged)
+    run_id: str | None = None
 
 
 def load_sentences(config: BenchConfig) -> tuple[list[str], str]:
@@ -385,7 +387,8 @@ def _flair_onnx_bundle(model: Any, work: Path) -> Path | None:
 
 
 def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow: bool = True) -> BenchResult:
-    """Run the benchmark; write the Markdown report into ``output``; log metrics and a chart to MLflow."""
+    """Run the benchmark; write the Markdown report into ``output`` when given (its generated section replaced);
+    with ``log_to_mlflow``, log metrics, a chart and the report as an MLflow run of the current tracking URI."""
     import torch
 
     torch.set_num_threads(config.threads)
@@ -400,9 +403,7 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
         lineup = _line_up(config, Path(work_dir), texts)
         if is_pair_model(lineup.models[BASELINE]):  # a model of text pairs: consecutive texts paired
             texts = list(zip(texts[0::2], texts[1::2]))
-        plans = {
-            b: _batches(texts if b >= 32 else texts[: config.small_batch_sentences], b) for b in config.batch_sizes
-        }
+        plans = {b: _batches(_batch_texts(config, texts, b), b) for b in config.batch_sizes}
         measured = _measure(config, lineup, plans, texts)
     if is_regressor(lineup.models[BASELINE]):  # a value counts as the same within the parity gate's tolerance
         for name in lineup.models:
@@ -411,7 +412,7 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
         TEXT_CLASSIFICATION,
         TEXT_PAIR_CLASSIFICATION,
     )
-    rows = [_row(config, name, lineup, measured, plans, len(texts), classifier) for name in lineup.models]
+    rows = [_row(config, name, lineup, measured, plans, classifier) for name in lineup.models]
     result = BenchResult(rows=rows)
     result.markdown = _markdown(config, rows, source, measured.ceiling, classifier)
     if output:
@@ -419,8 +420,16 @@ def run_benchmark(config: BenchConfig, output: Path | None = None, log_to_mlflow
         write_report(output, result.markdown, section=section)
         log.info("Benchmark written to %s", output)
     if log_to_mlflow:
-        _log_to_mlflow(config, result)
+        result.run_id = _log_to_mlflow(config, result)
     return result
+
+
+def _batch_texts(config: BenchConfig, texts: list[Any], batch_size: int) -> list[Any]:
+    """The texts timed at ``batch_size``: all of them for batches of 32 and more and for the largest batch size
+    (whose first pass is the one compared with PyTorch's), the first ``small_batch_sentences`` for the others."""
+    if batch_size >= 32 or batch_size == max(config.batch_sizes):
+        return texts
+    return texts[: config.small_batch_sentences]
 
 
 @dataclass
@@ -590,10 +599,10 @@ def _row(
     lineup: _Lineup,
     measured: _Measurements,
     plans: dict[int, list[list[str]]],
-    sentences: int,
     classifier: bool,
 ) -> dict[str, Any]:
-    """The report's row of variant ``name``: throughput per batch size, then fidelity and cost."""
+    """The report's row of variant ``name``: throughput per batch size, then fidelity and cost (``identical`` of
+    ``sentences``: the texts of the largest batch size's first pass whose predictions equal Flair PyTorch's)."""
     largest = max(config.batch_sizes)
     row: dict[str, Any] = {"backend": name}
     for b in config.batch_sizes:
@@ -601,9 +610,11 @@ def _row(
     spans, scores = measured.spans, measured.scores
     row["passes_s"] = [round(sum(p), 3) for p in measured.latencies[(name, largest)]]
     row["identical"] = sum(a == b for a, b in zip(spans[name], spans[BASELINE]))
-    row["entity_f1"] = span_f1(spans[BASELINE], spans[name])
+    # F1 is 0 where nothing was found: with no prediction of PyTorch's to compare with, there is no F1 to give
+    found = any(spans[BASELINE]) or any(spans[name])
+    row["entity_f1"] = span_f1(spans[BASELINE], spans[name]) if found else None
     row["max_score_diff"] = max_score_diff(scores[BASELINE], scores[name]) if classifier else None
-    row["sentences"] = sentences
+    row["sentences"] = len(spans[BASELINE])  # the texts compared
     row["load_s"] = lineup.load_times[name]
     row["size_mb"] = lineup.sizes[name] / 1e6
     row["peak_rss_mb"] = measured.memory.get(name)
@@ -652,19 +663,44 @@ def _preamble(config: BenchConfig, source: str, ceiling: float) -> list[str]:
         f"Command: `{config.command or 'flair-mlflow bench'}`",
         "",
         f"- Date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- Machine: {_machine()}, {config.threads} threads (torch and ONNX Runtime intra-op); "
+        f"- Machine: {_machine()}, {_plural(config.threads, 'thread', 'threads')} (torch and ONNX Runtime intra-op); "
         f"2048³ fp32 matrix product: {ceiling:.0f} GFLOP/s",
         f"- Model: `{config.model_path.name}`" + (" (random weights of this shape, `--shape`)" if config.shape else ""),
-        f"- Sentences: {source}; batch {max(config.batch_sizes)} over all of them, smaller batches over the first "
-        f"{config.small_batch_sentences}; {config.repeats} timed passes per variant and batch size",
+        f"- Sentences: {source}; {_coverage(config)}; {_plural(config.repeats, 'timed pass', 'timed passes')} per "
+        "variant and batch size",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
         f"- Variants: `{PYTORCH_BUCKETS}` is Flair's PyTorch encoder inside flair-mlflow's path (length "
         "buckets, lean pooling and decoding); `-unbucketed` variants pad every batch as Flair does; `-variable` "
         "ones take the cheapest groups, whose padding depends on the batch (the others are batch-invariant); "
-        f"`-workers` variants run each batch in {config.threads} parts at once, one ONNX Runtime thread each. Encoder "
-        "GFLOP/s: *useful* counts the sentences without padding, *executed* the padding each variant computes",
+        f"`-workers` variants run each batch in {_plural(config.threads, 'part', 'parts')} at once, one ONNX Runtime "
+        "thread each. Encoder GFLOP/s: *useful* counts the sentences without padding, *executed* the padding each "
+        "variant computes",
         "",
     ]
+
+
+def _plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def _coverage(config: BenchConfig) -> str:
+    """Which batch sizes run over which texts (see :func:`_batch_texts`)."""
+    sizes = sorted(config.batch_sizes)
+    every = [b for b in sizes if b >= 32 or b == sizes[-1]]
+    first = [b for b in sizes if b not in every]
+    if first and config.small_batch_sentences >= config.num_sentences:
+        return "every batch size over all of them"
+    said = f"{_batch_sizes(every)} over all of them"
+    if first:
+        said += f", {_batch_sizes(first)} over the first {config.small_batch_sentences}"
+    return said
+
+
+def _batch_sizes(sizes: list[int]) -> str:
+    """``batch 4``, ``batches 1 and 8``."""
+    words = [str(b) for b in sizes]
+    listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+    return f"{'batch' if len(sizes) == 1 else 'batches'} {listed}"
 
 
 def _throughput_table(config: BenchConfig, rows: list[dict[str, Any]], classifier: bool) -> list[str]:
@@ -696,6 +732,12 @@ def _fidelity_table(config: BenchConfig, rows: list[dict[str, Any]], classifier:
         "",
         f"### Fidelity and cost (batch {max(config.batch_sizes)})",
         "",
+        f"Identical {agree}: the texts of the first batch-{max(config.batch_sizes)} pass whose predicted {agree} "
+        f"({'labels' if classifier else 'spans and labels'}; scores aside) equal those of `{BASELINE}`, the "
+        f"reference; {f1} F1 of each variant's {agree} against the reference's (n/a where neither found any)"
+        + ("; max score diff: the largest difference of a label's score" if classifier else "")
+        + ".",
+        "",
         f"| variant | identical {agree} | {f1} F1 vs PyTorch | "
         + ("max score diff | " if classifier else "")
         + "load (s) | size (MB) | peak RSS (MB) | passes (s) |",
@@ -703,16 +745,22 @@ def _fidelity_table(config: BenchConfig, rows: list[dict[str, Any]], classifier:
     ]
     for r in rows:
         rss = f"{r['peak_rss_mb']:.0f}" if r["peak_rss_mb"] else "n/a"
+        if r["backend"] == BASELINE:  # the reference itself: nothing to compare
+            fidelity = "reference | — | " + ("— | " if classifier else "")
+        else:
+            f1_cell = "n/a" if r["entity_f1"] is None else f"{r['entity_f1']:.4f}"
+            fidelity = f"{r['identical']}/{r['sentences']} | {f1_cell} | " + (
+                f"{r['max_score_diff']:.1e} | " if classifier else ""
+            )
         lines.append(
-            f"| {r['backend']} | {r['identical']}/{r['sentences']} | {r['entity_f1']:.4f} | "
-            + (f"{r['max_score_diff']:.1e} | " if classifier else "")
-            + f"{r['load_s']:.2f} "
+            f"| {r['backend']} | {fidelity}{r['load_s']:.2f} "
             f"| {r['size_mb']:.1f} | {rss} | {', '.join(map(str, r['passes_s']))} |"
         )
     return lines
 
 
-def _log_to_mlflow(config: BenchConfig, result: BenchResult) -> None:
+def _log_to_mlflow(config: BenchConfig, result: BenchResult) -> str:
+    """Log the benchmark as a run (nested in an active one) of the current tracking URI; return its id."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -735,6 +783,7 @@ def _log_to_mlflow(config: BenchConfig, result: BenchResult) -> None:
         mlflow.log_figure(fig, "benchmark.png")
         plt.close(fig)
         mlflow.log_text(result.markdown, "BENCHMARKS.md")
+        return mlflow.active_run().info.run_id
 
 
 def _metrics(config: BenchConfig, r: dict[str, Any]) -> dict[str, float]:
@@ -742,7 +791,6 @@ def _metrics(config: BenchConfig, r: dict[str, Any]) -> dict[str, float]:
     key = r["backend"].replace("-", "_")
     metrics = {
         f"{key}_identical_share": r["identical"] / r["sentences"],
-        f"{key}_entity_f1": r["entity_f1"],
         f"{key}_load_s": r["load_s"],
         f"{key}_size_mb": r["size_mb"],
     }
@@ -754,6 +802,8 @@ def _metrics(config: BenchConfig, r: dict[str, Any]) -> dict[str, float]:
                 f"{key}_p95_ms_b{b}": r[f"p95_ms_{b}"],
             }
         )
+    if r["entity_f1"] is not None:
+        metrics[f"{key}_entity_f1"] = r["entity_f1"]
     if r["peak_rss_mb"]:
         metrics[f"{key}_peak_rss_mb"] = r["peak_rss_mb"]
     return metrics
