@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import click
 
@@ -55,11 +55,11 @@ from mlflow_flavor.registry.evaluate import EvaluationConfig, evaluate_model, lo
 from mlflow_flavor.registry.promote import PromotionConfig
 from mlflow_flavor.registry.promote import promote as run_promotion
 from mlflow_flavor.tools.inspect import describe_model
-from mlflow_flavor.tools.lean_check import LeanCheckConfig, run_lean_check
+from mlflow_flavor.tools.lean_check import LeanCheckConfig, lean_check_report, run_lean_check
 from mlflow_flavor.tools.loadtest import BACKENDS as LOADTEST_BACKENDS
 from mlflow_flavor.tools.loadtest import BATCHING as LOADTEST_BATCHING
 from mlflow_flavor.tools.loadtest import SERVERS as LOADTEST_SERVERS
-from mlflow_flavor.tools.loadtest import LoadTestConfig, run_load_test
+from mlflow_flavor.tools.loadtest import LoadTestConfig, load_test_report, run_load_test
 from mlflow_flavor.tools.mlserver_config import MLServerConfig, write_mlserver_config
 
 #: the backends to choose from (``flair-onnx`` is chosen by itself for a model from Flair's own ``export_onnx``)
@@ -681,6 +681,51 @@ def _lines(path: str) -> tuple[str, ...]:
         return tuple(line.rstrip("\n") for line in f)
 
 
+#: ``--output`` of the measuring tools: nothing is written unless asked
+_REPORT_OUTPUT = click.option(
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the Markdown report into this file, replacing only its section between flair-mlflow's markers "
+    "(created if missing; this repository's docs/BENCHMARKS.md holds the published ones). Default: printed only.",
+)
+#: ``--log-to-mlflow`` of the measuring tools: on where the user chose a tracking store (:func:`_log_to_mlflow`)
+_LOG_TO_MLFLOW = click.option(
+    "--log-to-mlflow/--no-log-to-mlflow",
+    default=None,
+    help="Log the measurements and the report as an MLflow run. Default: only where a tracking store was chosen "
+    "(MLFLOW_TRACKING_URI, or MLflow's default store ./mlflow.db already in this folder); elsewhere MLflow would "
+    "create ./mlflow.db and ./mlruns here, so --log-to-mlflow must ask for that.",
+)
+
+
+def _log_to_mlflow(flag: bool | None) -> bool:
+    """``--log-to-mlflow`` as given; unset: whether a tracking store was chosen (a tracking URI set, or MLflow's
+    default store in the current folder already there), so that a measurement never creates one here unasked."""
+    if flag is not None:
+        return flag
+    import mlflow
+
+    if mlflow.is_tracking_uri_set():
+        return True
+    uri, prefix = mlflow.get_tracking_uri(), "sqlite:///"
+    chosen = uri.startswith(prefix) and Path(unquote(uri[len(prefix) :])).exists()
+    if not chosen:
+        logging.getLogger(__name__).info(
+            "Not logged to MLflow: no tracking URI is set (MLFLOW_TRACKING_URI); --log-to-mlflow logs into MLflow's "
+            "default store %s",
+            redact(uri),
+        )
+    return chosen
+
+
+def _say_logged(run_id: str | None) -> None:
+    if run_id:
+        import mlflow
+
+        logging.getLogger(__name__).info("Logged to MLflow: run %s at %s", run_id, redact(mlflow.get_tracking_uri()))
+
+
 @main.command()
 @click.option("--model", default="demo", show_default=True, help="A Flair .pt path or 'demo'.")
 @click.option(
@@ -705,8 +750,9 @@ def _lines(path: str) -> tuple[str, ...]:
     "--repeats", type=int, default=3, show_default=True, help="Timed passes per backend (the median pass is compared)."
 )
 @click.option("--backend", "backends", multiple=True, help="Variant to compare (repeatable); default: all main ones.")
-@click.option("--output", type=click.Path(dir_okay=False), default="docs/BENCHMARKS.md", show_default=True)
-@click.option("--log-to-mlflow/--no-log-to-mlflow", default=True, show_default=True)
+@_REPORT_OUTPUT
+@_LOG_TO_MLFLOW
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON instead of the Markdown report.")
 def bench(
     model,
     shape,
@@ -723,8 +769,10 @@ def bench(
     backends,
     output,
     log_to_mlflow,
+    as_json,
 ):
-    """Measure predict throughput of Flair PyTorch and each backend side by side, in one run."""
+    """Measure predict throughput of Flair PyTorch and each backend side by side, in one run. Prints the Markdown
+    report (--json: its rows); --output also writes it into a file."""
     from exporter.tools.bench import BenchConfig, run_benchmark  # lazy: imports torch and flair (exporter.runtime)
 
     config = BenchConfig(
@@ -743,8 +791,10 @@ def bench(
         **({"backends": tuple(backends)} if backends else {}),
         command="flair-mlflow " + " ".join(sys.argv[1:]),
     )
-    result = run_benchmark(config, output=Path(output) if output else None, log_to_mlflow=log_to_mlflow)
-    click.echo(result.markdown)
+    logged = _log_to_mlflow(log_to_mlflow)
+    result = run_benchmark(config, output=Path(output) if output else None, log_to_mlflow=logged)
+    _say_logged(result.run_id)
+    click.echo(json.dumps(result.rows, indent=2) if as_json else result.markdown)
 
 
 @main.command("int8-report")
@@ -768,7 +818,7 @@ def bench(
     help="Also write the measurements a failed int8 gate quotes (JSON, the format of "
     "exporter/quality/data/int8_measured.json).",
 )
-@click.option("--log-to-mlflow/--no-log-to-mlflow", default=True, show_default=True)
+@_LOG_TO_MLFLOW
 def int8_report(
     model, conll, sentences, speed_sentences, recipes, call_rows, threads, optimize, output, record, log_to_mlflow
 ):
@@ -792,8 +842,9 @@ def int8_report(
         Path(record).write_text(json.dumps(measured_record(config, rows), indent=2) + "\n", encoding="utf-8")
     click.echo(markdown, err=True)
     result = {"rows": rows}
-    if log_to_mlflow:
+    if _log_to_mlflow(log_to_mlflow):
         result["run_id"] = log_recipes_to_mlflow(config, rows, markdown)
+        _say_logged(result["run_id"])
     click.echo(json.dumps(result))
 
 
@@ -840,7 +891,8 @@ def int8_report(
     default=None,
     help="Also time cold starts served from a virtual environment here, made from a lean model's requirements only.",
 )
-@click.option("--output", type=click.Path(dir_okay=False), default="docs/BENCHMARKS.md", show_default=True)
+@_REPORT_OUTPUT
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON instead of the Markdown report.")
 def loadtest(
     model,
     backends,
@@ -856,8 +908,12 @@ def loadtest(
     cold_start,
     cold_start_env,
     output,
+    as_json,
 ):
-    """In-process predict vs `mlflow models serve` under concurrent clients, adaptive batching off and on."""
+    """In-process predict vs `mlflow models serve` under concurrent clients, adaptive batching off and on.
+
+    Prints the Markdown report (--json: its rows); --output also writes it into a file. Nothing is logged to MLflow:
+    the models are saved in a temporary folder and served from there."""
     config = LoadTestConfig(
         model_path=resolve_model_path(model),
         clients=clients,
@@ -877,25 +933,60 @@ def loadtest(
     rows = run_load_test(
         config, output=Path(output) if output else None, progress=_progress("mlflow_flavor.tools.loadtest")
     )
-    click.echo(json.dumps(rows, indent=2))
+    click.echo(json.dumps(rows, indent=2) if as_json else load_test_report(config, rows))
 
 
 @main.command("lean-check")
 @click.argument("env_dir", type=click.Path(file_okay=False))
-@click.option("--model", default="demo", show_default=True, help="A Flair .pt tagger path or 'demo'.")
-@click.option("--classifier", default="demo", show_default=True, help="A Flair .pt classifier path, 'demo' or 'none'.")
+@click.option(
+    "--model",
+    default=DEMO,
+    show_default=True,
+    help="The tagger: a Flair .pt or 'demo', exported here with the ONNX backend (its parity gate on --sentences "
+    "texts, at most 128); or a logged model, checked as it was logged (no export): models:/NAME/VERSION, "
+    "models:/NAME@ALIAS, runs:/RUN_ID/PATH or an MLflow model directory, a tagger or a classifier that serves lean.",
+)
+@click.option(
+    "--classifier",
+    default=None,
+    help="A Flair .pt classifier, 'demo' or 'none' (default: 'demo' with a Flair --model, 'none' with a logged one).",
+)
 @click.option("--conll", type=click.Path(exists=True, dir_okay=False), help="Sentences from a CoNLL file.")
-@click.option("--sentences", type=int, default=200, show_default=True)
+@click.option("--sentences", type=click.IntRange(1), default=200, show_default=True)
 @click.option("--documents", type=int, default=40, show_default=True, help="Documents of five sentences each.")
 @click.option("--long-words", type=int, default=5000, show_default=True, help="One text of that many words (0: none).")
-@click.option("--flert/--no-flert", default=True, show_default=True, help="Also a FLERT tagger (the tagger's head).")
-@click.option("--output", type=click.Path(dir_okay=False), default="docs/BENCHMARKS.md", show_default=True)
-def lean_check(env_dir, model, classifier, conll, sentences, documents, long_words, flert, output):
+@click.option(
+    "--flert/--no-flert",
+    default=None,
+    help="Also a FLERT tagger built from the --model .pt (the tagger's head; default: on with a Flair --model, off "
+    "with a logged one, which has no .pt to build it from).",
+)
+@click.option("--tracking-uri", default=None, help="For models:/ and runs:/ URIs; defaults to MLFLOW_TRACKING_URI.")
+@_REPORT_OUTPUT
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON instead of the Markdown table.")
+def lean_check(
+    env_dir, model, classifier, conll, sentences, documents, long_words, flert, tracking_uri, output, as_json
+):
     """Serve models lean from an environment made only from their requirements (ENV_DIR, made or reused) and
-    compare their answers with this environment's lean and Flair paths."""
+    compare their answers with this environment's lean and Flair paths.
+
+    Prints the Markdown table (--json: its rows); --output also writes it into a file. Exits with 1 where an answer
+    differed or the model's environment imported torch, flair or transformers. Nothing is logged to MLflow: the
+    models exported here are saved in a temporary folder."""
+    logged = _logged_reference(model)
+    if logged and flert:
+        raise click.UsageError(
+            "--flert builds a FLERT tagger from a Flair .pt; a logged --model has none: leave --flert out."
+        )
+    if classifier is None:
+        classifier = "none" if logged else "demo"
+    flert = not logged if flert is None else flert
+    located = fetch_model(model, tracking_uri=tracking_uri) if logged else None  # verified (and cached) first
     config = LeanCheckConfig(
         env_dir=Path(env_dir),
-        tagger_path=resolve_model_path(model),
+        tagger_path=None if logged else resolve_model_path(model),
+        tagger_name="demo tagger" if model == DEMO else None,
+        logged=((redact(model) if is_model_uri(model) else Path(model).name, located),) if located else (),
         classifier_path=None if classifier == "none" else _classifier_path(classifier),
         conll=Path(conll) if conll else None,
         sentences=sentences,
@@ -905,9 +996,18 @@ def lean_check(env_dir, model, classifier, conll, sentences, documents, long_wor
         command="flair-mlflow " + " ".join(sys.argv[1:]),
     )
     rows = run_lean_check(config, Path(output) if output else None, _progress("mlflow_flavor.tools.lean_check"))
-    click.echo(json.dumps(rows, indent=2))
+    click.echo(json.dumps(rows, indent=2) if as_json else lean_check_report(config, rows))
     if any(r["identical_to_flair_path"] < r["count"] or r["imported_in_model_env"] for r in rows):
         raise SystemExit(1)
+
+
+def _logged_reference(model: str) -> bool:
+    """Whether ``--model`` names a logged model (a URI, or a directory: an MLflow model, or a bundle that
+    fetch_model refuses saying how to log it) rather than a Flair .pt or 'demo'."""
+    if model in (DEMO, DEMO_CLASSIFIER):
+        return False
+    path = Path(model).expanduser()
+    return path.is_dir() or (is_model_uri(model) and not path.exists())
 
 
 def _classifier_path(value: str) -> Path:

@@ -45,7 +45,7 @@ from mlflow_flavor.tools.mlserver_config import MLServerConfig, write_mlserver_c
 from mlflow_flavor.tools.model_env import model_environment, site_packages_mb
 from mlflow_flavor.tools.serving import ServerError, free_port, group_rss_mb, serve_model, serve_on_mlserver
 
-__all__ = ["BACKENDS", "LoadTestConfig", "run_load_test"]
+__all__ = ["BACKENDS", "LoadTestConfig", "load_test_report", "run_load_test"]
 
 log = logging.getLogger(__name__)
 
@@ -348,7 +348,8 @@ def load_texts(config: LoadTestConfig) -> tuple[list[str], str]:
 def run_load_test(
     config: LoadTestConfig, output: Path | None = None, progress: Callable[[str], None] | None = None
 ) -> list[dict[str, Any]]:
-    """Measure every backend x batching setting; write the Markdown table into ``output``."""
+    """Measure every backend x batching setting; write the Markdown report (:func:`load_test_report`) into
+    ``output`` when given (its ``loadtest`` section replaced); return the rows: served, long text, cold start."""
     say = progress or log.info
     texts, source = load_texts(config)
     rows: list[dict[str, Any]] = []
@@ -395,9 +396,18 @@ def run_load_test(
                         }
                     )
     if output:
-        report = _markdown(config, rows, source) + _long_markdown(long_rows) + _cold_markdown(cold_rows)
-        write_report(output, report, section="loadtest")
+        write_report(output, load_test_report(config, rows + long_rows + cold_rows, source), section="loadtest")
     return rows + long_rows + cold_rows
+
+
+def load_test_report(config: LoadTestConfig, rows: Sequence[dict[str, Any]], source: str | None = None) -> str:
+    """The Markdown report of :func:`run_load_test`'s rows (``source``: where the texts came from; default: said
+    from ``config`` as :func:`load_texts` says it)."""
+    served = [r for r in rows if "words" not in r and "cold_start" not in r]
+    long_rows = [r for r in rows if "words" in r]
+    cold_rows = [r for r in rows if "cold_start" in r]
+    source = source if source is not None else load_texts(config)[1]
+    return _markdown(config, served, source) + _long_markdown(long_rows) + _cold_markdown(cold_rows)
 
 
 _DO_NOTHING = """
