@@ -19,14 +19,21 @@ column per output of the signature (``entities``, ``labels``, ``value``, or one 
 (``max_batch_size`` / ``max_batch_time``). With that batching on, request parameters are refused (MLServer
 merges a batch's requests under one set of parameters, the last request's) and a merged batch larger than
 the model's ``max_texts`` is predicted in parts (MLServer's batch size counts requests, not texts); a bad text
-fails every request of its batch (MLServer's batching, unlike the pyfunc's, does not split a failed batch).
-The model's refusals keep their status (400 for bad input). ``/invocations`` (MLflow's scoring protocol)
-answers as ``mlflow models serve`` does. Files for ``mlserver start``: ``flair-mlflow mlserver-config``.
+or input fails every request of its batch (MLServer's batching, unlike the pyfunc's, does not split a failed
+batch). Each request's inputs are checked before they are decoded (:func:`check_inputs`): only the model's input
+names, datatype ``BYTES``, a text in every row, as many rows in each input; anything else, or a request that
+MLServer's codecs cannot decode, is a 400 with a sentence (MLServer's codecs would read a number as an empty
+text, or fail with a 500 and a traceback). The model's refusals keep their status (400 for bad input).
+``/invocations`` (MLflow's scoring protocol) answers as ``mlflow models serve`` does. Files for
+``mlserver start``: ``flair-mlflow mlserver-config``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import difflib
+import json
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -36,7 +43,14 @@ try:
     from mlserver.codecs import PandasCodec, StringCodec
     from mlserver.errors import InferenceError, MLServerError
     from mlserver.settings import ModelParameters
-    from mlserver.types import Datatype, InferenceRequest, InferenceResponse, MetadataTensor, Parameters
+    from mlserver.types import (
+        Datatype,
+        InferenceRequest,
+        InferenceResponse,
+        MetadataTensor,
+        Parameters,
+        RequestInput,
+    )
     from mlserver_mlflow import MLflowRuntime
     from mlserver_mlflow.metadata import DefaultOutputPrefix, to_metadata_tensors
 except ImportError as e:  # pragma: no cover - the message is the point
@@ -49,7 +63,7 @@ from mlflow_flavor.inputs import PAIR_COLUMN, TEXT_COLUMN
 from mlflow_flavor.mlmodel import FLAVOR_NAME
 from mlflow_flavor.pyfunc import DEFAULT_MAX_TEXTS
 
-__all__ = ["FlairRuntime", "input_columns", "max_texts"]
+__all__ = ["FlairRuntime", "check_inputs", "input_columns", "max_texts"]
 
 #: the tasks whose rows are text pairs
 PAIR_TASKS = (TEXT_PAIR_CLASSIFICATION, TEXT_PAIR_REGRESSION)
@@ -89,11 +103,18 @@ class FlairRuntime(MLflowRuntime):
         self._settings.parameters.content_type = PandasCodec.ContentType
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
-        frame = self.decode_request(payload, default_codec=PandasCodec)
+        merging = self._settings.max_batch_size > 1 and self._settings.max_batch_time > 0
+        check_inputs(payload.inputs, self._columns, merged=merging)
+        try:
+            frame = self.decode_request(payload, default_codec=PandasCodec)
+        except Exception as e:  # a 400 with a sentence, never a 500 with MLServer's traceback
+            raise InferenceError(
+                f"The request's inputs could not be read as a table of texts ({type(e).__name__}: {e}); send each "
+                f"input ({', '.join(self._columns)}) as datatype BYTES, data a list of texts, one per row."
+            ) from None
         if isinstance(frame, pd.DataFrame):
             frame = frame.apply(lambda column: column.map(_as_text))
         params = payload.parameters.model_extra if payload.parameters and payload.parameters.model_extra else None
-        merging = self._settings.max_batch_size > 1 and self._settings.max_batch_time > 0
         if params and merging:
             # MLServer merges the requests of a batch and keeps one set of parameters (the last request's)
             raise InferenceError(
@@ -128,6 +149,63 @@ class FlairRuntime(MLflowRuntime):
         if answers and all(isinstance(a, dict) for a in answers):
             return pd.DataFrame({k: pd.Series([a.get(k) for a in answers], dtype=object) for k in answers[0]})
         return pd.DataFrame({"answer": pd.Series(answers, dtype=object)})
+
+
+def check_inputs(inputs: Sequence[RequestInput], columns: Sequence[str], merged: bool = False) -> None:
+    """Refuse (``InferenceError``, 400) V2 request inputs that are not texts for a model that reads ``columns``.
+
+    Each input must be named after one of ``columns`` (once), have datatype ``BYTES`` and data a list of texts
+    (``str``, or ``bytes`` as gRPC sends them; a single text counts as one row, as MLServer's codecs read it), and
+    every input must have as many rows. ``merged``: the request is MLServer's merge of a batch of requests, whose
+    row numbers count across them (the message says so).
+    """
+    across = " (rows count across the requests MLServer's adaptive batching merged with this one)" if merged else ""
+    seen: dict[str, int] = {}
+    for request_input in inputs:
+        name = request_input.name
+        if name not in columns:
+            close = difflib.get_close_matches(name, columns, n=1)
+            expected = " and ".join(repr(c) for c in columns)
+            hint = f"; did you mean {close[0]!r}?" if close else "."
+            raise InferenceError(
+                f"Input {name!r} is not one this model reads: its input{'s are' if len(columns) > 1 else ' is'} "
+                f"{expected}{hint}"
+            )
+        if name in seen:
+            raise InferenceError(f"Input {name!r} appears twice in the request: send each input once.")
+        datatype = getattr(request_input.datatype, "value", request_input.datatype)
+        if datatype != Datatype.BYTES.value:
+            raise InferenceError(
+                f"Input {name!r} has datatype {datatype}: the model reads texts, so each input must be datatype "
+                "BYTES with data a list of texts, one per row."
+            )
+        data = getattr(request_input.data, "root", request_input.data)
+        rows = data if isinstance(data, list) else [data]
+        for row, value in enumerate(rows):
+            if not isinstance(value, (str, bytes, bytearray)):
+                raise InferenceError(
+                    f"Input {name!r}, row {row}{across}, holds {_shown(value)}, not a text: each row must be a text "
+                    "(a JSON string)."
+                )
+        seen[name] = len(rows)
+    if len(set(seen.values())) > 1:
+        counts = " and ".join(f"{name!r} {count}" for name, count in seen.items())
+        raise InferenceError(
+            f"The inputs have different numbers of rows ({counts}): each row is one text, or one pair of texts "
+            "across the inputs, so every input needs as many."
+        )
+
+
+def _shown(value: Any) -> str:
+    """``value`` for a message: as JSON (as the client wrote it), cut short, with its JSON type."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    kinds = {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object"}
+    kind = "null" if value is None else kinds.get(type(value), type(value).__name__)
+    return text if kind == "null" else f"{text} ({kind})"
 
 
 def max_texts(model: Any) -> int:

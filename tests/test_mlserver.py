@@ -21,7 +21,9 @@ def test_config_files_name_the_runtime_the_uri_and_batching(tmp_path):
         "models:/ner@champion", name="ner", parallel_workers=2, max_batch_size=8, max_batch_time=0.01
     )
     written = write_mlserver_config(config, tmp_path / "srv")
-    assert [p.name for p in written] == ["model-settings.json", "settings.json"]
+    # MLServer's model repository: the model's settings in a folder named after it (or MLServer warns that the
+    # name differs from the folder's), the server's at the top
+    assert written == [tmp_path / "srv" / "ner" / "model-settings.json", tmp_path / "srv" / "settings.json"]
     model = json.loads(written[0].read_text())
     assert model == {
         "name": "ner",
@@ -31,7 +33,28 @@ def test_config_files_name_the_runtime_the_uri_and_batching(tmp_path):
         "max_batch_time": 0.01,
     }
     assert json.loads(written[1].read_text())["parallel_workers"] == 2
-    assert sorted(p.name for p in (tmp_path / "srv").iterdir()) == ["model-settings.json", "settings.json"]
+    assert sorted(p.name for p in (tmp_path / "srv").iterdir()) == ["ner", "settings.json"]
+    assert [p.name for p in (tmp_path / "srv" / "ner").iterdir()] == ["model-settings.json"]
+
+
+def test_config_replaces_the_old_flat_layout_and_refuses_another_models_settings(tmp_path):
+    """The files this module wrote before (model-settings.json beside settings.json) would make MLServer load
+    the model twice: replaced; a model-settings.json of another runtime is another model: refused, nothing
+    written."""
+    old = tmp_path / "srv" / "model-settings.json"
+    old.parent.mkdir()
+    old.write_text(json.dumps({"name": "ner", "implementation": RUNTIME, "parameters": {"uri": "models:/ner/1"}}))
+    write_mlserver_config(MLServerConfig("models:/ner/2", name="ner"), tmp_path / "srv")
+    assert not old.exists()
+    assert json.loads((tmp_path / "srv" / "ner" / "model-settings.json").read_text())["parameters"]["uri"] == (
+        "models:/ner/2"
+    )
+    other = tmp_path / "other" / "model-settings.json"
+    other.parent.mkdir()
+    other.write_text(json.dumps({"name": "sklearn", "implementation": "mlserver_sklearn.SKLearnModel"}))
+    with pytest.raises(ConfigError, match="another model's settings"):
+        write_mlserver_config(MLServerConfig("models:/ner/2", name="ner"), tmp_path / "other")
+    assert sorted(p.name for p in other.parent.iterdir()) == ["model-settings.json"]
 
 
 @pytest.mark.parametrize(
@@ -40,6 +63,7 @@ def test_config_files_name_the_runtime_the_uri_and_batching(tmp_path):
         ({"max_batch_size": 8}, "set both, or neither"),
         ({"max_batch_time": 0.1}, "set both, or neither"),
         ({"name": "a/b"}, "one path segment"),
+        ({"name": ".."}, "one path segment"),
         ({"http_port": 9000, "grpc_port": 9000}, "must differ"),
         ({"parallel_workers": -1}, "parallel_workers"),
         ({"model_uri": "s3://AKIAXXX:secret@bucket/model"}, "carries credentials"),
@@ -60,7 +84,7 @@ def test_cli_writes_the_files_for_a_saved_model_and_refuses_other_directories(ti
     mlflow_flavor.save_model(str(tiny_bundle), model)
     result = CliRunner().invoke(main, ["mlserver-config", str(model), str(tmp_path / "srv"), "--name", "ner"])
     assert result.exit_code == 0, result.output
-    settings = json.loads((tmp_path / "srv" / "model-settings.json").read_text())
+    settings = json.loads((tmp_path / "srv" / "ner" / "model-settings.json").read_text())
     assert settings["parameters"]["uri"] == str(model.resolve())
     refused = CliRunner().invoke(main, ["mlserver-config", str(tmp_path / "srv"), str(tmp_path / "other")])
     assert refused.exit_code == 2 and "not a flair-mlflow MLflow model" in refused.output
@@ -86,7 +110,7 @@ def _column(response: dict, name: str) -> list:
 def test_mlserver_answers_v2_requests_with_each_texts_answer(tiny_tagger, tiny_bert, tmp_path):
     """`mlserver start` on the written settings: parallel workers (MLServer's default, which crashed with uvloop
     0.22), MLServer's adaptive batching, a tagger and a pair model, V2 and MLflow's /invocations."""
-    pytest.importorskip("mlserver_mlflow", reason="pip install 'flair-mlflow[mlserver]'")
+    pytest.importorskip("mlserver_mlflow", reason='pip install -e ".[mlserver]"')
     import mlflow
     from tinymodels import build_text_pair_model
 
@@ -102,12 +126,11 @@ def test_mlserver_answers_v2_requests_with_each_texts_answer(tiny_tagger, tiny_b
     http = free_port()
     ports = {"http_port": http, "grpc_port": free_port(), "metrics_port": free_port()}
     srv = tmp_path / "srv"
-    # two models in one server: a folder each, the server settings at the top
-    write_mlserver_config(MLServerConfig(str(tagger_path), name="ner", parallel_workers=1, **ports), srv / "ner")
-    (srv / "ner" / "settings.json").replace(srv / "settings.json")
+    # two models in one server: a folder each, the server settings at the top (the last written: the tagger's)
     batching = {"max_batch_size": 8, "max_batch_time": 0.02}
-    write_mlserver_config(MLServerConfig(str(pair_path), name="pairs", **batching, **ports), srv / "pairs")
-    (srv / "pairs" / "settings.json").unlink()
+    write_mlserver_config(MLServerConfig(str(pair_path), name="pairs", **batching, **ports), srv)
+    write_mlserver_config(MLServerConfig(str(tagger_path), name="ner", parallel_workers=1, **ports), srv)
+    assert json.loads((srv / "settings.json").read_text())["parallel_workers"] == 1
     tagger = mlflow.pyfunc.load_model(str(tagger_path))
     pairs = mlflow.pyfunc.load_model(str(pair_path))
     with serve_on_mlserver(srv, http, tmp_path / "mlserver.log") as server:
@@ -153,6 +176,142 @@ def test_mlserver_answers_v2_requests_with_each_texts_answer(tiny_tagger, tiny_b
         pair = [{"name": n, "shape": [1], "datatype": "BYTES", "data": ["a b"]} for n in ("text", "text_pair")]
         status, body = _infer(server, "pairs", pair, {"top_k": 1})
         assert status == 400 and "top_k" in body["error"] and "MLServer's adaptive batching" in body["error"]
+        # bad inputs through MLServer's batching: refused by name and row, not a 500
+        bad = [{**pair[0], "datatype": "INT64", "data": [3]}, pair[1]]
+        status, body = _infer(server, "pairs", bad)
+        assert status == 400 and "'text' has datatype INT64" in body["error"], body
+        uneven = [pair[0], {**pair[1], "shape": [2], "data": ["a", "b"]}]
+        status, body = _infer(server, "pairs", uneven)
+        assert status == 400 and "different numbers of rows" in body["error"], body
+
+
+#: what a user sent (issue: INT64 and FP32 were 500s with a traceback, BYTES [3] a 200 with "[]") and more:
+#: (input, what the 400's sentence must say)
+BAD_INPUTS = [
+    ({"name": "text", "shape": [1], "datatype": "INT64", "data": [3]}, "'text' has datatype INT64"),
+    ({"name": "text", "shape": [1], "datatype": "FP32", "data": [3.5]}, "'text' has datatype FP32"),
+    ({"name": "text", "shape": [1], "datatype": "BYTES", "data": [3]}, "'text', row 0, holds 3 (a number)"),
+    ({"name": "text", "shape": [2], "datatype": "BYTES", "data": ["a b", None]}, "row 1, holds null"),
+    ({"name": "texts", "shape": [1], "datatype": "BYTES", "data": ["a b"]}, "did you mean 'text'?"),
+    ({"name": "sentence", "shape": [1], "datatype": "BYTES", "data": ["a b"]}, "its input is 'text'."),
+    ({"name": "text", "shape": [2, 1], "datatype": "BYTES", "data": [["a b"], ["c"]]}, 'holds ["a b"] (a list)'),
+    ({"name": "text", "shape": [1], "datatype": "BYTES", "data": {"a": 1}}, 'holds {"a": 1} (an object)'),
+    # MLServer's own codec fails on it (a ValueError from datetime): a sentence, not its traceback
+    (
+        {"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a"], "parameters": {"content_type": "datetime"}},
+        "could not be read as a table of texts",
+    ),
+]
+
+
+def test_check_inputs_refuses_what_is_not_a_text_by_input_and_row():
+    """The check FlairRuntime.predict runs on each request before MLServer's codecs decode it (no server)."""
+    pytest.importorskip("mlserver_mlflow", reason='pip install -e ".[mlserver]"')
+    from mlserver.errors import InferenceError
+    from mlserver.types import RequestInput
+
+    from mlflow_flavor.mlserver import check_inputs
+
+    def refusal(inputs, columns=("text",), merged=False) -> str:
+        with pytest.raises(InferenceError) as refused:
+            check_inputs([RequestInput(**i) for i in inputs], columns, merged=merged)
+        assert refused.value.status_code == 400
+        return str(refused.value)
+
+    for request_input, message in BAD_INPUTS[:-1]:
+        assert message in refusal([request_input])
+    text = {"name": "text", "shape": [2], "datatype": "BYTES", "data": ["a b", b"c d"]}  # bytes: as gRPC sends
+    check_inputs([RequestInput(**text)], ("text",))
+    check_inputs([RequestInput(**{**text, "data": "a b", "shape": [1]})], ("text",))  # one text: one row
+    pair = ("text", "text_pair")
+    check_inputs([RequestInput(**text), RequestInput(**{**text, "name": "text_pair"})], pair)
+    assert "'text' 2 and 'text_pair' 1" in refusal([text, {**text, "name": "text_pair", "data": ["x"]}], pair)
+    assert "its inputs are 'text' and 'text_pair'; did you mean 'text_pair'?" in refusal(
+        [text, {**text, "name": "textpair"}], pair
+    )
+    assert "appears twice" in refusal([text, text])
+    merged = refusal([{**text, "data": ["a", 3]}], merged=True)
+    assert "row 1 (rows count across the requests MLServer's adaptive batching merged" in merged
+
+
+def test_runtime_answers_a_request_its_codecs_cannot_decode_with_400():
+    """Whatever MLServer's decoding raises becomes a 400 with a sentence (no server: predict alone)."""
+    pytest.importorskip("mlserver_mlflow", reason='pip install -e ".[mlserver]"')
+    import asyncio
+
+    from mlserver.errors import InferenceError
+    from mlserver.settings import ModelSettings
+    from mlserver.types import InferenceRequest
+
+    from mlflow_flavor.mlserver import FlairRuntime
+
+    runtime = object.__new__(FlairRuntime)
+    runtime._settings = ModelSettings(name="ner", implementation=RUNTIME)
+    runtime._columns = ("text",)
+
+    def decode_request(payload, default_codec=None):
+        raise ValueError("Invalid isoformat string: 'a'")
+
+    runtime.decode_request = decode_request
+    request = InferenceRequest(inputs=[{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a"]}])
+    with pytest.raises(InferenceError, match=r"could not be read as a table of texts \(ValueError: Invalid"):
+        asyncio.run(runtime.predict(request))
+    bad = InferenceRequest(inputs=[{"name": "text", "shape": [1], "datatype": "INT64", "data": [3]}])
+    with pytest.raises(InferenceError, match="datatype INT64"):
+        asyncio.run(runtime.predict(bad))
+
+
+@pytest.mark.slow
+def test_mlserver_answers_bad_v2_inputs_with_400_and_a_sentence(tiny_tagger, tmp_path):
+    """A real `mlserver start`: each bad input of the issue is a 400 whose body is a sentence, no traceback; a
+    good request after them is answered as before."""
+    pytest.importorskip("mlserver_mlflow", reason='pip install -e ".[mlserver]"')
+    import mlflow_flavor
+    from mlflow_flavor.tools.serving import serve_on_mlserver
+
+    model = tmp_path / "model"
+    mlflow_flavor.save_model(tiny_tagger, model)
+    http = free_port()
+    config = MLServerConfig(str(model), name="ner", http_port=http, grpc_port=free_port(), metrics_port=free_port())
+    write_mlserver_config(config, tmp_path / "srv")
+    wrong = []
+    with serve_on_mlserver(tmp_path / "srv", http, tmp_path / "mlserver.log") as server:
+        for request_input, message in BAD_INPUTS:
+            status, body = _infer(server, "ner", [request_input])
+            text = json.dumps(body)
+            if status != 400 or message not in body.get("error", "") or "Traceback" in text:
+                wrong.append((request_input, status, text[-300:]))
+        status, body = _infer(server, "ner", [{"name": "text", "shape": [2], "datatype": "BYTES", "data": TEXTS}])
+    assert not wrong, wrong
+    assert status == 200 and len(_column(body, "entities")) == 2
+
+
+@pytest.mark.slow
+def test_readme_mlserver_commands_serve_without_a_folder_name_warning(tiny_tagger, tracking, tmp_path, monkeypatch):
+    """The README's commands, as written (a registered model's stage, `--name ner`, `serving/`; ports added for
+    the test): MLServer finds the model and says nothing of its name differing from its folder's."""
+    pytest.importorskip("mlserver_mlflow", reason='pip install -e ".[mlserver]"')
+    from conftest import log_and_stage
+
+    from mlflow_flavor.cli import main
+    from mlflow_flavor.tools.serving import serve_on_mlserver
+
+    log_and_stage(tiny_tagger)
+    monkeypatch.chdir(tmp_path)
+    http = free_port()
+    ports = ["--http-port", str(http), "--grpc-port", str(free_port()), "--metrics-port", str(free_port())]
+    result = CliRunner().invoke(
+        main, ["mlserver-config", "models:/ner/Production", "serving/", "--name", "ner", *ports]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.split() == ["serving/ner/model-settings.json", "serving/settings.json"]
+    log = tmp_path / "mlserver.log"
+    with serve_on_mlserver(tmp_path / "serving", http, log, env={"MLFLOW_TRACKING_URI": tracking}) as server:
+        status, body = _infer(server, "ner", [{"name": "text", "shape": [2], "datatype": "BYTES", "data": TEXTS}])
+    assert status == 200 and len(_column(body, "entities")) == 2, body
+    served = log.read_text()
+    assert "Loaded model 'ner' successfully" in served, served[-2000:]
+    assert "is different than model's folder name" not in served, served[-2000:]
 
 
 @pytest.mark.slow
@@ -182,7 +341,7 @@ def test_kserve_manifests_use_only_kserves_fields(tmp_path):
 def test_mlserver_configured_by_environment_as_the_kserve_runtime_does(tiny_tagger, tmp_path):
     """examples/kserve/servingruntime.yaml configures MLServer through MLSERVER_* variables (no settings files):
     the same variables, on a model folder as KServe's storage initializer leaves it."""
-    pytest.importorskip("mlserver_mlflow", reason="pip install 'flair-mlflow[mlserver]'")
+    pytest.importorskip("mlserver_mlflow", reason='pip install -e ".[mlserver]"')
     from pathlib import Path
 
     import mlflow
@@ -213,7 +372,7 @@ def test_mlserver_configured_by_environment_as_the_kserve_runtime_does(tiny_tagg
 
 def test_runtime_tables_one_row_per_text_for_every_answer_shape():
     """What FlairRuntime hands MLServer's PandasCodec: one row per input row, a column per output."""
-    pytest.importorskip("mlserver_mlflow", reason="pip install 'flair-mlflow[mlserver]'")
+    pytest.importorskip("mlserver_mlflow", reason='pip install -e ".[mlserver]"')
     from mlserver.codecs import PandasCodec
 
     from mlflow_flavor.mlserver import FlairRuntime, input_columns

@@ -1,11 +1,18 @@
 """Files that run a flair-mlflow model on MLServer: ``model-settings.json`` and ``settings.json`` for ``mlserver start``.
 
 ``model-settings.json`` names the model, its runtime (:class:`mlflow_flavor.mlserver.FlairRuntime`, which
-needs ``pip install "flair-mlflow[mlserver]"``), its URI (a local path, ``runs:/``, ``models:/name/Stage``,
-``models:/name@alias`` or ``s3://...``: MLflow resolves it when MLServer loads the model, with the serving
-process's ``MLFLOW_TRACKING_URI`` and credentials, none of which are written here) and MLServer's own adaptive
-batching. ``settings.json`` holds the server's ports and its parallel workers (0: the model runs in the
-server's process; N: N worker processes, each with its own copy of the model).
+needs MLServer and its MLflow runtime: ``pip install -e ".[mlserver]"`` in a checkout of this project), its URI
+(a local path, ``runs:/``, ``models:/name/Stage``, ``models:/name@alias`` or ``s3://...``: MLflow resolves it
+when MLServer loads the model, with the serving process's ``MLFLOW_TRACKING_URI`` and credentials, none of
+which are written here) and MLServer's own adaptive batching. ``settings.json`` holds the server's ports and its
+parallel workers (0: the model runs in the server's process; N: N worker processes, each with its own copy of
+the model).
+
+The layout is MLServer's model repository: ``DIRECTORY/settings.json`` and ``DIRECTORY/<name>/model-settings.json``
+for ``mlserver start DIRECTORY``, which finds every ``model-settings.json`` below the folder it is given and warns
+when a model's name is not the name of the folder holding its settings (``Model name 'ner' is different than
+model's folder name``). The same command with another ``name`` adds a model to the server (``settings.json``
+is rewritten with that command's server options).
 """
 
 from __future__ import annotations
@@ -61,7 +68,7 @@ class MLServerConfig:
                 "(AWS_* or MLFLOW_TRACKING_* variables, a service account).",
                 "model_uri",
             )
-        if not self.name or any(c in self.name for c in "/ ?#"):
+        if not self.name or any(c in self.name for c in "/\\ ?#") or self.name in (".", ".."):
             raise ConfigError(f"name must be one path segment without spaces, got {self.name!r}.", "name")
         check_integer("parallel_workers", self.parallel_workers, 0)
         check_integer("max_batch_size", self.max_batch_size, 0)
@@ -98,16 +105,40 @@ class MLServerConfig:
 
 
 def write_mlserver_config(config: MLServerConfig, directory: str | Path) -> list[Path]:
-    """Write ``model-settings.json`` and ``settings.json`` into ``directory`` (created if missing); each file
-    written whole or not at all. Returns their paths."""
+    """Write ``directory/<name>/model-settings.json`` and ``directory/settings.json`` (folders created if
+    missing), each file written whole or not at all; returns their paths.
+
+    A ``directory/model-settings.json`` of this runtime (the layout this function wrote before, one model per
+    directory) is replaced, as it was then: removed once the new files are written, or MLServer would load it too.
+    Any other one is refused (``ConfigError``) before anything is written: it is another model, which
+    ``mlserver start directory`` would serve beside this one.
+    """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    stale = directory / MODEL_SETTINGS
+    if stale.is_file():
+        try:
+            previous = json.loads(stale.read_text())
+        except (OSError, ValueError):
+            previous = None
+        if not (isinstance(previous, dict) and previous.get("implementation") == RUNTIME):
+            raise ConfigError(
+                f"{stale} already holds another model's settings, which `mlserver start {directory}` would load "
+                "beside this one: give another directory, or move that file into a folder named after its model.",
+                "directory",
+            )
+    model_folder = directory / config.name
+    model_folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, content in ((MODEL_SETTINGS, config.model_settings()), (SERVER_SETTINGS, config.server_settings())):
-        target = directory / name
-        with tempfile.NamedTemporaryFile("w", dir=directory, prefix=f".{name}.", delete=False) as f:
+    for folder, name, content in (
+        (model_folder, MODEL_SETTINGS, config.model_settings()),
+        (directory, SERVER_SETTINGS, config.server_settings()),
+    ):
+        target = folder / name
+        with tempfile.NamedTemporaryFile("w", dir=folder, prefix=f".{name}.", delete=False) as f:
             json.dump(content, f, indent=2)
             f.write("\n")
         os.replace(f.name, target)
         written.append(target)
+    if stale.is_file():
+        stale.unlink()
     return written
