@@ -44,6 +44,7 @@ def export_char_lm(lm: Any, target: Path, config: ExportConfig) -> dict[str, Any
             # PyTorch announces the move of eager quantization to torchao on every call: nothing for the user
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             warnings.filterwarnings("ignore", message=".*torchao.*")
+            warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor.*deprecated", category=UserWarning)
             if config.torchscript.quantize:
                 graph = torch.ao.quantization.quantize_dynamic(
                     graph, {torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8

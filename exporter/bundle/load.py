@@ -125,6 +125,10 @@ def _load_verified(path: Path, manifest: Mapping[str, Any], options: RuntimeOpti
     return model
 
 
+#: the models already said to be not batch-invariant in this process (class, gaps, asked for)
+_SAID_NOT_INVARIANT: set[tuple[str, tuple[str, ...], bool]] = set()
+
+
 def _make_batch_invariant(model: Any, options: RuntimeOptions, wide: bool = False) -> None:
     """The head's share of ``batch_invariant`` (the encoders' is their canonical widths; ``wide``: sums in float64,
     as the lean path does, for a bundle that can serve lean); a model that cannot keep the promise says why once,
@@ -135,7 +139,9 @@ def _make_batch_invariant(model: Any, options: RuntimeOptions, wide: bool = Fals
 
     fix_head_shapes(model, wide)
     gaps = invariance_gaps(model, options.providers)
-    if gaps:
+    said = (type(model).__name__, tuple(gaps), bool(options.batch_invariant))
+    if gaps and said not in _SAID_NOT_INVARIANT:  # once a process: an export and a log load the bundle again
+        _SAID_NOT_INVARIANT.add(said)
         named = ", ".join(gaps[:3]) + (", ..." if len(gaps) > 3 else "")
         log.log(
             logging.WARNING if options.batch_invariant else logging.INFO,
