@@ -952,7 +952,14 @@ def loadtest(
     help="A Flair .pt classifier, 'demo' or 'none' (default: 'demo' with a Flair --model, 'none' with a logged one).",
 )
 @click.option("--conll", type=click.Path(exists=True, dir_okay=False), help="Sentences from a CoNLL file.")
-@click.option("--sentences", type=click.IntRange(1), default=200, show_default=True)
+@click.option(
+    "--sentences",
+    type=click.IntRange(1),
+    default=200,
+    show_default=True,
+    help="Sentences to compare (of --conll, else the shipped check set); the parity gate of an export made here runs "
+    "on as many, at most 128.",
+)
 @click.option("--documents", type=int, default=40, show_default=True, help="Documents of five sentences each.")
 @click.option("--long-words", type=int, default=5000, show_default=True, help="One text of that many words (0: none).")
 @click.option(
