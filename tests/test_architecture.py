@@ -119,8 +119,9 @@ def test_saved_model_code_holds_the_runtime_files_only(tiny_bundle, tmp_path):
     # 207 KB after the restructuring (issue 19), 261 KB with the character-LM runtime and backends (issue 21),
     # 289 KB with the model families (issue 20: input shapes, tasks, pairs, relations), 308 KB with batch
     # invariance (issue 22: canonical widths, fixed-shape heads), 356 KB with lean serving (issue 25: the text, subtoken,
-    # pooling, head and encoder steps without Flair)
-    assert sum((path / "code" / name).stat().st_size for name in shipped) < 370_000
+    # pooling, head and encoder steps without Flair), 371 KB with issue 32 (every bundle's reason for Flair's path,
+    # install hints that work outside a checkout, each notice once)
+    assert sum((path / "code" / name).stat().st_size for name in shipped) < 375_000
     # a process where the model's code/ copy is imported first (MLflow puts it ahead on sys.path) still reaches
     # the layers the copy does not hold, from the installed packages
     code = (

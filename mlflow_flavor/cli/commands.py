@@ -1146,6 +1146,17 @@ class _OptionalInt(_OptionalFloat):
     "--archive-existing/--keep-existing", default=True, show_default=True, help="Archive versions in --to-stage."
 )
 @click.option(
+    "--pair",
+    type=click.BOOL,
+    is_flag=False,
+    flag_value=True,
+    default=True,
+    show_default=True,
+    help="Also move the other name of the same place where it is in use (--to-alias production alone moves the "
+    "Production stage too, and the reverse), so that models:/NAME/Production and models:/NAME@production agree.",
+)
+@click.option("--no-pair", is_flag=True, help="Move only the stage / alias named (the same as --pair false).")
+@click.option(
     "--allow-untagged",
     type=click.BOOL,
     is_flag=False,
@@ -1190,6 +1201,7 @@ def promote(name, version, to_alias, to_stage, tracking_uri, target_tracking_uri
         target_artifact_location=options["target_artifact_location"] or None,
         target_experiment=options["target_experiment"] or "flair-mlflow-promotions",
         archive_existing=options["archive_existing"],
+        pair=options["pair"] and not options["no_pair"],
         allow_untagged=options["allow_untagged"],
         eval_conll=options["eval_conll"] or None,
         eval_limit=options["eval_limit"],
