@@ -4,6 +4,7 @@ logs an MLflow run where a tracking URI is set."""
 from __future__ import annotations
 
 import json
+import re
 
 import mlflow
 import pytest
@@ -88,6 +89,8 @@ def test_a_small_bench_prints_its_report_says_what_it_compared_and_writes_nothin
     assert "| torch | 8/8 |" in report  # every text compared: the largest batch size runs over all of them
     assert "batch 4 over all of them, batch 2 over the first 4; 1 timed pass per variant" in report
     assert "scores aside" in report  # what 'identical' counts
+    # a figure is true of a machine: the report names the instruction sets int8 and bf16 speed depend on
+    assert re.search(r"- Machine: .+ \((AVX-512|AVX2|no AVX2); int8: [^;]+; bf16: [^)]+\)", report), report
     assert list(no_tracking_uri.iterdir()) == []  # no docs/BENCHMARKS.md, mlflow.db or mlruns/
     assert "Not logged to MLflow: no tracking URI is set" in result.stderr
     rows = json.loads(CliRunner().invoke(main, [*args, "--json"]).stdout)
