@@ -21,8 +21,8 @@ OFF = ParityConfig(enabled=False)
     "backend, options, reason",
     [
         ("onnx", OnnxOptions(quantize="int8"), "Flair's character language models"),
-        ("torchscript", OnnxOptions(), "a torchscript bundle (lean serving needs onnx"),
-        ("torch", OnnxOptions(), "a torch bundle"),
+        ("torchscript", OnnxOptions(), "Flair's character language models"),
+        ("torch", OnnxOptions(), "Flair's character language models"),
     ],
     ids=["charlm-onnx-int8", "torchscript", "torch"],
 )
@@ -39,9 +39,11 @@ def test_every_flair_path_bundle_records_and_shows_why(backend, options, reason,
 
 
 def test_a_transformer_bundle_on_torchscript_says_why(tiny_tagger, tmp_path):
-    info = save_bundle(tiny_tagger, tmp_path / "ts", ExportConfig(backend="torchscript", parity=OFF))
-    facts = json.loads(CliRunner().invoke(main, ["inspect", str(info.path), "--json"]).stdout)
-    assert facts["serving_path"] == "flair" and "torchscript bundle" in facts["serving_path_reason"]
+    for backend in ("torchscript", "torch"):  # a model the onnx backend would serve lean: the backend is the reason
+        info = save_bundle(tiny_tagger, tmp_path / backend, ExportConfig(backend=backend, parity=OFF))
+        facts = json.loads(CliRunner().invoke(main, ["inspect", str(info.path), "--json"]).stdout)
+        assert facts["serving_path"] == "flair"
+        assert f"a {backend} bundle (lean serving needs onnx" in facts["serving_path_reason"]
 
 
 def test_bundles_written_before_serving_paths_get_a_reason_too():
@@ -50,3 +52,18 @@ def test_bundles_written_before_serving_paths_get_a_reason_too():
     assert "character language models" in flair_path_reason({"backend": "onnx", "onnx": {"char_lms": []}})
     assert "export it again" in flair_path_reason({"backend": "onnx", "onnx": {"model_file": "encoder.onnx"}})
     assert flair_path_reason({"backend": "onnx", "serving_path_reason": "asked"}) == "asked"
+
+
+def test_a_model_that_runs_as_flairs_code_is_not_told_to_export_with_onnx(tmp_path):
+    """A multitask model asked for with backend onnx is bundled as Flair's own model (torch): the reason names the
+    model, not the backend (exporting it with onnx again would give the same bundle)."""
+    from flair.models import MultitaskModel
+    from tinymodels import build_classic_classifier
+
+    model = MultitaskModel([build_classic_tagger("words", use_crf=False), build_classic_classifier("pool")])
+    info = save_bundle(model, tmp_path / "multi", ExportConfig(backend="onnx", parity=OFF))
+    assert info.manifest["backend"] == "torch"
+    assert "a MultitaskModel" in info.manifest["serving_path_reason"]
+    assert "backend onnx" not in info.manifest["serving_path_reason"]
+    words = save_bundle(build_classic_tagger("words"), tmp_path / "words", ExportConfig(backend="onnx", parity=OFF))
+    assert "hold no single transformer" in words.manifest["serving_path_reason"]

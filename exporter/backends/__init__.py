@@ -39,7 +39,7 @@ from exporter.config import Backend
 from exporter.format.modelfile import model_embeddings
 from exporter.format.tasks import is_multitask
 
-__all__ = ["MODULES", "SURFACE", "backend_module", "choose_backend", "flavor_metadata"]
+__all__ = ["MODULES", "SURFACE", "backend_module", "choose_backend", "flavor_metadata", "flair_code_reason"]
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,22 @@ def choose_backend(model: Any, requested: Backend) -> Backend:
         )
         return Backend.TORCH
     return requested
+
+
+def flair_code_reason(model: Any) -> str | None:
+    """Why ``model`` serves with Flair's code whatever backend is asked for (None: a model of one transformer,
+    which the onnx backend can serve lean): the cases of :func:`choose_backend`, said for the manifest."""
+    if is_multitask(model):
+        return "a MultitaskModel (its tasks run as Flair's code; lean serving covers one tagger or classifier)"
+    if is_flair_onnx(model):
+        return "embeddings from Flair's own export_onnx (bundled as they are)"
+    if is_flair_jit(model):
+        return "Flair's TorchScript embeddings (bundled as they are)"
+    if has_one_transformer(model):
+        return None
+    if has_char_lms(model):
+        return "Flair's character language models (lean serving covers one transformer under a tagger or classifier)"
+    return f"its embeddings ({type(model_embeddings(model)).__name__}) hold no single transformer to export"
 
 
 #: the manifest details a model's MLmodel flavor section repeats (None where a backend has no such detail)

@@ -61,14 +61,17 @@ def is_flair_jit(model: Any) -> bool:
     return isinstance(getattr(model, "embeddings", None), TransformerJitEmbeddings)
 
 
-def flair_path_reason(manifest: Mapping[str, Any]) -> str:
-    """Why a bundle serves with Flair's code: the reason its manifest records (the lean check's, or what the onnx
-    backend found in the model), else what its backend and files say (bundles that never had a lean path)."""
+def flair_path_reason(manifest: Mapping[str, Any], model_reason: str | None = None) -> str:
+    """Why a bundle serves with Flair's code: the reason its manifest records (the lean check's, the model's, or what
+    the onnx backend found), else ``model_reason`` (at export: ``exporter.backends.flair_code_reason``), else what its
+    backend and files say (bundles written before serving paths were recorded)."""
     if manifest.get("serving_path_reason"):
         return str(manifest["serving_path_reason"])
+    if model_reason:
+        return model_reason
+    if any(isinstance(value, Mapping) and CHAR_LMS in value for value in manifest.values()):
+        return "Flair's character language models (lean serving covers one transformer under a tagger or classifier)"
     backend = manifest.get("backend")
     if backend != Backend.ONNX.value:
         return f"a {backend} bundle (lean serving needs onnx: export the model with backend onnx)"
-    if any(isinstance(value, Mapping) and CHAR_LMS in value for value in manifest.values()):
-        return "Flair's character language models (lean serving covers one transformer under a tagger or classifier)"
     return "exported before lean serving, or without a lean path (export it again to serve lean where it can)"

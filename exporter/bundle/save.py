@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from exporter.backends import backend_module, choose_backend, flavor_metadata
+from exporter.backends import backend_module, choose_backend, flair_code_reason, flavor_metadata
 from exporter.backends.kinds import CHAR_LMS, flair_path_reason
 from exporter.bundle.load import load_bundle
 from exporter.config import FLAIR, LEAN, ExportConfig, RuntimeOptions
@@ -175,7 +175,7 @@ def _write_contents(model: Any, model_class: str, work: Path, config: ExportConf
         }
     )
     if content.setdefault("serving_path", FLAIR) == FLAIR:  # every manifest says why it serves with Flair's code
-        content["serving_path_reason"] = flair_path_reason(content)
+        content["serving_path_reason"] = flair_path_reason(content, flair_code_reason(model))
     return content
 
 
