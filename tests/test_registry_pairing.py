@@ -39,7 +39,7 @@ def test_an_alias_alone_moves_its_stage_too(three_versions):
 
 def test_a_stage_alone_moves_its_alias_too(three_versions):
     moved = stage_and_alias("ner", "2", stage="production", client=three_versions)  # any case
-    assert moved.alias == "production"
+    assert (moved.stage, moved.alias) == ("Production", "production")
     assert _names(three_versions) == (["2"], "2")
 
 
@@ -51,6 +51,8 @@ def test_unpaired_names_stay_apart_only_when_asked_and_are_warned_about(three_ve
 
 
 def test_other_names_and_unused_twins_are_left_alone(three_versions):
+    stage_and_alias("ner", "1", alias="Production", client=three_versions)  # aliases are case-sensitive: another
+    assert _names(three_versions) == (["3"], "3")
     stage_and_alias("ner", "1", alias="rollback", client=three_versions)  # not a stage's name
     assert _names(three_versions) == (["3"], "3")
     stage_and_alias("ner", "2", alias="staging", client=three_versions)  # no version in Staging: nothing differs
@@ -72,3 +74,31 @@ def test_promote_to_the_alias_alone_moves_both(tiny_bundle):
     kept = promote(PromotionConfig(name="ner", version=str(second), to_alias="production", pair=False))
     assert (kept.stage, kept.alias) == (None, "production")
     assert client.get_model_version("ner", str(first)).current_stage == "Production"
+
+
+def test_the_command_line_and_the_log_job_take_pair(tiny_bundle):
+    """promote --no-pair / --pair false (what -P pair=false passes), and log --no-pair."""
+    from click.testing import CliRunner
+
+    from mlflow_flavor.cli.commands import main
+    from mlflow_flavor.cli.job import run_log_job
+
+    client = mlflow.MlflowClient()
+    for _ in range(3):
+        log_and_stage(str(tiny_bundle))  # v3 in Production and @production
+    runner = CliRunner()
+    for version, extra in (("1", ["--no-pair"]), ("2", ["--pair", "false"])):
+        out = runner.invoke(
+            main, ["promote", "--name", "ner", "--version", version, "--to-alias", "production", *extra]
+        )
+        assert out.exit_code == 0, out.output
+        assert _names(client) == (["3"], version)
+    out = runner.invoke(main, ["promote", "--name", "ner", "--version", "1", "--to-alias", "production"])
+    assert out.exit_code == 0, out.output
+    assert _names(client) == (["1"], "1")
+    result = run_log_job(str(tiny_bundle), stage=None, alias="production", pair=False)
+    assert (result.stage, result.alias) == (None, "production")
+    assert _names(client) == (["1"], result.version)
+    result = run_log_job(str(tiny_bundle), stage=None, alias="production")
+    assert (result.stage, result.alias) == ("Production", "production")
+    assert _names(client) == ([result.version], result.version)

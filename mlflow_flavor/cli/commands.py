@@ -8,7 +8,7 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -382,6 +382,23 @@ def _short(report):
     return {k: v for k, v in report.items() if k != "worst"}
 
 
+def _pair_options(command: Callable) -> Callable:
+    """``--pair [true|false]`` and ``--no-pair`` (the MLflow project passes ``--pair {pair}``)."""
+    command = click.option(
+        "--no-pair", is_flag=True, help="Move only the stage / alias named (the same as --pair false)."
+    )(command)
+    return click.option(
+        "--pair",
+        type=click.BOOL,
+        is_flag=False,
+        flag_value=True,
+        default=True,
+        show_default=True,
+        help="Also move the other name of the same place where it is in use (an alias production alone moves the "
+        "Production stage too, and the reverse), so that models:/NAME/Production and models:/NAME@production agree.",
+    )(command)
+
+
 @main.command("log")
 @click.option(
     "--model",
@@ -394,6 +411,7 @@ def _short(report):
 @click.option("--registered-model-name", default="ner", show_default=True, help="Empty string: do not register.")
 @click.option("--stage", default="Production", show_default=True, help="Empty string: no stage transition.")
 @click.option("--alias", default="production", show_default=True, help="Empty string: no alias.")
+@_pair_options
 @click.option("--experiment-name", default=None, help="Experiment to log into (when no run is active).")
 @click.option("--tracking-uri", default=None, help="Defaults to MLFLOW_TRACKING_URI, else sqlite:///mlflow.db.")
 @_TAGGER_OPTION
@@ -406,7 +424,18 @@ def _short(report):
     "`flair-mlflow inspect MODEL` lists them.",
 )
 def log_cmd(
-    model, name, registered_model_name, stage, alias, experiment_name, tracking_uri, tagger, model_config, **options
+    model,
+    name,
+    registered_model_name,
+    stage,
+    alias,
+    pair,
+    no_pair,
+    experiment_name,
+    tracking_uri,
+    tagger,
+    model_config,
+    **options,
 ):
     """Export a model, log it, register a new version, move it to a stage and set an alias."""
     config = _export_config(options)  # every check before the seconds of importing MLflow and Flair
@@ -424,6 +453,7 @@ def log_cmd(
         registered_model_name=registered_model_name or None,
         stage=stage or None,
         alias=alias or None,
+        pair=pair and not no_pair,
         experiment_name=experiment_name,
         export_config=config,
         **({"tagger": tagger} if tagger else {}),
@@ -1145,17 +1175,7 @@ class _OptionalInt(_OptionalFloat):
 @click.option(
     "--archive-existing/--keep-existing", default=True, show_default=True, help="Archive versions in --to-stage."
 )
-@click.option(
-    "--pair",
-    type=click.BOOL,
-    is_flag=False,
-    flag_value=True,
-    default=True,
-    show_default=True,
-    help="Also move the other name of the same place where it is in use (--to-alias production alone moves the "
-    "Production stage too, and the reverse), so that models:/NAME/Production and models:/NAME@production agree.",
-)
-@click.option("--no-pair", is_flag=True, help="Move only the stage / alias named (the same as --pair false).")
+@_pair_options
 @click.option(
     "--allow-untagged",
     type=click.BOOL,

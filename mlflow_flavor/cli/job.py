@@ -80,10 +80,12 @@ def run_log_job(
     registered_model_name: str | None = "ner",
     stage: str | None = "Production",
     alias: str | None = "production",
+    pair: bool = True,
     experiment_name: str | None = None,
     **save_kwargs: Any,
 ) -> JobResult:
-    """Export ``model`` with ``backend``, log it to the active (or a new) run, register, stage and alias it."""
+    """Export ``model`` with ``backend``, log it to the active (or a new) run, register, stage and alias it (``pair``:
+    the other name of the same place too, :func:`mlflow_flavor.registry.versions.paired`)."""
     import mlflow
 
     if stage:  # before any export, run or registration: a wrong name must not leave an unstaged version behind
@@ -115,15 +117,16 @@ def run_log_job(
                 }
             )
         version = str(info.registered_model_version) if registered_model_name else None
+        moved = None
         if registered_model_name:
-            stage_and_alias(registered_model_name, version, stage or None, alias or None)
+            moved = stage_and_alias(registered_model_name, version, stage or None, alias or None, pair=pair)
     result = JobResult(
         model_uri=info.model_uri,
         run_id=run.info.run_id,
         registered_model_name=registered_model_name,
         version=version,
-        stage=stage if registered_model_name else None,
-        alias=alias if registered_model_name else None,
+        stage=moved.stage if moved else None,
+        alias=moved.alias if moved else None,
         parity=parity,
     )
     log.info(

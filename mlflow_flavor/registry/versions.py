@@ -108,30 +108,25 @@ def warn_alias_case(client, name: str, alias: str) -> None:
 PAIRED_STAGES = ("Staging", "Production")
 
 
+#: how to move only what was named, in the CLI and the MLflow project
+_UNPAIR = "--no-pair, or -P pair=false in the MLflow project, moves only what was named"
+
+
 def paired(client, name: str, stage: str | None, alias: str | None) -> tuple[str | None, str | None]:
     """``stage`` and ``alias`` completed with the other way of naming the same place, where that other name is in
     use: an alias ``production`` alone also moves the ``Production`` stage when a version of ``name`` is in it, a
     stage ``Production`` alone also moves the alias ``production`` when the model has it. So a promotion never
     leaves ``models:/name/Production`` and ``models:/name@production`` on different versions."""
+    stage = canonical_stage(stage) if stage else stage
     if alias and not stage:
-        twin = next((s for s in PAIRED_STAGES if s.lower() == alias.lower()), None)
+        twin = next((s for s in PAIRED_STAGES if s.lower() == alias), None)  # aliases are case-sensitive
         if twin and versions_in_stage(client, name, twin):
-            log.info(
-                "Also moving stage %s of %s with alias %s (both name it; --no-pair to move the alias only)",
-                twin,
-                name,
-                alias,
-            )
+            log.info("Also moving stage %s of %s with alias %s (both name it; %s)", twin, name, alias, _UNPAIR)
             return twin, alias
-    if stage and not alias and canonical_stage(stage) in PAIRED_STAGES:
-        twin = canonical_stage(stage).lower()
+    if stage in PAIRED_STAGES and not alias:
+        twin = stage.lower()
         if alias_target(client, name, twin) is not None:
-            log.info(
-                "Also moving alias %s of %s with stage %s (both name it; --no-pair to move the stage only)",
-                twin,
-                name,
-                stage,
-            )
+            log.info("Also moving alias %s of %s with stage %s (both name it; %s)", twin, name, stage, _UNPAIR)
             return stage, twin
     return stage, alias
 
@@ -144,7 +139,7 @@ def warn_unpaired(client, name: str) -> None:
         if in_stage and holder is not None and holder not in in_stage:
             log.warning(
                 "models:/%s/%s serves version %s while models:/%s@%s serves version %s: move both (promote with "
-                "--to-stage %s --to-alias %s, or leave out --no-pair) unless you mean them to differ.",
+                "--to-stage %s --to-alias %s, or without --no-pair / -P pair=false) unless you mean them to differ.",
                 name,
                 place,
                 in_stage[-1],
@@ -232,12 +227,18 @@ def _roll_back(client, name: str, stages: dict[str, str], alias: str | None, ali
 
 
 def register_model_version(
-    model_uri: str, name: str, stage: str | None = None, alias: str | None = None, tags: dict[str, str] | None = None
+    model_uri: str,
+    name: str,
+    stage: str | None = None,
+    alias: str | None = None,
+    tags: dict[str, str] | None = None,
+    pair: bool = True,
 ) -> RegisteredVersion:
-    """Register ``model_uri`` as a new version of ``name``, then stage and alias it."""
+    """Register ``model_uri`` as a new version of ``name``, then stage and alias it (``pair``: see
+    :func:`stage_and_alias`)."""
     import mlflow
 
     result = mlflow.register_model(model_uri, name, tags=tags)
     log.info("Registered %s as %s version %s", model_uri, name, result.version)
     seal_version(name, str(result.version))
-    return stage_and_alias(name, str(result.version), stage, alias)
+    return stage_and_alias(name, str(result.version), stage, alias, pair=pair)
