@@ -154,19 +154,19 @@ class MissingDependencyError(FlairMlflowError, ImportError):
         self.extra = extra
 
 
+#: the requirements of flair-mlflow's extras, as pyproject.toml declares them (a test keeps the two in step): the
+#: install hint must hold where flair-mlflow itself is no installed distribution (a model's code/ copy)
+EXTRAS = {
+    "gpu": ("onnxruntime-gpu>=1.18",),
+    "spark": ("pyspark>=3.5",),
+    "mlserver": ("mlserver==1.7.1", "mlserver-mlflow==1.7.1", "uvloop<0.22"),
+}
+
+
 def install_hint(package: str, extra: str | None = None) -> str:
     """A pip command that installs ``package`` wherever it runs: flair-mlflow is not on PyPI, so an extra is
-    spelt out as its own requirements (read from the installed distribution), with the checkout's form beside."""
+    spelt out as its own requirements, with the checkout's form beside."""
     if not extra:
         return f"pip install {package}"
-    try:
-        from importlib.metadata import PackageNotFoundError, requires
-
-        from packaging.requirements import Requirement
-
-        listed = [Requirement(r) for r in requires("flair-mlflow") or ()]
-        wanted = [r for r in listed if r.marker and r.marker.evaluate({"extra": extra})]
-    except (ImportError, PackageNotFoundError, ValueError):
-        wanted = []
-    pins = " ".join(f"'{r.name}{r.specifier}'" if r.specifier else r.name for r in wanted) or package
+    pins = " ".join(f"'{requirement}'" for requirement in EXTRAS.get(extra, (package,)))
     return f"pip install {pins} (flair-mlflow's extra '{extra}'; from a checkout: pip install -e '.[{extra}]')"

@@ -41,3 +41,11 @@ def test_python_env_pins_within_pyproject_ranges():
 def test_python_env_names_no_package_that_pyproject_lacks():
     extra = sorted(set(_python_env()) - set(_pyproject()))
     assert not extra, f"python_env.yaml installs {extra}, which pyproject.toml does not declare"
+
+
+def test_the_install_hints_know_the_extras_as_pyproject_declares_them():
+    """exporter.errors.EXTRAS spells out each extra for the install hint (flair-mlflow is not on PyPI)."""
+    from exporter.errors import EXTRAS
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert {name: tuple(reqs) for name, reqs in extras.items() if name != "dev"} == EXTRAS

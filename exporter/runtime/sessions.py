@@ -31,8 +31,9 @@ def resolve_providers(requested: tuple[str, ...], strict: bool) -> list[str]:
     if missing and strict:
         raise ProviderError(
             f"Execution provider(s) {', '.join(missing)} requested with strict providers, but this machine's "
-            f"onnxruntime offers only {', '.join(sorted(available))}. Install onnxruntime-gpu "
-            f"({install_hint('onnxruntime-gpu', 'gpu')}) on a machine with CUDA, or load without strict providers."
+            f"onnxruntime offers only {', '.join(sorted(available))}. On a machine with CUDA, replace onnxruntime "
+            f"with onnxruntime-gpu (pip uninstall onnxruntime, then {install_hint('onnxruntime-gpu', 'gpu')}); "
+            "elsewhere, load without strict providers."
         )
     chosen = [p for p in requested if p in available]
     if missing:
