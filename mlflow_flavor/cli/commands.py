@@ -503,7 +503,8 @@ def inspect(model, tracking_uri, as_json):
         "params",
     ):
         if facts.get(key) is not None:
-            click.echo(f"{key}: {facts[key]}")
+            value = facts[key]
+            click.echo(f"{key}: {json.dumps(value) if isinstance(value, (dict, list)) else value}")
     if facts["model_config"] is None:
         click.echo("model_config: none (a bundle; an MLflow model made from it has them)")
         return
@@ -511,8 +512,16 @@ def inspect(model, tracking_uri, as_json):
     click.echo("  at serving time MLFLOW_PYFUNC_INFERENCE_CONFIG='{\"KEY\": VALUE}'):")
     width = max(len(k) for k in facts["model_config"])
     for key, setting in facts["model_config"].items():
-        mark = "" if setting["value"] == setting["default"] else f" (default {setting['default']})"
-        click.echo(f"  {key:<{width}}  {setting['value']}{mark}: {setting['meaning']}")
+        mark = "" if setting["value"] == setting["default"] else f" (default {_shown(setting['default'])})"
+        value = _shown(setting["value"])
+        if setting["value"] is None and "in_force" in setting:  # batch_invariant: null is "as length_buckets"
+            value += f" ({_shown(setting['in_force'])} as length_buckets)"
+        click.echo(f"  {key:<{width}}  {value}{mark}: {setting['meaning']}")
+
+
+def _shown(value: Any) -> str:
+    """A setting's value as model_config takes it (JSON: true, null), not Python's spelling."""
+    return json.dumps(value) if isinstance(value, (bool, type(None))) else str(value)
 
 
 @main.command()

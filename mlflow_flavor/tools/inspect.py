@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.backends.kinds import flair_path_reason
-from exporter.config import LEAN, RuntimeOptions
+from exporter.config import LEAN, SEQUENCE_TAGGING, RuntimeOptions
 from exporter.format.manifest import MANIFEST_FILE, read_manifest
 from exporter.format.modelfile import ZERO_SHOT_MODELS
 from mlflow_flavor.fetch import locate_reference
@@ -75,12 +75,16 @@ def describe_model(reference: str, tracking_uri: str | None = None) -> dict[str,
         key: {"value": logged.get(key, default), "default": default, "meaning": meanings.get(key, "")}
         for key, default in defaults.items()
     }
-    _say_effective_batch_invariance(settings)
+    # batch_invariant null means "as length_buckets": what is in force beside what was logged
+    runtime = RuntimeOptions.from_dict({key: settings[key]["value"] for key in RuntimeOptions.from_dict({}).to_dict()})
+    settings["batch_invariant"]["in_force"] = runtime.invariant_batches
     params = None
     if mlmodel.signature is not None and mlmodel.signature.params is not None:
         # the request params the model takes (the signature declares every task's params and the serving settings
         # too, only so that a request setting one is refused by name)
-        own = request_params(manifest.get("task", ""), zero_shot=manifest.get("model_class") in ZERO_SHOT_MODELS)
+        own = request_params(
+            manifest.get("task") or SEQUENCE_TAGGING, zero_shot=manifest.get("model_class") in ZERO_SHOT_MODELS
+        )
         params = {p.name: p.default for p in mlmodel.signature.params.params if p.name in own}
     facts = _facts(manifest)
     served = flavor.get("serving_path")  # the MLmodel's: its model_config may set serving_path
@@ -105,11 +109,3 @@ def _facts(manifest: dict[str, Any]) -> dict[str, Any]:
     if manifest.get("tasks"):
         facts["tasks"] = [t["name"] for t in manifest["tasks"]]
     return facts
-
-
-def _say_effective_batch_invariance(settings: dict[str, dict[str, Any]]) -> None:
-    """``batch_invariant`` null means "as length_buckets": show what is in force, not null."""
-    for column in ("value", "default"):
-        if settings["batch_invariant"][column] is None:
-            on = bool(settings["length_buckets"][column if column == "value" else "default"])
-            settings["batch_invariant"][column] = f"{str(on).lower()} (as length_buckets)"
