@@ -187,7 +187,21 @@ def check_inputs(inputs: Sequence[RequestInput], columns: Sequence[str], merged:
                     f"Input {name!r}, row {row}{across}, holds {_shown(value)}, not a text: each row must be a text "
                     "(a JSON string)."
                 )
+            if isinstance(value, (bytes, bytearray)):
+                try:
+                    value.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise InferenceError(
+                        f"Input {name!r}, row {row}{across}, is not UTF-8 text ({e.reason} at byte {e.start}): send "
+                        "each text encoded as UTF-8."
+                    ) from None
         seen[name] = len(rows)
+    missing = [column for column in columns if column not in seen]
+    if missing:
+        raise InferenceError(
+            f"The request lacks the input{'s' if len(missing) > 1 else ''} {' and '.join(map(repr, missing))}: this "
+            f"model reads {' and '.join(map(repr, columns))}, each datatype BYTES with one text per row."
+        )
     if len(set(seen.values())) > 1:
         counts = " and ".join(f"{name!r} {count}" for name, count in seen.items())
         raise InferenceError(

@@ -58,7 +58,7 @@ def test_loadtest_reports_every_backend_with_batching_off_and_on(tiny_tagger_fil
 @pytest.mark.slow
 def test_loadtest_runs_mlserver_and_two_workers_with_the_same_answers(tiny_tagger_file, tmp_path):
     """MLServer (V2 requests) with its own batching, and two uvicorn workers: texts answered as alone."""
-    pytest.importorskip("mlserver_mlflow", reason="pip install 'flair-mlflow[mlserver]'")
+    pytest.importorskip("mlserver_mlflow", reason='pip install -e ".[mlserver]"')
     args = ["loadtest", "--model", str(tiny_tagger_file), "--backend", "onnx", "--batching", "on"]
     args += ["--server", "mlserver-batching", "--server", "mlflow-2workers", "--clients", "4", "--requests", "6"]
     args += ["--sentences", "40", "--no-cold-start", "--output", str(tmp_path / "BENCHMARKS.md"), "--json"]

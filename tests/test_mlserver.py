@@ -39,7 +39,7 @@ def test_config_files_name_the_runtime_the_uri_and_batching(tmp_path):
 
 def test_config_replaces_the_old_flat_layout_and_refuses_another_models_settings(tmp_path):
     """The files this module wrote before (model-settings.json beside settings.json) would make MLServer load
-    the model twice: replaced; a model-settings.json of another runtime is another model: refused, nothing
+    the model twice: replaced (another model of this runtime: moved into its own folder); a model-settings.json of another runtime is another model: refused, nothing
     written."""
     old = tmp_path / "srv" / "model-settings.json"
     old.parent.mkdir()
@@ -49,6 +49,12 @@ def test_config_replaces_the_old_flat_layout_and_refuses_another_models_settings
     assert json.loads((tmp_path / "srv" / "ner" / "model-settings.json").read_text())["parameters"]["uri"] == (
         "models:/ner/2"
     )
+    # an old flat file of another model of this runtime is kept: moved into the folder named after it
+    old.write_text(json.dumps({"name": "topics", "implementation": RUNTIME, "parameters": {"uri": "models:/t/1"}}))
+    write_mlserver_config(MLServerConfig("models:/ner/3", name="ner"), tmp_path / "srv")
+    assert not old.exists()
+    assert json.loads((tmp_path / "srv" / "topics" / "model-settings.json").read_text())["name"] == "topics"
+    assert sorted(p.name for p in (tmp_path / "srv").iterdir()) == ["ner", "settings.json", "topics"]
     other = tmp_path / "other" / "model-settings.json"
     other.parent.mkdir()
     other.write_text(json.dumps({"name": "sklearn", "implementation": "mlserver_sklearn.SKLearnModel"}))
@@ -230,6 +236,8 @@ def test_check_inputs_refuses_what_is_not_a_text_by_input_and_row():
         [text, {**text, "name": "textpair"}], pair
     )
     assert "appears twice" in refusal([text, text])
+    assert "lacks the input 'text_pair'" in refusal([text], pair)  # a pair model sent one side only
+    assert "row 1, is not UTF-8 text" in refusal([{**text, "data": ["a b", b"\xff\xfe"]}])  # gRPC bytes, not UTF-8
     merged = refusal([{**text, "data": ["a", 3]}], merged=True)
     assert "row 1 (rows count across the requests MLServer's adaptive batching merged" in merged
 

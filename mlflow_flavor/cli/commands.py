@@ -907,7 +907,8 @@ def int8_report(
     "servers",
     multiple=True,
     type=click.Choice(tuple(LOADTEST_SERVERS)),
-    help="Server to run each setting on (repeatable; mlserver* need flair-mlflow[mlserver]); default: mlflow.",
+    help="Server to run each setting on (repeatable; mlserver* need the mlserver extra: pip install -e "
+    "'.[mlserver]' in a checkout); default: mlflow.",
 )
 @click.option("--clients", type=int, default=8, show_default=True, help="Concurrent clients.")
 @click.option("--requests", "num_requests", type=int, default=64, show_default=True, help="Requests per client.")
@@ -1075,8 +1076,9 @@ def _classifier_path(value: str) -> Path:
 @click.option("--grpc-port", type=click.IntRange(1, 65535), default=8081, show_default=True)
 @click.option("--metrics-port", type=click.IntRange(1, 65535), default=8082, show_default=True)
 def mlserver_config(model_uri, directory, **options):
-    """Write DIRECTORY/model-settings.json and settings.json to serve MODEL_URI with `mlserver start DIRECTORY`
-    (V2 inference protocol, as KServe and Seldon Core run it; needs pip install "flair-mlflow[mlserver]")."""
+    """Write DIRECTORY/settings.json and DIRECTORY/NAME/model-settings.json to serve MODEL_URI with `mlserver start
+    DIRECTORY` (V2 inference protocol, as KServe and Seldon Core run it; needs the mlserver extra: pip install -e
+    ".[mlserver]" in a checkout). Run it again with another --name to serve several models."""
     local = Path(model_uri)
     if not urlparse(model_uri).scheme and not local.exists():
         raise click.BadParameter(

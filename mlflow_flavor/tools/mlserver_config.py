@@ -109,12 +109,13 @@ def write_mlserver_config(config: MLServerConfig, directory: str | Path) -> list
     missing), each file written whole or not at all; returns their paths.
 
     A ``directory/model-settings.json`` of this runtime (the layout this function wrote before, one model per
-    directory) is replaced, as it was then: removed once the new files are written, or MLServer would load it too.
-    Any other one is refused (``ConfigError``) before anything is written: it is another model, which
-    ``mlserver start directory`` would serve beside this one.
+    directory) is moved into the folder named after its model once the new files are written (MLServer keeps
+    serving it, without the folder-name warning), or replaced where it is this model's. Any other one is refused
+    (``ConfigError``) before anything is written: it is another runtime's model.
     """
     directory = Path(directory)
     stale = directory / MODEL_SETTINGS
+    previous = None
     if stale.is_file():
         try:
             previous = json.loads(stale.read_text())
@@ -140,5 +141,10 @@ def write_mlserver_config(config: MLServerConfig, directory: str | Path) -> list
         os.replace(f.name, target)
         written.append(target)
     if stale.is_file():
-        stale.unlink()
+        kept = str(previous.get("name") or "")
+        if kept and kept != config.name and kept not in (".", "..") and "/" not in kept:
+            (directory / kept).mkdir(exist_ok=True)
+            os.replace(stale, directory / kept / MODEL_SETTINGS)  # another model of this runtime: kept, moved
+        else:
+            stale.unlink()
     return written
