@@ -120,8 +120,9 @@ _REAL_CHAR_LM_INT8 = onnx_quantize.CHAR_LM_RECIPES["int8-dynamic"]
 
 
 def _unfaithful_char_lm_int8(target, options):
-    """The real int8 recipe, then every weight of the quantized graph scaled by -1: an int8 export that cannot
-    answer as the original, on any CPU (ONNX Runtime's int8 LSTM alone passes a strict gate on AVX-512 VNNI)."""
+    """The real int8 recipe, then every float initializer of the quantized graph (biases, scales, the float
+    weights left) negated: an int8 export that cannot answer as the original, on any CPU (ONNX Runtime's int8 LSTM
+    alone passes a strict gate on AVX-512 VNNI)."""
     from onnx import numpy_helper
 
     model, record = _REAL_CHAR_LM_INT8(target, options)

@@ -23,4 +23,4 @@ def test_a_torchscript_int8_log_of_a_classic_tagger_says_each_thing_once(tmp_pat
     out = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "UserWarning" not in out.stderr and "quantize_per_tensor" not in out.stderr, out.stderr
-    assert out.stderr.count("not batch-invariant") <= 1, out.stderr
+    assert out.stderr.count("not batch-invariant") == 1, out.stderr  # said, once (its LSTMs compute by batch)
