@@ -32,6 +32,18 @@ def test_readme_install_lines_work_outside_a_checkout():
         assert not re.search(r"""pip install ['"]?flair-mlflow\b""", line), line
 
 
+@pytest.mark.slow
+def test_readme_install_lines_resolve(tmp_path):
+    """Each `pip install` of the README, as written, resolves here (pip's --dry-run: nothing is installed)."""
+    segments = [part.strip() for line in _commands("pip install") for part in line.split("&&")]
+    installs = [part for part in segments if part.startswith("pip install")]
+    assert len(installs) >= 3, installs
+    for line in installs:
+        command = [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", *shlex.split(line)[2:]]
+        out = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=REPO)
+        assert out.returncode == 0, (line, out.stderr[-2000:])
+
+
 def test_readme_promotion_examples_name_both_stage_and_alias():
     lines = _commands("mlflow run . -e promote") + _commands("flair-mlflow promote")
     assert len(lines) >= 4
