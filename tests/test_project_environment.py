@@ -49,3 +49,12 @@ def test_the_install_hints_know_the_extras_as_pyproject_declares_them():
 
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert {name: tuple(reqs) for name, reqs in extras.items() if name != "dev"} == EXTRAS
+
+
+def test_the_development_environment_runs_the_project_environments_mlflow():
+    """`mlflow run` (this environment's MLflow) and the environment it builds from python_env.yaml open one tracking
+    database, and MLflow refuses a database another version migrated: the dev extra pins python_env.yaml's MLflow
+    (with MLflow 3.18 outside and 3.17.2 inside, `mlflow run . -P backend=onnx` failed: out-of-date database schema)."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    dev = {Requirement(r).name.lower(): Requirement(r) for r in extras["dev"]}
+    assert str(dev["mlflow"].specifier) == str(_python_env()["mlflow"].specifier)
