@@ -19,6 +19,7 @@ from typing import Any
 from exporter.config import SEQUENCE_TAGGING, TEXT_CLASSIFICATION
 from exporter.errors import ConfigError
 from exporter.quality.corpus import LABEL_PREFIX, read_conll, read_labeled_texts
+from exporter.runtime.lean.heads import spans_from_bio
 
 __all__ = ["Examples", "f1_of_counts", "gold_spans", "labels_of", "load_examples", "score"]
 
@@ -140,17 +141,8 @@ def labels_of(*answers: Sequence[frozenset]) -> list[str]:
 
 
 def gold_spans(tags: Sequence[str]) -> set[tuple[int, int, str]]:
-    """Entities of a BIO (or BIOES) tag sequence as ``(first token, last token + 1, label)``."""
-    spans, start, label = set(), None, None
-    for i, tag in enumerate([*tags, "O"]):
-        prefix, _, kind = tag.partition("-")
-        continues = prefix in ("I", "E") and kind == label and start is not None
-        if start is not None and not continues:
-            spans.add((start, i, label))
-            start, label = None, None
-        if prefix in ("B", "S") or (prefix in ("I", "E") and start is None):
-            start, label = i, kind
-        if prefix in ("E", "S") and start is not None:
-            spans.add((start, i + 1, label))
-            start, label = None, None
-    return spans
+    """Entities of a BIO (or BIOES) tag sequence as ``(first token, last token + 1, label)``, read as Flair's
+    ``ColumnCorpus`` reads a gold column (``flair.data.get_spans_from_bio``, whose numpy-free copy the lean path
+    decodes predictions with): one rule for gold and predicted tags, also on malformed sequences."""
+    found = spans_from_bio(list(tags), [1.0] * len(tags))
+    return {(indexes[0], indexes[-1] + 1, label) for indexes, _, label in found}
