@@ -7,7 +7,6 @@ Every object is a frozen dataclass, validated in ``__post_init__`` and serialisa
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import enum
 import os
 from collections.abc import Mapping, Sequence
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.digests import sha256_file
-from exporter.errors import ConfigError
+from exporter.errors import ConfigError, did_you_mean
 
 __all__ = [
     "Backend",
@@ -175,10 +174,9 @@ class RuntimeOptions:
                 "batch_invariant",
             )
         if self.serving_path not in SERVING_PATHS:
-            close = difflib.get_close_matches(str(self.serving_path), SERVING_PATHS, n=1)
             raise ConfigError(
                 f"serving_path must be one of {', '.join(SERVING_PATHS)}, got {self.serving_path!r}"
-                + (f" (did you mean {close[0]!r}?)." if close else "."),
+                f"{did_you_mean(self.serving_path, SERVING_PATHS)}.",
                 "serving_path",
             )
         if self.graph_optimization_level not in GRAPH_OPTIMIZATION_LEVELS:
@@ -223,10 +221,7 @@ class RuntimeOptions:
         known = [f.name for f in dataclasses.fields(self)]
         unknown = [k for k in overrides if k not in known]
         if unknown:
-            hints = []
-            for key in unknown:
-                close = difflib.get_close_matches(str(key), known, n=1)
-                hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            hints = [f"{key!r}{did_you_mean(key, known)}" for key in unknown]
             raise ConfigError(f"Unknown runtime option(s) {', '.join(hints)}; allowed: {', '.join(known)}.")
         picked = dict(overrides)
         if "providers" in picked and isinstance(picked["providers"], str):

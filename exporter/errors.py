@@ -37,6 +37,9 @@ corrupt or tampered model, an unsafe model file or a server without what the mod
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
+
 __all__ = [
     "BundleError",
     "ChecksumError",
@@ -49,6 +52,7 @@ __all__ = [
     "ProviderError",
     "UnsafeModelFileError",
     "UnsupportedModelError",
+    "did_you_mean",
 ]
 
 
@@ -170,3 +174,10 @@ def install_hint(package: str, extra: str | None = None) -> str:
         return f"pip install {package}"
     pins = " ".join(f"'{requirement}'" for requirement in EXTRAS.get(extra, (package,)))
     return f"pip install {pins} (flair-mlflow's extra '{extra}'; from a checkout: pip install -e '.[{extra}]')"
+
+
+def did_you_mean(given: object, choices: Sequence[str], cutoff: float = 0.6) -> str:
+    """`` (did you mean 'x'?)`` for the choice closest to ``given``, or ``""`` where none is close: the one spelling
+    of the suggestion every refusal of an unknown name gives."""
+    close = difflib.get_close_matches(str(given), list(choices), n=1, cutoff=cutoff)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import json
 import logging
 import os
@@ -19,7 +18,7 @@ from typing import Any
 
 from exporter.bundle.load import load_bundle, load_for_serving
 from exporter.config import RuntimeOptions
-from exporter.errors import ConfigError
+from exporter.errors import ConfigError, did_you_mean
 from exporter.runtime.lean.model import LeanModel
 from mlflow_flavor.boundary import mlflow_errors
 from mlflow_flavor.fetch import fetch_model
@@ -46,10 +45,7 @@ def check_model_config(model_config: Mapping[str, Any] | None, where: str = "mod
     config = dict(model_config or {})
     unknown = [key for key in config if key not in MODEL_CONFIG_KEYS]
     if unknown:
-        hints = []
-        for key in unknown:
-            close = difflib.get_close_matches(str(key), MODEL_CONFIG_KEYS, n=1)
-            hints.append(repr(key) + (f" (did you mean {close[0]!r}?)" if close else ""))
+        hints = [f"{key!r}{did_you_mean(key, MODEL_CONFIG_KEYS)}" for key in unknown]
         raise ConfigError(
             f"Unknown {where} key(s) {', '.join(hints)}; allowed: {', '.join(MODEL_CONFIG_KEYS)} "
             "(`flair-mlflow inspect MODEL` shows each with its meaning)."

@@ -31,7 +31,6 @@ text, or fail with a 500 and a traceback). The model's refusals keep their statu
 from __future__ import annotations
 
 import asyncio
-import difflib
 import json
 from collections.abc import Sequence
 from functools import partial
@@ -59,6 +58,7 @@ except ImportError as e:  # pragma: no cover - the message is the point
     raise MissingDependencyError("mlserver-mlflow", extra="mlserver", purpose="serving on MLServer") from e
 
 from exporter.config import TEXT_PAIR_CLASSIFICATION, TEXT_PAIR_REGRESSION
+from exporter.errors import did_you_mean
 from mlflow_flavor.inputs import PAIR_COLUMN, TEXT_COLUMN
 from mlflow_flavor.mlmodel import FLAVOR_NAME
 from mlflow_flavor.pyfunc import DEFAULT_MAX_TEXTS
@@ -164,12 +164,10 @@ def check_inputs(inputs: Sequence[RequestInput], columns: Sequence[str], merged:
     for request_input in inputs:
         name = request_input.name
         if name not in columns:
-            close = difflib.get_close_matches(name, columns, n=1)
             expected = " and ".join(repr(c) for c in columns)
-            hint = f"; did you mean {close[0]!r}?" if close else "."
             raise InferenceError(
-                f"Input {name!r} is not one this model reads: its input{'s are' if len(columns) > 1 else ' is'} "
-                f"{expected}{hint}"
+                f"Input {name!r} is not one this model reads{did_you_mean(name, columns)}: its "
+                f"input{'s are' if len(columns) > 1 else ' is'} {expected}."
             )
         if name in seen:
             raise InferenceError(f"Input {name!r} appears twice in the request: send each input once.")

@@ -26,7 +26,7 @@ from exporter.config import (
     TEXT_PAIR_REGRESSION,
     check_integer,
 )
-from exporter.errors import ConfigError, InputError
+from exporter.errors import ConfigError, InputError, did_you_mean
 from exporter.format.modelfile import ZERO_SHOT_MODELS
 from exporter.runtime.lean.model import LeanModel
 from exporter.runtime.lean.text import documents as lean_documents
@@ -207,7 +207,7 @@ def parse_params(
                 )
             raise InputError(f"Parameter {name!r} does not apply to a {TASK_NAMES[task]}; its parameters: {allowed}.")
         if name not in known:
-            raise InputError(f"Unknown parameter {name!r}; allowed parameters: {allowed}.")
+            raise InputError(f"Unknown parameter {name!r}{did_you_mean(name, known)}; allowed parameters: {allowed}.")
         result[name] = _checked_param(name, value, task)
     return result
 

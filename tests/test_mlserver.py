@@ -232,7 +232,7 @@ def test_check_inputs_refuses_what_is_not_a_text_by_input_and_row():
     pair = ("text", "text_pair")
     check_inputs([RequestInput(**text), RequestInput(**{**text, "name": "text_pair"})], pair)
     assert "'text' 2 and 'text_pair' 1" in refusal([text, {**text, "name": "text_pair", "data": ["x"]}], pair)
-    assert "its inputs are 'text' and 'text_pair'; did you mean 'text_pair'?" in refusal(
+    assert "reads (did you mean 'text_pair'?): its inputs are 'text' and 'text_pair'" in refusal(
         [text, {**text, "name": "textpair"}], pair
     )
     assert "appears twice" in refusal([text, text])

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import difflib
 import logging
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.errors import ConfigError
+from exporter.errors import ConfigError, did_you_mean
 from mlflow_flavor.fetch import seal_version
 from mlflow_flavor.redact import redact
 from mlflow_flavor.registry.errors import PromotionError
@@ -46,8 +45,7 @@ def canonical_stage(stage: str) -> str:
     for known in STAGES:
         if str(stage).lower() == known.lower():
             return known
-    close = difflib.get_close_matches(str(stage).capitalize(), STAGES, n=1, cutoff=0.5)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = did_you_mean(str(stage).capitalize(), STAGES, cutoff=0.5)
     raise ConfigError(f"Unknown stage {stage!r}{hint}: MLflow's stages are {', '.join(STAGES)}.")
 
 
