@@ -30,6 +30,7 @@ from exporter.errors import ConfigError, InputError, did_you_mean
 from exporter.format.modelfile import ZERO_SHOT_MODELS
 from exporter.runtime.lean.model import LeanModel
 from exporter.runtime.lean.text import documents as lean_documents
+from exporter.runtime.lean.text import flair_documents
 from exporter.runtime.words import REMOVED_CHARACTERS
 from mlflow_flavor.batching import AdaptiveBatcher
 from mlflow_flavor.boundary import mlflow_errors
@@ -382,26 +383,6 @@ def _sorted_labels(sentence: Any, label_type: str) -> list[dict[str, Any]]:
     return sorted(labels, key=lambda x: -x["score"])
 
 
-def _documents(text: str, split_sentences: bool) -> list[Any]:
-    """The Flair sentences of one input text, linked as one document and to nothing else.
-
-    Flair links the sentences of a ``predict`` call whose context is not set (for models with
-    ``use_context``): each text's sentences are marked as a document of their own, so that a text's
-    entities never depend on the texts it was sent or batched with.
-    """
-    from flair.data import Sentence
-
-    if not text.strip():
-        return []
-    if split_sentences:
-        from flair.splitter import SegtokSentenceSplitter
-
-        return SegtokSentenceSplitter().split(text)  # linked in order, start_position into ``text``
-    sentence = Sentence(text)
-    sentence._has_context = True  # a document of one sentence: no neighbours
-    return [sentence]
-
-
 class FlairPyfuncModel:
     """Wraps a loaded Flair model (accelerated or not) behind MLflow's pyfunc ``predict``.
 
@@ -420,7 +401,7 @@ class FlairPyfuncModel:
         self.zero_shot = manifest.get("model_class") in ZERO_SHOT_MODELS
         self.tasks = list(manifest.get("tasks") or [])  # a multitask model's, in the order it runs them
         # a lean model's sentences are its own (Flair's words and offsets, without Flair)
-        self.documents = lean_documents if isinstance(model, LeanModel) else _documents
+        self.documents = lean_documents if isinstance(model, LeanModel) else flair_documents
         self.batcher = AdaptiveBatcher(
             self._run,
             max_batch_texts=self.options.max_batch_texts,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from exporter.runtime.lean.model import LeanModel
-from exporter.runtime.lean.text import documents
+from exporter.runtime.lean.text import documents, flair_documents
 
 __all__ = ["DOCUMENT_TEXTS", "SCORE_TOLERANCE", "lean_parity"]
 
@@ -47,20 +47,6 @@ def _answers(sentence: Any, label_type: str) -> list[tuple[Any, ...]]:
     return sorted(found, key=lambda x: x[:-1])
 
 
-def _flair_documents(text: str, split: bool) -> list[Any]:
-    """The pyfunc's sentences of one text, made by Flair (``mlflow_flavor.pyfunc._documents``)."""
-    from flair.data import Sentence
-    from flair.splitter import SegtokSentenceSplitter
-
-    if not text.strip():
-        return []
-    if split:
-        return SegtokSentenceSplitter().split(text)
-    sentence = Sentence(text)
-    sentence._has_context = True  # a document of its own, as the pyfunc makes it
-    return [sentence]
-
-
 def lean_parity(flair_model: Any, lean_model: LeanModel, texts: Sequence[str], batch_size: int = 32) -> dict[str, Any]:
     """Compare the two paths of one bundle on ``texts`` (and, with context, on documents of them); the report says
     how many were identical and which were not (indexes into ``texts``, then ``d<k>`` for the k-th document)."""
@@ -68,7 +54,7 @@ def lean_parity(flair_model: Any, lean_model: LeanModel, texts: Sequence[str], b
     if lean_model.settings.context_length > 0:
         step = DOCUMENT_TEXTS
         cases += [(f"d{k}", " ".join(texts[i : i + step]), True) for k, i in enumerate(range(0, len(texts), step))]
-    flair_docs = [_flair_documents(text, split) for _, text, split in cases]
+    flair_docs = [flair_documents(text, split) for _, text, split in cases]
     lean_docs = [documents(text, split) for _, text, split in cases]
     all_classes = lean_model.kind == "classifier"
     extra = {"return_probabilities_for_all_classes": True} if all_classes else {}

@@ -1,6 +1,7 @@
 """The sentences of a text as Flair makes them, and the parts of Flair's data API that answers are read from.
 
-:func:`documents` is the pyfunc's ``_documents`` without Flair: one sentence per text (a document of its own), or,
+:func:`documents` is :func:`flair_documents` (its twin beside it, which the Flair path calls) without Flair: one
+sentence per text (a document of its own), or,
 with ``split_sentences``, Flair's ``SegtokSentenceSplitter`` (segtok's ``split_multi``, each sentence placed at its
 first occurrence after the previous one, linked to its neighbours). Words and offsets come from
 :func:`exporter.runtime.words.flair_words`. :class:`Sentence`, :class:`Token`, :class:`Span` and :class:`Label`
@@ -14,7 +15,7 @@ from typing import Any
 
 from exporter.runtime.words import flair_words
 
-__all__ = ["Label", "Sentence", "Span", "Token", "documents"]
+__all__ = ["Label", "Sentence", "Span", "Token", "documents", "flair_documents"]
 
 
 class Label:
@@ -150,3 +151,24 @@ def documents(text: str, split_sentences: bool) -> list[Sentence]:
     for before, after in zip(sentences, sentences[1:]):
         before.next_sentence, after.previous_sentence = after, before
     return sentences
+
+
+def flair_documents(text: str, split_sentences: bool) -> list[Any]:
+    """:func:`documents` made by Flair, for the Flair path: the sentences of one input text, linked as one document
+    and to nothing else (nothing for a blank text).
+
+    Flair links the sentences of a ``predict`` call whose context is not set (for models with ``use_context``):
+    each text's sentences are marked as a document of their own, so that a text's entities never depend on the texts
+    it was sent or batched with. Flair is imported here only: the lean path never calls this.
+    """
+    from flair.data import Sentence as FlairSentence
+
+    if not text.strip():
+        return []
+    if split_sentences:
+        from flair.splitter import SegtokSentenceSplitter
+
+        return SegtokSentenceSplitter().split(text)  # linked in order, start_position into ``text``
+    sentence = FlairSentence(text)
+    sentence._has_context = True  # a document of one sentence: no neighbours
+    return [sentence]
