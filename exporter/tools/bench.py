@@ -68,7 +68,7 @@ from exporter.runtime.embeddings import build_accelerated_embeddings
 from exporter.runtime.fastpath import FastViterbiDecoder
 from exporter.runtime.invariance import fix_head_shapes
 from exporter.runtime.settings import EmbeddingSettings, find_transformer_embeddings
-from exporter.tools.report import benchmark_sentences, write_report
+from exporter.tools.report import benchmark_sentences, percentile, write_report
 from exporter.tools.shapes import SHAPES, build_shape
 
 __all__ = ["VARIANTS", "BenchConfig", "BenchResult", "load_sentences", "run_benchmark", "write_report"]
@@ -208,11 +208,6 @@ def _timed_pass(model: Any, batches: list[list[Any]], batch_size: int) -> tuple[
         latencies.append(time.perf_counter() - started)
         done.extend(sentences)
     return latencies, done
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 #: the instruction sets that decide int8 and bf16 speed (and ONNX Runtime's int8 LSTM fidelity), as /proc/cpuinfo
@@ -649,8 +644,8 @@ def _throughput(
     return {
         f"sps_{b}": sum(len(x) for x in batches) / median_pass,
         f"ratio_{b}": base_pass / median_pass,
-        f"p50_ms_{b}": 1000 * _percentile(all_batches, 0.5),
-        f"p95_ms_{b}": 1000 * _percentile(all_batches, 0.95),
+        f"p50_ms_{b}": 1000 * percentile(all_batches, 0.5),
+        f"p95_ms_{b}": 1000 * percentile(all_batches, 0.95),
     }
 
 

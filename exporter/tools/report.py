@@ -3,11 +3,12 @@ blocks they write into a Markdown report (``docs/BENCHMARKS.md``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from exporter.quality.corpus import generate_sentences, read_conll
 
-__all__ = ["benchmark_sentences", "write_report"]
+__all__ = ["benchmark_sentences", "percentile", "write_report"]
 
 
 def benchmark_sentences(conll: Path | None, num_sentences: int, min_words: int) -> tuple[list[str], str]:
@@ -40,3 +41,10 @@ def write_report(output: Path, markdown: str, section: str = "bench") -> None:
         text = text.rstrip("\n") + "\n\n" + block
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, encoding="utf-8")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0 to 1) of ``values`` by nearest rank, as the bench and the load test report latencies
+    (0.0 for no values)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else 0.0

@@ -37,7 +37,7 @@ from typing import Any
 
 from exporter.config import LEAN, Backend, OnnxOptions, ParityConfig, check_integer
 from exporter.errors import ConfigError
-from exporter.tools.report import benchmark_sentences, write_report
+from exporter.tools.report import benchmark_sentences, percentile, write_report
 from mlflow_flavor.flavor import save_model
 from mlflow_flavor.loading import INFERENCE_CONFIG_ENV
 from mlflow_flavor.mlmodel import FLAVOR_NAME
@@ -131,10 +131,6 @@ def _post(url: str, payload: dict, timeout: float = 120) -> tuple[int, Any]:
         return 0, None
 
 
-def _percentile(ordered: Sequence[float], q: float) -> float:
-    return 1000 * ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else 0.0
-
-
 class _MemorySampler:
     """The largest resident memory of a process group while the block runs (sampled every 0.2 s)."""
 
@@ -223,9 +219,9 @@ def _drive(
         "changed": changed,
         "requests": len(latencies),
         "errors": errors,
-        "p50_ms": _percentile(ordered, 0.50),
-        "p95_ms": _percentile(ordered, 0.95),
-        "p99_ms": _percentile(ordered, 0.99),
+        "p50_ms": 1000 * percentile(ordered, 0.50),
+        "p95_ms": 1000 * percentile(ordered, 0.95),
+        "p99_ms": 1000 * percentile(ordered, 0.99),
     }
 
 
