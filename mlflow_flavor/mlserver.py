@@ -57,7 +57,7 @@ except ImportError as e:  # pragma: no cover - the message is the point
 
     raise MissingDependencyError("mlserver-mlflow", extra="mlserver", purpose="serving on MLServer") from e
 
-from exporter.config import TEXT_PAIR_CLASSIFICATION, TEXT_PAIR_REGRESSION
+from exporter.config import PAIR_TASKS
 from exporter.errors import did_you_mean
 from mlflow_flavor.inputs import PAIR_COLUMN, TEXT_COLUMN
 from mlflow_flavor.mlmodel import FLAVOR_NAME
@@ -65,8 +65,6 @@ from mlflow_flavor.pyfunc import DEFAULT_MAX_TEXTS
 
 __all__ = ["FlairRuntime", "check_inputs", "input_columns", "max_texts"]
 
-#: the tasks whose rows are text pairs
-PAIR_TASKS = (TEXT_PAIR_CLASSIFICATION, TEXT_PAIR_REGRESSION)
 
 
 def input_columns(task: str) -> tuple[str, ...]:
