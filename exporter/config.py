@@ -28,7 +28,6 @@ __all__ = [
     "TEXT_CLASSIFICATION",
     "TEXT_PAIR_CLASSIFICATION",
     "TEXT_PAIR_REGRESSION",
-    "PAIR_TASKS",
     "RELATION_EXTRACTION",
     "MULTITASK",
     "cache_dir",
@@ -243,7 +242,6 @@ TEXT_CLASSIFICATION = "text-classification"
 #: two texts per input (Flair's TextPairClassifier / TextPairRegressor)
 TEXT_PAIR_CLASSIFICATION = "text-pair-classification"
 TEXT_PAIR_REGRESSION = "text-pair-regression"
-PAIR_TASKS = (TEXT_PAIR_CLASSIFICATION, TEXT_PAIR_REGRESSION)
 #: relations between the entities a tagger found (Flair's RelationExtractor), a task of a multitask model only
 RELATION_EXTRACTION = "relation-extraction"
 #: several models over the same texts (Flair's MultitaskModel; a relation extractor with its tagger)

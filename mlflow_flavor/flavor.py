@@ -29,12 +29,7 @@ from exporter.config import (
     FLAIR,
     LEAN,
     MULTITASK,
-    PAIR_TASKS,
-    RELATION_EXTRACTION,
     SEQUENCE_TAGGING,
-    TEXT_CLASSIFICATION,
-    TEXT_PAIR_CLASSIFICATION,
-    TEXT_PAIR_REGRESSION,
     Backend,
     ExportConfig,
     OnnxOptions,
@@ -45,12 +40,13 @@ from exporter.config import (
 from exporter.errors import ConfigError
 from exporter.format.manifest import MANIFEST_FILE, read_manifest, verify_bundle
 from exporter.format.modelfile import load_flair_model
+from exporter.format.specs import spec
 from exporter.format.tasks import with_tagger
 from exporter.quality.parity import parity_keys
 from mlflow_flavor.fetch import outside_bundle_digests, seal_version
 from mlflow_flavor.loading import _load_pyfunc, check_model_config, load_model  # noqa: F401  (the contract's loaders)
 from mlflow_flavor.mlmodel import BUNDLE_SUBPATH, CODE_SUBPATH, FILES_RECORD_KEY, FLAVOR_NAME, LOADER_MODULE
-from mlflow_flavor.pyfunc import ALLOWED_PARAMS, OUTPUTS, ServingOptions
+from mlflow_flavor.pyfunc import ALLOWED_PARAMS, ServingOptions
 
 __all__ = [
     "FLAVOR_NAME",
@@ -91,6 +87,7 @@ RUNTIME_MODULES = (
     "exporter.format",
     "exporter.format.manifest",
     "exporter.format.modelfile",
+    "exporter.format.specs",
     "exporter.format.tasks",
     "exporter.packaging",
     "exporter.runtime",
@@ -211,8 +208,10 @@ def served_path(manifest: Mapping[str, Any], model_config: Mapping[str, Any] | N
 
 
 def default_signature(task: str = SEQUENCE_TAGGING, tasks: Sequence[Mapping[str, Any]] | None = None):
-    """Output: per text, a list of entities (or labels). Params: the whitelisted prediction options. Input: none
-    declared; the pyfunc takes a DataFrame ``text`` column, a list of strings or a single string.
+    """Output: per text, the task's answer under its spec's name (:data:`exporter.format.specs.TASKS`: entities,
+    labels, a value, or a multitask model's one column per task). Params: the whitelisted prediction options.
+    Input: none declared; the pyfunc takes texts (a DataFrame ``text`` column, a list of strings or one string) or
+    pairs (:mod:`mlflow_flavor.inputs`).
 
     No input schema, because each one MLflow offers breaks a request format: with a ``string`` column MLflow's
     scoring server casts numbers and nulls to strings before the model sees them (``[1, None]`` would be tagged
@@ -236,25 +235,28 @@ def default_signature(task: str = SEQUENCE_TAGGING, tasks: Sequence[Mapping[str,
         ]
     )
     label = Object([Property("label", DataType.string), Property("score", DataType.double)])
-    if task in (TEXT_CLASSIFICATION, TEXT_PAIR_CLASSIFICATION):
-        outputs = Schema([ColSpec(Array(label), name="labels")])
-    elif task == MULTITASK:  # one column per task, under the task's name
-        head = [Property(name, kind) for name, kind in (("text", DataType.string), ("start", DataType.long))]
-        head += [Property("end", DataType.long), Property("label", DataType.string)]
-        relation = Object(
-            [
-                Property("head", Object(head)),
-                Property("tail", Object(head)),
-                Property("label", DataType.string),
-                Property("score", DataType.double),
-            ]
-        )
-        kinds = {SEQUENCE_TAGGING: entity, TEXT_CLASSIFICATION: label, RELATION_EXTRACTION: relation}
-        outputs = Schema([ColSpec(Array(kinds[t["task"]]), name=t["name"]) for t in tasks or ()])
-    elif task == TEXT_PAIR_REGRESSION:
-        outputs = Schema([ColSpec(DataType.double, name="value")])
+    head = [Property(name, kind) for name, kind in (("text", DataType.string), ("start", DataType.long))]
+    head += [Property("end", DataType.long), Property("label", DataType.string)]
+    relation = Object(
+        [
+            Property("head", Object(head)),
+            Property("tail", Object(head)),
+            Property("label", DataType.string),
+            Property("score", DataType.double),
+        ]
+    )
+    # the MLflow type of each answer the task specs name (exporter.format.specs.TaskSpec.answer)
+    answers = {
+        "entities": Array(entity),
+        "labels": Array(label),
+        "relations": Array(relation),
+        "value": DataType.double,
+    }
+    if task == MULTITASK:  # one column per task, under the task's name
+        outputs = Schema([ColSpec(answers[spec(t["task"]).answer], name=t["name"]) for t in tasks or ()])
     else:
-        outputs = Schema([ColSpec(Array(entity), name="entities")])
+        answer = spec(task).answer
+        outputs = Schema([ColSpec(answers[answer], name=answer)])
     return ModelSignature(outputs=outputs, params=ParamSchema(param_specs(task)))
 
 
@@ -269,7 +271,7 @@ def param_specs(task: str) -> list[Any]:
     specs = []
     for name, (kind, default) in ALLOWED_PARAMS.items():
         if name == "output":
-            default = OUTPUTS[task][0]
+            default = spec(task).answer
         if kind is tuple:  # a list of strings (candidate_labels)
             specs.append(ParamSpec(name, DataType.string, list(default), (-1,)))
         else:
@@ -533,7 +535,7 @@ def _describe_model(mlflow_model: Any, path: Path, manifest: Mapping[str, Any], 
     signature, input_example = given.signature, given.input_example
     task = manifest["task"]
     mlflow_model.signature = signature if signature is not None else default_signature(task, manifest.get("tasks"))
-    if input_example is None and task in PAIR_TASKS:
+    if input_example is None and spec(task).pairs:
         input_example = pd.DataFrame({"text": EXAMPLE_TEXTS, "text_pair": EXAMPLE_TEXTS[::-1]})
     elif input_example is None:
         input_example = pd.DataFrame({"text": EXAMPLE_TEXTS})

@@ -16,13 +16,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from exporter.errors import InputError
+from exporter.format.specs import PAIR_COLUMN, TEXT_COLUMN
 
 __all__ = ["PAIR_COLUMN", "TEXT_COLUMN", "check_text", "describe", "normalize_pairs", "normalize_texts"]
 
-#: the column of the texts (of each pair's first text)
-TEXT_COLUMN = "text"
-#: the column of each pair's second text
-PAIR_COLUMN = "text_pair"
 #: the input shapes a model of texts takes, and one of pairs: said in each refusal
 _TEXT_SHAPES = f"Send a DataFrame with a string column '{TEXT_COLUMN}', a list of strings, or a single string."
 _SHAPES = (

@@ -57,19 +57,17 @@ except ImportError as e:  # pragma: no cover - the message is the point
 
     raise MissingDependencyError("mlserver-mlflow", extra="mlserver", purpose="serving on MLServer") from e
 
-from exporter.config import PAIR_TASKS
 from exporter.errors import did_you_mean
-from mlflow_flavor.inputs import PAIR_COLUMN, TEXT_COLUMN
+from exporter.format.specs import spec
 from mlflow_flavor.mlmodel import FLAVOR_NAME
 from mlflow_flavor.pyfunc import DEFAULT_MAX_TEXTS
 
 __all__ = ["FlairRuntime", "check_inputs", "input_columns", "max_texts"]
 
 
-
 def input_columns(task: str) -> tuple[str, ...]:
     """The V2 inputs (DataFrame columns) a model of ``task`` reads."""
-    return (TEXT_COLUMN, PAIR_COLUMN) if task in PAIR_TASKS else (TEXT_COLUMN,)
+    return spec(task).columns
 
 
 class FlairRuntime(MLflowRuntime):

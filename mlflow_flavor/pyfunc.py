@@ -18,7 +18,6 @@ from typing import Any
 
 from exporter.config import (
     MULTITASK,
-    PAIR_TASKS,
     RELATION_EXTRACTION,
     SEQUENCE_TAGGING,
     TEXT_CLASSIFICATION,
@@ -28,6 +27,7 @@ from exporter.config import (
 )
 from exporter.errors import ConfigError, InputError, did_you_mean
 from exporter.format.modelfile import ZERO_SHOT_MODELS
+from exporter.format.specs import TASKS, spec
 from exporter.runtime.lean.model import LeanModel
 from exporter.runtime.lean.text import documents as lean_documents
 from exporter.runtime.lean.text import flair_documents
@@ -68,64 +68,29 @@ ALLOWED_PARAMS: dict[str, tuple[type, Any]] = {
     "split_sentences": (bool, False),
     "candidate_labels": (tuple, ()),
 }
-#: The ``output`` values per task: a bare list per text (the first), or ``records`` (a dict per text, for Spark).
-OUTPUTS = {
-    SEQUENCE_TAGGING: ("entities", "records"),
-    TEXT_CLASSIFICATION: ("labels", "records"),
-    TEXT_PAIR_CLASSIFICATION: ("labels", "records"),
-    TEXT_PAIR_REGRESSION: ("value", "records"),
-    MULTITASK: ("tasks", "records"),  # the same: a dict per text, each task's answer under its name
-}
-#: The ``params`` each task understands (``candidate_labels`` besides for zero-shot models).
-TASK_PARAMS = {
-    SEQUENCE_TAGGING: ("mini_batch_size", "min_score", "output", "return_tokens", "split_sentences"),
-    TEXT_CLASSIFICATION: ("mini_batch_size", "min_score", "output", "top_k"),
-    TEXT_PAIR_CLASSIFICATION: ("mini_batch_size", "min_score", "output", "top_k"),
-    TEXT_PAIR_REGRESSION: ("mini_batch_size", "output"),
-    MULTITASK: ("mini_batch_size", "min_score", "output"),
-}
-#: What each task is called in messages.
-TASK_NAMES = {
-    SEQUENCE_TAGGING: "sequence tagger",
-    TEXT_CLASSIFICATION: "text classifier",
-    TEXT_PAIR_CLASSIFICATION: "classifier of text pairs",
-    TEXT_PAIR_REGRESSION: "regressor of text pairs",
-    MULTITASK: "multitask model",
-}
 #: The most candidate labels one request may give (a TARS model runs once per label and text) and their length.
 MAX_CANDIDATE_LABELS = 64
 MAX_LABEL_CHARS = 200
 
 #: ``result_type`` for a regressor of text pairs: one number per pair.
-SPARK_VALUE_RESULT_TYPE = "double"
-_SPARK_ENTITY = "array<struct<text: string, label: string, start: bigint, end: bigint, score: double>>"
-_SPARK_LABEL = "array<struct<label: string, score: double>>"
+SPARK_VALUE_RESULT_TYPE = TASKS[TEXT_PAIR_REGRESSION].spark
 #: ``result_type`` for ``mlflow.pyfunc.spark_udf`` with ``params={"output": "records"}``: one struct per
 #: text whose field ``entities`` is the array of entity structs.
-SPARK_RESULT_TYPE = f"entities {_SPARK_ENTITY}"
+SPARK_RESULT_TYPE = f"entities {TASKS[SEQUENCE_TAGGING].spark}"
 #: The same for text classifiers: one struct per text whose field ``labels`` is the array of label structs.
-SPARK_CLASSIFIER_RESULT_TYPE = f"labels {_SPARK_LABEL}"
-_SPARK_SPAN = "struct<text: string, start: bigint, end: bigint, label: string>"
-_SPARK_RELATION = f"array<struct<head: {_SPARK_SPAN}, tail: {_SPARK_SPAN}, label: string, score: double>>"
+SPARK_CLASSIFIER_RESULT_TYPE = f"labels {TASKS[TEXT_CLASSIFICATION].spark}"
 
 
 def spark_result_type(flavor: Mapping[str, Any]) -> str:
     """``result_type`` for ``mlflow.pyfunc.spark_udf`` of a model, from its flair_mlflow flavor section (MLflow's
     ``get_model_info(uri).flavors["flair_mlflow"]``): with ``params={"output": "records"}`` for taggers and
     classifiers; a multitask model's struct has one field per task; a regressor of pairs answers a double."""
-    task = flavor.get("task") or SEQUENCE_TAGGING
-    if task == MULTITASK:
-        kinds = {
-            SEQUENCE_TAGGING: _SPARK_ENTITY,
-            RELATION_EXTRACTION: _SPARK_RELATION,
-            TEXT_CLASSIFICATION: _SPARK_LABEL,
-        }
-        return ", ".join(f"{t['name']} {kinds[t['task']]}" for t in flavor.get("tasks") or ())
-    if task == TEXT_PAIR_REGRESSION:
-        return SPARK_VALUE_RESULT_TYPE
-    return (
-        SPARK_CLASSIFIER_RESULT_TYPE if task in (TEXT_CLASSIFICATION, TEXT_PAIR_CLASSIFICATION) else SPARK_RESULT_TYPE
-    )
+    task = spec(flavor.get("task"))
+    if task.task == MULTITASK:
+        return ", ".join(f"{t['name']} {spec(t['task']).spark}" for t in flavor.get("tasks") or ())
+    if task.task == TEXT_PAIR_REGRESSION:  # one number per pair, not a struct
+        return task.spark
+    return f"{task.answer} {task.spark}"
 
 
 @dataclass(frozen=True)
@@ -169,7 +134,7 @@ SERVING_KEYS = tuple(f.name for f in dataclasses.fields(ServingOptions))
 def request_params(task: str, *, zero_shot: bool = False) -> tuple[str, ...]:
     """The request params a model of ``task`` takes (``candidate_labels`` besides for zero-shot models), in
     :data:`ALLOWED_PARAMS`' order; the signature declares the others too, only to refuse them by name."""
-    own = set(TASK_PARAMS[task]) | ({"candidate_labels"} if zero_shot else set())
+    own = set(spec(task).params) | ({"candidate_labels"} if zero_shot else set())
     return tuple(name for name in ALLOWED_PARAMS if name in own)
 
 
@@ -185,7 +150,7 @@ def parse_params(
     known = {name: ALLOWED_PARAMS[name] for name in request_params(task, zero_shot=zero_shot)}
     other = set(ALLOWED_PARAMS) - set(known)
     result = {name: default for name, (_, default) in ALLOWED_PARAMS.items()}
-    result["output"] = OUTPUTS[task][0]
+    result["output"] = spec(task).answer
     allowed = ", ".join(sorted(known))
     for name, value in (params or {}).items():
         if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # a numpy scalar (no MLflow in between)
@@ -206,7 +171,7 @@ def parse_params(
                     "Parameter 'candidate_labels' applies to Flair's zero-shot models (TARSClassifier, TARSTagger) "
                     f"only; this model's parameters: {allowed}."
                 )
-            raise InputError(f"Parameter {name!r} does not apply to a {TASK_NAMES[task]}; its parameters: {allowed}.")
+            raise InputError(f"Parameter {name!r} does not apply to a {spec(task).name}; its parameters: {allowed}.")
         if name not in known:
             raise InputError(f"Unknown parameter {name!r}{did_you_mean(name, known)}; allowed parameters: {allowed}.")
         result[name] = _checked_param(name, value, task)
@@ -239,8 +204,8 @@ def _checked_param(name: str, value: Any, task: str) -> Any:
             raise InputError(f"Parameter {name!r} must be an integer between {low} and 1024, got {describe(value)}.")
         return value
     if kind is str:
-        if value not in OUTPUTS[task]:
-            choices = ", ".join(OUTPUTS[task])
+        if value not in spec(task).outputs:
+            choices = ", ".join(spec(task).outputs)
             raise InputError(f"Parameter {name!r} must be one of {choices}, got {describe(value)}.")
         return value
     if kind is float:
@@ -455,7 +420,7 @@ class FlairPyfuncModel:
 
     def _predict(self, model_input: Any, params: Mapping[str, Any] | None) -> list[Any]:
         options = parse_params(params, self.task, zero_shot=self.zero_shot)
-        if self.task in PAIR_TASKS:
+        if spec(self.task).pairs:
             return self._pair_answers(normalize_pairs(model_input), options)
         texts = normalize_texts(model_input)
         self._check_count(len(texts))

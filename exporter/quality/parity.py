@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from exporter.config import (
-    PAIR_TASKS,
     SEQUENCE_TAGGING,
     TEXT_CLASSIFICATION,
     TEXT_PAIR_CLASSIFICATION,
@@ -27,6 +26,7 @@ from exporter.config import (
 )
 from exporter.errors import ParityError
 from exporter.format.modelfile import SUPPORTED_MODELS, model_embeddings
+from exporter.format.specs import spec
 from exporter.format.tasks import is_multitask, task_models
 from exporter.quality.advice import char_lm_advice, more_faithful_recipes
 from exporter.quality.metrics import f1_of_counts
@@ -179,7 +179,7 @@ def _task_of(model: Any) -> str | None:
 
 def is_pair_model(model: Any) -> bool:
     """Whether ``model`` answers pairs of texts (Flair's TextPairClassifier, TextPairRegressor)."""
-    return _task_of(model) in PAIR_TASKS
+    return spec(_task_of(model)).pairs
 
 
 #: a regressor's two values agree when they differ by at most this, relative to the value (1 below 1): float

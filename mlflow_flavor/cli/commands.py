@@ -21,7 +21,6 @@ from exporter.config import (
     CUDA_PROVIDER,
     INT8_RECIPES,
     OPTIMIZATION_LEVELS,
-    PAIR_TASKS,
     PRECISIONS,
     QUANTIZATIONS,
     SERVING_PATHS,
@@ -36,6 +35,7 @@ from exporter.config import (
 from exporter.errors import BundleError, ConfigError, FlairMlflowError
 from exporter.format.manifest import MANIFEST_FILE, read_manifest
 from exporter.format.modelfile import DropDictionaryChatter, load_flair_model
+from exporter.format.specs import spec
 from exporter.format.tasks import with_tagger
 from exporter.tools.demo import demo_classifier_path, demo_model_path, train_tagger_on_conll
 from exporter.tools.int8_report import (
@@ -667,7 +667,7 @@ def predict(
     loaded = load_reference(model, located=located)
     inputs = (
         _pairs(texts, from_lines=text_file is not None or "-" in given_texts)
-        if loaded.task in PAIR_TASKS
+        if spec(loaded.task).pairs
         else list(texts)
     )
     _refuse_undeclared(loaded.predictor, params)
