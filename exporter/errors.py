@@ -52,7 +52,6 @@ __all__ = [
     "ProviderError",
     "UnsafeModelFileError",
     "UnsupportedModelError",
-    "did_you_mean",
 ]
 
 

@@ -9,11 +9,14 @@ from click.testing import CliRunner
 from conftest import log_and_stage
 
 from mlflow_flavor.cli.commands import main
+from mlflow_flavor.fetch import DOWNLOAD_ONLY_FILES
 
 
 def _sealed(model_dir: Path) -> tuple[int, int]:
-    """The bundle's files (bundle.json aside) and the files outside the bundle (MLmodel aside), counted on disk."""
+    """The bundle's files (bundle.json aside) and the files outside the bundle (MLmodel aside), counted on disk
+    (less what MLflow writes into a download of a registered version, which no model holds: DOWNLOAD_ONLY_FILES)."""
     files = [p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*") if p.is_file()]
+    files = [f for f in files if f not in DOWNLOAD_ONLY_FILES]
     bundle = [f for f in files if f.startswith("bundle/") and f != "bundle/bundle.json"]
     others = [f for f in files if not f.startswith("bundle/") and f != "MLmodel"]
     return len(bundle), len(others)
