@@ -741,7 +741,9 @@ def test_the_command_line_exports_a_relation_extractor_with_its_tagger(tmp_path)
     assert result.exit_code != 0 and "--tagger NER.pt" in result.output and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("kind", ["pairs", "relations", pytest.param("tars", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "kind", [pytest.param("pairs", marks=pytest.mark.slow), "relations", pytest.param("tars", marks=pytest.mark.slow)]
+)
 def test_bench_takes_any_family(tiny_bert, kind, tmp_path):
     """Flair's PyTorch predict against each backend that applies, in one run: a classifier of text pairs (its
     transformer exported), a relation extractor with its tagger (Flair's own model), a TARS model."""

@@ -28,9 +28,9 @@ def _as_tuples(predictions):
 
 
 @pytest.fixture()
-def registered(tiny_tagger):
-    info = log_and_stage(tiny_tagger)
-    return info
+def registered(tiny_bundle):
+    """The tiny tagger's bundle (exported once a session) logged, registered and staged in this test's store."""
+    return log_and_stage(str(tiny_bundle))
 
 
 @pytest.mark.parametrize("backend", ["onnx", pytest.param("torch", marks=pytest.mark.slow)])

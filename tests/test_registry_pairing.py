@@ -61,6 +61,7 @@ def test_other_names_and_unused_twins_are_left_alone(three_versions):
     assert str(three_versions.get_model_version_by_alias("ner", "staging").version) == "2"
 
 
+@pytest.mark.slow
 def test_promote_to_the_alias_alone_moves_both(tiny_bundle):
     """The README's gated promotion without --to-stage, as the user ran it."""
     first = log_and_stage(str(tiny_bundle)).registered_model_version
@@ -76,6 +77,7 @@ def test_promote_to_the_alias_alone_moves_both(tiny_bundle):
     assert client.get_model_version("ner", str(first)).current_stage == "Production"
 
 
+@pytest.mark.slow
 def test_the_command_line_and_the_log_job_take_pair(tiny_bundle):
     """promote --no-pair / --pair false (what -P pair=false passes), and log --no-pair."""
     from click.testing import CliRunner
