@@ -535,10 +535,8 @@ def _describe_model(mlflow_model: Any, path: Path, manifest: Mapping[str, Any], 
     signature, input_example = given.signature, given.input_example
     task = manifest["task"]
     mlflow_model.signature = signature if signature is not None else default_signature(task, manifest.get("tasks"))
-    if input_example is None and spec(task).pairs:
-        input_example = pd.DataFrame({"text": EXAMPLE_TEXTS, "text_pair": EXAMPLE_TEXTS[::-1]})
-    elif input_example is None:
-        input_example = pd.DataFrame({"text": EXAMPLE_TEXTS})
+    if input_example is None:  # a column per input of the task's spec (a pair's second text: the texts reversed)
+        input_example = pd.DataFrame(dict(zip(spec(task).columns, (EXAMPLE_TEXTS, EXAMPLE_TEXTS[::-1]))))
     _save_example(mlflow_model, input_example, str(path))
     if given.metadata is not None:
         mlflow_model.metadata = dict(given.metadata)
